@@ -1,0 +1,473 @@
+"""Read side of BullMQ (and legacy Bull) queues in Redis, exactly per shared/formats/bullmq.md.
+
+Never writes: no scripts that write, no ``meta.version``. Counts use pipelined LLEN/ZCARD (what
+``getCounts-1.lua`` does, minus its RPOP of pre-v5 markers, which we subtract instead).
+"""
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+
+from backends.blob import ROW_LIMIT, to_blob, to_int, to_str
+from backends.bullmq import discovery
+from backends.bullmq.cursor import ListCursor, ZsetCursor, decode_cursor, encode_cursor
+from backends.bullmq.keys import QueueKeys
+from backends.contract import (
+    CANONICAL_STATES,
+    Capabilities,
+    Discovery,
+    JobDetail,
+    JobSummary,
+    Latency,
+    LogLines,
+    Page,
+    QueueRef,
+    QueueStatus,
+    Reader,
+    Throughput,
+)
+from backends.errors import BackendError
+from backends.redis_client import redis_errors
+from backends.urls import ConnectionUrl
+
+#: native count names reported by BullMQ's getJobCounts() for all types (+ the legacy `paused`)
+BULLMQ_NATIVE = ("active", "completed", "delayed", "failed", "prioritized", "waiting", "waiting-children", "paused")
+BULL_NATIVE = ("active", "completed", "delayed", "failed", "waiting", "paused")
+
+#: how a canonical state maps onto keys, in the order a worker takes them.
+#: (segment key suffix, kind, order) -- order "asc" for zsets / "oldest" for lists
+SEGMENTS: dict[str, list[tuple[str, str, str]]] = {
+    "waiting": [("wait", "list", "oldest"), ("prioritized", "zset", "asc"), ("paused", "list", "oldest")],
+    "delayed": [("delayed", "zset", "asc")],
+    "active": [("active", "list", "oldest")],
+    "completed": [("completed", "zset", "desc")],
+    "failed": [("failed", "zset", "desc")],
+    "waiting_children": [("waiting-children", "zset", "asc")],
+}
+BULL_SEGMENTS = {**SEGMENTS, "waiting": [("wait", "list", "oldest"), ("paused", "list", "oldest")]}
+NATIVE_STATE_OF_SEGMENT = {"wait": "waiting", "waiting-children": "waiting-children"}
+
+ROW_FIELDS = ("name", "timestamp", "processedOn", "finishedOn", "failedReason", "atm", "attemptsMade", "priority", "delay")
+LOG_TAIL = 200
+EVENTS_READ_CAP = 2000
+LATENCY_SAMPLE = 50
+
+
+@dataclass
+class _EventCursor:
+    last_id: bytes
+    at_ms: int
+
+
+@dataclass
+class _MetricsPoint:
+    completed: int
+    failed: int
+    at_ms: int
+
+
+@dataclass
+class _ThroughputState:
+    events: dict[tuple, _EventCursor] = field(default_factory=dict)
+    metrics: dict[tuple, _MetricsPoint] = field(default_factory=dict)
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+class BullMQReader(Reader):
+    """BullMQ and Bull queues on one Redis connection."""
+
+    backend = "bullmq"
+    capabilities = Capabilities(
+        states=CANONICAL_STATES[:5] + ("waiting_children",),
+        job_logs=True,
+        throughput=True,
+        latency=True,
+    )
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        url: ConnectionUrl,
+        prefixes: list[str] | None = None,
+        discovery_budget_s: float = 3.0,
+    ) -> None:
+        self.client = client
+        self.url = url
+        self.prefixes = prefixes
+        self.discovery_budget_s = discovery_budget_s
+        self._versions: dict[tuple, str | None] = {}
+        self._tp = _ThroughputState()
+
+    # ------------------------------------------------------------------ discovery
+    async def discover(self) -> Discovery:
+        async with redis_errors(self.url):
+            result = await discovery.discover(self.client, self.prefixes, self.discovery_budget_s)
+        queues = []
+        for f in result.found:
+            ref = QueueRef(connection=self.url.redacted, backend=f.backend, namespace=f.prefix, name=f.name)
+            self._versions[ref.key] = f.version
+            queues.append(ref)
+        looked_for = [p.replace("\\", "") for p in result.patterns]
+        note = None
+        if not result.complete:
+            note = f"discovery stopped after {self.discovery_budget_s:g} s ({result.keys_seen} keys matched); pin --prefix to look faster"
+        return Discovery(queues=queues, looked_for=looked_for, complete=result.complete, note=note)
+
+    # ------------------------------------------------------------------ counts
+    async def statuses(self, queues: list[QueueRef]) -> list[QueueStatus]:
+        """One pipelined round trip for every queue (plus the server clock)."""
+        if not queues:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        pipe.time()
+        for q in queues:
+            k = QueueKeys(q.namespace, q.name)
+            pipe.llen(k("wait"))
+            pipe.lindex(k("wait"), -1)
+            pipe.llen(k("paused"))
+            pipe.lindex(k("paused"), -1)
+            pipe.llen(k("active"))
+            for suffix in ("prioritized", "delayed", "completed", "failed", "waiting-children"):
+                pipe.zcard(k(suffix))
+            pipe.hmget(k("meta"), "paused", "version", "concurrency", "max", "duration")
+            pipe.exists(k("meta-paused"))
+        async with redis_errors(self.url):
+            replies = await pipe.execute()
+        secs, micros = replies[0]
+        now_ms = int(secs) * 1000 + int(micros) // 1000
+        out = []
+        width = 12
+        for i, q in enumerate(queues):
+            r = replies[1 + i * width: 1 + (i + 1) * width]
+            wait, wait_tail, paused_list, paused_tail, active = r[0], r[1], r[2], r[3], r[4]
+            prioritized, delayed, completed, failed, waiting_children = r[5:10]
+            meta_paused, version, concurrency, rate_max, rate_duration = r[10]
+            legacy_paused_flag = r[11]
+            # pre-v5 delayed markers "0:<ts>" at the tail of wait/paused are not jobs
+            if wait_tail is not None and wait_tail.startswith(b"0:"):
+                wait = max(wait - 1, 0)
+            if paused_tail is not None and paused_tail.startswith(b"0:"):
+                paused_list = max(paused_list - 1, 0)
+            if q.backend == "bull":
+                native = {"active": active, "completed": completed, "delayed": delayed, "failed": failed,
+                          "waiting": wait, "paused": paused_list}
+                counts = {"waiting": wait + paused_list, "delayed": delayed, "active": active,
+                          "completed": completed, "failed": failed, "cancelled": None}
+                paused = bool(legacy_paused_flag) or meta_paused == b"1"
+            else:
+                native = {"active": active, "completed": completed, "delayed": delayed, "failed": failed,
+                          "prioritized": prioritized, "waiting": wait, "waiting-children": waiting_children,
+                          "paused": paused_list}
+                counts = {"waiting": wait + paused_list + prioritized, "delayed": delayed, "active": active,
+                          "completed": completed, "failed": failed, "cancelled": None,
+                          "waiting_children": waiting_children}
+                paused = meta_paused is not None
+            info: dict[str, str] = {}
+            if version:
+                info["version"] = to_str(version) or ""
+            if concurrency:
+                info["global concurrency"] = to_str(concurrency) or ""
+            if rate_max:
+                info["rate limit"] = f"{to_str(rate_max)} per {to_str(rate_duration)} ms"
+            if paused_list:
+                info["legacy paused list"] = f"{paused_list} jobs (counted as waiting)"
+            out.append(QueueStatus(queue=q, paused=paused, counts=counts, native=native, info=info,
+                                   server_time_ms=now_ms))
+        return out
+
+    # ------------------------------------------------------------------ pages
+    async def page(self, queue: QueueRef, state: str, cursor: str | None = None, limit: int = 50) -> Page:
+        segments = (BULL_SEGMENTS if queue.backend == "bull" else SEGMENTS).get(state)
+        if segments is None:
+            raise BackendError(f"{queue.backend} has no state {state!r}")
+        if queue.backend == "bull" and state == "waiting_children":
+            raise BackendError("bull has no state 'waiting_children'")
+        limit = max(1, min(limit, 1000))
+        k = QueueKeys(queue.namespace, queue.name)
+        seg_index, pos = decode_cursor(cursor)
+        picked: list[tuple[str, str]] = []  # (id, segment suffix)
+        next_cursor: str | None = None
+        async with redis_errors(self.url):
+            total = await self._total(k, segments)
+            while seg_index < len(segments) and len(picked) < limit:
+                suffix, kind, order = segments[seg_index]
+                ids, more_pos = await self._window(k(suffix), kind, order, pos, limit - len(picked))
+                picked.extend((i, suffix) for i in ids)
+                if more_pos is not None:
+                    next_cursor = encode_cursor(seg_index, more_pos)
+                    break
+                seg_index, pos = seg_index + 1, None
+            if next_cursor is None and seg_index < len(segments):
+                next_cursor = encode_cursor(seg_index, None)  # page full at a segment boundary
+            rows = await self._rows(k, picked, state)
+        return Page(queue=queue, state=state, jobs=rows, next_cursor=next_cursor, total=total)
+
+    async def _total(self, k: QueueKeys, segments: list[tuple[str, str, str]]) -> int:
+        pipe = self.client.pipeline(transaction=False)
+        for suffix, kind, _ in segments:
+            (pipe.llen if kind == "list" else pipe.zcard)(k(suffix))
+        return sum(await pipe.execute())
+
+    async def _window(self, key: str, kind: str, order: str, pos, want: int) -> tuple[list[str], object | None]:
+        """Ids of one server-side window and the position after it (None when the key is exhausted)."""
+        if kind == "list":
+            offset = pos.offset if isinstance(pos, ListCursor) else 0
+            # oldest first = from the tail: indexes -(offset+1) down to -(offset+want+1)
+            raw = await self.client.lrange(key, -(offset + want + 1), -(offset + 1))
+            raw = list(reversed(raw))
+            raw = [r for r in raw if not r.startswith(b"0:")]  # pre-v5 markers
+            more = len(raw) > want
+            ids = [to_str(r) or "" for r in raw[:want]]
+            return ids, (ListCursor(offset + want) if more else None)
+        zc = pos if isinstance(pos, ZsetCursor) else None
+        if order == "asc":
+            lo = f"{zc.score!r}" if zc else "-inf"
+            raw = await self.client.zrangebyscore(key, lo, "+inf", start=zc.skip if zc else 0, num=want + 1, withscores=True)
+        else:
+            hi = f"{zc.score!r}" if zc else "+inf"
+            raw = await self.client.zrevrangebyscore(key, hi, "-inf", start=zc.skip if zc else 0, num=want + 1, withscores=True)
+        more = len(raw) > want
+        raw = raw[:want]
+        ids = [to_str(member) or "" for member, _ in raw]
+        if not more:
+            return ids, None
+        last_score = raw[-1][1]
+        same = sum(1 for _, s in raw if s == last_score)
+        if zc and zc.score == last_score:
+            same += zc.skip
+        return ids, ZsetCursor(last_score, same)
+
+    async def _rows(self, k: QueueKeys, picked: list[tuple[str, str]], state: str) -> list[JobSummary]:
+        if not picked:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for job_id, _ in picked:
+            pipe.hmget(k.job(job_id), *ROW_FIELDS)
+        replies = await pipe.execute()
+        rows = []
+        for (job_id, suffix), values in zip(picked, replies):
+            if all(v is None for v in values):
+                continue  # hash gone since the window was read (as BullMQ's getJobs skips it)
+            rows.append(_summary(job_id, state, NATIVE_STATE_OF_SEGMENT.get(suffix, suffix), dict(zip(ROW_FIELDS, values))))
+        return rows
+
+    # ------------------------------------------------------------------ detail
+    async def job(self, queue: QueueRef, job_id: str) -> JobDetail | None:
+        k = QueueKeys(queue.namespace, queue.name)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(k.job(job_id))
+        pipe.lrange(k.logs(job_id), -LOG_TAIL, -1)
+        pipe.llen(k.logs(job_id))
+        for suffix in ("completed", "failed", "delayed", "prioritized", "waiting-children"):
+            pipe.zscore(k(suffix), job_id)
+        async with redis_errors(self.url):
+            fields, logs, log_count, *scores = await pipe.execute()
+            if not fields:
+                return None
+            native_state = None
+            for suffix, score in zip(("completed", "failed", "delayed", "prioritized", "waiting-children"), scores):
+                if score is not None:
+                    native_state = suffix
+                    break
+            if native_state is None:
+                native_state = await self._list_state(k, job_id)
+        state = _canonical(native_state)
+        f = {to_str(key): value for key, value in fields.items()}
+        summary = _summary(job_id, state, native_state, f, reason_limit=ROW_LIMIT * 20)
+        stack: list = []
+        raw_stack = f.get("stacktrace")
+        if raw_stack:
+            try:
+                parsed = json.loads(raw_stack)
+                if isinstance(parsed, list):
+                    stack = [to_blob(str(line)) for line in reversed(parsed)]
+                else:
+                    stack = [to_blob(raw_stack)]
+            except ValueError:
+                stack = [to_blob(raw_stack)]
+        opts = f.get("opts")
+        max_attempts = None
+        if opts:
+            try:
+                parsed_opts = json.loads(opts)
+                if isinstance(parsed_opts, dict):
+                    max_attempts = to_int(parsed_opts.get("attempts"))
+            except ValueError:
+                pass
+        extra = {}
+        for name in ("parentKey", "parent", "deid", "rjk", "pb", "stc", "defa"):
+            if f.get(name) is not None:
+                extra[name] = (to_str(f[name]) or "")[:ROW_LIMIT]
+        return JobDetail(
+            summary=summary,
+            data=to_blob(f.get("data")),
+            options=to_blob(opts),
+            return_value=to_blob(f.get("returnvalue")),
+            progress=(to_str(f.get("progress")) or None) and (to_str(f.get("progress")) or "")[:ROW_LIMIT],
+            stacktrace=[s for s in stack if s is not None],
+            logs=LogLines(lines=[to_str(line) or "" for line in logs], total=int(log_count)),
+            attempts_started=to_int(f.get("ats")),
+            max_attempts=max_attempts,
+            extra=extra,
+        )
+
+    async def _list_state(self, k: QueueKeys, job_id: str) -> str:
+        """LPOS is O(N): bounded with MAXLEN so that a huge wait list never blocks the server."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.lpos(k("active"), job_id, maxlen=100_000)
+        pipe.lpos(k("wait"), job_id, maxlen=100_000)
+        pipe.lpos(k("paused"), job_id, maxlen=100_000)
+        active, wait, paused = await pipe.execute()
+        if active is not None:
+            return "active"
+        if wait is not None:
+            return "waiting"
+        if paused is not None:
+            return "paused"
+        return "unknown"
+
+    # ------------------------------------------------------------------ throughput
+    async def throughput(self, queues: list[QueueRef]) -> list[Throughput]:
+        """Completions/failures per second since the last call.
+
+        Exact from the ``metrics:*`` counters when workers keep metrics; else counted from the
+        events stream (read from where the last call stopped, at most EVENTS_READ_CAP entries per
+        queue and call: a rate that hit the cap is flagged as a lower bound).
+        """
+        qs = [q for q in queues if q.backend == "bullmq"]
+        if not qs:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        pipe.time()
+        for q in qs:
+            k = QueueKeys(q.namespace, q.name)
+            pipe.hget(k("metrics:completed"), "count")
+            pipe.hget(k("metrics:failed"), "count")
+        async with redis_errors(self.url):
+            secs, micros, *metric_replies = _flatten_time(await pipe.execute())
+            now_ms = int(secs) * 1000 + int(micros) // 1000
+            # streams not yet tailed start at "now": only what happens from here on is counted
+            streams = {}
+            for q in qs:
+                cur = self._tp.events.get(q.key)
+                if cur is None:
+                    self._tp.events[q.key] = _EventCursor(f"{now_ms}-0".encode(), now_ms)
+                else:
+                    streams[QueueKeys(q.namespace, q.name)("events")] = cur.last_id
+            read = await self.client.xread(streams, count=EVENTS_READ_CAP) if streams else []
+        by_stream = {to_str(name): entries for name, entries in read}
+        out = []
+        for i, q in enumerate(qs):
+            k = QueueKeys(q.namespace, q.name)
+            completed_total, failed_total = to_int(metric_replies[2 * i]), to_int(metric_replies[2 * i + 1])
+            cur = self._tp.events[q.key]
+            entries = by_stream.get(k("events"), [])
+            done = fail = 0
+            for entry_id, fields in entries:
+                ev = fields.get(b"event")
+                if ev == b"completed":
+                    done += 1
+                elif ev == b"failed":
+                    fail += 1
+            capped = len(entries) >= EVENTS_READ_CAP
+            interval_s = max((now_ms - cur.at_ms) / 1000.0, 0.001)
+            first = cur.at_ms == now_ms
+            if capped:
+                # skip the backlog we did not read so the next sample is live; this one is a lower bound
+                cur.last_id = f"{now_ms}-0".encode()
+            elif entries:
+                cur.last_id = entries[-1][0]
+            cur.at_ms = now_ms
+            source, c_rate, f_rate = "events", done / interval_s, fail / interval_s
+            if completed_total is not None or failed_total is not None:
+                prev = self._tp.metrics.get(q.key)
+                point = _MetricsPoint(completed_total or 0, failed_total or 0, now_ms)
+                self._tp.metrics[q.key] = point
+                if prev is not None and point.completed >= prev.completed and point.failed >= prev.failed:
+                    span = max((now_ms - prev.at_ms) / 1000.0, 0.001)
+                    source = "metrics"
+                    c_rate = (point.completed - prev.completed) / span
+                    f_rate = (point.failed - prev.failed) / span
+                    capped = False
+            if first:
+                continue
+            out.append(Throughput(queue=q, at_ms=now_ms, interval_s=interval_s, completed_per_s=c_rate,
+                                  failed_per_s=f_rate, source=source, capped=capped))
+        return out
+
+    # ------------------------------------------------------------------ latency
+    async def latency(self, queues: list[QueueRef]) -> list[Latency]:
+        """Wait (processedOn - timestamp - delay) and run time (finishedOn - processedOn) of the
+        LATENCY_SAMPLE most recently completed jobs of each queue: two pipelined round trips."""
+        if not queues:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for q in queues:
+            pipe.zrevrange(QueueKeys(q.namespace, q.name)("completed"), 0, LATENCY_SAMPLE - 1)
+        async with redis_errors(self.url):
+            id_lists = await pipe.execute()
+            pipe = self.client.pipeline(transaction=False)
+            for q, ids in zip(queues, id_lists):
+                k = QueueKeys(q.namespace, q.name)
+                for job_id in ids:
+                    pipe.hmget(k.job(to_str(job_id) or ""), "timestamp", "delay", "processedOn", "finishedOn")
+            fields = await pipe.execute() if any(id_lists) else []
+        out, pos = [], 0
+        for q, ids in zip(queues, id_lists):
+            waits, runs = [], []
+            for ts, delay, started, finished in fields[pos:pos + len(ids)]:
+                ts, delay, started, finished = to_int(ts), to_int(delay) or 0, to_int(started), to_int(finished)
+                if ts is not None and started is not None:
+                    waits.append(float(max(started - ts - delay, 0)))
+                if started is not None and finished is not None:
+                    runs.append(float(max(finished - started, 0)))
+            pos += len(ids)
+            out.append(Latency(queue=q, sample_size=len(runs), wait_p50_ms=_percentile(waits, 50),
+                               wait_p95_ms=_percentile(waits, 95), run_p50_ms=_percentile(runs, 50),
+                               run_p95_ms=_percentile(runs, 95)))
+        return out
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+def _flatten_time(replies: list) -> list:
+    (secs, micros), *rest = replies
+    return [secs, micros, *rest]
+
+
+def _canonical(native_state: str) -> str:
+    return {
+        "waiting": "waiting", "prioritized": "waiting", "paused": "waiting", "delayed": "delayed",
+        "active": "active", "completed": "completed", "failed": "failed",
+        "waiting-children": "waiting_children",
+    }.get(native_state, native_state)
+
+
+def _summary(job_id: str, state: str, native_state: str, f: dict, reason_limit: int = ROW_LIMIT) -> JobSummary:
+    attempts = to_int(f.get("atm"))
+    if attempts is None:
+        attempts = to_int(f.get("attemptsMade"))
+    return JobSummary(
+        id=job_id,
+        state=state,
+        native_state=native_state,
+        name=to_str(f.get("name")),
+        created_ms=to_int(f.get("timestamp")),
+        processed_ms=to_int(f.get("processedOn")),
+        finished_ms=to_int(f.get("finishedOn")),
+        attempts_made=attempts,
+        priority=to_int(f.get("priority")),
+        delay_ms=to_int(f.get("delay")),
+        failed_reason=to_blob(f.get("failedReason"), reason_limit),
+    )

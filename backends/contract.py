@@ -1,0 +1,222 @@
+"""The reader contract: what every queue-system reader offers, and the records it returns.
+
+Plain Python and pydantic; no Textual. The TUI and the CLI only ever see these types.
+
+A reader is bound to one connection (one Redis or PostgreSQL server) and one queue system on it.
+Every method is a coroutine; the caller wraps each call in a timeout (see ``call_with_timeout``).
+"""
+from __future__ import annotations
+
+import abc
+import asyncio
+from typing import Any, Awaitable, Literal, TypeVar
+
+from pydantic import BaseModel, Field
+
+from backends.errors import BackendTimeout
+
+#: Canonical states, in display order. A backend may add its own (e.g. ``waiting_children``).
+CANONICAL_STATES: tuple[str, ...] = ("waiting", "delayed", "active", "completed", "failed", "cancelled")
+
+T = TypeVar("T")
+
+
+async def call_with_timeout(coro: Awaitable[T], seconds: float, what: str) -> T:
+    """Await ``coro`` for at most ``seconds``; raise BackendTimeout naming ``what`` otherwise."""
+    try:
+        return await asyncio.wait_for(coro, seconds)
+    except asyncio.TimeoutError:
+        raise BackendTimeout(f"{what} timed out after {seconds:g} s") from None
+
+
+class Capabilities(BaseModel):
+    """What a reader can do. The UI offers only what is True here; it never fakes the rest."""
+
+    states: tuple[str, ...] = CANONICAL_STATES
+    job_logs: bool = False
+    throughput: bool = False
+    latency: bool = False
+    # Mutations (filled in by the actions layer of later issues).
+    pause: bool = False
+    retry: bool = False
+    purge: bool = False
+    promote: bool = False
+    cancel: bool = False
+    payload_search: bool = False
+    read_only_reason: str | None = None
+
+
+class QueueRef(BaseModel):
+    """One queue on one connection. ``namespace`` is the BullMQ key prefix or pg-boss schema."""
+
+    model_config = {"frozen": True}
+
+    connection: str  # redacted URL, never a password
+    backend: str  # "bullmq", "bull", "pgboss", ...
+    namespace: str
+    name: str
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.backend}:{self.name}"
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.connection, self.backend, self.namespace, self.name)
+
+
+class QueueStatus(BaseModel):
+    """Counts and flags of one queue at one instant."""
+
+    queue: QueueRef
+    paused: bool = False
+    #: canonical state -> count; None where the backend has no such state.
+    counts: dict[str, int | None] = Field(default_factory=dict)
+    #: the backend's own state names -> count, equal to what the library itself reports.
+    native: dict[str, int] = Field(default_factory=dict)
+    #: canonical states whose number is estimated or capped (the UI labels them).
+    estimated: list[str] = Field(default_factory=list)
+    #: free-form facts worth showing (library version hint, global concurrency, ...).
+    info: dict[str, str] = Field(default_factory=dict)
+    #: server clock (ms) when the counts were taken.
+    server_time_ms: int | None = None
+
+
+class Throughput(BaseModel):
+    """Finished jobs of one queue per second since the previous sample."""
+
+    queue: QueueRef
+    at_ms: int
+    interval_s: float
+    completed_per_s: float
+    failed_per_s: float
+    source: Literal["events", "metrics", "none"] = "none"
+    #: True when the sample hit a read cap and the rate is a lower bound.
+    capped: bool = False
+
+
+class Latency(BaseModel):
+    """Wait and processing time over the most recent completed jobs (milliseconds)."""
+
+    queue: QueueRef
+    sample_size: int
+    wait_p50_ms: float | None = None
+    wait_p95_ms: float | None = None
+    run_p50_ms: float | None = None
+    run_p95_ms: float | None = None
+
+
+class Blob(BaseModel):
+    """A piece of untrusted queue data: kept raw (decoded), cut at a limit, with its true size."""
+
+    text: str
+    size: int  # bytes in the store
+    truncated: bool = False
+    is_binary: bool = False
+
+
+class JobSummary(BaseModel):
+    """One row of a job list: cheap fields only (no payload)."""
+
+    id: str
+    state: str  # canonical
+    native_state: str
+    name: str | None = None
+    created_ms: int | None = None
+    processed_ms: int | None = None
+    finished_ms: int | None = None
+    attempts_made: int | None = None
+    priority: int | None = None
+    delay_ms: int | None = None
+    failed_reason: Blob | None = None
+
+
+class LogLines(BaseModel):
+    lines: list[str]
+    total: int
+
+
+class JobDetail(BaseModel):
+    """Everything about one job, loaded only for the detail view."""
+
+    summary: JobSummary
+    data: Blob | None = None
+    options: Blob | None = None
+    return_value: Blob | None = None
+    progress: str | None = None
+    #: newest first
+    stacktrace: list[Blob] = Field(default_factory=list)
+    logs: LogLines | None = None
+    attempts_started: int | None = None
+    max_attempts: int | None = None
+    extra: dict[str, str] = Field(default_factory=dict)
+
+
+class Page(BaseModel):
+    """One server-side page of a job list. ``next_cursor`` is None on the last page."""
+
+    queue: QueueRef
+    state: str
+    jobs: list[JobSummary]
+    next_cursor: str | None = None
+    #: size of the whole list (what the counts say), for "x of N".
+    total: int | None = None
+
+
+class Discovery(BaseModel):
+    """Result of looking for queues on a connection."""
+
+    queues: list[QueueRef]
+    #: what was looked for (e.g. key prefixes or schemas), for "no queues found" messages
+    looked_for: list[str] = Field(default_factory=list)
+    complete: bool = True
+    note: str | None = None
+
+
+class Reader(abc.ABC):
+    """A queue system on one connection. Subclasses live in ``backends.<system>``."""
+
+    backend: str
+    capabilities: Capabilities
+
+    @abc.abstractmethod
+    async def discover(self) -> Discovery:
+        """Find the queues of this system on the connection (bounded in time)."""
+
+    @abc.abstractmethod
+    async def statuses(self, queues: list[QueueRef]) -> list[QueueStatus]:
+        """Counts of every given queue in one round trip."""
+
+    @abc.abstractmethod
+    async def page(self, queue: QueueRef, state: str, cursor: str | None = None, limit: int = 50) -> Page:
+        """One page of jobs in a canonical (or backend-specific) state, from a server-side window."""
+
+    @abc.abstractmethod
+    async def job(self, queue: QueueRef, job_id: str) -> JobDetail | None:
+        """One job in full, or None when it does not exist."""
+
+    async def throughput(self, queues: list[QueueRef]) -> list[Throughput]:
+        """Completions and failures per second since the previous call (empty when unsupported)."""
+        return []
+
+    async def latency(self, queues: list[QueueRef]) -> list[Latency]:
+        """Latency over recent completed jobs (empty when unsupported)."""
+        return []
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release connections."""
+
+
+def json_record(status: QueueStatus) -> dict[str, Any]:
+    """The ``status --json`` record of one queue (see DESIGN.md, command line contract)."""
+    return {
+        "connection": status.queue.connection,
+        "backend": status.queue.backend,
+        "queue": status.queue.name,
+        "namespace": status.queue.namespace,
+        "paused": status.paused,
+        "counts": status.counts,
+        "native": status.native,
+        "estimated": status.estimated,
+    }

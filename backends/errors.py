@@ -1,0 +1,17 @@
+"""Errors a reader raises. Messages are one line and never contain a password."""
+
+
+class BackendError(Exception):
+    """The backend answered with an error, or its data cannot be read."""
+
+
+class ConnectError(BackendError):
+    """The server cannot be reached, refused the connection, or rejected the credentials."""
+
+
+class BackendTimeout(BackendError):
+    """A backend call took longer than its timeout."""
+
+
+class BadUrl(ValueError):
+    """A connection string that is malformed or has an unknown scheme (bad usage, exit 2)."""

@@ -1,0 +1,48 @@
+"""Opening a redis.asyncio client with timeouts, and turning its errors into contract errors."""
+from __future__ import annotations
+
+import contextlib
+from typing import AsyncIterator
+
+import redis.asyncio as aioredis
+from redis import exceptions as rexc
+
+from backends.errors import BackendError, BackendTimeout, ConnectError
+from backends.urls import ConnectionUrl
+
+
+def open_client(url: ConnectionUrl, connect_timeout: float, op_timeout: float) -> aioredis.Redis:
+    """A client with bytes replies (queue data is untrusted and may not be UTF-8)."""
+    raw = url.raw
+    if url.scheme == "redis+unix":
+        raw = "unix" + raw[len("redis+unix"):]
+    return aioredis.Redis.from_url(
+        raw,
+        decode_responses=False,
+        socket_connect_timeout=connect_timeout,
+        socket_timeout=op_timeout,
+        health_check_interval=0,
+        retry_on_timeout=False,
+        client_name=None,
+    )
+
+
+@contextlib.asynccontextmanager
+async def redis_errors(url: ConnectionUrl) -> AsyncIterator[None]:
+    """Map redis-py exceptions to one-line contract errors that name the host, not the password."""
+    try:
+        yield
+    except rexc.AuthenticationError as exc:
+        raise ConnectError(f"Redis at {url.host_label} rejected the credentials") from exc
+    except rexc.TimeoutError as exc:
+        raise BackendTimeout(f"Redis at {url.host_label} did not answer in time") from exc
+    except TimeoutError as exc:  # builtin TimeoutError is an OSError: catch it first
+        raise BackendTimeout(f"Redis at {url.host_label} did not answer in time") from exc
+    except (rexc.ConnectionError, OSError) as exc:
+        reason = str(exc).split("\n")[0]
+        reason = reason.replace(url.raw, url.redacted)
+        raise ConnectError(f"cannot connect to Redis at {url.host_label}: {reason}") from exc
+    except rexc.ResponseError as exc:
+        raise BackendError(f"Redis at {url.host_label} answered with an error: {exc}") from exc
+    except rexc.RedisError as exc:
+        raise BackendError(f"Redis at {url.host_label}: {exc}") from exc

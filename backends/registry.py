@@ -1,0 +1,60 @@
+"""Opening readers for a connection URL: which queue systems a server can hold, and connecting.
+
+Redis URLs get the BullMQ reader (which also reads legacy Bull queues). PostgreSQL readers
+(pg-boss) plug in here when they exist.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from backends.contract import Reader, call_with_timeout
+from backends.errors import BadUrl, ConnectError
+from backends.urls import ConnectionUrl, parse
+
+REDIS_BACKENDS = ("bullmq",)
+POSTGRES_BACKENDS: tuple[str, ...] = ()
+ALL_BACKENDS = REDIS_BACKENDS + POSTGRES_BACKENDS + ("pgboss",)
+
+
+@dataclass
+class ConnectOptions:
+    backend: str | None = None  # force one system instead of detecting
+    prefixes: list[str] = field(default_factory=list)  # BullMQ key prefixes; empty = discover all
+    schema: str | None = None  # pg-boss schema
+    connect_timeout: float = 5.0
+    op_timeout: float = 10.0
+    discovery_budget_s: float = 3.0
+
+
+async def open_readers(raw_url: str, options: ConnectOptions) -> list[Reader]:
+    """Connect (within ``connect_timeout``) and return one reader per queue system to look at."""
+    url = parse(raw_url)
+    if options.backend and options.backend not in ALL_BACKENDS:
+        raise BadUrl(f"unknown backend {options.backend!r} (known: {', '.join(ALL_BACKENDS)})")
+    if url.kind == "redis":
+        if options.backend and options.backend not in REDIS_BACKENDS:
+            raise BadUrl(f"backend {options.backend!r} does not live in Redis ({url.redacted})")
+        return [await _open_bullmq(url, options)]
+    raise BadUrl(
+        f"no reader for PostgreSQL yet ({url.redacted}): the pg-boss reader is not part of this version"
+    )
+
+
+async def _open_bullmq(url: ConnectionUrl, options: ConnectOptions) -> Reader:
+    from backends.bullmq.reader import BullMQReader
+    from backends.redis_client import open_client, redis_errors
+
+    client = open_client(url, options.connect_timeout, options.op_timeout)
+    try:
+        async with redis_errors(url):
+            await call_with_timeout(client.ping(), options.connect_timeout, f"connecting to Redis at {url.host_label}")
+    except asyncio.CancelledError:
+        await client.aclose()
+        raise
+    except Exception as exc:
+        await client.aclose()
+        if isinstance(exc, ConnectError):
+            raise
+        raise ConnectError(str(exc)) from exc
+    return BullMQReader(client, url, prefixes=options.prefixes or None, discovery_budget_s=options.discovery_budget_s)

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+
+import pytest
+import redis
+
+from tests.servers import EmbeddedRedis
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """QC_TEST_REDIS_URL when given, else an embedded Redis for the whole session."""
+    url = os.environ.get("QC_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    server = EmbeddedRedis()
+    yield server.url
+    server.stop()
+
+
+def _delete_prefix(url: str, prefix: str) -> None:
+    client = redis.Redis.from_url(url)
+    try:
+        batch = []
+        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            batch.append(key)
+            if len(batch) >= 500:
+                client.delete(*batch)
+                batch.clear()
+        if batch:
+            client.delete(*batch)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def prefix(redis_url):
+    """A key prefix of this test's own; every key under it is deleted afterwards."""
+    p = f"qct{uuid.uuid4().hex[:10]}"
+    yield p
+    _delete_prefix(redis_url, p)
+
+
+@pytest.fixture
+def sync_redis(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
