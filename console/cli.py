@@ -1,0 +1,243 @@
+"""The ``queue-console`` command: the TUI by default, and headless verbs (status, jobs, job, demo).
+
+Exit codes: 0 done; 2 bad usage or bad input; 3 cannot connect / backend error; 4 refused.
+Errors are one line on stderr, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any, NoReturn
+
+from backends.contract import json_record
+from backends.errors import BackendError, BadUrl
+from console import formatting as fmt
+from console.config import ConfigError, Settings, load
+from console.connections import QueueNotFound, Session
+from console.safe_text import blob_text, clean, one_line
+
+EXIT_OK, EXIT_USAGE, EXIT_BACKEND, EXIT_REFUSED = 0, 2, 3, 4
+
+
+class UsageError(Exception):
+    pass
+
+
+def _connection_flags(p: argparse.ArgumentParser, top: bool = False) -> None:
+    """The connection options, accepted before or after the verb (a verb's own never clobber the top's)."""
+    g = p.add_argument_group("connection")
+    if not top:
+        g.argument_default = argparse.SUPPRESS
+    g.add_argument("--url", action="append", dest="urls", metavar="URL",
+                   help="redis://, rediss://, unix://, postgresql:// (repeatable; default $QUEUE_CONSOLE_URL)")
+    g.add_argument("--context", help="a named context from the config file")
+    g.add_argument("--backend", help="force the queue system (bullmq) instead of detecting it")
+    g.add_argument("--prefix", action="append", dest="prefixes", metavar="PREFIX",
+                   help="BullMQ key prefix to look in (repeatable; default: discover every prefix)")
+    g.add_argument("--schema", help="pg-boss schema (default pgboss)")
+    g.add_argument("--connect-timeout", type=float, metavar="S", help="seconds to wait for a server (default 5)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="queue-console",
+        description="A keyboard-first console for live job queues (BullMQ on Redis).",
+    )
+    _connection_flags(parser, top=True)
+    parser.add_argument("--read-only", action="store_true", default=None, help="refuse every mutation")
+    parser.add_argument("--theme", help="TUI theme name")
+    parser.add_argument("--refresh", type=float, metavar="S", help="refresh interval in seconds (default 2)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="start an embedded server with a live workload and open the console")
+    demo.add_argument("--backend", choices=["redis"], default="redis", dest="demo_backend")
+    demo.add_argument("--refresh", type=float, metavar="S")
+    demo.add_argument("--theme")
+    demo.add_argument("--no-ui", action="store_true", help="run the server and workload only; print its URL")
+
+    status = sub.add_parser("status", help="counts of every queue")
+    _connection_flags(status)
+    status.add_argument("--json", action="store_true")
+
+    jobs = sub.add_parser("jobs", help="one page of jobs of a queue in a state")
+    _connection_flags(jobs)
+    jobs.add_argument("queue", metavar="QUEUE", help="queue name, or backend:name")
+    jobs.add_argument("--state", default="waiting",
+                      help="waiting, delayed, active, completed, failed (or a backend state such as waiting_children)")
+    jobs.add_argument("--limit", type=int, default=50, help="page size, 1..1000 (default 50)")
+    jobs.add_argument("--cursor", help="continue from the next_cursor of a previous page")
+    jobs.add_argument("--json", action="store_true")
+
+    job = sub.add_parser("job", help="one job in full")
+    _connection_flags(job)
+    job.add_argument("queue", metavar="QUEUE")
+    job.add_argument("id", metavar="ID")
+    job.add_argument("--json", action="store_true")
+    return parser
+
+
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    names = ("urls", "context", "backend", "prefixes", "schema", "connect_timeout", "read_only", "theme", "refresh")
+    flags = {name: getattr(args, name, None) for name in names}
+    if "schema" in flags:
+        flags["schema_"] = flags.pop("schema")
+    return flags
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    print(f"queue-console: {clean(message)}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "demo":
+            from console.demo import run_demo
+
+            run_demo(backend=args.demo_backend, refresh=args.refresh, theme=args.theme, no_ui=args.no_ui)
+            return
+        settings = load(_flags(args))
+        if args.command is None:
+            from console.app import run_app
+
+            run_app(settings)
+            return
+        if args.command == "jobs" and not 1 <= args.limit <= 1000:
+            raise UsageError(f"--limit must be between 1 and 1000, got {args.limit}")
+        code = asyncio.run(_run(args, settings))
+        raise SystemExit(code)
+    except (BadUrl, ConfigError, UsageError, QueueNotFound) as exc:
+        _fail(EXIT_USAGE, str(exc))
+    except BackendError as exc:
+        _fail(EXIT_BACKEND, str(exc))
+    except KeyboardInterrupt:
+        _fail(130, "interrupted")
+    except SystemExit:
+        raise
+    except Exception as exc:  # never a traceback on an operator's terminal
+        _fail(1, f"internal error: {type(exc).__name__}: {exc} (please report this)")
+
+
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    session = Session(settings)
+    await session.open()
+    try:
+        if args.command == "status":
+            return await _status(session, args)
+        if args.command == "jobs":
+            return await _jobs(session, args)
+        if args.command == "job":
+            return await _job(session, args)
+        raise UsageError(f"unknown command {args.command}")
+    finally:
+        await session.close()
+
+
+def _print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, ensure_ascii=True)
+    sys.stdout.write("\n")
+
+
+async def _status(session: Session, args: argparse.Namespace) -> int:
+    statuses = await session.statuses()
+    notes = []
+    for conn in session.connections:
+        for backend, disc in conn.discoveries.items():
+            if not disc.queues:
+                notes.append(f"no {backend} queues at {conn.url} (looked for keys {', '.join(disc.looked_for)}); "
+                             "if your queues use another key prefix, pass --prefix")
+            if disc.note:
+                notes.append(f"{conn.url}: {disc.note}")
+    if args.json:
+        _print_json({"queues": [json_record(s) for s in statuses], "notes": notes})
+        return EXIT_OK
+    columns = fmt.state_columns(statuses)
+    header = ["QUEUE", "BACKEND", "PAUSED"] + [c.upper() for c in columns]
+    rows = [[one_line(s.queue.name, 40), s.queue.backend, "yes" if s.paused else "no"]
+            + [fmt.count(s.counts.get(c)) for c in columns] for s in statuses]
+    if rows:
+        widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+        for row in [header] + rows:
+            print("  ".join(cell.ljust(w) if i < 3 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))))
+    for note in notes:
+        print(note, file=sys.stderr)
+    return EXIT_OK
+
+
+async def _jobs(session: Session, args: argparse.Namespace) -> int:
+    queue = session.find(args.queue)
+    reader = session.reader_for(queue)
+    if args.state not in reader.capabilities.states:
+        raise UsageError(f"{queue.backend} has no state {args.state!r} (states: {', '.join(reader.capabilities.states)})")
+    from backends.contract import call_with_timeout
+
+    page = await call_with_timeout(reader.page(queue, args.state, args.cursor, args.limit),
+                                   session.options.op_timeout, f"listing {args.state} jobs of {queue.name}")
+    if args.json:
+        _print_json({
+            "connection": queue.connection, "backend": queue.backend, "queue": queue.name,
+            "state": page.state, "total": page.total, "next_cursor": page.next_cursor,
+            "jobs": [j.model_dump() for j in page.jobs],
+        })
+        return EXIT_OK
+    print(f"{page.state} jobs of {one_line(queue.name, 60)} ({queue.backend}): {len(page.jobs)} of {fmt.count(page.total)}")
+    for j in page.jobs:
+        when = j.finished_ms or j.processed_ms or j.created_ms
+        reason = f"  {one_line(j.failed_reason.text, 80)}" if j.failed_reason else ""
+        print(f"{one_line(j.id, 40):<24} {one_line(j.name or '-', 30):<20} {fmt.timestamp(when)}  "
+              f"attempts={j.attempts_made if j.attempts_made is not None else '-'}{reason}")
+    if page.next_cursor:
+        print(f"more: --cursor {page.next_cursor}")
+    return EXIT_OK
+
+
+async def _job(session: Session, args: argparse.Namespace) -> int:
+    queue = session.find(args.queue)
+    reader = session.reader_for(queue)
+    from backends.contract import call_with_timeout
+
+    detail = await call_with_timeout(reader.job(queue, args.id), session.options.op_timeout,
+                                     f"reading job {args.id} of {queue.name}")
+    if detail is None:
+        raise QueueNotFound(f"no job {args.id!r} in queue {queue.qualified}")
+    if args.json:
+        _print_json({"connection": queue.connection, "backend": queue.backend, "queue": queue.name,
+                     **detail.model_dump()})
+        return EXIT_OK
+    s = detail.summary
+    print(f"job {one_line(s.id, 60)} of {one_line(queue.name, 60)} ({queue.backend})")
+    print(f"  name      {one_line(s.name or '-', 80)}")
+    print(f"  state     {s.state} ({s.native_state})")
+    print(f"  attempts  {s.attempts_made if s.attempts_made is not None else '-'}"
+          f" of {detail.max_attempts if detail.max_attempts is not None else '-'}")
+    print(f"  created   {fmt.timestamp(s.created_ms)}")
+    print(f"  processed {fmt.timestamp(s.processed_ms)}")
+    print(f"  finished  {fmt.timestamp(s.finished_ms)}")
+    if s.failed_reason:
+        print(f"  error     {one_line(s.failed_reason.text, 200)}")
+    print("data:")
+    print(_indent(blob_text(detail.data)))
+    if detail.return_value:
+        print("return value:")
+        print(_indent(blob_text(detail.return_value)))
+    if detail.stacktrace:
+        print("stack traces (newest first):")
+        for i, st in enumerate(detail.stacktrace):
+            print(_indent(f"#{i + 1}\n" + blob_text(st, pretty=False)))
+    if detail.logs and detail.logs.total:
+        print(f"logs ({len(detail.logs.lines)} of {detail.logs.total}, newest last):")
+        for line in detail.logs.lines:
+            print("  " + one_line(line, 500))
+    return EXIT_OK
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines()) or "  -"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,146 @@
+"""Settings: defaults < config file (TOML) < environment < command-line flags.
+
+The file is ``$QUEUE_CONSOLE_CONFIG`` or ``~/.config/queue-console/config.toml``::
+
+    refresh = 2.0
+    read_only = true
+    [contexts.prod]
+    urls = ["redis://:secret@redis.prod:6379/0"]
+    read_only = true
+
+Environment: ``QUEUE_CONSOLE_URL`` (one or more URLs separated by spaces or commas),
+``QUEUE_CONSOLE_READ_ONLY``, ``QUEUE_CONSOLE_REFRESH``, ``QUEUE_CONSOLE_THEME``.
+Errors name the file, the key and the bad value.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from backends.errors import BadUrl
+from backends.urls import parse
+
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+
+
+class ConfigError(ValueError):
+    """A bad config file or environment value (bad usage: exit 2)."""
+
+
+class Context(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    urls: list[str] = Field(default_factory=list)
+    read_only: bool | None = None
+    prefixes: list[str] = Field(default_factory=list)
+    schema_: str | None = Field(default=None, alias="schema")
+    backend: str | None = None
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    urls: list[str] = Field(default_factory=list)
+    context: str | None = None
+    contexts: dict[str, Context] = Field(default_factory=dict)
+    read_only: bool = False
+    theme: str = "queue-console"
+    refresh: float = Field(default=2.0, gt=0.2, le=3600)
+    connect_timeout: float = Field(default=5.0, gt=0, le=120)
+    op_timeout: float = Field(default=10.0, gt=0, le=600)
+    prefixes: list[str] = Field(default_factory=list)
+    schema_: str | None = Field(default=None, alias="schema")
+    backend: str | None = None
+
+    @field_validator("urls")
+    @classmethod
+    def _valid_urls(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            parse(url)  # raises BadUrl, reported with the key
+        return urls
+
+    def effective_urls(self) -> list[str]:
+        return self.urls or [DEFAULT_URL]
+
+
+def config_path() -> Path:
+    env = os.environ.get("QUEUE_CONSOLE_CONFIG")
+    if env:
+        return Path(env).expanduser()
+    return Path("~/.config/queue-console/config.toml").expanduser()
+
+
+def _read_file(path: Path, required: bool) -> dict[str, Any]:
+    if not path.exists():
+        if required:
+            raise ConfigError(f"config file {path} does not exist")
+        return {}
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: cannot read: {exc.strerror}") from None
+
+
+def _env() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if os.environ.get("QUEUE_CONSOLE_URL"):
+        out["urls"] = [u for u in re.split(r"[\s,]+", os.environ["QUEUE_CONSOLE_URL"]) if u]
+    for key in ("read_only", "refresh", "theme", "context"):
+        value = os.environ.get(f"QUEUE_CONSOLE_{key.upper()}")
+        if value:
+            out[key] = value
+    return out
+
+
+def _validate(data: dict[str, Any], where: str) -> Settings:
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        value = err.get("input")
+        shown = repr(value) if not isinstance(value, dict) else "a table"
+        msg = err["msg"]
+        ctx = err.get("ctx") or {}
+        if isinstance(ctx.get("error"), BadUrl):
+            raise ConfigError(f"{where}: {ctx['error']}") from None
+        raise ConfigError(f"{where}: key {key!r}: bad value {shown}: {msg}") from None
+
+
+def load(flags: dict[str, Any]) -> Settings:
+    """Merge the layers; ``flags`` holds only the options given on the command line."""
+    path = config_path()
+    file_data = _read_file(path, required="QUEUE_CONSOLE_CONFIG" in os.environ)
+    merged: dict[str, Any] = {}
+    merged.update(file_data)
+    _validate(merged, f"config file {path}")
+    env = _env()
+    merged.update(env)
+    _validate(merged, "environment (QUEUE_CONSOLE_*)")
+    merged.update({k: v for k, v in flags.items() if v is not None and v != []})
+    settings = _validate(merged, "command line")
+    if settings.context:
+        ctx = settings.contexts.get(settings.context)
+        if ctx is None:
+            known = ", ".join(sorted(settings.contexts)) or "none defined"
+            raise ConfigError(f"unknown context {settings.context!r} (known: {known}; see {path})")
+        update: dict[str, Any] = {}
+        if ctx.urls and not flags.get("urls"):
+            update["urls"] = ctx.urls
+        if ctx.read_only is not None and not flags.get("read_only"):
+            update["read_only"] = ctx.read_only or settings.read_only
+        if ctx.prefixes and not flags.get("prefixes"):
+            update["prefixes"] = ctx.prefixes
+        if ctx.schema_ and not flags.get("schema"):
+            update["schema_"] = ctx.schema_
+        if ctx.backend and not flags.get("backend"):
+            update["backend"] = ctx.backend
+        settings = settings.model_copy(update=update)
+    return settings

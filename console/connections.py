@@ -1,0 +1,125 @@
+"""The set of connections a console session looks at: readers per URL, discovery, queue lookup.
+
+Shared by the CLI and the TUI; plain asyncio, no Textual.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from backends.contract import Discovery, QueueRef, QueueStatus, Reader, call_with_timeout
+from backends.errors import BackendError
+from backends.registry import ConnectOptions, open_readers
+from backends.urls import parse, redact
+from console.config import Settings
+
+
+class QueueNotFound(LookupError):
+    """QUEUE names no queue, or several (bad input: exit 2)."""
+
+
+@dataclass
+class Connection:
+    url: str  # redacted
+    readers: list[Reader] = field(default_factory=list)
+    discoveries: dict[str, Discovery] = field(default_factory=dict)  # per reader backend
+    error: str | None = None
+
+    @property
+    def queues(self) -> list[QueueRef]:
+        return [q for d in self.discoveries.values() for q in d.queues]
+
+
+def connect_options(settings: Settings) -> ConnectOptions:
+    return ConnectOptions(
+        backend=settings.backend,
+        prefixes=list(settings.prefixes),
+        schema=settings.schema_,
+        connect_timeout=settings.connect_timeout,
+        op_timeout=settings.op_timeout,
+    )
+
+
+class Session:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.options = connect_options(settings)
+        self.connections: list[Connection] = []
+
+    async def open(self, raise_errors: bool = True) -> None:
+        """Connect to every URL concurrently and discover queues."""
+        for raw in self.settings.effective_urls():
+            parse(raw)  # bad URLs are usage errors before anything connects
+        results = await asyncio.gather(
+            *(self._open_one(raw) for raw in self.settings.effective_urls()), return_exceptions=True
+        )
+        for raw, result in zip(self.settings.effective_urls(), results):
+            if isinstance(result, BaseException):
+                if raise_errors or not isinstance(result, BackendError):
+                    await self.close()
+                    raise result
+                self.connections.append(Connection(url=redact(raw), error=str(result)))
+            else:
+                self.connections.append(result)
+
+    async def _open_one(self, raw: str) -> Connection:
+        readers = await open_readers(raw, self.options)
+        conn = Connection(url=redact(raw), readers=readers)
+        try:
+            await self.discover(conn)
+        except BaseException:
+            for r in readers:
+                await r.close()
+            raise
+        return conn
+
+    async def discover(self, conn: Connection) -> None:
+        budget = self.options.op_timeout + 5
+        for reader in conn.readers:
+            conn.discoveries[reader.backend] = await call_with_timeout(
+                reader.discover(), budget, f"discovering queues at {conn.url}"
+            )
+
+    def reader_for(self, queue: QueueRef) -> Reader:
+        for conn in self.connections:
+            if conn.url != queue.connection:
+                continue
+            for reader in conn.readers:
+                if any(q.key == queue.key for q in conn.discoveries.get(reader.backend, Discovery(queues=[])).queues):
+                    return reader
+        raise QueueNotFound(f"no reader holds queue {queue.qualified}")
+
+    @property
+    def queues(self) -> list[QueueRef]:
+        return [q for c in self.connections for q in c.queues]
+
+    def find(self, spec: str) -> QueueRef:
+        """Resolve QUEUE (``name`` or ``backend:name``) to exactly one queue."""
+        candidates = [q for q in self.queues if q.name == spec]
+        if not candidates and ":" in spec:
+            backend, _, name = spec.partition(":")
+            candidates = [q for q in self.queues if q.backend == backend and q.name == name]
+        if not candidates:
+            known = ", ".join(sorted({q.qualified for q in self.queues})[:20]) or "none"
+            raise QueueNotFound(f"no queue named {spec!r} (queues found: {known})")
+        if len(candidates) > 1:
+            where = "; ".join(f"{q.qualified} at {q.connection} prefix {q.namespace}" for q in candidates)
+            raise QueueNotFound(f"queue name {spec!r} is ambiguous: {where}; qualify it as backend:name or pin --prefix/--url")
+        return candidates[0]
+
+    async def statuses(self) -> list[QueueStatus]:
+        out: list[QueueStatus] = []
+        for conn in self.connections:
+            for reader in conn.readers:
+                queues = conn.discoveries[reader.backend].queues
+                out.extend(await call_with_timeout(reader.statuses(queues), self.options.op_timeout,
+                                                   f"reading counts at {conn.url}"))
+        return out
+
+    async def close(self) -> None:
+        for conn in self.connections:
+            for reader in conn.readers:
+                try:
+                    await reader.close()
+                except Exception:
+                    pass

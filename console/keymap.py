@@ -1,0 +1,70 @@
+"""One binding table for the whole console: it drives the screens' bindings, the footer, the help
+screen and the generated docs/keys.md. No Textual import (the TUI turns these into Bindings).
+
+Risk lives in the keys: lowercase is safe; destructive actions (later issues) use Shift/Ctrl and a
+confirmation, and are absent in read-only mode.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Key:
+    id: str  # the action name on the screen
+    keys: str  # comma-separated Textual key names
+    description: str
+    screens: tuple[str, ...]  # "app", "overview", "queue", "help"
+    show: bool = True  # shown in the footer
+    tier: str = "safe"  # "safe" | "danger"
+
+
+KEYS: tuple[Key, ...] = (
+    Key("quit", "q", "Quit", ("app",)),
+    Key("help", "question_mark", "Help", ("app",)),
+    Key("freeze", "z", "Freeze", ("app",)),
+    Key("refresh", "r", "Refresh now", ("app",), show=False),
+    Key("open_queue", "enter", "Open queue", ("overview",)),
+    Key("filter", "slash", "Filter", ("overview", "queue")),
+    Key("cursor_down", "j", "Down", ("overview", "queue"), show=False),
+    Key("cursor_up", "k", "Up", ("overview", "queue"), show=False),
+    Key("cursor_top", "g", "Top", ("overview", "queue"), show=False),
+    Key("cursor_bottom", "G", "Bottom", ("overview", "queue"), show=False),
+    Key("back", "escape", "Back", ("queue", "help")),
+    Key("next_state", "tab", "Next state", ("queue",)),
+    Key("prev_state", "shift+tab", "Prev state", ("queue",), show=False),
+    Key("show_job", "enter", "Job detail", ("queue",)),
+    Key("next_page", "n", "Next page", ("queue",)),
+    Key("prev_page", "p", "Prev page", ("queue",)),
+    Key("toggle_detail", "d", "Detail pane", ("queue",)),
+)
+
+_KEY_LABELS = {"question_mark": "?", "slash": "/", "escape": "esc", "enter": "enter", "shift+tab": "shift+tab"}
+
+
+def label(keys: str) -> str:
+    return " ".join(_KEY_LABELS.get(k, k) for k in keys.split(","))
+
+
+def for_screen(screen: str) -> list[Key]:
+    return [k for k in KEYS if screen in k.screens]
+
+
+def markdown() -> str:
+    """docs/keys.md, generated from the table (``python -m console.keymap > docs/keys.md``)."""
+    out = ["# Key bindings", "", "Generated from `console/keymap.py` by `python -m console.keymap`; do not edit.", ""]
+    titles = {"app": "Everywhere", "overview": "Overview (every queue)", "queue": "Queue view (jobs of one queue)",
+              "help": "Help screen"}
+    for screen, title in titles.items():
+        keys = for_screen(screen)
+        if not keys:
+            continue
+        out += [f"## {title}", "", "| key | action |", "|---|---|"]
+        out += [f"| `{label(k.keys)}` | {k.description} |" for k in keys]
+        out.append("")
+    out += ["Arrow keys, Page Up/Down and Home/End work in every list as well.", ""]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(markdown(), end="")

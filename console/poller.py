@@ -1,0 +1,198 @@
+"""Background polling: one backend thread with its own event loop, one poller per connection.
+
+The UI never waits on the network: every backend call runs on the backend thread's loop, with a
+timeout, and results come back as ``Snapshot`` objects through a callback (the TUI turns them into
+Textual messages). No Textual import here.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Coroutine, TypeVar
+
+from backends.contract import Discovery, Latency, QueueRef, QueueStatus, Reader, Throughput, call_with_timeout
+from backends.errors import BackendError
+from backends.registry import ConnectOptions, open_readers
+from backends.urls import redact
+
+T = TypeVar("T")
+HISTORY = 180  # throughput samples kept per queue
+
+
+class BackendThread:
+    """An asyncio loop on a daemon thread; ``submit`` runs a coroutine there."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="queue-console-backend", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def stop(self, timeout: float = 3.0) -> None:
+        async def _cancel_all() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        if self.loop.is_running():
+            try:
+                self.submit(_cancel_all()).result(timeout)
+            except Exception:
+                pass
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout)
+
+
+@dataclass
+class Snapshot:
+    """What one connection looks like now. ``statuses`` may be stale when ``error`` is set."""
+
+    connection: str  # redacted
+    statuses: list[QueueStatus] = field(default_factory=list)
+    throughput: dict[tuple, list[Throughput]] = field(default_factory=dict)  # history per queue key
+    latency: dict[tuple, Latency] = field(default_factory=dict)
+    discoveries: list[Discovery] = field(default_factory=list)
+    error: str | None = None
+    last_ok: float | None = None  # time.time() of the last good refresh
+    connected: bool = False
+    refresh_ms: float | None = None  # duration of the last counts round trip
+
+
+class Poller:
+    """Polls one connection: counts and throughput every tick, latency and discovery less often."""
+
+    def __init__(
+        self,
+        raw_url: str,
+        options: ConnectOptions,
+        interval: float,
+        on_snapshot: Callable[[Snapshot], None],
+        latency_every: int = 5,
+        discover_every_s: float = 30.0,
+    ) -> None:
+        self.raw_url = raw_url
+        self.url = redact(raw_url)
+        self.options = options
+        self.interval = interval
+        self.on_snapshot = on_snapshot
+        self.latency_every = latency_every
+        self.discover_every_s = discover_every_s
+        self.readers: list[Reader] = []
+        self.snapshot = Snapshot(connection=self.url)
+        self._history: dict[tuple, deque[Throughput]] = {}
+        self._wake = asyncio.Event()
+        self._last_discovery = 0.0
+        self._tick = 0
+        self.frozen = False
+
+    # -- helpers used by screens through the backend thread --------------------------------
+    def reader_for(self, queue: QueueRef) -> Reader | None:
+        for reader, disc in zip(self.readers, self.snapshot.discoveries):
+            if any(q.key == queue.key for q in disc.queues):
+                return reader
+        return None
+
+    def refresh_now(self) -> None:
+        self._wake.set()
+
+    async def call(self, queue: QueueRef, fn: Callable[[Reader], Awaitable[T]], what: str) -> T:
+        reader = self.reader_for(queue)
+        if reader is None:
+            raise BackendError(f"not connected to {self.url}")
+        return await call_with_timeout(fn(reader), self.options.op_timeout, what)
+
+    # -- the loop ---------------------------------------------------------------------------
+    async def run(self) -> None:
+        backoff = 1.0
+        while True:
+            try:
+                if not self.readers:
+                    await self._connect()
+                    backoff = 1.0
+                if not self.frozen:
+                    await self._refresh()
+                self.snapshot.error = None
+                self.snapshot.connected = True
+            except asyncio.CancelledError:
+                await self._close_readers()
+                raise
+            except Exception as exc:  # the loop must survive anything a server does
+                self.snapshot.error = str(exc) if isinstance(exc, BackendError) else f"{type(exc).__name__}: {exc}"
+                self.snapshot.connected = False
+                await self._close_readers()
+                self._emit()
+                await self._sleep(min(backoff, 30.0))
+                backoff *= 2
+                continue
+            self._emit()
+            await self._sleep(self.interval)
+
+    async def _sleep(self, seconds: float) -> None:
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _connect(self) -> None:
+        self.readers = await open_readers(self.raw_url, self.options)
+        await self._discover()
+
+    async def _discover(self) -> None:
+        budget = self.options.op_timeout + self.options.discovery_budget_s
+        discoveries = []
+        for reader in self.readers:
+            discoveries.append(await call_with_timeout(reader.discover(), budget, f"discovering queues at {self.url}"))
+        self.snapshot.discoveries = discoveries
+        self._last_discovery = time.monotonic()
+
+    async def _refresh(self) -> None:
+        if time.monotonic() - self._last_discovery > self.discover_every_s:
+            await self._discover()
+        statuses: list[QueueStatus] = []
+        started = time.perf_counter()
+        for reader, disc in zip(self.readers, self.snapshot.discoveries):
+            statuses.extend(await call_with_timeout(reader.statuses(disc.queues), self.options.op_timeout,
+                                                    f"reading counts at {self.url}"))
+        self.snapshot.refresh_ms = (time.perf_counter() - started) * 1000
+        for reader, disc in zip(self.readers, self.snapshot.discoveries):
+            if reader.capabilities.throughput:
+                samples = await call_with_timeout(reader.throughput(disc.queues), self.options.op_timeout,
+                                                  f"reading throughput at {self.url}")
+                for s in samples:
+                    self._history.setdefault(s.queue.key, deque(maxlen=HISTORY)).append(s)
+            if reader.capabilities.latency and self._tick % self.latency_every == 0:
+                for lat in await call_with_timeout(reader.latency(disc.queues), self.options.op_timeout,
+                                                   f"reading latency at {self.url}"):
+                    self.snapshot.latency[lat.queue.key] = lat
+        self._tick += 1
+        self.snapshot.statuses = statuses
+        self.snapshot.throughput = {k: list(v) for k, v in self._history.items()}
+        self.snapshot.last_ok = time.time()
+
+    def _emit(self) -> None:
+        snap = self.snapshot
+        self.on_snapshot(Snapshot(
+            connection=snap.connection, statuses=list(snap.statuses), throughput=dict(snap.throughput),
+            latency=dict(snap.latency), discoveries=list(snap.discoveries), error=snap.error,
+            last_ok=snap.last_ok, connected=snap.connected, refresh_ms=snap.refresh_ms,
+        ))
+
+    async def _close_readers(self) -> None:
+        readers, self.readers = self.readers, []
+        for reader in readers:
+            try:
+                await reader.close()
+            except Exception:
+                pass

@@ -1,0 +1,209 @@
+"""The overview: every queue on every connection, with counts, throughput and latency."""
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Static
+
+from backends.contract import CANONICAL_STATES, QueueStatus
+from console import formatting as fmt
+from console.app import bindings_for
+from console.poller import Snapshot
+from console.safe_text import one_line
+from console.widgets.status_bar import ConnectionBar, ErrorBanner
+
+
+def visible_states(statuses: list[QueueStatus]) -> list[str]:
+    """Canonical states every backend has, plus those some backend reports (``–`` where absent)."""
+    cols = [s for s in CANONICAL_STATES if s != "cancelled"]
+    if any(st.counts.get("cancelled") is not None for st in statuses):
+        cols.append("cancelled")
+    extra = sorted({s for st in statuses for s, v in st.counts.items() if s not in CANONICAL_STATES and v})
+    return cols + extra
+
+
+def _row_key(status: QueueStatus) -> str:
+    return "\x1f".join(status.queue.key)
+
+
+class OverviewScreen(Screen):
+    BINDINGS = bindings_for("overview")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.statuses: list[QueueStatus] = []
+        self.snapshots: list[Snapshot] = []
+        self.filter_text = ""
+        self._columns: list[str] = []
+        self._rows: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        yield ConnectionBar(id="connections")
+        yield ErrorBanner(id="banner", classes="banner")
+        yield Input(placeholder="filter queues by name (esc to clear)", id="filter")
+        yield Static(id="empty")
+        table = DataTable(id="queues", cursor_type="row", zebra_stripes=True)
+        yield table
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#empty", Static).update("connecting…")
+        self.query_one("#empty").add_class("-shown")
+        self.query_one(DataTable).focus()
+        self.update_from_snapshots(list(self.app.snapshots.values()))
+
+    # -- data ----------------------------------------------------------------------------
+    def update_from_snapshots(self, snapshots: list[Snapshot]) -> None:
+        self.snapshots = snapshots
+        self.statuses = [s for snap in snapshots for s in snap.statuses]
+        self.query_one(ConnectionBar).show(snapshots, getattr(self.app, "frozen", False))
+        self.query_one(ErrorBanner).show(snapshots, getattr(self.app, "banner_note", None))
+        self._render_table()
+        self._render_empty()
+
+    def frozen_changed(self, frozen: bool) -> None:
+        self.query_one(ConnectionBar).show(self.snapshots, frozen)
+
+    def _render_empty(self) -> None:
+        empty = self.query_one("#empty", Static)
+        if self.statuses:
+            empty.remove_class("-shown")
+            return
+        lines = []
+        for snap in self.snapshots:
+            if not snap.connected and snap.error:
+                continue  # the banner says it
+            for disc in snap.discoveries:
+                lines.append(f"No queues found at {snap.connection}: looked for keys {', '.join(disc.looked_for)}.")
+                if disc.note:
+                    lines.append(disc.note)
+        if lines:
+            lines.append("If your queues use another key prefix, start with --prefix PREFIX.")
+        empty.update(Text("\n".join(lines) or "connecting…"))
+        empty.add_class("-shown")
+
+    def _visible(self) -> list[QueueStatus]:
+        if not self.filter_text:
+            return self.statuses
+        needle = self.filter_text.lower()
+        return [s for s in self.statuses if needle in s.queue.name.lower() or needle in s.queue.backend]
+
+    def _render_table(self) -> None:
+        table = self.query_one(DataTable)
+        statuses = self._visible()
+        columns = visible_states(self.statuses)
+        if columns != self._columns:
+            table.clear(columns=True)
+            table.add_column("queue", key="queue")
+            table.add_column("backend", key="backend")
+            table.add_column("paused", key="paused")
+            for c in columns:
+                table.add_column(Text(c.replace("_", " "), justify="right"), key=c)
+            table.add_column("done/s", key="rate")
+            table.add_column("completed ▁▃▅ failed", key="spark")
+            table.add_column("wait p50", key="wait")
+            table.add_column("run p50", key="run")
+            self._columns, self._rows = columns, []
+        keys = [_row_key(s) for s in statuses]
+        selected = self._rows[table.cursor_row] if self._rows and 0 <= table.cursor_row < len(self._rows) else None
+        if keys != self._rows:
+            table.clear()
+            for s, key in zip(statuses, keys):
+                table.add_row(*self._cells(s), key=key)
+            self._rows = keys
+            if selected in keys:
+                table.move_cursor(row=keys.index(selected))
+        else:
+            col_keys = ["queue", "backend", "paused", *columns, "rate", "spark", "wait", "run"]
+            for s, key in zip(statuses, keys):
+                for col, value in zip(col_keys, self._cells(s)):
+                    table.update_cell(key, col, value)
+
+    def _snapshot_of(self, status: QueueStatus) -> Snapshot | None:
+        for snap in self.snapshots:
+            if snap.connection == status.queue.connection:
+                return snap
+        return None
+
+    def _cells(self, s: QueueStatus) -> list:
+        snap = self._snapshot_of(s)
+        history = snap.throughput.get(s.queue.key, []) if snap else []
+        lat = snap.latency.get(s.queue.key) if snap else None
+        cells: list = [
+            Text(one_line(s.queue.name, 40)),
+            Text(s.queue.backend, style="dim"),
+            Text("PAUSED", style="bold yellow") if s.paused else Text("-", style="dim"),
+        ]
+        for c in self._columns:
+            value = s.counts.get(c)
+            label = fmt.count(value) + ("~" if c in s.estimated else "")
+            style = "bold red" if c == "failed" and value else ("dim" if not value else "")
+            cells.append(Text(label, style=style, justify="right"))
+        if history:
+            last = history[-1]
+            rate = f"{last.completed_per_s:.1f}" + ("+" if last.capped else "")
+            spark = Text(fmt.sparkline([h.completed_per_s for h in history], 12), style="green")
+            spark.append(" ")
+            spark.append(fmt.sparkline([h.failed_per_s for h in history], 8), style="red")
+        else:
+            rate, spark = "…", Text("")
+        cells += [
+            Text(rate, justify="right"),
+            spark,
+            Text(fmt.duration_ms(lat.wait_p50_ms) if lat else "…", justify="right"),
+            Text(fmt.duration_ms(lat.run_p50_ms) if lat else "…", justify="right"),
+        ]
+        return cells
+
+    def selected_status(self) -> QueueStatus | None:
+        table = self.query_one(DataTable)
+        visible = self._visible()
+        if not visible or not 0 <= table.cursor_row < len(visible):
+            return None
+        return visible[table.cursor_row]
+
+    # -- actions -------------------------------------------------------------------------
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open_queue()
+
+    def action_open_queue(self) -> None:
+        from console.screens.queue import QueueScreen
+
+        status = self.selected_status()
+        if status is not None:
+            self.app.push_screen(QueueScreen(status.queue))
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.add_class("-shown")
+        box.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value.strip()
+        self._render_table()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.query_one(DataTable).focus()
+
+    def key_escape(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.has_class("-shown"):
+            box.value = ""
+            box.remove_class("-shown")
+            self.filter_text = ""
+            self._render_table()
+            self.query_one(DataTable).focus()
+
+    def action_cursor_down(self) -> None:
+        self.query_one(DataTable).action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        self.query_one(DataTable).action_cursor_up()
+
+    def action_cursor_top(self) -> None:
+        self.query_one(DataTable).move_cursor(row=0)
+
+    def action_cursor_bottom(self) -> None:
+        table = self.query_one(DataTable)
+        table.move_cursor(row=max(table.row_count - 1, 0))

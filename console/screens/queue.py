@@ -1,0 +1,279 @@
+"""One queue: throughput chart, state tabs, a server-paged job table and the job detail pane."""
+from __future__ import annotations
+
+from functools import partial
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Static, Tab, Tabs
+
+from backends.contract import JobDetail, Page, QueueRef, QueueStatus
+from console import formatting as fmt
+from console.app import bindings_for
+from console.poller import Snapshot
+from console.safe_text import one_line
+from console.widgets.job_detail import JobDetailView
+from console.widgets.status_bar import ConnectionBar, ErrorBanner
+from console.widgets.throughput_chart import ThroughputChart
+
+PAGE_SIZE = 50
+
+
+class QueueScreen(Screen):
+    BINDINGS = bindings_for("queue")
+
+    def __init__(self, queue: QueueRef, state: str = "waiting") -> None:
+        super().__init__()
+        self.queue = queue
+        self.state = state
+        self.status: QueueStatus | None = None
+        self.snapshots: list[Snapshot] = []
+        self.cursors: list[str | None] = [None]  # cursor of each page visited (server-side paging)
+        self.page: Page | None = None
+        self.page_error: str | None = None
+        self.filter_text = ""
+        self._shown_ids: list[str] = []
+        self._detail_for: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield ConnectionBar(id="connections")
+        yield ErrorBanner(id="banner", classes="banner")
+        yield Static(id="queue-title")
+        yield ThroughputChart(id="chart")
+        yield Tabs(id="states")
+        yield Input(placeholder="filter this page by id, name or error (esc to clear)", id="filter")
+        with Horizontal(id="body"):
+            with Vertical(id="jobs"):
+                yield DataTable(id="job-table", cursor_type="row", zebra_stripes=True)
+                yield Static(id="page-info")
+            with VerticalScroll(id="detail"):
+                yield JobDetailView(id="job-detail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#job-table", DataTable)
+        for key, label in (("id", "id"), ("name", "name"), ("when", "when"), ("attempts", "att"), ("error", "error")):
+            table.add_column(label, key=key)
+        table.focus()
+        self.update_from_snapshots(list(self.app.snapshots.values()))
+        self.load_page()
+
+    # -- snapshots -----------------------------------------------------------------------
+    def update_from_snapshots(self, snapshots: list[Snapshot]) -> None:
+        self.snapshots = snapshots
+        self.query_one(ConnectionBar).show(snapshots, getattr(self.app, "frozen", False))
+        self.query_one(ErrorBanner).show(snapshots)
+        snap = next((s for s in snapshots if s.connection == self.queue.connection), None)
+        if snap is None:
+            return
+        self.status = next((s for s in snap.statuses if s.queue.key == self.queue.key), self.status)
+        self._render_title()
+        self._render_tabs()
+        self.query_one(ThroughputChart).show(snap.throughput.get(self.queue.key, []))
+        if self.is_current and snap.connected:
+            self.load_page()
+
+    def frozen_changed(self, frozen: bool) -> None:
+        self.query_one(ConnectionBar).show(self.snapshots, frozen)
+
+    def _render_title(self) -> None:
+        t = Text()
+        t.append(one_line(self.queue.name, 60), style="bold")
+        t.append(f"  {self.queue.backend} · prefix {one_line(self.queue.namespace, 30)}", style="dim")
+        if self.status is not None:
+            if self.status.paused:
+                t.append("  PAUSED", style="bold yellow")
+            for key, value in self.status.info.items():
+                t.append(f"  {key}: {one_line(value, 40)}", style="dim")
+        self.query_one("#queue-title", Static).update(t)
+
+    def _states(self) -> list[str]:
+        if self.status is None:
+            return [self.state]
+        return [s for s, v in self.status.counts.items() if v is not None]
+
+    def _render_tabs(self) -> None:
+        tabs = self.query_one(Tabs)
+        states = self._states()
+        for state in states:
+            label = f"{state.replace('_', ' ')} {fmt.count(self.status.counts.get(state)) if self.status else ''}"
+            tab_id = f"state-{state}"
+            existing = tabs.query(f"#{tab_id}")
+            if existing:
+                existing.first(Tab).label = label
+            else:
+                tabs.add_tab(Tab(label, id=tab_id))
+        if tabs.active != f"state-{self.state}" and self.state in states:
+            tabs.active = f"state-{self.state}"
+
+    def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
+        if event.tab is None or event.tab.id is None:
+            return
+        state = event.tab.id.removeprefix("state-")
+        if state != self.state:
+            self.state = state
+            self.cursors = [None]
+            self.load_page()
+
+    # -- paging --------------------------------------------------------------------------
+    def load_page(self) -> None:
+        cursor = self.cursors[-1]
+        state = self.state
+        self.run_worker(partial(self._fetch_page, state, cursor), exclusive=True, group="page")
+
+    async def _fetch_page(self, state: str, cursor: str | None) -> None:
+        try:
+            page = await self.app.backend_call(
+                self.queue, lambda r: r.page(self.queue, state, cursor, PAGE_SIZE), f"listing {state} jobs"
+            )
+        except Exception as exc:  # shown on screen, never a crash
+            self.page_error = str(exc)
+            self._render_page_info()
+            return
+        if state != self.state or cursor != self.cursors[-1]:
+            return  # the user moved on meanwhile
+        self.page, self.page_error = page, None
+        self._render_jobs()
+
+    def _filtered_jobs(self):
+        if self.page is None:
+            return []
+        if not self.filter_text:
+            return self.page.jobs
+        needle = self.filter_text.lower()
+        return [j for j in self.page.jobs if needle in j.id.lower() or needle in (j.name or "").lower()
+                or (j.failed_reason and needle in j.failed_reason.text.lower())]
+
+    def _render_jobs(self) -> None:
+        table = self.query_one("#job-table", DataTable)
+        jobs = self._filtered_jobs()
+        ids = [j.id for j in jobs]
+        selected = self._shown_ids[table.cursor_row] if self._shown_ids and 0 <= table.cursor_row < len(self._shown_ids) else None
+        if ids != self._shown_ids:
+            table.clear()
+            for j in jobs:
+                when = j.finished_ms or j.processed_ms or j.created_ms
+                table.add_row(
+                    Text(one_line(j.id, 36)),
+                    Text(one_line(j.name or "-", 24)),
+                    Text(fmt.timestamp(when)[5:19].replace("T", " ") if when else "-", style="dim"),
+                    Text("-" if j.attempts_made is None else str(j.attempts_made), justify="right"),
+                    Text(one_line(j.failed_reason.text if j.failed_reason else "", 80), style="red"),
+                    key=j.id,
+                )
+            self._shown_ids = ids
+            if selected in ids:
+                table.move_cursor(row=ids.index(selected))
+        self._render_page_info()
+        if ids and self._detail_for not in ids:
+            self.show_detail(ids[min(table.cursor_row, len(ids) - 1)] if table.cursor_row >= 0 else ids[0])
+        if not ids:
+            self.query_one(JobDetailView).show_empty(f"no {self.state.replace('_', ' ')} jobs on this page")
+            self._detail_for = None
+
+    def _render_page_info(self) -> None:
+        info = self.query_one("#page-info", Static)
+        if self.page_error:
+            info.update(Text(f"⚠ {one_line(self.page_error, 150)}", style="bold red"))
+            return
+        if self.page is None:
+            info.update("loading…")
+            return
+        n = len(self.page.jobs)
+        start = (len(self.cursors) - 1) * PAGE_SIZE
+        more = "  n: next page" if self.page.next_cursor else "  (last page)"
+        back = "  p: previous" if len(self.cursors) > 1 else ""
+        filt = f"  filter {self.filter_text!r}: {len(self._filtered_jobs())} shown" if self.filter_text else ""
+        info.update(Text(f"page {len(self.cursors)}: jobs {start + 1 if n else 0}–{start + n} of "
+                         f"{fmt.count(self.page.total)}{more}{back}{filt}", style="dim"))
+
+    def action_next_page(self) -> None:
+        if self.page is not None and self.page.next_cursor:
+            self.cursors.append(self.page.next_cursor)
+            self.load_page()
+
+    def action_prev_page(self) -> None:
+        if len(self.cursors) > 1:
+            self.cursors.pop()
+            self.load_page()
+
+    # -- detail --------------------------------------------------------------------------
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key is not None and event.row_key.value is not None:
+            self.show_detail(event.row_key.value)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_show_job()
+
+    def show_detail(self, job_id: str) -> None:
+        self._detail_for = job_id
+        self.query_one(JobDetailView).show_loading(job_id)
+        self.run_worker(partial(self._fetch_detail, job_id), exclusive=True, group="detail")
+
+    async def _fetch_detail(self, job_id: str) -> None:
+        try:
+            detail: JobDetail | None = await self.app.backend_call(
+                self.queue, lambda r: r.job(self.queue, job_id), f"reading job {job_id}"
+            )
+        except Exception as exc:
+            if self._detail_for == job_id:
+                self.query_one(JobDetailView).show_error(job_id, str(exc))
+            return
+        if self._detail_for == job_id:
+            self.query_one(JobDetailView).show(job_id, detail)
+
+    def action_show_job(self) -> None:
+        detail = self.query_one("#detail")
+        detail.remove_class("-hidden")
+        detail.focus()
+
+    def action_toggle_detail(self) -> None:
+        self.query_one("#detail").toggle_class("-hidden")
+
+    # -- navigation ----------------------------------------------------------------------
+    def action_back(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.has_class("-shown"):
+            box.value = ""
+            box.remove_class("-shown")
+            self.filter_text = ""
+            self._render_jobs()
+            self.query_one("#job-table").focus()
+            return
+        if self.query_one("#detail").has_focus_within or self.focused is self.query_one("#detail"):
+            self.query_one("#job-table").focus()
+            return
+        self.app.pop_screen()
+
+    def action_next_state(self) -> None:
+        self.query_one(Tabs).action_next_tab()
+
+    def action_prev_state(self) -> None:
+        self.query_one(Tabs).action_previous_tab()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.add_class("-shown")
+        box.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value.strip()
+        self._render_jobs()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.query_one("#job-table").focus()
+
+    def action_cursor_down(self) -> None:
+        self.query_one("#job-table", DataTable).action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        self.query_one("#job-table", DataTable).action_cursor_up()
+
+    def action_cursor_top(self) -> None:
+        self.query_one("#job-table", DataTable).move_cursor(row=0)
+
+    def action_cursor_bottom(self) -> None:
+        table = self.query_one("#job-table", DataTable)
+        table.move_cursor(row=max(table.row_count - 1, 0))

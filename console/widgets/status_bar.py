@@ -1,0 +1,58 @@
+"""The connection bar (which servers, how fresh) and the banner that says when one is down."""
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+from textual.widgets import Static
+
+from console.poller import Snapshot
+from console.safe_text import one_line
+
+
+def _ago(t: float | None) -> str:
+    if t is None:
+        return "never"
+    s = max(time.time() - t, 0)
+    return f"{s:.0f}s ago" if s < 120 else f"{s / 60:.0f} min ago"
+
+
+class ConnectionBar(Static):
+    """One badge per connection: the redacted URL, queue count, refresh time; FROZEN when frozen."""
+
+    def show(self, snapshots: list[Snapshot], frozen: bool) -> None:
+        text = Text()
+        for i, snap in enumerate(snapshots):
+            if i:
+                text.append("  │  ", style="dim")
+            dot_style = "bold green" if snap.connected else "bold red"
+            text.append("● ", style=dot_style)
+            text.append(one_line(snap.connection, 60), style="bold")
+            text.append(f"  {len(snap.statuses)} queues", style="dim")
+            if snap.refresh_ms is not None:
+                text.append(f"  counts in {snap.refresh_ms:.0f} ms", style="dim")
+        if not snapshots:
+            text.append("connecting…", style="dim")
+        if frozen:
+            text.append("   FROZEN (z)", style="bold reverse yellow")
+        self.update(text)
+
+
+class ErrorBanner(Static):
+    """Shown while any connection is failing; gone when it recovers."""
+
+    def show(self, snapshots: list[Snapshot], note: str | None = None) -> None:
+        lines = []
+        if note:
+            lines.append(Text(one_line(note, 200), style="bold"))
+        for snap in snapshots:
+            if snap.error:
+                stale = f"; showing data from {_ago(snap.last_ok)}" if snap.last_ok else ""
+                lines.append(Text(f"⚠ {one_line(snap.connection, 60)}: {one_line(snap.error, 160)} — retrying{stale}",
+                                  style="bold"))
+        if lines:
+            self.update(Text("\n").join(lines))
+            self.add_class("-shown")
+        else:
+            self.update("")
+            self.remove_class("-shown")
