@@ -15,3 +15,7 @@ class BackendTimeout(BackendError):
 
 class BadUrl(ValueError):
     """A connection string that is malformed or has an unknown scheme (bad usage, exit 2)."""
+
+
+class BadCursor(BackendError):
+    """A page cursor that this reader did not make (bad input, exit 2 on the command line)."""

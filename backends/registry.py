@@ -45,7 +45,10 @@ async def _open_bullmq(url: ConnectionUrl, options: ConnectOptions) -> Reader:
     from backends.bullmq.reader import BullMQReader
     from backends.redis_client import open_client, redis_errors
 
-    client = open_client(url, options.connect_timeout, options.op_timeout)
+    try:
+        client = open_client(url, options.connect_timeout, options.op_timeout)
+    except ValueError as exc:  # redis-py rejects a query option, e.g. ?socket_timeout=abc
+        raise BadUrl(f"{exc} ({url.redacted})") from None
     try:
         async with redis_errors(url):
             await call_with_timeout(client.ping(), options.connect_timeout, f"connecting to Redis at {url.host_label}")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import SplitResult, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit, urlunsplit
 
 from backends.errors import BadUrl
 
@@ -41,7 +41,10 @@ def parse(raw: str) -> ConnectionUrl:
     """Validate a connection string; BadUrl names what is wrong (without the password)."""
     if not raw or "://" not in raw:
         raise BadUrl(f"not a connection URL: {redact(raw)!r} (expected redis://, rediss://, unix://, postgresql://)")
-    parts = urlsplit(raw)
+    try:
+        parts = urlsplit(raw)
+    except ValueError as exc:  # e.g. "Invalid IPv6 URL"
+        raise BadUrl(f"malformed URL {redact(raw)!r}: {exc}") from None
     scheme = parts.scheme.lower()
     if scheme in REDIS_SCHEMES:
         kind = "redis"
@@ -53,6 +56,9 @@ def parse(raw: str) -> ConnectionUrl:
         db = parts.path.lstrip("/")
         if scheme in ("redis", "rediss") and db and not db.isdigit():
             raise BadUrl(f"Redis database must be a number, got {db!r} in {redact(raw)}")
+        for key, value in parse_qsl(parts.query, keep_blank_values=True):
+            if key == "db" and not value.isdigit():
+                raise BadUrl(f"Redis database must be a number, got {value!r} in {redact(raw)}")
     elif scheme in POSTGRES_SCHEMES:
         kind = "postgres"
     else:
@@ -67,13 +73,26 @@ def redact(raw: str) -> str:
         parts = urlsplit(raw)
     except ValueError:
         return "<unparseable URL>"
+    scheme, sep, rest = raw.partition("://")
+    if sep and "@" in rest and "@" not in parts.netloc:
+        # a raw '/', '?' or '#' in a password ends the authority early for urlsplit, leaving the
+        # password in the path, query or fragment: hide everything up to the last '@'
+        return redact(f"{scheme}://***@{rest.rpartition('@')[2]}")
     netloc = parts.netloc
     if "@" in netloc:
         userinfo, _, hostinfo = netloc.rpartition("@")
-        user, sep, _pw = userinfo.partition(":")
-        netloc = f"{user}:***@{hostinfo}" if sep else f"{user}@{hostinfo}"
+        user, colon, _pw = userinfo.partition(":")
+        netloc = f"{user}:***@{hostinfo}" if colon else f"{user}@{hostinfo}"
     query = "&".join(
         f"{k}=***" if k.lower() in ("password", "pass", "pwd") else (f"{k}={v}" if sep_ else k)
         for k, sep_, v in (item.partition("=") for item in parts.query.split("&") if item)
     )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    if not sep:
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    # built by hand: urlunsplit drops the "//" of an empty authority (unix:///path -> unix:/path)
+    out = f"{scheme}://{netloc}{parts.path}"
+    if query:
+        out += "?" + query
+    if parts.fragment:
+        out += "#" + parts.fragment
+    return out

@@ -11,6 +11,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 from textual.app import App
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.message import Message
 
 from backends.contract import QueueRef, Reader
@@ -25,7 +26,7 @@ T = TypeVar("T")
 
 
 def bindings_for(screen: str) -> list[Binding]:
-    return [Binding(k.keys, k.id, k.description, show=k.show) for k in for_screen(screen)]
+    return [Binding(k.keys, k.id, k.description, show=k.show, priority=k.priority) for k in for_screen(screen)]
 
 
 class SnapshotArrived(Message):
@@ -76,8 +77,12 @@ class QueueConsoleApp(App):
     def broadcast_snapshots(self) -> None:
         for screen in self.screen_stack:
             update = getattr(screen, "update_from_snapshots", None)
-            if update is not None:
+            if update is None or not screen.is_mounted:
+                continue
+            try:
                 update(list(self.snapshots.values()))
+            except NoMatches:
+                pass  # the screen is being composed or torn down; the next snapshot will do
 
     async def on_unmount(self) -> None:
         if self.backend_thread is not None:

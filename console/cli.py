@@ -12,7 +12,7 @@ import sys
 from typing import Any, NoReturn
 
 from backends.contract import json_record
-from backends.errors import BackendError, BadUrl
+from backends.errors import BackendError, BadCursor, BadUrl
 from console import formatting as fmt
 from console.config import ConfigError, Settings, load
 from console.connections import QueueNotFound, Session
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
             raise UsageError(f"--limit must be between 1 and 1000, got {args.limit}")
         code = asyncio.run(_run(args, settings))
         raise SystemExit(code)
-    except (BadUrl, ConfigError, UsageError, QueueNotFound) as exc:
+    except (BadUrl, BadCursor, ConfigError, UsageError, QueueNotFound) as exc:
         _fail(EXIT_USAGE, str(exc))
     except BackendError as exc:
         _fail(EXIT_BACKEND, str(exc))

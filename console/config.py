@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from backends.errors import BadUrl
-from backends.urls import parse
+from backends.urls import parse, redact
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
@@ -39,6 +39,13 @@ class Context(BaseModel):
     prefixes: list[str] = Field(default_factory=list)
     schema_: str | None = Field(default=None, alias="schema")
     backend: str | None = None
+
+    @field_validator("urls")
+    @classmethod
+    def _valid_urls(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            parse(url)  # raises BadUrl, reported with the key
+        return urls
 
 
 class Settings(BaseModel):
@@ -106,12 +113,21 @@ def _validate(data: dict[str, Any], where: str) -> Settings:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
         value = err.get("input")
-        shown = repr(value) if not isinstance(value, dict) else "a table"
+        shown = repr(_redacted(value)) if not isinstance(value, dict) else "a table"
         msg = err["msg"]
         ctx = err.get("ctx") or {}
         if isinstance(ctx.get("error"), BadUrl):
-            raise ConfigError(f"{where}: {ctx['error']}") from None
+            raise ConfigError(f"{where}: key {key!r}: {ctx['error']}") from None
         raise ConfigError(f"{where}: key {key!r}: bad value {shown}: {msg}") from None
+
+
+def _redacted(value: Any) -> Any:
+    """A bad value as it may be shown: URLs (even misplaced ones) without their password."""
+    if isinstance(value, str) and "://" in value:
+        return redact(value)
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
 
 
 def load(flags: dict[str, Any]) -> Settings:

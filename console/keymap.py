@@ -17,6 +17,7 @@ class Key:
     screens: tuple[str, ...]  # "app", "overview", "queue", "help"
     show: bool = True  # shown in the footer
     tier: str = "safe"  # "safe" | "danger"
+    priority: bool = False  # wins over the focused widget's own binding for the same key
 
 
 KEYS: tuple[Key, ...] = (
@@ -24,7 +25,7 @@ KEYS: tuple[Key, ...] = (
     Key("help", "question_mark", "Help", ("app",)),
     Key("freeze", "z", "Freeze", ("app",)),
     Key("refresh", "r", "Refresh now", ("app",), show=False),
-    Key("open_queue", "enter", "Open queue", ("overview",)),
+    Key("open_queue", "enter", "Open queue", ("overview",), priority=True),
     Key("filter", "slash", "Filter", ("overview", "queue")),
     Key("cursor_down", "j", "Down", ("overview", "queue"), show=False),
     Key("cursor_up", "k", "Up", ("overview", "queue"), show=False),
@@ -33,7 +34,7 @@ KEYS: tuple[Key, ...] = (
     Key("back", "escape", "Back", ("queue", "help")),
     Key("next_state", "tab", "Next state", ("queue",)),
     Key("prev_state", "shift+tab", "Prev state", ("queue",), show=False),
-    Key("show_job", "enter", "Job detail", ("queue",)),
+    Key("show_job", "enter", "Job detail", ("queue",), priority=True),
     Key("next_page", "n", "Next page", ("queue",)),
     Key("prev_page", "p", "Prev page", ("queue",)),
     Key("toggle_detail", "d", "Detail pane", ("queue",)),

@@ -11,8 +11,8 @@ import re
 
 from backends.contract import Blob
 
-# C0 controls except \n and \t, DEL, C1 controls, and bidi/zero-width format characters
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+# C0 controls except \n and \t, DEL, C1 controls, and bidi (incl. U+061C ALM) / zero-width format characters
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -58,6 +58,6 @@ def blob_text(blob: Blob | None, pretty: bool = True) -> str:
         notes.append("binary: not valid UTF-8, shown with \\x escapes")
     if blob.truncated:
         notes.append(f"truncated: showing the first {human_size(len(blob.text.encode('utf-8', 'replace')))} of {human_size(blob.size)}")
-    if notes:
-        out += "\n[" + "; ".join(notes) + "]"
+    if notes:  # first, so that a display cut further down never hides them
+        out = "[" + "; ".join(notes) + "]\n" + out
     return out

@@ -6,9 +6,10 @@ other scores come and go (``ZREVRANGEBYSCORE failed <score> -inf LIMIT <skip> N`
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-from backends.errors import BackendError
+from backends.errors import BadCursor
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,12 @@ def decode_cursor(cursor: str | None) -> tuple[int, ListCursor | ZsetCursor | No
         segment = int(parts[0])
         if len(parts) == 1:
             return segment, None
-        if parts[1] == "l" and len(parts) == 3:
+        if segment < 0:
+            raise ValueError(cursor)
+        if parts[1] == "l" and len(parts) == 3 and int(parts[2]) >= 0:
             return segment, ListCursor(int(parts[2]))
-        if parts[1] == "z" and len(parts) == 4:
+        if parts[1] == "z" and len(parts) == 4 and int(parts[3]) >= 0 and not math.isnan(float(parts[2])):
             return segment, ZsetCursor(float(parts[2]), int(parts[3]))
     except ValueError:
         pass
-    raise BackendError(f"bad page cursor {cursor!r}")
+    raise BadCursor(f"bad page cursor {cursor!r}")

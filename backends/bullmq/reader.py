@@ -29,7 +29,7 @@ from backends.contract import (
     Reader,
     Throughput,
 )
-from backends.errors import BackendError
+from backends.errors import BackendError, BadCursor
 from backends.redis_client import redis_errors
 from backends.urls import ConnectionUrl
 
@@ -52,6 +52,8 @@ NATIVE_STATE_OF_SEGMENT = {"wait": "waiting", "waiting-children": "waiting-child
 
 ROW_FIELDS = ("name", "timestamp", "processedOn", "finishedOn", "failedReason", "atm", "attemptsMade", "priority", "delay")
 LOG_TAIL = 200
+#: at most this many LRANGE windows per page (markers are skipped without ending the page)
+LIST_WINDOWS = 8
 EVENTS_READ_CAP = 2000
 LATENCY_SAMPLE = 50
 
@@ -195,6 +197,10 @@ class BullMQReader(Reader):
         limit = max(1, min(limit, 1000))
         k = QueueKeys(queue.namespace, queue.name)
         seg_index, pos = decode_cursor(cursor)
+        if not 0 <= seg_index < len(segments) or (
+            pos is not None and isinstance(pos, ListCursor) != (segments[seg_index][1] == "list")
+        ):
+            raise BadCursor(f"bad page cursor {cursor!r} for {state} jobs")
         picked: list[tuple[str, str]] = []  # (id, segment suffix)
         next_cursor: str | None = None
         async with redis_errors(self.url):
@@ -221,14 +227,24 @@ class BullMQReader(Reader):
     async def _window(self, key: str, kind: str, order: str, pos, want: int) -> tuple[list[str], object | None]:
         """Ids of one server-side window and the position after it (None when the key is exhausted)."""
         if kind == "list":
-            offset = pos.offset if isinstance(pos, ListCursor) else 0
-            # oldest first = from the tail: indexes -(offset+1) down to -(offset+want+1)
-            raw = await self.client.lrange(key, -(offset + want + 1), -(offset + 1))
-            raw = list(reversed(raw))
-            raw = [r for r in raw if not r.startswith(b"0:")]  # pre-v5 markers
-            more = len(raw) > want
-            ids = [to_str(r) or "" for r in raw[:want]]
-            return ids, (ListCursor(offset + want) if more else None)
+            # oldest first = from the tail. The cursor counts list elements, not jobs: a pre-v5
+            # "0:<ts>" marker is an element that is skipped, so it must still advance the offset.
+            consumed = pos.offset if isinstance(pos, ListCursor) else 0
+            ids: list[str] = []
+            for _ in range(LIST_WINDOWS):
+                need = want - len(ids)
+                # indexes -(consumed+1) down to -(consumed+need+1): one more than needed, to see if more exist
+                raw = await self.client.lrange(key, -(consumed + need + 1), -(consumed + 1))
+                raw.reverse()
+                for item in raw:
+                    if len(ids) == want:
+                        return ids, ListCursor(consumed)
+                    consumed += 1
+                    if not item.startswith(b"0:"):
+                        ids.append(to_str(item) or "")
+                if len(raw) <= need:  # reached the head of the list
+                    return ids, None
+            return ids, ListCursor(consumed)  # a run of markers: a short page that continues
         zc = pos if isinstance(pos, ZsetCursor) else None
         if order == "asc":
             lo = f"{zc.score!r}" if zc else "-inf"
@@ -455,9 +471,12 @@ def _canonical(native_state: str) -> str:
 
 
 def _summary(job_id: str, state: str, native_state: str, f: dict, reason_limit: int = ROW_LIMIT) -> JobSummary:
-    attempts = to_int(f.get("atm"))
+    # as BullMQ's own decoder: parseInt(raw.attemptsMade || raw.atm || '0')
+    attempts = to_int(f.get("attemptsMade"))
     if attempts is None:
-        attempts = to_int(f.get("attemptsMade"))
+        attempts = to_int(f.get("atm"))
+    if attempts is None:
+        attempts = 0
     return JobSummary(
         id=job_id,
         state=state,

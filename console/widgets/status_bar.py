@@ -29,8 +29,6 @@ class ConnectionBar(Static):
             text.append("● ", style=dot_style)
             text.append(one_line(snap.connection, 60), style="bold")
             text.append(f"  {len(snap.statuses)} queues", style="dim")
-            if snap.refresh_ms is not None:
-                text.append(f"  counts in {snap.refresh_ms:.0f} ms", style="dim")
         if not snapshots:
             text.append("connecting…", style="dim")
         if frozen:

@@ -1,0 +1,89 @@
+"""SVG snapshots of the screens at a fixed terminal size, on fixed data.
+
+The console shows its connection URL, so these tests start a Redis of their own on a fixed unix
+socket path (tests.servers.SocketRedis) whatever QC_TEST_REDIS_URL says. Clocks do not appear:
+the data has fixed timestamps and the refresh interval is longer than the test, so no throughput
+sample is taken. Update with ``pytest tests/test_tui_snapshots.py --snapshot-update`` after
+looking at the report.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+from textual.widgets import DataTable
+
+from console.app import QueueConsoleApp
+from console.config import Settings
+from console.screens.queue import QueueScreen
+from tests.fixed_data import write_fixed_queue
+from tests.servers import SocketRedis
+
+SIZE = (150, 40)
+
+
+@pytest.fixture(scope="module")
+def snapshot_redis():
+    server = SocketRedis()
+    client = redis.Redis(unix_socket_path=SocketRedis.PATH)
+    write_fixed_queue(client, "snap", "emails", failed=12, completed=8, waiting=5, delayed=3)
+    write_fixed_queue(client, "snap", "payments", failed=0, completed=2, waiting=4, delayed=0, paused=True)
+    write_fixed_queue(client, "snap", "thumbnails", failed=2, completed=30, waiting=0, delayed=0)
+    client.close()
+    yield server.url
+    server.stop()
+
+
+def make_app(url: str) -> QueueConsoleApp:
+    return QueueConsoleApp(Settings(urls=[url], prefixes=["snap"], refresh=3600))
+
+
+async def _wait(pilot, cond, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if cond():
+                await pilot.pause(0.2)
+                return
+        except Exception:
+            pass
+        await pilot.pause(0.1)
+    raise AssertionError("snapshot precondition not reached")
+
+
+def test_overview_snapshot(snap_compare, snapshot_redis):
+    app = make_app(snapshot_redis)
+
+    async def ready(pilot):
+        await _wait(pilot, lambda: app.screen.query_one(DataTable).row_count == 3
+                    and "ms" in str(app.screen.query_one(DataTable).get_row_at(0)[-1]))
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=ready)
+
+
+def test_queue_failed_tab_snapshot(snap_compare, snapshot_redis):
+    app = make_app(snapshot_redis)
+
+    async def ready(pilot):
+        await _wait(pilot, lambda: app.screen.query_one(DataTable).row_count == 3)
+        await pilot.press("enter")
+        await _wait(pilot, lambda: isinstance(app.screen, QueueScreen))
+        for _ in range(4):
+            await pilot.press("tab")
+        screen = app.screen
+        await _wait(pilot, lambda: screen.state == "failed"
+                    and screen.query_one("#job-table", DataTable).row_count == 12
+                    and "error (latest)" in str(screen.query_one("#job-detail").content.renderables[1]))
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=ready)
+
+
+def test_help_snapshot(snap_compare, snapshot_redis):
+    app = make_app(snapshot_redis)
+
+    async def ready(pilot):
+        await _wait(pilot, lambda: app.screen.query_one(DataTable).row_count == 3)
+        await pilot.press("question_mark")
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=ready)
