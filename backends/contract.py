@@ -13,7 +13,7 @@ from typing import Any, Awaitable, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
-from backends.errors import BackendTimeout
+from backends.errors import BackendTimeout, Unsupported
 
 #: Canonical states, in display order. A backend may add its own (e.g. ``waiting_children``).
 CANONICAL_STATES: tuple[str, ...] = ("waiting", "delayed", "active", "completed", "failed", "cancelled")
@@ -173,6 +173,52 @@ class Discovery(BaseModel):
     note: str | None = None
 
 
+class JobOutcome(BaseModel):
+    """What one mutation did to one job."""
+
+    job_id: str
+    ok: bool
+    #: "retried", "removed", "promoted", or why not: "not-found", "not-in-state", "locked", ...
+    status: str
+
+
+class BatchOutcome(BaseModel):
+    """One bounded batch of a bulk mutation. ``more`` is True while more jobs may remain."""
+
+    done: int
+    more: bool
+    ids: list[str] = Field(default_factory=list)
+
+
+class ConsoleStore(abc.ABC):
+    """The console's own records on the same server (key prefix or schema of its own), so that
+    every operator working on that backend sees them: audit records, queues paused by a global
+    pause, and the ledger of manual requeues."""
+
+    location: str  # e.g. "redis key prefix queue-console:" -- for messages and docs
+
+    @abc.abstractmethod
+    async def audit_append(self, record: dict[str, Any]) -> str: ...
+
+    @abc.abstractmethod
+    async def audit_read(self, limit: int = 100) -> list[dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    async def paused_add(self, queue_keys: list[str], by: str) -> None: ...
+
+    @abc.abstractmethod
+    async def paused_remove(self, queue_keys: list[str]) -> None: ...
+
+    @abc.abstractmethod
+    async def paused_list(self) -> dict[str, str]: ...
+
+    @abc.abstractmethod
+    async def ledger_append(self, records: list[dict[str, Any]]) -> None: ...
+
+    @abc.abstractmethod
+    async def ledger_read(self, since_ms: int, limit: int = 100_000) -> list[dict[str, Any]]: ...
+
+
 class Reader(abc.ABC):
     """A queue system on one connection. Subclasses live in ``backends.<system>``."""
 
@@ -202,6 +248,40 @@ class Reader(abc.ABC):
     async def latency(self, queues: list[QueueRef]) -> list[Latency]:
         """Latency over recent completed jobs (empty when unsupported)."""
         return []
+
+    async def server_time_ms(self) -> int | None:
+        """The server's clock (a bulk action's snapshot is taken on it), None when unknown."""
+        return None
+
+    async def count_finished_before(self, queue: QueueRef, state: str, before_ms: int) -> int:
+        """How many jobs of a terminal ``state`` finished at or before ``before_ms`` (exact)."""
+        raise Unsupported(f"{self.backend} cannot count jobs by finish time")
+
+    # -- mutations: only where ``capabilities`` says so; each call is one bounded batch ------
+    async def retry_jobs(self, queue: QueueRef, job_ids: list[str], state: str = "failed",
+                         reset_attempts: bool = False) -> list[JobOutcome]:
+        raise Unsupported(f"{self.backend} cannot retry jobs")
+
+    async def retry_batch(self, queue: QueueRef, state: str, before_ms: int, count: int) -> BatchOutcome:
+        """Retry at most ``count`` jobs of ``state`` that finished at or before ``before_ms``."""
+        raise Unsupported(f"{self.backend} cannot retry jobs in bulk")
+
+    async def remove_jobs(self, queue: QueueRef, job_ids: list[str], state: str | None = None) -> list[JobOutcome]:
+        raise Unsupported(f"{self.backend} cannot remove jobs")
+
+    async def purge_batch(self, queue: QueueRef, state: str, before_ms: int, count: int) -> BatchOutcome:
+        """Remove at most ``count`` jobs of ``state`` that finished at or before ``before_ms``."""
+        raise Unsupported(f"{self.backend} cannot purge jobs in bulk")
+
+    async def promote_jobs(self, queue: QueueRef, job_ids: list[str]) -> list[JobOutcome]:
+        raise Unsupported(f"{self.backend} cannot promote jobs")
+
+    async def set_paused(self, queue: QueueRef, paused: bool) -> None:
+        raise Unsupported(f"{self.backend} cannot pause queues")
+
+    def console_store(self) -> ConsoleStore | None:
+        """Where this server keeps the console's own records (None: nowhere, mutations refused)."""
+        return None
 
     @abc.abstractmethod
     async def close(self) -> None:

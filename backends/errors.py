@@ -17,5 +17,13 @@ class BadUrl(ValueError):
     """A connection string that is malformed or has an unknown scheme (bad usage, exit 2)."""
 
 
-class BadCursor(BackendError):
-    """A page cursor that this reader did not make (bad input, exit 2 on the command line)."""
+class BadRequest(BackendError):
+    """The request names what the backend does not have: a state, a page cursor (bad input, exit 2)."""
+
+
+class BadCursor(BadRequest):
+    """A page cursor that this reader did not make."""
+
+
+class Unsupported(BackendError):
+    """The reader cannot do this (its capabilities say so; the UI never offers it)."""

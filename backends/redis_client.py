@@ -5,14 +5,21 @@ import contextlib
 from typing import AsyncIterator
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis import exceptions as rexc
 
 from backends.errors import BackendError, BackendTimeout, ConnectError
 from backends.urls import ConnectionUrl
 
 
-def open_client(url: ConnectionUrl, connect_timeout: float, op_timeout: float) -> aioredis.Redis:
-    """A client with bytes replies (queue data is untrusted and may not be UTF-8)."""
+def open_client(url: ConnectionUrl, connect_timeout: float, op_timeout: float,
+                client_name: str = "queue-console") -> aioredis.Redis:
+    """A client with bytes replies (queue data is untrusted and may not be UTF-8).
+
+    No automatic retries: a dropped connection surfaces as an error, so that a bulk action
+    reports exactly how far it got instead of silently re-sending a script. The client is
+    named (CLIENT LIST shows ``queue-console``)."""
     raw = url.raw
     if url.scheme == "redis+unix":
         raw = "unix" + raw[len("redis+unix"):]
@@ -23,7 +30,8 @@ def open_client(url: ConnectionUrl, connect_timeout: float, op_timeout: float) -
         socket_timeout=op_timeout,
         health_check_interval=0,
         retry_on_timeout=False,
-        client_name=None,
+        retry=Retry(NoBackoff(), 0),
+        client_name=client_name,
     )
 
 

@@ -12,8 +12,10 @@ import sys
 from typing import Any, NoReturn
 
 from backends.contract import json_record
-from backends.errors import BackendError, BadCursor, BadUrl
+from backends.errors import BackendError, BadRequest, BadUrl
 from console import formatting as fmt
+from console.actions import Refused
+from console.cli_actions import ActionUsageError
 from console.config import ConfigError, Settings, load
 from console.connections import QueueNotFound, Session
 from console.safe_text import blob_text, clean, one_line
@@ -75,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     job.add_argument("queue", metavar="QUEUE")
     job.add_argument("id", metavar="ID")
     job.add_argument("--json", action="store_true")
+
+    from console.cli_actions import add_parsers
+
+    add_parsers(sub, _connection_flags)
     return parser
 
 
@@ -110,8 +116,10 @@ def main(argv: list[str] | None = None) -> None:
             raise UsageError(f"--limit must be between 1 and 1000, got {args.limit}")
         code = asyncio.run(_run(args, settings))
         raise SystemExit(code)
-    except (BadUrl, BadCursor, ConfigError, UsageError, QueueNotFound) as exc:
+    except (BadUrl, BadRequest, ConfigError, UsageError, QueueNotFound, ActionUsageError) as exc:
         _fail(EXIT_USAGE, str(exc))
+    except Refused as exc:
+        _fail(EXIT_REFUSED, str(exc))
     except BackendError as exc:
         _fail(EXIT_BACKEND, str(exc))
     except KeyboardInterrupt:
@@ -132,6 +140,10 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             return await _jobs(session, args)
         if args.command == "job":
             return await _job(session, args)
+        if args.command in ("dlq", "pause", "resume", "audit"):
+            from console import cli_actions
+
+            return await cli_actions.run(args, session, settings.read_only)
         raise UsageError(f"unknown command {args.command}")
     finally:
         await session.close()

@@ -62,6 +62,9 @@ class Settings(BaseModel):
     prefixes: list[str] = Field(default_factory=list)
     schema_: str | None = Field(default=None, alias="schema")
     backend: str | None = None
+    #: key prefix (Redis) under which the console keeps its audit records, requeue ledger and
+    #: global-pause memory, on the same server as the queues, where every operator sees them
+    store_prefix: str = Field(default="queue-console", min_length=1)
 
     @field_validator("urls")
     @classmethod
@@ -99,7 +102,7 @@ def _env() -> dict[str, Any]:
     out: dict[str, Any] = {}
     if os.environ.get("QUEUE_CONSOLE_URL"):
         out["urls"] = [u for u in re.split(r"[\s,]+", os.environ["QUEUE_CONSOLE_URL"]) if u]
-    for key in ("read_only", "refresh", "theme", "context"):
+    for key in ("read_only", "refresh", "theme", "context", "store_prefix"):
         value = os.environ.get(f"QUEUE_CONSOLE_{key.upper()}")
         if value:
             out[key] = value

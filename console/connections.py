@@ -37,6 +37,7 @@ def connect_options(settings: Settings) -> ConnectOptions:
         schema=settings.schema_,
         connect_timeout=settings.connect_timeout,
         op_timeout=settings.op_timeout,
+        store_prefix=settings.store_prefix,
     )
 
 

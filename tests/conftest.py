@@ -50,3 +50,15 @@ def sync_redis(redis_url):
     client = redis.Redis.from_url(redis_url)
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A PostgreSQL database of this session's own: a fresh database on QC_TEST_POSTGRES_URL's server
+    (dropped afterwards), else an embedded pgserver."""
+    from tests.pg_servers import EmbeddedPostgres, TestDatabase
+
+    url = os.environ.get("QC_TEST_POSTGRES_URL")
+    server = TestDatabase(url) if url else EmbeddedPostgres()
+    yield server.url
+    server.stop()

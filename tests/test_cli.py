@@ -278,6 +278,10 @@ def test_qualified_name_resolves_bull_versus_bullmq(capsys, redis_url, prefix, s
     doc = json.loads(out)
     assert (doc["backend"], [j["id"] for j in doc["jobs"]]) == ("bull", ["b1", "b2"])
 
+    code, out, err = run(capsys, "jobs", "bull:same", "--state", "waiting_children", *common)
+    assert code == 2  # bull has no such state: bad input, not a backend failure
+    assert_one_line_error(err, "waiting_children")
+
     code, out, err = run(capsys, "jobs", "bullmq:same", "--json", *common)
     assert code == 0, err
     assert [j["id"] for j in json.loads(out)["jobs"]] == ["a1"]
@@ -378,7 +382,6 @@ def test_hostile_payloads_print_without_escape_bytes(capsys, redis_url, prefix, 
     (["status", "--url", "redis://[::1/0"], ["malformed"]),
     (["status", "--url", "localhost:6379"], ["not a connection URL"]),
     (["status", "--url", "redis://127.0.0.1:1/0?socket_timeout=abc"], ["socket_timeout"]),
-    (["status", "--url", "postgresql://app:hunter2@127.0.0.1:1/jobs"], ["PostgreSQL"]),
     (["--refresh", "0", "status", "--url", "redis://127.0.0.1:1/0"], ["refresh"]),
     (["status", "--url", "redis://127.0.0.1:1/0", "--context", "nope"], ["unknown context", "'nope'"]),
 ])
@@ -439,6 +442,15 @@ def test_refused_connection_is_exit_3_quickly_without_password(capsys):
     assert out == ""
 
 
+@pytest.mark.parametrize("url", ["postgresql://app:secret@127.0.0.1:1/jobs", "rediss://:secret@127.0.0.1:1/0",
+                                 "redis://127.0.0.1:1/0?password=secret"])
+def test_refused_connection_other_schemes(capsys, url):
+    code, out, err = run(capsys, "status", "--url", url, "--connect-timeout", "2")
+    assert code == 3
+    assert_one_line_error(err, "127.0.0.1:1")
+    assert "secret" not in err
+
+
 def test_refused_connection_via_the_real_process(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUEUE_CONSOLE_")}
     env["QUEUE_CONSOLE_CONFIG"] = str(tmp_path / "none.toml")
@@ -484,3 +496,21 @@ def test_headless_verb_never_imports_textual(redis_url, prefix, sync_redis, tmp_
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == "CLEAN"
     assert json.loads(proc.stdout)["queues"][0]["queue"] == "hq"
+
+
+def test_silent_server_is_exit_3_within_the_connect_timeout(capsys):
+    """A port that accepts connections but never answers (a hung server): no waiting for the op timeout."""
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)  # never accept(): the kernel completes the handshake, nobody replies
+        port = listener.getsockname()[1]
+        start = time.monotonic()
+        code, out, err = run(capsys, "status", "--url", f"redis://:secret@127.0.0.1:{port}/0",
+                             "--connect-timeout", "1")
+        elapsed = time.monotonic() - start
+    assert code == 3
+    assert elapsed < 3
+    assert_one_line_error(err, f"127.0.0.1:{port}", "timed out")
+    assert "secret" not in err

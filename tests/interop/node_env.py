@@ -246,3 +246,82 @@ class NodeFixture:
                     pass
             self._stderr.close()
             self.proc = None
+
+
+# ---------------------------------------------------------------------------- other package dirs
+# (added for pg-boss: tests/interop/pgboss has its own package.json and package-lock.json; the
+# functions above keep serving tests/interop itself, unchanged)
+_DIR_SESSIONS: dict[Path, NodeEnv | str] = {}
+
+
+def require_node_dir(directory: Path, pinned: dict[str, str]) -> NodeEnv:
+    """Node with ``directory/node_modules`` installed by ``npm ci`` from its package-lock.json (once
+    per session, again when the lock file or Node changed), or a loud skip / CI failure."""
+    directory = Path(directory).resolve()
+    if directory not in _DIR_SESSIONS:
+        try:
+            _DIR_SESSIONS[directory] = _prepare_dir(directory, pinned)
+        except _Unavailable as exc:
+            _DIR_SESSIONS[directory] = str(exc)
+    got = _DIR_SESSIONS[directory]
+    if isinstance(got, str):
+        unavailable(got)
+    assert isinstance(got, NodeEnv)
+    return got
+
+
+def _prepare_dir(directory: Path, pinned: dict[str, str]) -> NodeEnv:
+    node = os.environ.get("QC_NODE") or shutil.which("node")
+    npm = os.environ.get("QC_NPM") or shutil.which("npm")
+    if not node:
+        raise _Unavailable("`node` was not found on PATH (install Node.js >= 18, or set QC_NODE)")
+    if not npm:
+        raise _Unavailable("`npm` was not found on PATH (install npm, or set QC_NPM)")
+    try:
+        version = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30, check=True).stdout.strip()
+        major = int(version.lstrip("v").split(".")[0])
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        raise _Unavailable(f"cannot run `{node} --version`: {exc}") from exc
+    if major < 18:
+        raise _Unavailable(f"Node.js {version} is too old (pg-boss 12 needs >= 18)")
+    lock_file = directory / "package-lock.json"
+    if not lock_file.exists():
+        raise _Unavailable(f"{lock_file} is missing")
+    env = NodeEnv(node=node, npm=npm, node_version=version, directory=directory)
+    modules = directory / "node_modules"
+    stamp = modules / ".queue-console-npm-ci.stamp"
+    wanted = f"{hashlib.sha256(lock_file.read_bytes()).hexdigest()} node {version}\n"
+
+    def ok() -> bool:
+        try:
+            if stamp.read_text() != wanted:
+                return False
+            return all(json.loads((modules / name / "package.json").read_text()).get("version") == v
+                       for name, v in pinned.items())
+        except (OSError, ValueError):
+            return False
+
+    if ok():
+        return env
+    lock_name = "qc-interop-npm-" + hashlib.sha1(str(directory).encode()).hexdigest()[:12] + ".lock"
+    with open(Path(tempfile.gettempdir()) / lock_name, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if ok():
+                return env
+            cmd = [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"]
+            try:
+                done = subprocess.run(cmd, cwd=directory, capture_output=True, text=True, timeout=NPM_CI_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                raise _Unavailable(f"`npm ci` in {directory} took longer than {NPM_CI_TIMEOUT_S} s") from None
+            except OSError as exc:
+                raise _Unavailable(f"`npm ci` in {directory} could not start: {exc}") from exc
+            if done.returncode != 0:
+                tail = "\n".join((done.stderr or done.stdout or "").strip().splitlines()[-15:])
+                raise _Unavailable(f"`npm ci` in {directory} failed (exit {done.returncode}):\n{tail}")
+            stamp.write_text(wanted)
+            if not ok():
+                raise _Unavailable(f"node_modules in {directory} does not hold the pinned versions {pinned}")
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return env

@@ -1,0 +1,1 @@
+"""pg-boss (PostgreSQL) reader: schema discovery, layouts per schema version, counts, pages, details."""

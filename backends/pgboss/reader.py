@@ -1,0 +1,647 @@
+"""Read side of pg-boss queues in PostgreSQL, per schema version (shared/formats/pgboss.md).
+
+Never writes and never runs DDL: every session is ``default_transaction_read_only`` with a
+``statement_timeout``; each statement is one short autocommit query filtered by queue name. Only
+catalog identifiers (schema names) are pasted into SQL, quoted; all other values are parameters.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import time
+import uuid
+from dataclasses import dataclass
+
+from backends.blob import ROW_LIMIT, to_blob
+from backends.contract import (
+    CANONICAL_STATES,
+    Capabilities,
+    Discovery,
+    JobDetail,
+    JobSummary,
+    Page,
+    QueueRef,
+    QueueStatus,
+    Reader,
+    Throughput,
+)
+from backends.errors import BackendError, BackendTimeout, BadCursor
+from backends.pgboss.layout import Layout
+from backends.pgboss.pg import pg_errors
+from backends.urls import ConnectionUrl
+
+BACKEND = "pgboss"
+#: a queue whose table is at most this big is counted exactly (one pass over its rows); a bigger
+#: one gets the indexed live counts and estimates for what no index covers
+EXACT_MAX_BYTES = 32 * 1024 * 1024
+#: throughput is sampled at most this often (v9-v11 windows scan the queue's rows)
+THROUGHPUT_MIN_S = 5.0
+#: cached counters older than this are labelled stale (2 x pg-boss's default monitor interval)
+STALE_COUNTERS_S = 120.0
+
+SCHEMAS_SQL = """
+SELECT n.nspname
+FROM pg_catalog.pg_namespace n
+WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+              WHERE c.relnamespace = n.oid AND c.relname = 'version' AND c.relkind IN ('r', 'p'))
+  AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+              WHERE c.relnamespace = n.oid AND c.relname = 'job' AND c.relkind IN ('r', 'p'))
+  AND EXISTS (SELECT 1 FROM pg_catalog.pg_type t
+              WHERE t.typnamespace = n.oid AND t.typname = 'job_state' AND t.typtype = 'e')
+  AND ($1::text IS NULL OR n.nspname = $1::text)
+ORDER BY n.nspname
+"""
+
+LAYOUT_SQL = """
+SELECT
+  ARRAY(SELECT column_name::text FROM information_schema.columns
+        WHERE table_schema = $1 AND table_name = 'job') AS job_columns,
+  ARRAY(SELECT column_name::text FROM information_schema.columns
+        WHERE table_schema = $1 AND table_name = 'queue') AS queue_columns,
+  ARRAY(SELECT ic.relname::text
+        FROM pg_catalog.pg_index i
+        JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+        JOIN pg_catalog.pg_class tc ON tc.oid = i.indrelid
+        JOIN pg_catalog.pg_namespace n ON n.oid = tc.relnamespace
+        WHERE n.nspname = $1 AND tc.relname IN ('job', 'job_common') AND i.indisvalid) AS valid_indexes,
+  EXISTS (SELECT 1 FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'archive') AS has_archive
+"""
+
+STATES = CANONICAL_STATES + ("blocked",)
+
+
+@dataclass
+class _QueueInfo:
+    table_bytes: int | None = None
+
+
+def _ms(value: dt.datetime | None) -> int | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # v9 singletonOn etc. are without time zone
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return int(value.timestamp() * 1000)
+
+
+def _iso(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return f"{value.total_seconds():g} s"
+    return str(value)
+
+
+class PgBossReader(Reader):
+    """Every pg-boss schema in one PostgreSQL database (or the one ``schema`` pins)."""
+
+    backend = BACKEND
+    capabilities = Capabilities(states=STATES, throughput=True, latency=False)
+
+    def __init__(self, pool, url: ConnectionUrl, schema: str | None = None, include_internal: bool = False,
+                 exact_max_bytes: int = EXACT_MAX_BYTES) -> None:
+        self.pool = pool
+        self.url = url
+        self.schema = schema
+        self.include_internal = include_internal
+        self.exact_max_bytes = exact_max_bytes
+        self._layouts: dict[str, Layout] = {}
+        self._queues: dict[tuple[str, str], _QueueInfo] = {}
+        self._tp_since: dict[str, dt.datetime] = {}
+        self._tp_at: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ helpers
+    async def _fetch(self, sql: str, *args):
+        async with pg_errors(self.url):
+            return await self.pool.fetch(sql, *args)
+
+    async def _fetchrow(self, sql: str, *args):
+        async with pg_errors(self.url):
+            return await self.pool.fetchrow(sql, *args)
+
+    async def _version(self, schema: str) -> int | None:
+        from backends.pgboss.layout import quote_ident
+
+        row = await self._fetchrow(f"SELECT version FROM {quote_ident(schema)}.version LIMIT 1")
+        return None if row is None else int(row["version"])
+
+    async def _layout(self, schema: str, refresh: bool = False) -> Layout:
+        layout = self._layouts.get(schema)
+        if layout is not None and not refresh:
+            return layout
+        version = await self._version(schema)
+        row = await self._fetchrow(LAYOUT_SQL, schema)
+        layout = Layout(schema=schema, version=version if version is not None else -1,
+                        job_columns=frozenset(row["job_columns"]), queue_columns=frozenset(row["queue_columns"]),
+                        valid_indexes=frozenset(row["valid_indexes"]), has_archive=bool(row["has_archive"]))
+        self._layouts[schema] = layout
+        return layout
+
+    def _ref(self, schema: str, name: str) -> QueueRef:
+        return QueueRef(connection=self.url.redacted, backend=BACKEND, namespace=schema, name=name)
+
+    # ------------------------------------------------------------------ discovery
+    async def discover(self) -> Discovery:
+        schemas = [r["nspname"] for r in await self._fetch(SCHEMAS_SQL, self.schema)]
+        looked_for = [f"pg-boss schema {self.schema!r}" if self.schema else
+                      "pg-boss schemas (a `version` table, a `job` table and a `job_state` enum)"]
+        if not schemas:
+            hint = (f"no pg-boss schema named {self.schema!r} in this database" if self.schema
+                    else "no pg-boss schema in this database")
+            return Discovery(queues=[], looked_for=looked_for,
+                             note=f"{hint}; if pg-boss uses another schema, pass --schema NAME")
+        queues: list[QueueRef] = []
+        notes = []
+        for schema in schemas:
+            layout = await self._layout(schema, refresh=True)
+            if layout.read_only_reason:
+                notes.append(f"schema {schema}: {layout.read_only_reason}")
+            for name, table_bytes in await self._queue_names(layout):
+                if layout.internal(name) and not self.include_internal:
+                    continue
+                self._queues[(schema, name)] = _QueueInfo(table_bytes)
+                queues.append(self._ref(schema, name))
+        return Discovery(queues=queues, looked_for=looked_for, note="; ".join(notes) or None)
+
+    async def _queue_names(self, layout: Layout) -> list[tuple[str, int | None]]:
+        s = layout.q
+        if layout.major == "v9":
+            rows = await self._fetch(
+                f"""WITH RECURSIVE t(n) AS (
+                      (SELECT name FROM {s}.job ORDER BY name USING ~<~ LIMIT 1)
+                      UNION ALL
+                      SELECT (SELECT name FROM {s}.job WHERE name ~>~ t.n ORDER BY name USING ~<~ LIMIT 1)
+                      FROM t WHERE t.n IS NOT NULL)
+                    SELECT n AS name, pg_relation_size(to_regclass(quote_ident($1) || '.job')) AS bytes
+                    FROM t WHERE n IS NOT NULL""", layout.schema)
+            return [(r["name"], r["bytes"]) for r in rows]
+        if "name" not in layout.queue_columns:
+            return []
+        table_col = ("partition_name" if "partition_name" in layout.queue_columns
+                     else "table_name" if "table_name" in layout.queue_columns else None)
+        size = (f"pg_relation_size(to_regclass(quote_ident($1) || '.' || quote_ident(q.{table_col})))"
+                if table_col and layout.known else "NULL::bigint")
+        rows = await self._fetch(f"SELECT q.name, {size} AS bytes FROM {layout.q}.queue q WHERE $1::text IS NOT NULL "
+                                 "ORDER BY q.name", layout.schema)
+        return [(r["name"], r["bytes"]) for r in rows]
+
+    # ------------------------------------------------------------------ counts
+    def _exact(self, layout: Layout, name: str) -> bool:
+        info = self._queues.get((layout.schema, name))
+        return info is not None and info.table_bytes is not None and info.table_bytes <= self.exact_max_bytes
+
+    def _count_branch(self, layout: Layout, p: int, exact: bool) -> str:
+        """One SELECT counting one queue (``$p`` = its name)."""
+        c = layout.col
+        nb = " AND NOT blocked" if layout.has_blocked else ""
+        ready = f"{c('start_after')} {layout.ready_op} now()"
+        cols = [f"${p}::text AS qname", f"{'true' if exact else 'false'} AS exact"]
+        for st, short in (("created", "c"), ("retry", "r")):
+            cols.append(f"count(*) FILTER (WHERE state = '{st}'{nb} AND {ready}) AS {short}_ready")
+            cols.append(f"count(*) FILTER (WHERE state = '{st}'{nb} AND NOT ({ready})) AS {short}_later")
+            cols.append(f"count(*) FILTER (WHERE state = '{st}' AND blocked) AS {short}_blocked"
+                        if layout.has_blocked else f"0::bigint AS {short}_blocked")
+        live_only = not exact
+        with_i14 = live_only and layout.i14
+        for st in ("active", "failed"):
+            cols.append(f"NULL::bigint AS {st}" if live_only and not with_i14 else
+                        f"count(*) FILTER (WHERE state = '{st}') AS {st}")
+        for st in ("completed", "cancelled"):
+            cols.append(f"NULL::bigint AS {st}" if live_only else f"count(*) FILTER (WHERE state = '{st}') AS {st}")
+        if layout.major == "v9":
+            cols.append("NULL::bigint AS expired" if live_only else "count(*) FILTER (WHERE state = 'expired') AS expired")
+        else:
+            cols.append("0::bigint AS expired")
+        where = f"name = ${p}"
+        if with_i14:
+            where += " AND state IN ('created', 'retry', 'active', 'failed')"
+        elif live_only:
+            where += " AND state < 'active'"
+        return f"SELECT {', '.join(cols)} FROM {layout.job} WHERE {where}"
+
+    def _counts_sql(self, layout: Layout, names: list[str]) -> str:
+        s = layout.q
+        sp = len(names) + 1  # the schema name parameter
+        branches = " UNION ALL ".join(
+            f"({self._count_branch(layout, i + 1, self._exact(layout, n))})" for i, n in enumerate(names))
+        extra = []
+        join = ""
+        qc = layout.queue_columns
+        if layout.has_queue_table:
+            join = f" LEFT JOIN {s}.queue qq ON qq.name = b.qname"
+            table_col = "partition_name" if "partition_name" in qc else "table_name" if "table_name" in qc else None
+            rel = f"to_regclass(quote_ident(${sp}::text) || '.' || quote_ident(qq.{table_col}))" if table_col else "NULL::regclass"
+            extra.append("qq.dead_letter" if "dead_letter" in qc else "NULL::text AS dead_letter")
+            extra.append(f"(SELECT string_agg(d.name, ', ' ORDER BY d.name) FROM {s}.queue d "
+                         "WHERE d.dead_letter = b.qname) AS dlq_sources" if "dead_letter" in qc else "NULL::text AS dlq_sources")
+            extra.append(f"qq.{table_col} AS table_name" if table_col else "NULL::text AS table_name")
+            for col in ("queued_count", "active_count", "total_count", "failed_count", "retained_count",
+                        "deferred_count", "completed_delta", "failed_delta", "delta_seconds"):
+                extra.append(f"qq.{col}::bigint AS {col}" if col in qc else f"NULL::bigint AS {col}")
+            for col in ("monitor_on", "delta_on"):
+                extra.append(f"qq.{col}" if col in qc else f"NULL::timestamptz AS {col}")
+            for col in ("policy",):
+                extra.append(f"qq.{col}::text AS {col}" if col in qc else f"NULL::text AS {col}")
+        else:
+            rel = f"to_regclass(quote_ident(${sp}::text) || '.job')"
+            extra += ["NULL::text AS dead_letter", "NULL::text AS dlq_sources", "'job'::text AS table_name"]
+            extra += [f"NULL::bigint AS {col}" for col in ("queued_count", "active_count", "total_count", "failed_count",
+                                                           "retained_count", "deferred_count", "completed_delta",
+                                                           "failed_delta", "delta_seconds")]
+            extra += ["NULL::timestamptz AS monitor_on", "NULL::timestamptz AS delta_on", "NULL::text AS policy"]
+        extra.append(f"pg_relation_size({rel}) AS table_bytes")
+        extra.append(f"(SELECT c.reltuples FROM pg_catalog.pg_class c WHERE c.oid = {rel}) AS reltuples")
+        return (f"SELECT b.*, {', '.join(extra)}, (SELECT version FROM {s}.version LIMIT 1) AS schema_version, "
+                f"now() AS db_now FROM ({branches}) b{join}")
+
+    async def statuses(self, queues: list[QueueRef]) -> list[QueueStatus]:
+        by_schema: dict[str, list[QueueRef]] = {}
+        for q in queues:
+            by_schema.setdefault(q.namespace, []).append(q)
+        out: dict[tuple, QueueStatus] = {}
+        for schema, qs in by_schema.items():
+            for status in await self._schema_statuses(schema, qs):
+                out[status.queue.key] = status
+        return [out[q.key] for q in queues if q.key in out]
+
+    async def _schema_statuses(self, schema: str, qs: list[QueueRef]) -> list[QueueStatus]:
+        layout = await self._layout(schema)
+        for _attempt in range(2):
+            if not layout.known:
+                version = await self._version(schema)
+                if version != layout.version:
+                    layout = await self._layout(schema, refresh=True)
+                    continue
+                return [QueueStatus(queue=q, counts={}, native={}, estimated=[],
+                                    info={"read-only": layout.read_only_reason or "", "schema version": str(version)})
+                        for q in qs]
+            names = [q.name for q in qs]
+            rows = await self._fetch(self._counts_sql(layout, names), *names, schema)
+            if rows and rows[0]["schema_version"] != layout.version:
+                layout = await self._layout(schema, refresh=True)  # migrated under us: re-detect, re-read
+                continue
+            by_name = {r["qname"]: r for r in rows}
+            return [self._status(layout, q, by_name[q.name]) for q in qs if q.name in by_name]
+        raise BackendError(f"pg-boss schema {schema} changed version twice during one refresh")
+
+    def _status(self, layout: Layout, q: QueueRef, r) -> QueueStatus:
+        info_state = self._queues.setdefault((layout.schema, q.name), _QueueInfo())
+        info_state.table_bytes = r["table_bytes"]
+        now: dt.datetime = r["db_now"]
+        created = r["c_ready"] + r["c_later"] + r["c_blocked"]
+        retry = r["r_ready"] + r["r_later"] + r["r_blocked"]
+        native: dict[str, int] = {"created": created, "retry": retry}
+        for st in ("active", "completed", "cancelled", "failed") + (("expired",) if layout.major == "v9" else ()):
+            if r[st] is not None:
+                native[st] = int(r[st])
+        counts: dict[str, int | None] = {
+            "waiting": r["c_ready"] + r["r_ready"],
+            "delayed": r["c_later"] + r["r_later"],
+            "active": native.get("active"),
+            "completed": native.get("completed"),
+            "failed": (native["failed"] + native.get("expired", 0)) if "failed" in native else None,
+            "cancelled": native.get("cancelled"),
+        }
+        if layout.has_blocked:
+            counts["blocked"] = r["c_blocked"] + r["r_blocked"]
+        estimated: list[str] = []
+        info: dict[str, str] = {"schema": layout.schema, "schema version": f"{layout.version} ({layout.major})"}
+        if layout.read_only_reason:
+            info["read-only"] = layout.read_only_reason
+        if r["policy"]:
+            info["policy"] = r["policy"]
+        if r["dead_letter"]:
+            info["dead letter queue"] = r["dead_letter"]
+        if r["dlq_sources"]:
+            info["dead letter of"] = r["dlq_sources"]
+        counters_age = None
+        if r["monitor_on"] is not None:
+            counters_age = (now - r["monitor_on"]).total_seconds()
+            stale = " (stale)" if counters_age > STALE_COUNTERS_S else ""
+            info["cached counters"] = f"{counters_age:.0f} s old{stale}"
+        elif layout.has_counters:
+            info["cached counters"] = "never refreshed by a pg-boss monitor"
+        if r["delta_on"] is not None and r["delta_seconds"]:
+            info["completed/failed per monitor window"] = (
+                f"{r['completed_delta']}/{r['failed_delta']} in {r['delta_seconds']} s ending "
+                f"{(now - r['delta_on']).total_seconds():.0f} s ago")
+        if not r["exact"]:
+            info["counting"] = (f"queue table {_size(r['table_bytes'])}: live states counted through the "
+                                "partial indexes; the rest estimated")
+            queued = created + retry
+            if counts["active"] is None and r["active_count"] is not None:
+                counts["active"] = int(r["active_count"])
+                estimated.append("active")
+            failed_est = None
+            if counts["failed"] is None and r["failed_count"] is not None:
+                failed_est = int(r["failed_count"])
+                counts["failed"] = failed_est
+                estimated.append("failed")
+            elif counts["failed"] is None:
+                estimated.append("failed")
+            known_live = queued + (counts["active"] or 0) + (counts["failed"] or 0)
+            stored = None
+            what = "completed + cancelled"
+            if r["retained_count"] is not None:
+                stored = int(r["retained_count"])
+            elif r["total_count"] is not None and r["monitor_on"] is not None:
+                live_cached = (r["queued_count"] or 0) + (r["active_count"] or 0) + (r["failed_count"] or 0)
+                stored = max(int(r["total_count"]) - live_cached, 0)
+                if r["failed_count"] is None:
+                    what = "completed + cancelled + failed"
+            elif r["reltuples"] is not None and r["reltuples"] >= 0 and r["table_name"] not in (None, "job_common", "job"):
+                stored = max(int(r["reltuples"]) - known_live, 0)
+                if counts["failed"] is None:
+                    what = "completed + cancelled + failed"
+            counts["completed"] = stored
+            counts["cancelled"] = None
+            estimated += ["completed", "cancelled"]
+            info["completed estimate"] = (f"{what} (from cached counters / planner statistics)" if stored is not None
+                                          else "not counted (large table, no counters); open the list to count")
+        return QueueStatus(queue=q, paused=False, counts=counts, native=native, estimated=estimated, info=info,
+                           server_time_ms=_ms(now))
+
+    # ------------------------------------------------------------------ pages
+    def _state_filter(self, layout: Layout, state: str) -> tuple[str, list[str], list[str]]:
+        """(WHERE fragment, ORDER BY columns, directions) for a canonical state."""
+        c = layout.col
+        nb = " AND NOT blocked" if layout.has_blocked else ""
+        ready = f"{c('start_after')} {layout.ready_op} now()"
+        if state == "waiting":
+            return f"state < 'active'{nb} AND {ready}", ["priority", c("created_on"), "id"], ["desc", "asc", "asc"]
+        if state == "delayed":
+            return f"state < 'active'{nb} AND NOT ({ready})", [c("start_after"), "id"], ["asc", "asc"]
+        if state == "blocked":
+            if not layout.has_blocked:
+                return "false", [c("created_on"), "id"], ["asc", "asc"]
+            return "state < 'active' AND blocked", [c("created_on"), "id"], ["asc", "asc"]
+        if state == "active":
+            return "state = 'active'", [c("started_on"), "id"], ["asc", "asc"]
+        if state in ("completed", "cancelled", "failed"):
+            pred = "state IN ('failed', 'expired')" if (state == "failed" and layout.major == "v9") else f"state = '{state}'"
+            return pred, [c("completed_on"), "id"], ["desc", "desc"]
+        raise BackendError(f"pgboss has no state {state!r} (states: {', '.join(STATES)})")
+
+    async def page(self, queue: QueueRef, state: str, cursor: str | None = None, limit: int = 50) -> Page:
+        if state not in STATES:
+            raise BackendError(f"pgboss has no state {state!r} (states: {', '.join(STATES)})")
+        limit = max(1, min(limit, 1000))
+        layout = await self._layout(queue.namespace)
+        if not layout.known:
+            raise BackendError(layout.read_only_reason or "unknown pg-boss schema")
+        pred, order, dirs = self._state_filter(layout, state)
+        key = _decode_cursor(cursor, state, len(order)) if cursor else None
+        args: list = [queue.name]
+        where = f"name = $1 AND {pred}"
+        if key is not None:
+            vals = []
+            for col, v in zip(order, key):
+                args.append(v)
+                cast = "::uuid" if col == "id" else ("::int" if col == "priority" else "::timestamptz")
+                vals.append(f"${len(args)}{cast}")
+            where += " AND " + _keyset(order, dirs, vals)
+        order_sql = ", ".join(f"{col} {d.upper()}" for col, d in zip(order, dirs))
+        c = layout.col
+        blocked = "blocked" if layout.has_blocked else "false"
+        reason = ("CASE WHEN state IN ('failed'" + (", 'expired'" if layout.major == "v9" else "") +
+                  ") THEN left(COALESCE(output->>'message', output::text), 2000) END")
+        sql = (f"SELECT id::text AS id, state::text AS native_state, priority, {c('created_on')} AS created_on, "
+               f"{c('started_on')} AS started_on, {c('completed_on')} AS completed_on, {c('start_after')} AS start_after, "
+               f"{c('retry_count')} AS retry_count, {blocked} AS blocked, {reason} AS reason, now() AS db_now "
+               f"FROM {layout.job} WHERE {where} ORDER BY {order_sql} LIMIT {limit + 1}")
+        rows = await self._fetch(sql, *args)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        jobs = [self._summary(layout, r) for r in rows]
+        next_cursor = None
+        if more and rows:
+            last = rows[-1]
+            src = {"priority": last["priority"], c("created_on"): last["created_on"], "id": last["id"],
+                   c("start_after"): last["start_after"], c("started_on"): last["started_on"],
+                   c("completed_on"): last["completed_on"]}
+            next_cursor = _encode_cursor(state, [src[col] for col in order])
+        total = await self._total(layout, queue.name, pred)
+        return Page(queue=queue, state=state, jobs=jobs, next_cursor=next_cursor, total=total)
+
+    async def _total(self, layout: Layout, name: str, pred: str) -> int | None:
+        """The size of the list: on demand (this is how `completed` gets counted); None on timeout."""
+        try:
+            row = await self._fetchrow(f"SELECT count(*) AS n FROM {layout.job} WHERE name = $1 AND {pred}", name)
+        except BackendTimeout:
+            return None
+        return int(row["n"])
+
+    def _summary(self, layout: Layout, r, reason_limit: int = ROW_LIMIT) -> JobSummary:
+        native = r["native_state"]
+        created, start_after = r["created_on"], r["start_after"]
+        state = _canonical(layout, native, start_after, r["db_now"], r["blocked"])
+        delay = None
+        if created is not None and start_after is not None and start_after > created:
+            delay = int((start_after - created).total_seconds() * 1000)
+        return JobSummary(
+            id=r["id"], state=state, native_state=native, name=None,
+            created_ms=_ms(created), processed_ms=_ms(r["started_on"]), finished_ms=_ms(r["completed_on"]),
+            attempts_made=r["retry_count"], priority=r["priority"], delay_ms=delay,
+            failed_reason=to_blob(r["reason"], reason_limit) if r["reason"] is not None else None,
+        )
+
+    # ------------------------------------------------------------------ detail
+    async def job(self, queue: QueueRef, job_id: str) -> JobDetail | None:
+        try:
+            uid = uuid.UUID(job_id)
+        except (ValueError, AttributeError, TypeError):
+            return None
+        layout = await self._layout(queue.namespace)
+        if not layout.known:
+            raise BackendError(layout.read_only_reason or "unknown pg-boss schema")
+        c = layout.col
+        blocked = "j.blocked" if layout.has_blocked else "false"
+        select = (f"SELECT to_jsonb(j) - 'data' - 'output' - 'source_output' AS fields, j.id::text AS id, "
+                  f"j.state::text AS native_state, j.priority, j.{c('created_on')} AS created_on, "
+                  f"j.{c('started_on')} AS started_on, j.{c('completed_on')} AS completed_on, "
+                  f"j.{c('start_after')} AS start_after, j.{c('retry_count')} AS retry_count, "
+                  f"j.{c('retry_limit')} AS retry_limit, {blocked} AS blocked, j.data::text AS data, "
+                  f"j.output::text AS output, now() AS db_now")
+        row = await self._fetchrow(f"{select}, false AS archived FROM {layout.job} j WHERE j.name = $1 AND j.id = $2",
+                                   queue.name, uid)
+        if row is None and layout.has_archive:
+            row = await self._fetchrow(f"{select}, true AS archived FROM {layout.archive} j "
+                                       "WHERE j.name = $1 AND j.id = $2", queue.name, uid)
+        if row is None:
+            return None
+        fields = json.loads(row["fields"])
+        output = json.loads(row["output"]) if row["output"] is not None else None
+        native = row["native_state"]
+        failed = native in ("failed", "expired")
+        reason = None
+        stack: list = []
+        if failed and output is not None:
+            if isinstance(output, dict) and isinstance(output.get("message"), str):
+                reason = output["message"]
+            else:
+                reason = row["output"]
+            if isinstance(output, dict) and isinstance(output.get("stack"), str):
+                stack = [to_blob(output["stack"])]
+        summary_row = dict(row)
+        summary_row["reason"] = reason
+        summary = self._summary(layout, summary_row, reason_limit=ROW_LIMIT * 20)
+        if row["archived"]:
+            summary.state = {"created": "waiting", "retry": "waiting"}.get(native, summary.state)
+        retry_count, retry_limit = row["retry_count"], row["retry_limit"]
+        started = retry_count + (1 if row["started_on"] is not None and layout.major != "v9" else 0)
+        policy_keys = ["policy", c("retry_limit"), c("retry_delay"), c("retry_backoff"), "retry_delay_max",
+                       c("expire_in"), "expire_seconds", "deletion_seconds", "heartbeat_seconds", c("keep_until"),
+                       c("singleton_key"), c("singleton_on"), "dead_letter", "group_id", "group_tier"]
+        options = {k: fields[k] for k in policy_keys if k in fields and fields[k] is not None}
+        extra: dict[str, str] = {}
+        show = ["retry_count", "retry_limit", "retry_delay", "retry_backoff", "retry_delay_max", "policy",
+                "singleton_key", "singleton_on", "start_after", "started_on", "created_on", "completed_on",
+                "keep_until", "expire_in", "expire_seconds", "deletion_seconds", "dead_letter", "heartbeat_on",
+                "heartbeat_seconds", "group_id", "group_tier", "blocked", "pending_dependencies", "source_name",
+                "source_id", "source_created_on", "source_retry_count", "archivedon", "archived_on"]
+        for k in show:
+            v = fields.get(c(k), fields.get(k))
+            if v is not None:
+                extra[k] = str(v)[:ROW_LIMIT]
+        if row["archived"]:
+            extra["archived"] = "yes (row is in the archive table)"
+        return JobDetail(
+            summary=summary,
+            data=to_blob(row["data"]),
+            options=to_blob(json.dumps(options, sort_keys=True)),
+            return_value=to_blob(row["output"]) if native == "completed" else None,
+            stacktrace=[s for s in stack if s is not None] if stack else
+            ([to_blob(row["output"])] if failed and row["output"] is not None else []),
+            attempts_started=started,
+            max_attempts=retry_limit + 1 if retry_limit is not None else None,
+            extra=extra,
+        )
+
+    # ------------------------------------------------------------------ throughput
+    async def throughput(self, queues: list[QueueRef]) -> list[Throughput]:
+        by_schema: dict[str, list[QueueRef]] = {}
+        for q in queues:
+            by_schema.setdefault(q.namespace, []).append(q)
+        out: list[Throughput] = []
+        for schema, qs in by_schema.items():
+            last = self._tp_at.get(schema)
+            if last is not None and time.monotonic() - last < THROUGHPUT_MIN_S:
+                continue
+            layout = await self._layout(schema)
+            if not layout.known:
+                continue
+            since = self._tp_since.get(schema)
+            if since is None:
+                row = await self._fetchrow("SELECT now() AS t")
+                self._tp_since[schema] = row["t"]
+                self._tp_at[schema] = time.monotonic()
+                continue
+            out.extend(await self._throughput_schema(layout, qs, since))
+        return out
+
+    async def _throughput_schema(self, layout: Layout, qs: list[QueueRef], since: dt.datetime) -> list[Throughput]:
+        c = layout.col
+        names = [q.name for q in qs]
+        sp = len(names) + 1
+        failed = "state IN ('failed', 'expired')" if layout.major == "v9" else "state = 'failed'"
+        branches = []
+        for i in range(len(names)):
+            p = i + 1
+            win = f"{c('completed_on')} > ${sp} AND {c('completed_on')} <= now()"
+            live = (f"SELECT count(*) FILTER (WHERE state = 'completed') AS done, count(*) FILTER (WHERE {failed}) AS fail "
+                    f"FROM {layout.job} WHERE name = ${p} AND {win}")
+            if layout.has_archive:
+                arch_on = "archivedon" if layout.major == "v9" else "archived_on"
+                arch = (f"SELECT count(*) FILTER (WHERE state = 'completed') AS done, count(*) FILTER (WHERE {failed}) AS fail "
+                        f"FROM {layout.archive} WHERE name = ${p} AND {arch_on} >= ${sp} AND {win}")
+                branches.append(f"SELECT ${p}::text AS qname, sum(done)::bigint AS done, sum(fail)::bigint AS fail "
+                                f"FROM ({live} UNION ALL {arch}) x")
+            else:
+                branches.append(f"SELECT ${p}::text AS qname, done, fail FROM ({live}) x")
+        sql = f"SELECT b.*, now() AS db_now FROM ({' UNION ALL '.join(branches)}) b"
+        rows = await self._fetch(sql, *names, since)
+        self._tp_at[layout.schema] = time.monotonic()
+        out = []
+        by_name = {r["qname"]: r for r in rows}
+        for q in qs:
+            r = by_name.get(q.name)
+            if r is None:
+                continue
+            now = r["db_now"]
+            interval = max((now - since).total_seconds(), 0.001)
+            out.append(Throughput(queue=q, at_ms=_ms(now) or 0, interval_s=interval,
+                                  completed_per_s=(r["done"] or 0) / interval, failed_per_s=(r["fail"] or 0) / interval,
+                                  source="events"))
+        if rows:
+            self._tp_since[layout.schema] = rows[0]["db_now"]
+        return out
+
+    async def close(self) -> None:
+        try:
+            await self.pool.close()
+        except Exception:
+            self.pool.terminate()
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "of unknown size"
+    return f"{n / 1024 / 1024:.0f} MiB"
+
+
+def _canonical(layout: Layout, native: str, start_after, now, blocked) -> str:
+    if native in ("created", "retry"):
+        if blocked:
+            return "blocked"
+        if start_after is None or now is None:
+            return "waiting"
+        ready = start_after <= now if layout.ready_op == "<=" else start_after < now
+        return "waiting" if ready else "delayed"
+    if native == "expired":
+        return "failed"
+    return native
+
+
+def _keyset(order: list[str], dirs: list[str], vals: list[str]) -> str:
+    """Rows after the cursor in ORDER BY order (mixed directions spelled out term by term)."""
+    if len(set(dirs)) == 1:
+        op = ">" if dirs[0] == "asc" else "<"
+        return f"({', '.join(order)}) {op} ({', '.join(vals)})"
+    terms = []
+    for i, (col, d, v) in enumerate(zip(order, dirs, vals)):
+        eqs = [f"{order[j]} = {vals[j]}" for j in range(i)]
+        op = ">" if d == "asc" else "<"
+        terms.append("(" + " AND ".join(eqs + [f"{col} {op} {v}"]) + ")")
+    return "(" + " OR ".join(terms) + ")"
+
+
+def _encode_cursor(state: str, values: list) -> str:
+    raw = json.dumps({"s": state, "k": [v.isoformat() if isinstance(v, dt.datetime) else v for v in values]})
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, state: str, width: int) -> list:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        doc = json.loads(raw)
+        if not isinstance(doc, dict) or doc.get("s") != state or not isinstance(doc.get("k"), list):
+            raise ValueError("not a page cursor of this state")
+        keys = doc["k"]
+        if len(keys) != width:
+            raise ValueError("wrong width")
+        out: list = []
+        for v in keys:
+            if isinstance(v, bool) or not isinstance(v, (int, str)):
+                raise ValueError("bad key")
+            if isinstance(v, str):
+                try:
+                    out.append(str(uuid.UUID(v)) if len(v) == 36 and v.count("-") == 4 else dt.datetime.fromisoformat(v))
+                except ValueError:
+                    raise ValueError("bad key") from None
+            else:
+                out.append(v)
+        return [uuid.UUID(v) if isinstance(v, str) else v for v in out]
+    except (ValueError, TypeError, UnicodeDecodeError, json.JSONDecodeError):
+        raise BadCursor(f"bad page cursor {cursor!r} for {state} jobs") from None

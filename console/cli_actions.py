@@ -1,0 +1,274 @@
+"""The mutating and triage verbs of the CLI: dlq list/retry/purge, pause, resume, audit.
+
+Thin: parsing and printing only; everything that changes a queue goes through console.actions.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Callable
+
+from backends.contract import QueueRef, call_with_timeout
+from console import formatting as fmt
+from console.actions import Actions, Preview, Refused, Selection, parse_duration, store_key
+from console.connections import Session
+from console.safe_text import one_line
+from console.triage import group_jobs
+
+GROUP_SCAN_CAP = 10_000  # failed jobs read per queue for --group (bounded batches of 1000)
+
+
+class ActionUsageError(ValueError):
+    pass
+
+
+def add_parsers(sub: argparse._SubParsersAction, connection_flags: Callable[[argparse.ArgumentParser], None]) -> None:
+    def common(p: argparse.ArgumentParser) -> None:
+        connection_flags(p)
+        p.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS, help="refuse every mutation")
+        p.add_argument("--json", action="store_true")
+
+    dlq = sub.add_parser("dlq", help="dead-letter (failed) jobs: list, retry, purge")
+    dsub = dlq.add_subparsers(dest="dlq_command", metavar="DLQ_COMMAND", required=True)
+    lst = dsub.add_parser("list", help="failed jobs of one queue or all queues")
+    common(lst)
+    lst.add_argument("queue", nargs="?", metavar="QUEUE")
+    lst.add_argument("--group", action="store_true", help="group by error signature (variable parts folded)")
+    lst.add_argument("--limit", type=int, default=50, help="jobs per queue (1..1000; default 50)")
+    for verb in ("retry", "purge"):
+        p = dsub.add_parser(verb, help=f"{verb} failed jobs: one, several, or all (a fixed snapshot)")
+        common(p)
+        p.add_argument("queue", nargs="?", metavar="QUEUE")
+        g = p.add_mutually_exclusive_group(required=True)
+        g.add_argument("--job", action="append", dest="jobs", metavar="ID", help="a job id (repeatable)")
+        g.add_argument("--all", action="store_true", help="every failed job (of QUEUE, or of every queue)")
+        p.add_argument("--older-than", metavar="DURATION", help="only jobs that failed more than DURATION ago (90s, 2h, 7d)")
+        p.add_argument("--dry-run", action="store_true", help="show what would happen; change nothing")
+        p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        if verb == "retry":
+            p.add_argument("--reset-attempts", action="store_true", help="give each job its full attempts again")
+    for verb in ("pause", "resume"):
+        p = sub.add_parser(verb, help=f"{verb} one queue, or --all queues on every connection")
+        common(p)
+        p.add_argument("queue", nargs="?", metavar="QUEUE")
+        p.add_argument("--all", action="store_true")
+        p.add_argument("--yes", action="store_true")
+    audit = sub.add_parser("audit", help="the audit records of every mutation, newest first")
+    common(audit)
+    audit.add_argument("--limit", type=int, default=50)
+
+
+def _print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, ensure_ascii=True)
+    sys.stdout.write("\n")
+
+
+def _confirm(question: str, yes: bool) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise Refused("not confirmed: pass --yes to run without a prompt")
+    print(question + " Type 'yes' to go on: ", end="", file=sys.stderr, flush=True)
+    if sys.stdin.readline().strip().lower() != "yes":
+        raise Refused("not confirmed")
+
+
+def _queues(session: Session, spec: str | None) -> list[QueueRef]:
+    return [session.find(spec)] if spec else session.queues
+
+
+async def run(args: argparse.Namespace, session: Session, read_only: bool) -> int:
+    actions = Actions(session.reader_for, read_only=read_only, timeout=max(session.options.op_timeout, 30))
+    if args.command == "dlq":
+        if args.dlq_command == "list":
+            return await _dlq_list(args, session)
+        return await _dlq_mutate(args, session, actions)
+    if args.command in ("pause", "resume"):
+        return await _pause(args, session, actions)
+    if args.command == "audit":
+        return await _audit(args, session)
+    raise ActionUsageError(f"unknown command {args.command}")
+
+
+async def _dlq_list(args, session: Session) -> int:
+    if not 1 <= args.limit <= 1000:
+        raise ActionUsageError(f"--limit must be between 1 and 1000, got {args.limit}")
+    queues = _queues(session, args.queue)
+    timeout = session.options.op_timeout
+    if args.group:
+        items, capped = [], []
+        for q in queues:
+            reader = session.reader_for(q)
+            cursor, seen = None, 0
+            while seen < GROUP_SCAN_CAP:
+                page = await call_with_timeout(reader.page(q, "failed", cursor, 1000), timeout, f"reading {q.name}")
+                items += [(q, j) for j in page.jobs]
+                seen += len(page.jobs)
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+            if cursor is not None:
+                capped.append(q.qualified)
+        groups = group_jobs(items)
+        if args.json:
+            _print_json({"groups": [{"signature": g.signature, "count": g.count, "queues": sorted(g.queues),
+                                     "first_ms": g.first_ms, "last_ms": g.last_ms, "sample_job": g.sample_id,
+                                     "sample_reason": g.sample_reason} for g in groups],
+                         "scanned": len(items), "capped_queues": capped, "cap_per_queue": GROUP_SCAN_CAP})
+            return 0
+        print(f"{len(items)} failed jobs in {len(groups)} groups")
+        for g in groups:
+            print(f"{g.count:>8}  {one_line(g.signature, 90)}")
+            print(f"          queues {', '.join(one_line(x, 40) for x in sorted(g.queues))}; "
+                  f"first {fmt.timestamp(g.first_ms)}, last {fmt.timestamp(g.last_ms)}; e.g. job {one_line(g.sample_id, 30)}")
+        if capped:
+            print(f"stopped at the cap of {GROUP_SCAN_CAP} newest failed jobs per queue in: {', '.join(capped)} "
+                  "(counts are of the jobs read)", file=sys.stderr)
+        return 0
+    out = []
+    for q in queues:
+        reader = session.reader_for(q)
+        page = await call_with_timeout(reader.page(q, "failed", None, args.limit), timeout, f"reading {q.name}")
+        out.append((q, page))
+    if args.json:
+        _print_json({"queues": [{"connection": q.connection, "backend": q.backend, "queue": q.name,
+                                 "total": p.total, "next_cursor": p.next_cursor,
+                                 "jobs": [j.model_dump() for j in p.jobs]} for q, p in out]})
+        return 0
+    for q, p in out:
+        if not p.total:
+            continue
+        print(f"{one_line(q.qualified, 60)}: {fmt.count(p.total)} failed (newest first)")
+        for j in p.jobs:
+            reason = one_line(j.failed_reason.text if j.failed_reason else "", 90)
+            print(f"  {one_line(j.id, 24):<24} {fmt.timestamp(j.finished_ms)}  {reason}")
+    return 0
+
+
+def _print_preview(p: Preview) -> None:
+    print(p.describe(), file=sys.stderr)
+    for j in p.sample:
+        reason = one_line(j.failed_reason.text if j.failed_reason else "", 80)
+        print(f"  e.g. {one_line(j.id, 24)}  {fmt.timestamp(j.finished_ms)}  {reason}", file=sys.stderr)
+    for w in p.warnings:
+        print(f"  note: {w}", file=sys.stderr)
+
+
+async def _dlq_mutate(args, session: Session, actions: Actions) -> int:
+    action = args.dlq_command
+    if args.jobs and not args.queue:
+        raise ActionUsageError("--job needs QUEUE")
+    older = None
+    if args.older_than:
+        try:
+            older = parse_duration(args.older_than)
+        except ValueError as exc:
+            raise ActionUsageError(str(exc)) from None
+        if args.jobs:
+            raise ActionUsageError("--older-than goes with --all")
+    queues = _queues(session, args.queue)
+    if not args.dry_run:
+        for q in queues:
+            actions.check_allowed(action, q)
+    previews = []
+    for q in queues:
+        sel = Selection(queue=q, state="failed", job_ids=list(args.jobs) if args.jobs else None, older_than_ms=older)
+        previews.append(await actions.preview(action, sel, reset_attempts=getattr(args, "reset_attempts", False)))
+    previews = [p for p in previews if p.count or not p.selection.is_all]
+    total = sum(p.count for p in previews)
+    if args.dry_run:
+        if args.json:
+            _print_json({"dry_run": True, "action": action, "total": total, "previews": [
+                {"connection": p.selection.queue.connection, "backend": p.selection.queue.backend,
+                 "queue": p.selection.queue.name, "count": p.count, "snapshot_ms": p.snapshot_ms,
+                 "sample": [j.id for j in p.sample], "warnings": p.warnings} for p in previews]})
+        else:
+            for p in previews:
+                _print_preview(p)
+            print(f"dry run: {action} would touch {total} jobs; nothing changed", file=sys.stderr)
+        return 0
+    if not previews:
+        print(f"nothing to {action}", file=sys.stderr)
+        if args.json:
+            _print_json({"action": action, "reports": []})
+        return 0
+    for p in previews:
+        _print_preview(p)
+    _confirm(f"{action} {total} jobs?", args.yes)
+    reports = []
+    for p in previews:
+        report = await actions.execute(p, progress=None if args.json else _progress(action))
+        reports.append(report)
+        if not args.json:
+            print(f"\r{one_line(p.selection.queue.qualified, 60)}: {report.summary()}", file=sys.stderr)
+    if args.json:
+        _print_json({"action": action, "reports": [r.to_json() for r in reports]})
+    return 0 if all(r.complete for r in reports) else 3
+
+
+def _progress(action: str):
+    def show(done: int, total: int) -> None:
+        print(f"\r{action}: {done}/{total}", end="", file=sys.stderr, flush=True)
+    return show
+
+
+async def _pause(args, session: Session, actions: Actions) -> int:
+    paused = args.command == "pause"
+    if bool(args.queue) == bool(args.all):
+        raise ActionUsageError(f"{args.command} takes QUEUE or --all")
+    if args.queue:
+        targets = [session.find(args.queue)]
+    elif paused:
+        targets = [q for q in session.queues if session.reader_for(q).capabilities.pause]
+        statuses = {s.queue.key: s for s in await session.statuses()}
+        already = [q for q in targets if statuses.get(q.key) and statuses[q.key].paused]
+        targets = [q for q in targets if q not in already]
+        if already:
+            print(f"already paused, left alone (and not resumed by resume --all): "
+                  f"{', '.join(q.qualified for q in already)}", file=sys.stderr)
+    else:
+        targets = []
+        for conn in session.connections:
+            for reader in conn.readers:
+                store = reader.console_store()
+                if store is None:
+                    continue
+                remembered = await store.paused_list()
+                targets += [q for q in conn.discoveries[reader.backend].queues if store_key(q) in remembered]
+    for q in targets:
+        actions.check_allowed(args.command, q)
+    if not targets:
+        print(f"nothing to {args.command}", file=sys.stderr)
+        if args.json:
+            _print_json({"action": args.command, "results": []})
+        return 0
+    _confirm(f"{args.command} {len(targets)} queues ({', '.join(q.qualified for q in targets[:10])})?", args.yes)
+    results = await actions.set_paused(targets, paused, remember=bool(args.all))
+    if args.json:
+        _print_json({"action": args.command, "results": results})
+    else:
+        for r in results:
+            state = "ok" if r["ok"] else f"FAILED: {r.get('error')}"
+            print(f"{args.command} {one_line(r['queue'], 60)} ({r['backend']}): {state}")
+    return 0 if all(r["ok"] for r in results) else 3
+
+
+async def _audit(args, session: Session) -> int:
+    records = []
+    for conn in session.connections:
+        for reader in conn.readers:
+            store = reader.console_store()
+            if store is not None:
+                records += await store.audit_read(args.limit)
+    records.sort(key=lambda r: r.get("_id", ""), reverse=True)
+    records = records[: args.limit]
+    if args.json:
+        _print_json({"records": records})
+        return 0
+    for r in records:
+        print(f"{fmt.timestamp(r.get('at'))}  {one_line(str(r.get('who')), 30)}  {r.get('action')}  "
+              f"{one_line(str(r.get('queue')), 40)}  count={r.get('count')}  {one_line(str(r.get('result')), 60)}")
+    if not records:
+        print("no audit records", file=sys.stderr)
+    return 0

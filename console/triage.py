@@ -1,0 +1,71 @@
+"""Dead-letter triage: error signatures and groups. Pure functions, no I/O, no Textual.
+
+A signature is the failure reason with its variable parts folded (numbers, ids, uuids, hex,
+quoted values, timestamps, IPs, emails, URLs' paths), so 40,000 failures show as the handful of
+distinct errors they are.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from backends.contract import JobSummary, QueueRef
+
+_FOLDS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I), "<uuid>"),
+    (re.compile(r"\b\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)?\b"), "<time>"),
+    (re.compile(r"\b[\w.+-]+@[\w-]+(\.[\w-]+)+\b"), "<email>"),
+    (re.compile(r"\b\d{1,3}(\.\d{1,3}){3}(:\d+)?\b"), "<ip>"),
+    (re.compile(r"\"[^\"\n]{0,200}\"|'[^'\n]{0,200}'"), "<str>"),
+    (re.compile(r"\b(0x)?[0-9a-f]*\d[0-9a-f]*[a-f][0-9a-f]*\b|\b(0x)?[0-9a-f]*[a-f][0-9a-f]*\d[0-9a-f]*\b", re.I), "<hex>"),
+    (re.compile(r"\b[a-z]+_[A-Za-z0-9]{6,}\b"), "<id>"),
+    (re.compile(r"\b\d+(\.\d+)?(?=(ms|s|m|h|d|kb|mb|gb|b|x)\b)", re.I), "<n>"),
+    (re.compile(r"-?\b\d+(\.\d+)?\b"), "<n>"),
+]
+MAX_SIGNATURE = 200
+
+
+def signature(reason: str | None) -> str:
+    """The failure reason's first line with variable parts folded."""
+    if not reason:
+        return "(no error message)"
+    line = reason.strip().splitlines()[0] if reason.strip() else ""
+    for pattern, repl in _FOLDS:
+        line = pattern.sub(repl, line)
+    line = re.sub(r"\s+", " ", line).strip()
+    return line[:MAX_SIGNATURE] or "(no error message)"
+
+
+@dataclass
+class Group:
+    signature: str
+    count: int = 0
+    queues: set[str] = field(default_factory=set)
+    first_ms: int | None = None
+    last_ms: int | None = None
+    sample_id: str | None = None
+    sample_queue: QueueRef | None = None
+    sample_reason: str | None = None
+
+    def add(self, queue: QueueRef, job: JobSummary) -> None:
+        self.count += 1
+        self.queues.add(queue.qualified)
+        t = job.finished_ms
+        if t is not None:
+            if self.first_ms is None or t < self.first_ms:
+                self.first_ms = t
+            if self.last_ms is None or t > self.last_ms:
+                self.last_ms = t
+                self.sample_id, self.sample_queue = job.id, queue
+                self.sample_reason = job.failed_reason.text if job.failed_reason else None
+        if self.sample_id is None:
+            self.sample_id, self.sample_queue = job.id, queue
+            self.sample_reason = job.failed_reason.text if job.failed_reason else None
+
+
+def group_jobs(items: list[tuple[QueueRef, JobSummary]]) -> list[Group]:
+    groups: dict[str, Group] = {}
+    for queue, job in items:
+        sig = signature(job.failed_reason.text if job.failed_reason else None)
+        groups.setdefault(sig, Group(sig)).add(queue, job)
+    return sorted(groups.values(), key=lambda g: (-g.count, g.signature))

@@ -1,0 +1,354 @@
+"""Reader contract tests for pg-boss on a real PostgreSQL (QC_TEST_POSTGRES_URL's server or pgserver).
+
+Schemas are the real pg-boss 10.4.2 / 11.1.2 / 12.38.0 DDL (tests/pgboss_ddl, dumped from installs
+made by pg-boss itself); rows are written by the test as SQL. Node interop is in
+test_interop_pgboss_node.py.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+
+import asyncpg
+import pytest
+
+from backends.contract import call_with_timeout
+from backends.errors import BackendTimeout, BadCursor, ConnectError
+from backends.pgboss import reader as pgreader
+from backends.pgboss.layout import quote_ident
+from backends.registry import ConnectOptions, open_readers
+from tests import pgboss_helpers as h
+
+MAJORS = ("v10", "v11", "v12")
+ODD_NAME = 'we"ird q\'ueue ünï 🚀'
+
+
+async def open_reader(url, schema=None, **kw):
+    readers = await open_readers(url, ConnectOptions(schema=schema, **kw))
+    assert len(readers) == 1 and readers[0].backend == "pgboss"
+    return readers[0]
+
+
+@pytest.fixture(params=MAJORS)
+async def world(request, postgres_url):
+    """A pg-boss schema of this test's own with queues `main` (every state), its DLQ `main_dlq`,
+    `empty`, an odd name, and pg-boss's internal `__pgboss__send-it`."""
+    major = request.param
+    schema = h.new_schema(major)
+    await h.install(postgres_url, major, schema)
+    ids: dict[str, list[str]] = {}
+    try:
+        async with h.admin(postgres_url) as conn:
+            await h.create_queue(conn, schema, "main_dlq")
+            await h.create_queue(conn, schema, "main", {"deadLetter": "main_dlq"})
+            await h.create_queue(conn, schema, "empty")
+            await h.create_queue(conn, schema, ODD_NAME)
+            await h.create_queue(conn, schema, "__pgboss__send-it")
+
+            async def add(state, n=1, **kw):
+                for _ in range(n):
+                    ids.setdefault(state if "tag" not in kw else kw.pop("tag"), []).append(
+                        await h.add_job(conn, schema, "main", "created" if state == "delayed" else state, **kw))
+
+            for i in range(7):
+                ids.setdefault("waiting", []).append(await h.add_job(conn, schema, "main", "created", priority=i % 3,
+                                                                     created_s=-100 + i, data={"i": i}))
+            ids["retry_ready"] = [await h.add_job(conn, schema, "main", "retry", retry_count=1, started_s=-5)]
+            ids["waiting"].append(ids["retry_ready"][0])
+            for i in range(4):
+                ids.setdefault("delayed", []).append(await h.add_job(conn, schema, "main", "created",
+                                                                     start_after_s=3600 + i))
+            ids["retry_later"] = [await h.add_job(conn, schema, "main", "retry", start_after_s=600, retry_count=1)]
+            ids["delayed"].append(ids["retry_later"][0])
+            ids["active"] = [await h.add_job(conn, schema, "main", "active", started_s=-2)]
+            for i in range(5):
+                ids.setdefault("completed", []).append(await h.add_job(
+                    conn, schema, "main", "completed", started_s=-60 + i, completed_s=-50 + i, output={"ok": i}))
+            for i in range(3):
+                ids.setdefault("failed", []).append(await h.add_job(
+                    conn, schema, "main", "failed", started_s=-40, completed_s=-30 + i, retry_count=2, retry_limit=2,
+                    output={"message": f"boom {i}", "stack": f"Error: boom {i}\n    at handler (w.js:1:1)"},
+                    singleton_key="k1" if i == 0 else None))
+            ids["cancelled"] = [await h.add_job(conn, schema, "main", "cancelled", completed_s=-20)]
+            ids["dlq"] = [await h.add_job(conn, schema, "main_dlq", "created", output={"message": "boom 0"})]
+            ids["odd"] = [await h.add_job(conn, schema, ODD_NAME, "created", data={"name": ODD_NAME})]
+            await h.add_job(conn, schema, "__pgboss__send-it", "created")
+        yield major, schema, ids
+    finally:
+        await h.drop(postgres_url, schema)
+
+
+def by_name(statuses):
+    return {s.queue.name: s for s in statuses}
+
+
+async def sql_native(url, schema, name):
+    async with h.admin(url) as conn:
+        rows = await conn.fetch(f'SELECT state::text, count(*) FROM {quote_ident(schema)}.job WHERE name = $1 GROUP BY 1',
+                                name)
+    out = {s: 0 for s in ("created", "retry", "active", "completed", "cancelled", "failed")}
+    out.update({r[0]: r[1] for r in rows})
+    return out
+
+
+# ------------------------------------------------------------------------------------ discovery
+async def test_no_pgboss_says_what_it_looked_for(postgres_url):
+    reader = await open_reader(postgres_url, schema="nosuchschema")
+    try:
+        disc = await reader.discover()
+    finally:
+        await reader.close()
+    assert disc.queues == []
+    assert "nosuchschema" in " ".join(disc.looked_for)
+    assert "--schema" in (disc.note or "")
+
+
+async def test_discovery_hides_internal_queues_and_pins_schema(world, postgres_url):
+    major, schema, _ = world
+    reader = await open_reader(postgres_url, schema=schema)
+    try:
+        disc = await reader.discover()
+    finally:
+        await reader.close()
+    assert sorted(q.name for q in disc.queues) == sorted(["main", "main_dlq", "empty", ODD_NAME])
+    assert {q.namespace for q in disc.queues} == {schema}
+    assert {q.backend for q in disc.queues} == {"pgboss"}
+
+
+async def test_discovery_without_schema_finds_every_schema(world, postgres_url):
+    _, schema, _ = world
+    other = h.new_schema("v12")
+    await h.install(postgres_url, "v12", other)
+    try:
+        async with h.admin(postgres_url) as conn:
+            await h.create_queue(conn, other, "elsewhere")
+        reader = await open_reader(postgres_url)
+        try:
+            disc = await reader.discover()
+        finally:
+            await reader.close()
+        found = {(q.namespace, q.name) for q in disc.queues}
+        assert (schema, "main") in found and (other, "elsewhere") in found
+    finally:
+        await h.drop(postgres_url, other)
+
+
+# ------------------------------------------------------------------------------------ counts
+async def test_exact_counts_equal_sql_per_state(world, postgres_url):
+    major, schema, ids = world
+    reader = await open_reader(postgres_url, schema=schema)
+    try:
+        disc = await reader.discover()
+        st = by_name(await reader.statuses(disc.queues))
+    finally:
+        await reader.close()
+    main = st["main"]
+    assert main.native == await sql_native(postgres_url, schema, "main")
+    assert main.counts["waiting"] == len(ids["waiting"]) == 8
+    assert main.counts["delayed"] == len(ids["delayed"]) == 5
+    assert (main.counts["active"], main.counts["completed"], main.counts["failed"], main.counts["cancelled"]) == (1, 5, 3, 1)
+    assert main.estimated == []
+    assert main.info["dead letter queue"] == "main_dlq"
+    assert st["main_dlq"].info["dead letter of"] == "main"
+    assert st["main_dlq"].counts["waiting"] == 1
+    assert st["empty"].native == {s: 0 for s in ("created", "retry", "active", "completed", "cancelled", "failed")}
+    assert st[ODD_NAME].counts["waiting"] == 1
+    assert main.server_time_ms and main.info["schema version"].startswith(str(h.VERSIONS[major]))
+    if major == "v12":
+        assert main.counts["blocked"] == 0
+
+
+async def test_large_table_counts_are_indexed_or_estimated(world, postgres_url):
+    """Above the size threshold only the live states are counted (partial indexes); completed and
+    cancelled are estimates, labelled as such, and never in `native`."""
+    major, schema, ids = world
+    readers = await open_readers(postgres_url, ConnectOptions(schema=schema))
+    reader = readers[0]
+    reader.exact_max_bytes = -1
+    try:
+        disc = await reader.discover()
+        main = by_name(await reader.statuses(disc.queues))["main"]
+    finally:
+        await reader.close()
+    assert main.counts["waiting"] == 8 and main.counts["delayed"] == 5
+    assert {"completed", "cancelled"} <= set(main.estimated)
+    assert "completed" not in main.native and "cancelled" not in main.native
+    if major == "v12":  # 12.38's job_i14 makes active and failed exact too
+        assert main.counts["active"] == 1 and main.counts["failed"] == 3
+        assert "failed" not in main.estimated and main.native["failed"] == 3
+    assert main.native["created"] + main.native["retry"] == 13
+
+
+async def test_version_is_read_every_refresh(world, postgres_url):
+    """A schema migrated to a version this console does not know becomes read-only, never guessed."""
+    _, schema, _ = world
+    reader = await open_reader(postgres_url, schema=schema)
+    try:
+        disc = await reader.discover()
+        assert by_name(await reader.statuses(disc.queues))["main"].counts["waiting"] == 8
+        async with h.admin(postgres_url) as conn:
+            await conn.execute(f"UPDATE {quote_ident(schema)}.version SET version = 99")
+        main = by_name(await reader.statuses(disc.queues))["main"]
+        assert main.counts == {} and "99" in main.info["read-only"]
+        disc2 = await reader.discover()
+        assert "99" in (disc2.note or "")
+    finally:
+        await reader.close()
+
+
+async def test_statement_timeout_is_a_backend_timeout(world, postgres_url):
+    _, schema, _ = world
+    reader = await open_reader(postgres_url, schema=schema, op_timeout=1.0)
+    locker = await asyncpg.connect(postgres_url)
+    try:
+        disc = await reader.discover()
+        tr = locker.transaction()
+        await tr.start()
+        await locker.execute(f"LOCK TABLE {quote_ident(schema)}.job IN ACCESS EXCLUSIVE MODE")
+        with pytest.raises(BackendTimeout):
+            await call_with_timeout(reader.statuses(disc.queues), 5, "counts")
+        await tr.rollback()
+        assert by_name(await reader.statuses(disc.queues))["main"].counts["waiting"] == 8  # recovers
+    finally:
+        await locker.close()
+        await reader.close()
+
+
+# ------------------------------------------------------------------------------------ pages
+async def _all_pages(reader, queue, state, limit):
+    out, cursor, seen = [], None, 0
+    while True:
+        page = await reader.page(queue, state, cursor, limit)
+        out.extend(page.jobs)
+        seen += 1
+        assert seen < 100
+        if page.next_cursor is None:
+            return out, page.total
+        cursor = page.next_cursor
+
+
+async def test_pages_are_keyset_in_pgboss_order(world, postgres_url):
+    _, schema, ids = world
+    q = quote_ident(schema)
+    orders = {
+        "waiting": "state < 'active' AND start_after <= now() ORDER BY priority DESC, created_on, id",
+        "delayed": "state < 'active' AND start_after > now() ORDER BY start_after, id",
+        "active": "state = 'active' ORDER BY started_on, id",
+        "completed": "state = 'completed' ORDER BY completed_on DESC, id DESC",
+        "failed": "state = 'failed' ORDER BY completed_on DESC, id DESC",
+        "cancelled": "state = 'cancelled' ORDER BY completed_on DESC, id DESC",
+    }
+    reader = await open_reader(postgres_url, schema=schema)
+    try:
+        disc = await reader.discover()
+        main = next(x for x in disc.queues if x.name == "main")
+        async with h.admin(postgres_url) as conn:
+            for state, tail in orders.items():
+                want = [r[0] for r in await conn.fetch(f"SELECT id::text FROM {q}.job WHERE name = 'main' AND {tail}")]
+                assert sorted(want) == sorted(ids[state])
+                for limit in (1, 3, 50):
+                    jobs, total = await _all_pages(reader, main, state, limit)
+                    assert [j.id for j in jobs] == want, (state, limit)
+                    assert total == len(want)
+                    assert {j.state for j in jobs} == {state}
+        failed, _ = await _all_pages(reader, main, "failed", 50)
+        assert failed[0].failed_reason.text == "boom 2" and failed[0].attempts_made == 2
+    finally:
+        await reader.close()
+
+
+async def test_bad_cursor_is_rejected(world, postgres_url):
+    _, schema, _ = world
+    reader = await open_reader(postgres_url, schema=schema)
+    try:
+        disc = await reader.discover()
+        main = next(x for x in disc.queues if x.name == "main")
+        page = await reader.page(main, "waiting", None, 2)
+        for bad in ("nope", page.next_cursor + "x", "e30", "'; DROP TABLE job; --"):
+            with pytest.raises(BadCursor):
+                await reader.page(main, "waiting", bad, 2)
+        with pytest.raises(BadCursor):  # a cursor of another state
+            await reader.page(main, "delayed", page.next_cursor, 2)
+    finally:
+        await reader.close()
+
+
+# ------------------------------------------------------------------------------------ detail
+async def test_job_detail(world, postgres_url):
+    _, schema, ids = world
+    reader = await open_reader(postgres_url, schema=schema)
+    try:
+        disc = await reader.discover()
+        main = next(x for x in disc.queues if x.name == "main")
+        odd = next(x for x in disc.queues if x.name == ODD_NAME)
+        d = await reader.job(main, ids["failed"][0])
+        assert d.summary.state == "failed" and d.summary.native_state == "failed"
+        assert d.summary.failed_reason.text == "boom 0"
+        assert "at handler" in d.stacktrace[0].text
+        assert d.max_attempts == 3 and d.extra["retry_count"] == "2" and d.extra["retry_limit"] == "2"
+        assert d.extra["singleton_key"] == "k1" and d.extra["policy"] == "standard"
+        assert json.loads(d.options.text)["policy"] == "standard"
+        c = await reader.job(main, ids["completed"][0])
+        assert c.summary.state == "completed" and json.loads(c.return_value.text) == {"ok": 0}
+        delayed = await reader.job(main, ids["retry_later"][0])
+        assert delayed.summary.state == "delayed" and delayed.summary.native_state == "retry"
+        o = await reader.job(odd, ids["odd"][0])
+        assert json.loads(o.data.text) == {"name": ODD_NAME}
+        assert await reader.job(main, ids["odd"][0]) is None  # another queue's job
+        assert await reader.job(main, "not-a-uuid") is None
+        assert await reader.job(main, "00000000-0000-0000-0000-000000000000") is None
+    finally:
+        await reader.close()
+
+
+# ------------------------------------------------------------------------------------ throughput
+async def test_throughput_counts_completions_on_the_db_clock(world, postgres_url, monkeypatch):
+    _, schema, _ = world
+    monkeypatch.setattr(pgreader, "THROUGHPUT_MIN_S", 0.0)
+    reader = await open_reader(postgres_url, schema=schema)
+    try:
+        disc = await reader.discover()
+        assert await reader.throughput(disc.queues) == []  # the first call sets the baseline
+        async with h.admin(postgres_url) as conn:
+            for _ in range(4):
+                await h.add_job(conn, schema, "main", "completed", completed_s=0)
+            await h.add_job(conn, schema, "main", "failed", completed_s=0)
+        await asyncio.sleep(0.05)
+        tp = {t.queue.name: t for t in await reader.throughput(disc.queues)}
+        main = tp["main"]
+        assert round(main.completed_per_s * main.interval_s) == 4
+        assert round(main.failed_per_s * main.interval_s) == 1
+        assert tp["empty"].completed_per_s == 0
+    finally:
+        await reader.close()
+
+
+# ------------------------------------------------------------------------------------ errors, safety
+async def test_unreachable_and_bad_password_name_the_host_not_the_password(postgres_url):
+    with pytest.raises(ConnectError) as err:
+        await open_readers("postgresql://app:hunter2secret@127.0.0.1:1/jobs", ConnectOptions(connect_timeout=2))
+    assert "127.0.0.1:1" in str(err.value) and "hunter2secret" not in str(err.value)
+    bad = postgres_url.replace("postgres@", "nosuchrole:hunter3secret@", 1)
+    with pytest.raises(ConnectError) as err:
+        await open_readers(bad, ConnectOptions(connect_timeout=5))
+    assert "hunter3secret" not in str(err.value) and "\n" not in str(err.value)
+
+
+async def test_reader_sessions_are_read_only(world, postgres_url):
+    _, schema, _ = world
+    reader = await open_reader(postgres_url, schema=schema)
+    try:
+        async with reader.pool.acquire() as conn:
+            assert await conn.fetchval("SHOW default_transaction_read_only") == "on"
+            assert await conn.fetchval("SHOW statement_timeout") not in ("0", "0ms")
+            with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+                await conn.execute(f"DELETE FROM {quote_ident(schema)}.job WHERE name = 'main'")
+    finally:
+        await reader.close()
+
+
+def test_quote_ident():
+    assert quote_ident("pgboss") == '"pgboss"'
+    assert quote_ident('a"b') == '"a""b"'
+    with pytest.raises(ValueError):
+        quote_ident("a\x00b")
