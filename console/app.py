@@ -95,6 +95,25 @@ class QueueConsoleApp(App):
                 return poller
         return None
 
+    def actions(self):
+        """The action layer, resolving queues to readers through the pollers (backend thread)."""
+        from console.actions import Actions
+
+        def reader_for(queue: QueueRef) -> Reader:
+            poller = self.poller_for(queue)
+            reader = poller.reader_for(queue) if poller else None
+            if reader is None:
+                raise BackendError(f"not connected to {queue.connection}")
+            return reader
+
+        return Actions(reader_for, read_only=self.settings.read_only, timeout=max(self.settings.op_timeout, 30))
+
+    async def on_backend(self, coro) -> Any:
+        """Await a coroutine run on the backend thread (never on the UI loop)."""
+        if self.backend_thread is None:
+            raise BackendError("not connected")
+        return await asyncio.wrap_future(self.backend_thread.submit(coro))
+
     async def backend_call(self, queue: QueueRef, fn: Callable[[Reader], Awaitable[T]], what: str) -> T:
         """Run a reader call on the backend thread (with its timeout) and await the result."""
         poller = self.poller_for(queue)

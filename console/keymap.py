@@ -38,7 +38,14 @@ KEYS: tuple[Key, ...] = (
     Key("next_page", "n", "Next page", ("queue",)),
     Key("prev_page", "p", "Prev page", ("queue",)),
     Key("toggle_detail", "d", "Detail pane", ("queue",)),
+    Key("mark", "space", "Mark", ("queue",)),
+    Key("retry", "R", "Retry", ("queue",), tier="danger"),
+    Key("purge", "D", "Purge", ("queue",), tier="danger"),
+    Key("toggle_pause", "P", "Pause/resume", ("queue",), tier="danger"),
 )
+
+#: actions that change a queue: absent from the footer and refused in read-only mode
+DANGER = frozenset(k.id for k in KEYS if k.tier == "danger")
 
 _KEY_LABELS = {"question_mark": "?", "slash": "/", "escape": "esc", "enter": "enter", "shift+tab": "shift+tab"}
 
@@ -63,7 +70,8 @@ def markdown() -> str:
         out += [f"## {title}", "", "| key | action |", "|---|---|"]
         out += [f"| `{label(k.keys)}` | {k.description} |" for k in keys]
         out.append("")
-    out += ["Arrow keys, Page Up/Down and Home/End work in every list as well.", ""]
+    out += ["Keys that change a queue (Shift) ask for confirmation with a preview and are absent in",
+            "read-only mode. Arrow keys, Page Up/Down and Home/End work in every list as well.", ""]
     return "\n".join(out)
 
 

@@ -198,3 +198,60 @@ async def test_banner_when_connection_drops_and_recovery():
                 revived.shutdown()
     finally:
         server.stop()
+
+
+async def test_mark_retry_and_purge_with_confirmation(redis_url, prefix, sync_redis, monkeypatch):
+    from console.screens.confirm import ConfirmScreen
+
+    monkeypatch.setenv("QUEUE_CONSOLE_STORE_PREFIX", f"{prefix}:console")
+    write_fixed_queue(sync_redis, prefix, "dlq", failed=5, completed=0, waiting=0, delayed=0)
+    app = app_for(redis_url, prefix, store_prefix=f"{prefix}:console")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
+        screen = app.screen
+        for _ in range(4):
+            await pilot.press("tab")
+        jobs = screen.query_one("#job-table", DataTable)
+        await wait_for(pilot, lambda: screen.state == "failed" and jobs.row_count == 5)
+        screen.query_one("#job-table").focus()
+        await pilot.press("space", "space")  # marks the first two rows (ids 5 and 4)
+        assert screen.marks == {"5", "4"}
+        await pilot.press("R")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirmation")
+        await pilot.press("n")  # cancelled: nothing changes
+        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
+        assert sync_redis.zcard(f"{prefix}:dlq:failed") == 5
+        await pilot.press("R")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirmation")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: sync_redis.zcard(f"{prefix}:dlq:failed") == 3, what="retry")
+        assert sorted(x.decode() for x in sync_redis.lrange(f"{prefix}:dlq:wait", 0, -1)) == ["4", "5"]
+        await wait_for(pilot, lambda: jobs.row_count == 3, what="page refresh")
+        await pilot.press("D")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="purge confirmation")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: sync_redis.zcard(f"{prefix}:dlq:failed") == 2, what="purge")
+        audit = sync_redis.xrevrange(f"{prefix}:console:audit")
+        assert [b'"purge"' in e[1][b"record"] for e in audit[:1]] == [True]
+
+
+async def test_read_only_hides_and_refuses_mutating_keys(redis_url, prefix, sync_redis):
+    write_fixed_queue(sync_redis, prefix, "ro", failed=2, completed=0, waiting=0, delayed=0)
+    app = app_for(redis_url, prefix, read_only=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
+        screen = app.screen
+        for _ in range(4):
+            await pilot.press("tab")
+        await wait_for(pilot, lambda: screen.state == "failed" and screen.query_one("#job-table", DataTable).row_count == 2)
+        for action in ("retry", "purge", "toggle_pause"):
+            assert screen.check_action(action, ()) is False
+        await pilot.press("R", "D", "P")
+        await pilot.pause(0.5)
+        assert isinstance(app.screen, QueueScreen)
+        assert sync_redis.zcard(f"{prefix}:ro:failed") == 2
+        assert not sync_redis.hexists(f"{prefix}:ro:meta", "paused")

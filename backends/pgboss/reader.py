@@ -39,6 +39,8 @@ EXACT_MAX_BYTES = 32 * 1024 * 1024
 THROUGHPUT_MIN_S = 5.0
 #: cached counters older than this are labelled stale (2 x pg-boss's default monitor interval)
 STALE_COUNTERS_S = 120.0
+#: the on-demand count of a big completed/cancelled list gives up after this long (total unknown)
+STORED_COUNT_TIMEOUT_MS = 1000
 
 SCHEMAS_SQL = """
 SELECT n.nspname
@@ -344,7 +346,7 @@ class PgBossReader(Reader):
             known_live = queued + (counts["active"] or 0) + (counts["failed"] or 0)
             stored = None
             what = "completed + cancelled"
-            if r["retained_count"] is not None:
+            if r["retained_count"] is not None and r["monitor_on"] is not None:
                 stored = int(r["retained_count"])
             elif r["total_count"] is not None and r["monitor_on"] is not None:
                 live_cached = (r["queued_count"] or 0) + (r["active_count"] or 0) + (r["failed_count"] or 0)
@@ -381,7 +383,8 @@ class PgBossReader(Reader):
             return "state = 'active'", [c("started_on"), "id"], ["asc", "asc"]
         if state in ("completed", "cancelled", "failed"):
             pred = "state IN ('failed', 'expired')" if (state == "failed" and layout.major == "v9") else f"state = '{state}'"
-            return pred, [c("completed_on"), "id"], ["desc", "desc"]
+            # completed_on is always set in these states; saying so lets 12.38's job_i16 serve the order
+            return f"{pred} AND {c('completed_on')} IS NOT NULL", [c("completed_on"), "id"], ["desc", "desc"]
         raise BackendError(f"pgboss has no state {state!r} (states: {', '.join(STATES)})")
 
     async def page(self, queue: QueueRef, state: str, cursor: str | None = None, limit: int = 50) -> Page:
@@ -422,13 +425,23 @@ class PgBossReader(Reader):
                    c("start_after"): last["start_after"], c("started_on"): last["started_on"],
                    c("completed_on"): last["completed_on"]}
             next_cursor = _encode_cursor(state, [src[col] for col in order])
-        total = await self._total(layout, queue.name, pred)
+        total = None
+        if state not in ("completed", "cancelled") or self._exact(layout, queue.name):
+            total = await self._total(layout, queue.name, pred)
+        elif cursor is None:  # on demand: the first page of a big stored list counts it, briefly
+            total = await self._total(layout, queue.name, pred, timeout_ms=STORED_COUNT_TIMEOUT_MS)
         return Page(queue=queue, state=state, jobs=jobs, next_cursor=next_cursor, total=total)
 
-    async def _total(self, layout: Layout, name: str, pred: str) -> int | None:
+    async def _total(self, layout: Layout, name: str, pred: str, timeout_ms: int | None = None) -> int | None:
         """The size of the list: on demand (this is how `completed` gets counted); None on timeout."""
+        sql = f"SELECT count(*) AS n FROM {layout.job} WHERE name = $1 AND {pred}"
         try:
-            row = await self._fetchrow(f"SELECT count(*) AS n FROM {layout.job} WHERE name = $1 AND {pred}", name)
+            if timeout_ms is None:
+                row = await self._fetchrow(sql, name)
+            else:
+                async with pg_errors(self.url), self.pool.acquire() as conn, conn.transaction(readonly=True):
+                    await conn.execute(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
+                    row = await conn.fetchrow(sql, name)
         except BackendTimeout:
             return None
         return int(row["n"])

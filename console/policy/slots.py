@@ -53,47 +53,35 @@ class RateSlots:
 class WindowBudget:
     """Start times of one queue under "at most ``limit`` in any window of ``window`` ms".
 
-    A window is any ``window`` consecutive milliseconds. Adding ``t`` is allowed when every window
-    containing ``t`` already holds fewer than ``limit`` starts; it is enough to look at the
-    trailing windows ``(p - window, p]`` ending at ``t`` and at each later start ``p < t + window``.
+    A window is any ``window`` consecutive milliseconds. With the starts sorted as ``P``, every run
+    of ``limit`` consecutive starts ``P[i] .. P[i+limit-1]`` that fits in one window blocks the
+    times ``[P[i+limit-1] - window + 1, P[i] + window - 1]``: a start there would share a window
+    with all of them. Both ends of these intervals grow with ``i``, so the earliest free time is
+    found by walking them from the first one that can reach ``t``.
     """
 
     __slots__ = ("window", "limit", "points")
 
     def __init__(self, window: int, limit: int, points: list[int] | None = None) -> None:
+        if limit <= 0:
+            raise ValueError("a zero budget has no free time")
         self.window = window
         self.limit = limit
         self.points: list[int] = sorted(points or ())
 
-    def _trailing(self, p: int) -> int:
-        pts = self.points
-        return bisect_right(pts, p) - bisect_right(pts, p - self.window)
-
     def next_free(self, t: int) -> int:
         """The smallest time >= t whose addition keeps every window within the limit."""
         pts, w, n = self.points, self.window, self.limit
-        if n <= 0:
-            raise ValueError("a zero budget has no free time")
-        while True:
-            lo = bisect_right(pts, t - w)
-            hi = bisect_right(pts, t)
-            count = hi - lo
-            if count >= n:
-                # wait until enough of the starts in (t - w, t] have left the window
-                t = pts[lo + count - n] + w
-                continue
-            j = hi
-            end = bisect_left(pts, t + w)
-            moved = False
-            while j < end:
-                p = pts[j]
-                if self._trailing(p) >= n:
-                    t = p + 1  # every time in (p - w, p] would overfill p's window
-                    moved = True
-                    break
-                j = bisect_right(pts, p)
-            if not moved:
-                return t
+        i = bisect_left(pts, t - w + 1)  # intervals before i end before t
+        last = len(pts) - n
+        while i <= last:
+            if pts[i + n - 1] - w + 1 > t:
+                break  # this and every later interval start after t
+            end = pts[i] + w - 1
+            if end >= t:
+                t = end + 1
+            i += 1
+        return t
 
     def add(self, t: int) -> None:
         insort(self.points, t)

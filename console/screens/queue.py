@@ -11,7 +11,10 @@ from textual.widgets import DataTable, Footer, Input, Static, Tab, Tabs
 
 from backends.contract import JobDetail, Page, QueueRef, QueueStatus
 from console import formatting as fmt
+from console.actions import Refused, Selection
 from console.app import bindings_for
+from console.keymap import DANGER
+from console.screens.confirm import ConfirmScreen, preview_text
 from console.poller import Snapshot
 from console.safe_text import one_line
 from console.widgets.job_detail import JobDetailView
@@ -36,6 +39,7 @@ class QueueScreen(Screen):
         self.filter_text = ""
         self._shown_ids: list[str] = []
         self._detail_for: str | None = None
+        self.marks: set[str] = set()
 
     def compose(self) -> ComposeResult:
         yield ConnectionBar(id="connections")
@@ -115,6 +119,7 @@ class QueueScreen(Screen):
         if state != self.state:
             self.state = state
             self.cursors = [None]
+            self.marks.clear()
             self.load_page()
 
     # -- paging --------------------------------------------------------------------------
@@ -156,7 +161,8 @@ class QueueScreen(Screen):
             for j in jobs:
                 when = j.finished_ms or j.processed_ms or j.created_ms
                 table.add_row(
-                    Text(one_line(j.id, 36)),
+                    Text(("● " if j.id in self.marks else "") + one_line(j.id, 36),
+                         style="bold magenta" if j.id in self.marks else ""),
                     Text(one_line(j.name or "-", 24)),
                     Text(fmt.timestamp(when)[5:19].replace("T", " ") if when else "-", style="dim"),
                     Text("-" if j.attempts_made is None else str(j.attempts_made), justify="right"),
@@ -186,6 +192,7 @@ class QueueScreen(Screen):
         more = "  n: next page" if self.page.next_cursor else "  (last page)"
         back = "  p: previous" if len(self.cursors) > 1 else ""
         filt = f"  filter {self.filter_text!r}: {len(self._filtered_jobs())} shown" if self.filter_text else ""
+        filt += f"  {len(self.marks)} marked (R retry, D purge)" if self.marks else ""
         info.update(Text(f"page {len(self.cursors)}: jobs {start + 1 if n else 0}–{start + n} of "
                          f"{fmt.count(self.page.total)}{more}{back}{filt}", style="dim"))
 
@@ -277,3 +284,89 @@ class QueueScreen(Screen):
     def action_cursor_bottom(self) -> None:
         table = self.query_one("#job-table", DataTable)
         table.move_cursor(row=max(table.row_count - 1, 0))
+
+    # -- mutations (through console.actions, on the backend thread) -----------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in DANGER and self.app.settings.read_only:
+            return False  # not offered in read-only mode (and the action layer refuses anyway)
+        return True
+
+    def _highlighted_id(self) -> str | None:
+        table = self.query_one("#job-table", DataTable)
+        if self._shown_ids and 0 <= table.cursor_row < len(self._shown_ids):
+            return self._shown_ids[table.cursor_row]
+        return None
+
+    def action_mark(self) -> None:
+        job_id = self._highlighted_id()
+        if job_id is None:
+            return
+        self.marks.symmetric_difference_update({job_id})
+        table = self.query_one("#job-table", DataTable)
+        row = table.cursor_row
+        self._shown_ids = []
+        self._render_jobs()
+        table.move_cursor(row=min(row + 1, table.row_count - 1))
+        self._render_page_info()
+
+    def action_retry(self) -> None:
+        self._mutate("retry")
+
+    def action_purge(self) -> None:
+        self._mutate("purge")
+
+    def _mutate(self, action: str) -> None:
+        if self.state not in ("failed", "completed"):
+            self.notify(f"{action} applies to failed or completed jobs", severity="warning")
+            return
+        ids = sorted(self.marks) if self.marks else [i for i in [self._highlighted_id()] if i]
+        if ids:
+            self.run_worker(self._mutate_flow(action, ids), group="mutate", exclusive=True)
+
+    async def _mutate_flow(self, action: str, ids: list[str]) -> None:
+        acts = self.app.actions()
+        try:
+            acts.check_allowed(action, self.queue)
+            preview = await self.app.on_backend(acts.preview(action, Selection(self.queue, state=self.state,
+                                                                               job_ids=ids)))
+        except Exception as exc:
+            self.notify(one_line(str(exc), 200), severity="error")
+            return
+        ok = await self.app.push_screen_wait(ConfirmScreen(f" {action} {preview.count} jobs? ", preview_text(preview)))
+        if not ok:
+            self.notify(f"{action} cancelled: nothing changed")
+            return
+        try:
+            report = await self.app.on_backend(acts.execute(preview))
+        except Exception as exc:
+            self.notify(one_line(str(exc), 200), severity="error")
+            return
+        self.notify(one_line(report.summary(), 300), severity="information" if report.complete else "error",
+                    timeout=8)
+        self.marks.clear()
+        self._shown_ids = []
+        self.load_page()
+
+    def action_toggle_pause(self) -> None:
+        self.run_worker(self._pause_flow(), group="mutate", exclusive=True)
+
+    async def _pause_flow(self) -> None:
+        paused = not (self.status.paused if self.status else False)
+        verb = "pause" if paused else "resume"
+        acts = self.app.actions()
+        try:
+            acts.check_allowed(verb, self.queue)
+        except Refused as exc:
+            self.notify(str(exc), severity="error")
+            return
+        body = Text(f"{verb} {self.queue.qualified} at {self.queue.connection}\n"
+                    + ("Workers finish their active jobs and take no new ones until resumed." if paused
+                       else "Workers start taking jobs again."))
+        if not await self.app.push_screen_wait(ConfirmScreen(f" {verb} queue {one_line(self.queue.name, 40)}? ", body)):
+            return
+        [result] = await self.app.on_backend(acts.set_paused([self.queue], paused))
+        if result["ok"]:
+            self.notify(f"{verb}d {one_line(self.queue.name, 60)}")
+        else:
+            self.notify(one_line(str(result.get("error")), 200), severity="error")
+        self.app.action_refresh()

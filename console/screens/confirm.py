@@ -1,0 +1,42 @@
+"""The confirmation screen of every mutation: what, how many, a sample, warnings. y or n."""
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from console import formatting as fmt
+from console.actions import Preview
+from console.safe_text import one_line
+
+
+def preview_text(preview: Preview) -> Text:
+    t = Text()
+    t.append(one_line(preview.describe(), 200) + "\n\n", style="bold")
+    for job in preview.sample:
+        reason = one_line(job.failed_reason.text if job.failed_reason else "", 70)
+        t.append(f"  {one_line(job.id, 24):<24} {fmt.timestamp(job.finished_ms)}  {reason}\n")
+    for warning in preview.warnings:
+        t.append(f"\nnote: {one_line(warning, 300)}", style="yellow")
+    return t
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    BINDINGS = [("y", "answer(True)", "Yes, do it"), ("n", "answer(False)", "No"),
+                ("escape", "answer(False)", "Cancel")]
+
+    def __init__(self, title: str, body: Text) -> None:
+        super().__init__()
+        self.title_text = title
+        self.body = body
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm-box"):
+            yield Static(Text(self.title_text, style="bold reverse"))
+            yield Static(self.body)
+            yield Static(Text("\ny: go ahead    n / esc: cancel", style="bold"))
+
+    def action_answer(self, value: bool) -> None:
+        self.dismiss(value)
