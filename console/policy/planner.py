@@ -587,7 +587,7 @@ def plan(
             refuse(index, cand, refused, forced, "; ".join(texts) + hint, klass, pattern, n_before)
             continue
         p = _Pending(index, cand, rules, klass, pattern, forced,
-                     [f"forced: {t}" for r, t in reasons if r in forced], n_before)
+                     [t for r, t in reasons if r in forced], n_before)
         key_path = rules.fairness.key
         if key_path is not None:
             p.group, p.group_label = _group(cand.payload, key_path)
@@ -674,6 +674,7 @@ def _schedule(p: _Pending, state: _QueueState, earliest: int, position: int, n: 
     if timeout is not None:
         if caps.job_timeout:
             job_timeout_s = timeout
+            notes[f"job timeout {format_duration(timeout)} set on requeue ({cand.queue.qualified})"] = None
         else:
             text = f"job timeout {format_duration(timeout)} not applied on {cand.queue.backend}: the backend cannot set it"
             job_notes.append(text)
@@ -683,6 +684,7 @@ def _schedule(p: _Pending, state: _QueueState, earliest: int, position: int, n: 
     if retention is not None:
         if caps.retention:
             keep_until = from_ms(t + int(round(retention * 1000)))
+            notes[f"retention {format_duration(retention)} after the start set on requeue ({cand.queue.qualified})"] = None
         else:
             text = f"retention {format_duration(retention)} not applied on {cand.queue.backend}: the backend cannot set it"
             job_notes.append(text)
@@ -698,7 +700,8 @@ def _schedule(p: _Pending, state: _QueueState, earliest: int, position: int, n: 
         texts.append(_why_words(why, rules, n, delay))
     if p.group_label is not None:
         texts.append(p.group_label)
-    texts.extend(p.forced_detail)
+    if p.forced_detail:
+        texts.append("forced: " + "; ".join(p.forced_detail))
     return Decision(
         index=p.index, queue=cand.queue, job_id=cand.job_id, action=action, at=from_ms(t),
         delay_ms=t - now_ms, why=why, refused=(), forced=p.forced, detail="; ".join(texts),
@@ -724,6 +727,6 @@ def _why_words(why: str | None, rules: Rules, n: int, delay: int) -> str:
         return f"queue budget {b.per_queue} per {format_duration(b.window)}"
     if why == BACKOFF:
         count = "requeue" if rules.backoff.count == "requeues" else "attempt"
-        return f"backoff {format_duration(delay / 1000)} after {n} {count}{'s' if n != 1 else ''}"
+        return f"backoff {_offset(delay)[1:]} after {n} {count}{'s' if n != 1 else ''}"
     return "scheduled"
 

@@ -75,11 +75,13 @@ class WindowBudget:
         i = bisect_left(pts, t - w + 1)  # intervals before i end before t
         last = len(pts) - n
         while i <= last:
-            if pts[i + n - 1] - w + 1 > t:
+            high = pts[i + n - 1]
+            if high - w + 1 > t:
                 break  # this and every later interval start after t
-            end = pts[i] + w - 1
-            if end >= t:
-                t = end + 1
+            if high - pts[i] < w:  # the run fits in one window: its interval is not empty
+                end = pts[i] + w - 1
+                if end >= t:
+                    t = end + 1
             i += 1
         return t
 
