@@ -303,7 +303,9 @@ class Policy(_Section):
         return "transient", None
 
     def ledger_retention(self) -> float | None:
-        """Seconds of ledger history the rules look at (None: forever, because of per_job)."""
+        """Seconds of ledger history (before now) the rules look at; None: all of it, because a
+        per-job budget or a requeue-counting backoff has no ``per_job_window``. Entries due to
+        start in the future are always needed."""
         longest = 0.0
         for rules in self._rules.values():
             b = rules.budgets
@@ -313,6 +315,8 @@ class Policy(_Section):
                 longest = max(longest, b.per_job_window)
             if b.per_queue is not None:
                 longest = max(longest, b.window)
+            if rules.fairness.rate is not None:
+                longest = max(longest, 1.0 / rules.fairness.rate)
         return longest
 
 

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from backends.contract import JobSummary, QueueRef
-from console.policy.backoff import backoff_ms, jitter_fraction, raw_backoff_ms
+from console.policy.backoff import backoff_ms, jitter_fraction
 from console.policy.config import Policy, Rules, format_duration
 from console.policy.ledger import JobKey, Ledger, LedgerEntry, QueueKey, from_ms, iso, job_key, to_ms
 from console.policy.slots import RateSlots, WindowBudget, gap_ms
@@ -493,12 +493,15 @@ def _group(payload: Any, path: str) -> tuple[tuple[Any, ...], str]:
 
 
 def _round_robin(groups: list[list[Any]]) -> list[Any]:
+    """One item of each group in turn, dropping groups as they run out (O(total items))."""
     out: list[Any] = []
-    depth = max((len(g) for g in groups), default=0)
-    for i in range(depth):
-        for g in groups:
-            if i < len(g):
-                out.append(g[i])
+    live = [g for g in groups if g]
+    depth = 0
+    while live:
+        for g in live:
+            out.append(g[depth])
+        depth += 1
+        live = [g for g in live if len(g) > depth]
     return out
 
 
@@ -599,7 +602,9 @@ def plan(
     for position, p in enumerate(order):
         backoff = p.rules.backoff
         n = p.n_before if backoff.count == "requeues" else p.cand.attempts_made
-        delay = backoff_ms(n, backoff, jitter_fraction(rng_seed, p.cand.key, n))
+        delay = 0
+        if backoff.base > 0 and n >= backoff.after:
+            delay = backoff_ms(n, backoff, jitter_fraction(rng_seed, p.cand.key, n) if backoff.jitter else 0.0)
         per_queue.setdefault(p.cand.queue.key, []).append((now_ms + delay, position, n, delay, p))
     accepted: list[Decision] = []
     notes: dict[str, None] = {}
@@ -640,8 +645,8 @@ def _schedule(p: _Pending, state: _QueueState, earliest: int, position: int, n: 
     max_delay = rules.max_delay
     if state.full is not None:
         reason, first = state.full
-        return refusal(reason, f"queue full until beyond max_delay {format_duration(max_delay)} "
-                               f"(an earlier job of this queue would already start at {_offset(first)})")
+        return refusal(reason, f"would start at {_offset(first)} or later (like the job before it in this queue), "
+                               f"beyond max_delay {format_duration(max_delay)}")
     t = max(earliest, state.cursor)
     why = BACKOFF if delay > 0 and t == earliest else None
     while True:
