@@ -17,6 +17,8 @@ from typing import Any, Callable, Literal
 
 from backends.contract import JobOutcome, JobSummary, QueueRef, Reader, call_with_timeout
 from backends.errors import BackendError
+from console import requeue_planning as rp
+from console.policy import Force, LedgerEntry, Plan, Policy, default_policy, plan as make_plan
 
 BATCH = 500  # jobs per script call / batch: bounded, so the server is never blocked for long
 SAMPLE = 5
@@ -58,10 +60,14 @@ class Preview:
     sample: list[JobSummary] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     reset_attempts: bool = False
+    #: the policy plan (retry only); None when no policy rule applies and "all" runs in bulk
+    plan: Plan | None = None
+    #: the selection was "all" and was listed to be planned job by job
+    from_all: bool = False
 
     def describe(self) -> str:
         q = self.selection.queue
-        what = "all" if self.selection.is_all else "the selected"
+        what = "all" if self.selection.is_all or self.from_all else "the selected"
         age = f" older than {self.selection.older_than_ms // 1000}s" if self.selection.older_than_ms else ""
         return f"{self.action} {what} {self.count} {self.selection.state} jobs{age} of {q.qualified} at {q.connection}"
 
@@ -77,6 +83,8 @@ class Report:
     cancelled: bool = False
     error: str | None = None
     audit_id: str | None = None
+    refused: int = 0  # jobs the policy refused (reported in ``skipped`` with the reason)
+    plan_summary: dict[str, Any] | None = None
 
     @property
     def complete(self) -> bool:
@@ -101,7 +109,7 @@ class Report:
             "queue": self.queue.name, "requested": self.requested, "done": self.done,
             "skipped": [o.model_dump() for o in self.skipped], "batches": self.batches,
             "cancelled": self.cancelled, "error": self.error, "complete": self.complete,
-            "audit_id": self.audit_id,
+            "audit_id": self.audit_id, "refused": self.refused, "plan": self.plan_summary,
         }
 
 
@@ -112,11 +120,14 @@ class Actions:
     """Mutations over readers. ``reader_for`` resolves a queue to the reader that holds it."""
 
     def __init__(self, reader_for: Callable[[QueueRef], Reader], read_only: bool = False,
-                 operator: str | None = None, timeout: float = 30.0) -> None:
+                 operator: str | None = None, timeout: float = 30.0, policy: Policy | None = None,
+                 force: Force | bool | str | None = None) -> None:
         self.reader_for = reader_for
         self.read_only = read_only
         self.operator = operator or operator_name()
         self.timeout = timeout
+        self.policy = policy or default_policy()
+        self.force = Force.parse(force)
 
     # -- guards ---------------------------------------------------------------------------
     def _guard(self, what: str, queue: QueueRef, capability: str) -> Reader:
@@ -166,8 +177,41 @@ class Actions:
         if action == "retry" and not reset_attempts:
             warnings.append("attempts are not reset: each job gets one more attempt (use --reset-attempts "
                             "for its full retry budget)")
-        return Preview(action=action, selection=sel, count=count, snapshot_ms=snapshot, sample=sample,
-                       warnings=warnings, reset_attempts=reset_attempts)
+        preview = Preview(action=action, selection=sel, count=count, snapshot_ms=snapshot, sample=sample,
+                          warnings=warnings, reset_attempts=reset_attempts)
+        if action == "retry" and not (sel.is_all and rp.is_trivial(self.policy, sel.queue)):
+            await self._plan_preview(reader, preview, now)
+        return preview
+
+    async def _plan_preview(self, reader: Reader, preview: Preview, now: int) -> None:
+        """Plan every job one by one: list "all" into explicit ids (bounded), read the ledger."""
+        sel = preview.selection
+        need_payload = self.policy.rules_for(sel.queue).fairness.key is not None
+        if sel.is_all:
+            candidates, capped = await self._call(
+                rp.candidates_for_state(reader, sel.queue, sel.state, preview.snapshot_ms, need_payload),
+                "listing the selection to plan it")
+            if capped:
+                preview.warnings.append(f"the selection is larger than {rp.PLAN_CAP:,} jobs: only the newest "
+                                        f"{rp.PLAN_CAP:,} are planned; run again for the rest")
+            sel.job_ids = [c.job_id for c in candidates]
+            preview.from_all = True
+        else:
+            candidates, missing = await self._call(
+                rp.candidates_for_ids(reader, sel.queue, sel.job_ids or [], need_payload), "reading the selection")
+            if missing:
+                preview.warnings.append(f"{len(missing)} selected jobs do not exist: {', '.join(missing[:5])}")
+        preview.plan = await self._plan(reader, sel.queue, candidates, now)
+        preview.count = len(candidates)
+        # planned jobs are retried one by one (reprocessJob): priorities are kept
+        preview.warnings = [w for w in preview.warnings if "priority is not kept" not in w]
+        sel.job_ids = [d.job_id for d in preview.plan.decisions]
+
+    async def _plan(self, reader: Reader, queue: QueueRef, candidates, now_ms: int) -> Plan:
+        ledger = await self._call(rp.read_ledger(reader.console_store(), self.policy, now_ms, queue.connection),
+                                  "reading the requeue ledger")
+        return make_plan(candidates, self.policy, ledger, rp.to_datetime(now_ms), force=self.force,
+                         backend_caps=rp.backend_caps, rng_seed=0)
 
     async def _server_now(self, reader: Reader) -> int:
         now = await self._call(reader.server_time_ms(), "reading the server clock")
@@ -181,7 +225,9 @@ class Actions:
         report = Report(action=preview.action, queue=sel.queue, requested=preview.count)
         started = time.time()
         try:
-            if sel.is_all:
+            if preview.plan is not None:
+                await self._run_plan(reader, preview, report, progress, cancel)
+            elif sel.is_all:
                 await self._run_all(reader, preview, report, progress, cancel)
             else:
                 await self._run_ids(reader, preview, report, progress, cancel)
@@ -225,6 +271,62 @@ class Actions:
             report.skipped += [o for o in outcomes if not o.ok]
             if progress:
                 progress(report.done, report.requested)
+
+    async def _run_plan(self, reader, preview, report, progress, cancel) -> None:
+        """Re-plan with a fresh ledger; refuse if the plan changed; then run it in order: "now"
+        jobs in batches, "later" jobs when their time comes (paced by the console), recording
+        each requeue in the shared ledger as it happens."""
+        sel = preview.selection
+        old = preview.plan
+        candidates, _ = await self._call(rp.candidates_for_ids(
+            reader, sel.queue, [d.job_id for d in old.by_index()],
+            self.policy.rules_for(sel.queue).fairness.key is not None), "re-reading the selection")
+        now_ms = await self._server_now(reader)
+        fresh = await self._plan(reader, sel.queue, candidates, now_ms)
+        if fresh.fingerprint() != old.fingerprint():
+            raise Refused("the plan changed since the preview (jobs moved, or another operator requeued "
+                          "some of them): preview again")
+        report.plan_summary = fresh.summary.to_dict()
+        report.skipped += [JobOutcome(job_id=d.job_id, ok=False, status=f"refused: {d.reason}")
+                           for d in fresh.refused]
+        report.refused = len(fresh.refused)
+        store = reader.console_store()
+        start_wall = time.monotonic()
+        pending: list = []
+
+        async def flush() -> None:
+            if not pending:
+                return
+            ids = [d.job_id for d in pending]
+            outcomes = await self._call(reader.retry_jobs(sel.queue, ids, sel.state, preview.reset_attempts),
+                                        "retry batch")
+            executed = rp.to_datetime(await self._server_now(reader))
+            ok = {o.job_id for o in outcomes if o.ok}
+            await self._call(rp.append_ledger(store, [
+                LedgerEntry.make(d.queue, d.job_id, executed, run_at=executed, operator=self.operator)
+                for d in pending if d.job_id in ok]), "writing the requeue ledger")
+            report.batches += 1
+            report.done += len(ok)
+            report.skipped += [o for o in outcomes if not o.ok]
+            pending.clear()
+            if progress:
+                progress(report.done, report.requested)
+
+        for d in fresh.accepted:
+            if cancel is not None and cancel.is_set():
+                await flush()
+                report.cancelled = True
+                return
+            wait_s = (d.delay_ms or 0) / 1000 - (time.monotonic() - start_wall)
+            if wait_s > 0:
+                await flush()
+                if await _sleep_or_cancel(wait_s, cancel):
+                    report.cancelled = True
+                    return
+            pending.append(d)
+            if len(pending) >= BATCH:
+                await flush()
+        await flush()
 
     # -- pause / resume -------------------------------------------------------------------
     async def set_paused(self, queues: list[QueueRef], paused: bool, remember: bool = False) -> list[dict[str, Any]]:
@@ -276,12 +378,25 @@ class Actions:
             "result": "ok" if report.complete else ("cancelled" if report.cancelled else f"error: {report.error}"),
             "reset_attempts": preview.reset_attempts,
             "job_ids": (sel.job_ids or [])[:100],
+            "policy": report.plan_summary, "refused": report.refused, "force": self.force.value,
         }
         try:
             return await self._call(store.audit_append(record), "writing the audit record")
         except BackendError as exc:
             report.error = (report.error + "; " if report.error else "") + f"audit record not written: {exc}"
             return None
+
+
+async def _sleep_or_cancel(seconds: float, cancel: asyncio.Event | None) -> bool:
+    """Sleep; True when cancelled meanwhile."""
+    if cancel is None:
+        await asyncio.sleep(seconds)
+        return False
+    try:
+        await asyncio.wait_for(cancel.wait(), seconds)
+        return True
+    except asyncio.TimeoutError:
+        return False
 
 
 def store_key(q: QueueRef) -> str:

@@ -106,7 +106,10 @@ class QueueConsoleApp(App):
                 raise BackendError(f"not connected to {queue.connection}")
             return reader
 
-        return Actions(reader_for, read_only=self.settings.read_only, timeout=max(self.settings.op_timeout, 30))
+        from console.config import load_policy_for
+
+        return Actions(reader_for, read_only=self.settings.read_only, timeout=max(self.settings.op_timeout, 30),
+                       policy=load_policy_for(self.settings))
 
     async def on_backend(self, coro) -> Any:
         """Await a coroutine run on the backend thread (never on the UI loop)."""

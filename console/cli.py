@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="start an embedded server with a live workload and open the console")
-    demo.add_argument("--backend", choices=["redis"], default="redis", dest="demo_backend")
+    demo.add_argument("--backend", choices=["redis", "postgres"], default="redis", dest="demo_backend")
     demo.add_argument("--refresh", type=float, metavar="S")
     demo.add_argument("--theme")
     demo.add_argument("--no-ui", action="store_true", help="run the server and workload only; print its URL")
@@ -85,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
-    names = ("urls", "context", "backend", "prefixes", "schema", "connect_timeout", "read_only", "theme", "refresh")
+    names = ("urls", "context", "backend", "prefixes", "schema", "connect_timeout", "read_only", "theme", "refresh",
+             "policy_file")
     flags = {name: getattr(args, name, None) for name in names}
     if "schema" in flags:
         flags["schema_"] = flags.pop("schema")

@@ -48,6 +48,11 @@ def add_parsers(sub: argparse._SubParsersAction, connection_flags: Callable[[arg
         p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
         if verb == "retry":
             p.add_argument("--reset-attempts", action="store_true", help="give each job its full attempts again")
+            p.add_argument("--force", nargs="?", const="permanent", choices=["permanent", "fatal"],
+                           help="override the policy's refusal of permanent failures and too-old jobs "
+                                "(--force fatal: fatal ones too); budgets and rates are never overridden")
+            p.add_argument("--policy", dest="policy_file", metavar="FILE", default=argparse.SUPPRESS,
+                           help="requeue policy TOML (default: the config file's [policy] table)")
     for verb in ("pause", "resume"):
         p = sub.add_parser(verb, help=f"{verb} one queue, or --all queues on every connection")
         common(p)
@@ -79,7 +84,10 @@ def _queues(session: Session, spec: str | None) -> list[QueueRef]:
 
 
 async def run(args: argparse.Namespace, session: Session, read_only: bool) -> int:
-    actions = Actions(session.reader_for, read_only=read_only, timeout=max(session.options.op_timeout, 30))
+    from console.config import load_policy_for
+
+    actions = Actions(session.reader_for, read_only=read_only, timeout=max(session.options.op_timeout, 30),
+                      policy=load_policy_for(session.settings), force=getattr(args, "force", None))
     if args.command == "dlq":
         if args.dlq_command == "list":
             return await _dlq_list(args, session)
@@ -148,11 +156,25 @@ async def _dlq_list(args, session: Session) -> int:
 
 def _print_preview(p: Preview) -> None:
     print(p.describe(), file=sys.stderr)
-    for j in p.sample:
-        reason = one_line(j.failed_reason.text if j.failed_reason else "", 80)
-        print(f"  e.g. {one_line(j.id, 24)}  {fmt.timestamp(j.finished_ms)}  {reason}", file=sys.stderr)
+    if p.plan is not None:
+        for line in p.plan.render(limit=20):
+            print(f"  {line}", file=sys.stderr)
+    else:
+        for j in p.sample:
+            reason = one_line(j.failed_reason.text if j.failed_reason else "", 80)
+            print(f"  e.g. {one_line(j.id, 24)}  {fmt.timestamp(j.finished_ms)}  {reason}", file=sys.stderr)
+        if p.action == "retry":
+            print("  policy: no rule applies to this queue: every job is retried now, in bulk", file=sys.stderr)
     for w in p.warnings:
         print(f"  note: {w}", file=sys.stderr)
+
+
+def _preview_json(p: Preview) -> dict[str, Any]:
+    return {"connection": p.selection.queue.connection, "backend": p.selection.queue.backend,
+            "queue": p.selection.queue.name, "count": p.count, "snapshot_ms": p.snapshot_ms,
+            "sample": [j.id for j in p.sample], "warnings": p.warnings,
+            "plan": p.plan.to_dict() if p.plan is not None else None,
+            "plan_fingerprint": p.plan.fingerprint() if p.plan is not None else None}
 
 
 async def _dlq_mutate(args, session: Session, actions: Actions) -> int:
@@ -175,14 +197,12 @@ async def _dlq_mutate(args, session: Session, actions: Actions) -> int:
     for q in queues:
         sel = Selection(queue=q, state="failed", job_ids=list(args.jobs) if args.jobs else None, older_than_ms=older)
         previews.append(await actions.preview(action, sel, reset_attempts=getattr(args, "reset_attempts", False)))
-    previews = [p for p in previews if p.count or not p.selection.is_all]
+    previews = [p for p in previews if p.count or not (p.selection.is_all or p.from_all)]
     total = sum(p.count for p in previews)
     if args.dry_run:
         if args.json:
-            _print_json({"dry_run": True, "action": action, "total": total, "previews": [
-                {"connection": p.selection.queue.connection, "backend": p.selection.queue.backend,
-                 "queue": p.selection.queue.name, "count": p.count, "snapshot_ms": p.snapshot_ms,
-                 "sample": [j.id for j in p.sample], "warnings": p.warnings} for p in previews]})
+            _print_json({"dry_run": True, "action": action, "total": total,
+                         "previews": [_preview_json(p) for p in previews]})
         else:
             for p in previews:
                 _print_preview(p)
@@ -203,8 +223,16 @@ async def _dlq_mutate(args, session: Session, actions: Actions) -> int:
         if not args.json:
             print(f"\r{one_line(p.selection.queue.qualified, 60)}: {report.summary()}", file=sys.stderr)
     if args.json:
-        _print_json({"action": action, "reports": [r.to_json() for r in reports]})
-    return 0 if all(r.complete for r in reports) else 3
+        _print_json({"action": action, "reports": [r.to_json() | {"plan_fingerprint": p.plan.fingerprint()
+                                                                   if p.plan is not None else None}
+                                                   for r, p in zip(reports, previews)]})
+    if not all(r.complete for r in reports):
+        return 3
+    if any(r.refused for r in reports):
+        print(f"the policy refused {sum(r.refused for r in reports)} jobs (see the plan above; --force "
+              "overrides permanent/too-old, --force fatal also fatal)", file=sys.stderr)
+        return 4
+    return 0
 
 
 def _progress(action: str):

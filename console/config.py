@@ -65,6 +65,10 @@ class Settings(BaseModel):
     #: key prefix (Redis) under which the console keeps its audit records, requeue ledger and
     #: global-pause memory, on the same server as the queues, where every operator sees them
     store_prefix: str = Field(default="queue-console", min_length=1)
+    #: the requeue policy: a TOML file with a [policy] table (--policy, QUEUE_CONSOLE_POLICY) ...
+    policy_file: str | None = None
+    #: ... or the [policy] table of the config file itself (docs/policy.md)
+    policy: dict[str, Any] | None = None
 
     @field_validator("urls")
     @classmethod
@@ -102,8 +106,9 @@ def _env() -> dict[str, Any]:
     out: dict[str, Any] = {}
     if os.environ.get("QUEUE_CONSOLE_URL"):
         out["urls"] = [u for u in re.split(r"[\s,]+", os.environ["QUEUE_CONSOLE_URL"]) if u]
-    for key in ("read_only", "refresh", "theme", "context", "store_prefix"):
-        value = os.environ.get(f"QUEUE_CONSOLE_{key.upper()}")
+    for key in ("read_only", "refresh", "theme", "context", "store_prefix", "policy_file"):
+        value = os.environ.get(f"QUEUE_CONSOLE_{key.upper()}") or (
+            os.environ.get("QUEUE_CONSOLE_POLICY") if key == "policy_file" else None)
         if value:
             out[key] = value
     return out
@@ -163,3 +168,15 @@ def load(flags: dict[str, Any]) -> Settings:
             update["backend"] = ctx.backend
         settings = settings.model_copy(update=update)
     return settings
+
+
+def load_policy_for(settings: Settings):
+    """The requeue policy in force: --policy/QUEUE_CONSOLE_POLICY file, else the config file's
+    [policy] table, else the default (no limits). Errors name the file, key and value (exit 2)."""
+    from console.policy import default_policy, load_policy, policy_from_dict
+
+    if settings.policy_file:
+        return load_policy(Path(settings.policy_file).expanduser())
+    if settings.policy is not None:
+        return policy_from_dict({"policy": settings.policy}, str(config_path()))
+    return default_policy()

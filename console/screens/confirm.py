@@ -15,7 +15,11 @@ from console.safe_text import one_line
 def preview_text(preview: Preview) -> Text:
     t = Text()
     t.append(one_line(preview.describe(), 200) + "\n\n", style="bold")
-    for job in preview.sample:
+    if preview.plan is not None:
+        t.append("policy plan:\n", style="bold")
+        for line in preview.plan.render(limit=12):
+            t.append(f"  {one_line(line, 140)}\n")
+    for job in preview.sample if preview.plan is None else []:
         reason = one_line(job.failed_reason.text if job.failed_reason else "", 70)
         t.append(f"  {one_line(job.id, 24):<24} {fmt.timestamp(job.finished_ms)}  {reason}\n")
     for warning in preview.warnings:

@@ -1,0 +1,95 @@
+"""Between the action layer and the pure policy engine: gathering candidates from a reader,
+reading and writing the shared ledger, and turning a plan into work. Async, no Textual.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from backends.contract import ConsoleStore, QueueRef, Reader
+from console.policy import BackendCaps, Candidate, Ledger, LedgerEntry, Policy, Rules
+
+#: most jobs planned one by one in a single bulk retry (the rest stay failed; run again)
+PLAN_CAP = 50_000
+PAGE = 1000
+
+
+def is_trivial(policy: Policy, queue: QueueRef) -> bool:
+    """No rule could refuse, delay or reorder a requeue of this queue's jobs."""
+    if policy.rules_for(queue) != Rules():
+        return False
+    for fc in policy.failure_classes:
+        if fc.queues is None or queue.name in fc.queues or queue.qualified in fc.queues:
+            return False
+    return True
+
+
+def backend_caps(queue: QueueRef) -> BackendCaps:
+    # BullMQ has no script that retries a failed job into `delayed`: later starts are paced by the
+    # console (it waits, then retries). pg-boss could use start_after (not wired yet).
+    return BackendCaps(delay=False, job_timeout=False, retention=False)
+
+
+def to_datetime(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+
+async def candidates_for_ids(reader: Reader, queue: QueueRef, job_ids: list[str], need_payload: bool,
+                             ) -> tuple[list[Candidate], list[str]]:
+    """Candidates for explicit ids (duplicates kept: the planner refuses them); missing ids apart."""
+    out, missing = [], []
+    for job_id in job_ids:
+        detail = await reader.job(queue, job_id)
+        if detail is None:
+            missing.append(job_id)
+            continue
+        payload = _payload(detail.data.text if detail.data else None) if need_payload else None
+        out.append(Candidate.from_summary(queue, detail.summary, payload))
+    return out, missing
+
+
+async def candidates_for_state(reader: Reader, queue: QueueRef, state: str, snapshot_ms: int,
+                               need_payload: bool, cap: int = PLAN_CAP) -> tuple[list[Candidate], bool]:
+    """Every job of ``state`` finished at or before the snapshot, read in server-side pages, oldest
+    last (newest-first pages). Returns (candidates, capped)."""
+    out: list[Candidate] = []
+    cursor = None
+    while True:
+        page = await reader.page(queue, state, cursor, PAGE)
+        for job in page.jobs:
+            if job.finished_ms is not None and job.finished_ms > snapshot_ms:
+                continue
+            payload = None
+            if need_payload:
+                detail = await reader.job(queue, job.id)
+                payload = _payload(detail.data.text if detail and detail.data else None)
+            out.append(Candidate.from_summary(queue, job, payload))
+            if len(out) >= cap:
+                return out, True
+        cursor = page.next_cursor
+        if cursor is None:
+            return out, False
+
+
+def _payload(text: str | None) -> Any:
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+async def read_ledger(store: ConsoleStore | None, policy: Policy, now_ms: int, connection: str) -> Ledger:
+    if store is None:
+        return Ledger()
+    retention = policy.ledger_retention()
+    since = 0 if retention is None else int(now_ms - retention * 1000)
+    records = await store.ledger_read(since)
+    return Ledger.from_records([{k: v for k, v in r.items() if k != "_id"} for r in records], connection=connection)
+
+
+async def append_ledger(store: ConsoleStore | None, entries: list[LedgerEntry]) -> None:
+    if store is not None and entries:
+        await store.ledger_append(Ledger(entries).to_records())
