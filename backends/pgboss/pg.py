@@ -81,3 +81,28 @@ async def open_pool(url: ConnectionUrl, connect_timeout: float, op_timeout: floa
             from backends.errors import BadUrl
 
             raise BadUrl(f"{_scrub(exc, url)} ({url.redacted})") from None
+
+
+async def open_write_pool(url: ConnectionUrl, connect_timeout: float, op_timeout: float,
+                          application_name: str = APPLICATION_NAME + " write"):
+    """A second, writable pool (at most 2 connections), opened only when a mutation runs.
+
+    Same ``statement_timeout`` as the read pool; ``idle_in_transaction_session_timeout`` ends a
+    transaction left open by a stalled client, so row locks are never held for long. The read pool
+    stays ``default_transaction_read_only``.
+    """
+    import asyncpg
+
+    statement_ms = max(int(op_timeout * 1000 * 0.8), 100)
+    settings = {
+        "application_name": application_name,
+        "statement_timeout": str(statement_ms),
+        "lock_timeout": str(statement_ms),
+        "idle_in_transaction_session_timeout": str(max(statement_ms * 2, 1000)),
+    }
+    async with pg_errors(url):
+        return await asyncio.wait_for(
+            asyncpg.create_pool(dsn=url.raw, min_size=0, max_size=2, timeout=connect_timeout,
+                                command_timeout=op_timeout, server_settings=settings),
+            connect_timeout + 1,
+        )

@@ -1,8 +1,11 @@
 """Read side of pg-boss queues in PostgreSQL, per schema version (shared/formats/pgboss.md).
 
-Never writes and never runs DDL: every session is ``default_transaction_read_only`` with a
-``statement_timeout``; each statement is one short autocommit query filtered by queue name. Only
-catalog identifiers (schema names) are pasted into SQL, quoted; all other values are parameters.
+Reading never writes and never runs DDL: every read session is ``default_transaction_read_only``
+with a ``statement_timeout``; each statement is one short autocommit query filtered by queue name.
+Only catalog identifiers (schema names) are pasted into SQL, quoted; all other values are
+parameters. Changes (retry, purge, promote, cancel, parking pause) live in
+``backends.pgboss.mutations`` on a separate writable pool; the re-park sweep of a console-paused
+queue is the one write a refresh can do, and it is off in read-only mode.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from backends.contract import (
 )
 from backends.errors import BackendError, BackendTimeout, BadCursor
 from backends.pgboss.layout import Layout
+from backends.pgboss.mutations import PgBossMutations
 from backends.pgboss.pg import pg_errors
 from backends.urls import ConnectionUrl
 
@@ -96,11 +100,12 @@ def _iso(value) -> str | None:
     return str(value)
 
 
-class PgBossReader(Reader):
+class PgBossReader(PgBossMutations, Reader):
     """Every pg-boss schema in one PostgreSQL database (or the one ``schema`` pins)."""
 
     backend = BACKEND
-    capabilities = Capabilities(states=STATES, throughput=True, latency=False)
+    capabilities = Capabilities(states=STATES, throughput=True, latency=False, retry=True, purge=True, promote=True,
+                                cancel=True, pause=True)
 
     def __init__(self, pool, url: ConnectionUrl, schema: str | None = None, include_internal: bool = False,
                  exact_max_bytes: int = EXACT_MAX_BYTES) -> None:
@@ -266,7 +271,7 @@ class PgBossReader(Reader):
         for schema, qs in by_schema.items():
             for status in await self._schema_statuses(schema, qs):
                 out[status.queue.key] = status
-        return [out[q.key] for q in queues if q.key in out]
+        return await self.mark_parked([out[q.key] for q in queues if q.key in out])
 
     async def _schema_statuses(self, schema: str, qs: list[QueueRef]) -> list[QueueStatus]:
         layout = await self._layout(schema)
@@ -592,6 +597,7 @@ class PgBossReader(Reader):
         return out
 
     async def close(self) -> None:
+        await self.close_writes()
         try:
             await self.pool.close()
         except Exception:

@@ -1,0 +1,513 @@
+"""State changes of pg-boss queues, as pg-boss itself makes them (shared/formats/pgboss.md, sections 4, 6-8).
+
+Mixed into PgBossReader. Every call is one bounded unit (an explicit id list, or one batch of at
+most ``MAX_BATCH`` jobs): one short transaction on a writable pool of its own (the read pool stays
+``default_transaction_read_only``), ``statement_timeout``/``lock_timeout`` on every session, one
+UPDATE/DELETE per batch filtered by ``name = $1 AND id = ANY($2)`` (partition pruning; the pk is
+``(name, id)``) with a state guard, so a statement is a no-op for a job that a worker or another
+console changed first. Only catalog identifiers are pasted into SQL (quoted); everything else is a
+bind parameter.
+
+Schema versions: v10 (21-24), v11 (25-26), v12 (27-46) run the statements below; v9 (20) and
+unknown future versions are read-only (``Unsupported``).
+
+pg-boss has no pause: ``set_paused`` parks waiting jobs (section 8) and keeps its state in the
+console's own schema (backends.pgboss.console_store). That pause is best effort and labelled so.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import getpass
+import os
+import socket
+import time
+import uuid
+from typing import Any
+
+from backends.contract import BatchOutcome, ConsoleStore, JobOutcome, QueueRef, QueueStatus
+from backends.errors import BackendError, Unsupported
+from backends.pgboss.console_store import DEFAULT_SCHEMA, PgConsoleStore, ddl
+from backends.pgboss.layout import Layout, quote_ident
+from backends.pgboss.pg import open_write_pool, pg_errors
+
+#: jobs per statement: bounded, so row locks (fetchers SKIP LOCKED past them) stay few and short
+MAX_BATCH = 500
+#: far-future start_after of a parked job; finite on purpose (node-pg turns 'infinity' into a non-Date)
+SENTINEL = dt.datetime(2999, 1, 1, tzinfo=dt.timezone.utc)
+#: a statuses() refresh re-parks paused queues at most this often (per reader)
+SWEEP_EVERY_S = 2.0
+#: set_paused parks / unparks inline for at most this long; the sweep (pause) or a second run
+#: (resume) does the rest
+INLINE_BUDGET_S = 15.0
+PAUSED_INFO = "parked by queue-console (best effort)"
+PAUSED_NOTE = ("console-managed: waiting jobs are parked (start_after far in the future, retention "
+               "extended); jobs sent or re-queued between sweeps may slip through; a fetch with "
+               "ignoreStartAfter bypasses it")
+_ZERO_UUID = uuid.UUID(int=0)
+
+#: formats/pgboss.md section 7 "retry": the 12.38 form (npm12.38:dist/plans.js retryJobs), run on
+#: every v10+ schema (a superset that avoids the completed_on data-loss bug of section 1.3)
+RETRY_SET = ("state = 'retry', retry_limit = retry_limit + 1, completed_on = NULL, "
+             "start_after = GREATEST(start_after, now())")
+#: --reset-attempts (the console's own): the job's full budget again, as a fresh job has it
+#: (retry_count 0 and started_on NULL, so the next claim does not count; retry_limit kept)
+RETRY_SET_RESET = ("state = 'retry', retry_count = 0, started_on = NULL, completed_on = NULL, "
+                   "start_after = GREATEST(start_after, now())")
+FINISHED = {"failed": "failed", "completed": "completed", "cancelled": "cancelled"}
+
+
+class _Conflict(BackendError):
+    """A statement hit a unique index (singleton / stately / strict-fifo key)."""
+
+
+def _who() -> str:
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = os.environ.get("USER", "unknown")
+    return f"{user}@{socket.gethostname()}"
+
+
+def _uuids(job_ids: list[str]) -> tuple[list[uuid.UUID], list[str]]:
+    good, bad = [], []
+    for j in job_ids:
+        try:
+            good.append(uuid.UUID(str(j)))
+        except (ValueError, AttributeError, TypeError):
+            bad.append(j)
+    return good, bad
+
+
+def _at(ms: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc)
+
+
+class PgBossMutations:
+    """Needs ``self.pool`` (read-only), ``self.url``, ``self._layout`` and ``self._state_filter``."""
+
+    #: the console's own schema (audit, ledger, pause state); QUEUE_CONSOLE_STORE_SCHEMA overrides
+    store_schema: str | None = None
+    write_connect_timeout: float = 5.0
+    write_op_timeout: float = 10.0
+    #: statuses() re-parks paused queues and unparks orphans (see docs/backends/pgboss.md)
+    sweep_parked: bool = True
+
+    # ------------------------------------------------------------------ plumbing
+    @property
+    def _store_schema(self) -> str:
+        return self.store_schema or os.environ.get("QUEUE_CONSOLE_STORE_SCHEMA") or DEFAULT_SCHEMA
+
+    @property
+    def _st(self) -> str:
+        return quote_ident(self._store_schema)
+
+    def _state(self) -> dict[str, Any]:
+        st = self.__dict__.get("_qc_state")
+        if st is None:
+            st = {"wpool": None, "lock": asyncio.Lock(), "ready": set(), "cursors": {}, "swept": 0.0,
+                  "app": f"queue-console write {uuid.uuid4().hex[:8]}"}
+            self.__dict__["_qc_state"] = st
+        return st
+
+    @property
+    def write_application_name(self) -> str:
+        """application_name of this reader's writable sessions (pg_stat_activity)."""
+        return self._state()["app"]
+
+    async def _wpool(self):
+        st = self._state()
+        if st["wpool"] is None:
+            async with st["lock"]:
+                if st["wpool"] is None:
+                    st["wpool"] = await open_write_pool(self.url, self.write_connect_timeout,  # type: ignore[attr-defined]
+                                                        self.write_op_timeout, st["app"])
+        return st["wpool"]
+
+    async def close_writes(self) -> None:
+        st = self.__dict__.get("_qc_state")
+        if st and st["wpool"] is not None:
+            pool, st["wpool"] = st["wpool"], None
+            try:
+                await asyncio.wait_for(pool.close(), 5)
+            except Exception:
+                pool.terminate()
+
+    async def _store_ready(self) -> None:
+        """CREATE SCHEMA/TABLE IF NOT EXISTS in the console's own schema (never pg-boss's), once."""
+        st = self._state()
+        name = self._store_schema
+        if name in st["ready"]:
+            return
+        pool = await self._wpool()
+        async with pg_errors(self.url), pool.acquire() as conn, conn.transaction():  # type: ignore[attr-defined]
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"queue-console store {name}")
+            for stmt in ddl(name):
+                await conn.execute(stmt)
+        st["ready"].add(name)
+
+    async def _writable(self, queue: QueueRef) -> Layout:
+        if queue.backend != "pgboss":
+            raise Unsupported(f"{queue.backend} is not a pg-boss queue")
+        layout = await self._layout(queue.namespace, refresh=True)  # type: ignore[attr-defined]
+        if layout.major == "v9":
+            raise Unsupported("pg-boss v9 schema (version 20) is read-only in queue-console")
+        if not layout.known:
+            raise Unsupported(layout.read_only_reason or f"unknown pg-boss schema version {layout.version}")
+        return layout
+
+    async def _tx(self, fn):
+        """``fn(conn)`` in one short transaction on the writable pool; a unique violation comes out
+        as ``_Conflict`` (the caller retries job by job), every other error mapped as the reader does."""
+        import asyncpg
+
+        pool = await self._wpool()
+        async with pg_errors(self.url), pool.acquire() as conn:  # type: ignore[attr-defined]
+            try:
+                async with conn.transaction():
+                    return await fn(conn)
+            except asyncpg.UniqueViolationError as exc:
+                raise _Conflict(f"unique violation: {exc.constraint_name or 'unique key'}") from None
+
+    def console_store(self) -> ConsoleStore:
+        return PgConsoleStore(self.pool, self._wpool, self._store_ready, self.url,  # type: ignore[attr-defined]
+                              self._store_schema)
+
+    # ------------------------------------------------------------------ clock and counts
+    async def server_time_ms(self) -> int | None:
+        async with pg_errors(self.url):  # type: ignore[attr-defined]
+            row = await self.pool.fetchrow(  # type: ignore[attr-defined]
+                "SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms")
+        return int(row["ms"])
+
+    async def count_finished_before(self, queue: QueueRef, state: str, before_ms: int) -> int:
+        native = FINISHED.get(state)
+        if native is None:
+            raise BackendError(f"{state!r} is not a finished state (failed, completed or cancelled)")
+        layout = await self._layout(queue.namespace)  # type: ignore[attr-defined]
+        if not layout.known:
+            raise Unsupported(layout.read_only_reason or "unknown pg-boss schema")
+        c = layout.col
+        async with pg_errors(self.url):  # type: ignore[attr-defined]
+            row = await self.pool.fetchrow(  # type: ignore[attr-defined]
+                f"SELECT count(*) AS n FROM {layout.job} WHERE name = $1 AND state = '{native}' "
+                f"AND {c('completed_on')} <= $2", queue.name, _at(before_ms))
+        return int(row["n"])
+
+    async def _classify(self, conn, layout: Layout, name: str, ids: list[uuid.UUID], done: set[str],
+                        bad: list[str], why: str = "not-in-state") -> list[tuple[str, str]]:
+        """(id, status) of the ids a statement did not change: not-found, active, or ``why``."""
+        rest = [i for i in ids if str(i) not in done]
+        states = {}
+        if rest:
+            rows = await conn.fetch(f"SELECT id::text AS id, state::text AS state FROM {layout.job} "
+                                    "WHERE name = $1 AND id = ANY($2::uuid[])", name, rest)
+            states = {r["id"]: r["state"] for r in rows}
+        out = [(b, "not-found") for b in bad]
+        for i in rest:
+            s = states.get(str(i))
+            out.append((str(i), "not-found" if s is None else "active" if s == "active" else why))
+        return out
+
+    async def _by_ids(self, queue: QueueRef, job_ids: list[str], sql: str, ok_status: str,
+                      extra: tuple = (), after=None, layout: Layout | None = None) -> list[JobOutcome]:
+        """Run ``sql`` ($1 name, $2 uuid[], then ``extra``) over a bounded id list in one transaction.
+        On a unique violation (singleton/stately/strict-fifo keys), fall back to one savepoint per job
+        so the others still go through and the conflicting ones are reported ``conflict``."""
+        import asyncpg
+
+        if len(job_ids) > MAX_BATCH:
+            raise BackendError(f"at most {MAX_BATCH} job ids per call ({len(job_ids)} given)")
+        layout = layout or await self._writable(queue)
+        ids, bad = _uuids(job_ids)
+        ids = list(dict.fromkeys(ids))
+
+        async def batch(conn):
+            rows = await conn.fetch(sql, queue.name, ids, *extra)
+            done = {r["id"] for r in rows}
+            if after is not None:
+                await after(conn, ids)
+            return done, await self._classify(conn, layout, queue.name, ids, done, bad), {}
+
+        async def one_by_one(conn):
+            done: set[str] = set()
+            conflicts: dict[str, str] = {}
+            for i in ids:
+                try:
+                    async with conn.transaction():  # a savepoint
+                        rows = await conn.fetch(sql, queue.name, [i], *extra)
+                        done |= {r["id"] for r in rows}
+                except asyncpg.UniqueViolationError as exc:
+                    conflicts[str(i)] = f"conflict ({exc.constraint_name or 'unique key'})"
+            if after is not None:
+                await after(conn, ids)
+            rest = await self._classify(conn, layout, queue.name, [i for i in ids if str(i) not in conflicts],
+                                        done, bad)
+            return done, rest, conflicts
+
+        try:
+            done, rest, conflicts = await self._tx(batch) if ids else (set(), [(b, "not-found") for b in bad], {})
+        except _Conflict:
+            done, rest, conflicts = await self._tx(one_by_one)
+        status = {i: ok_status for i in done} | dict(rest) | conflicts
+        out = []
+        for j in job_ids:
+            key = str(uuid.UUID(str(j))) if j not in bad else j
+            s = status.get(key, "not-found")
+            out.append(JobOutcome(job_id=j, ok=s == ok_status, status=s))
+        return out
+
+    # ------------------------------------------------------------------ retry
+    def _retry_sql(self, layout: Layout, reset: bool) -> str:
+        return (f"UPDATE {layout.job} SET {RETRY_SET_RESET if reset else RETRY_SET} "
+                "WHERE name = $1 AND id = ANY($2::uuid[]) AND state = 'failed' RETURNING id::text AS id")
+
+    async def retry_jobs(self, queue: QueueRef, job_ids: list[str], state: str = "failed",
+                         reset_attempts: bool = False) -> list[JobOutcome]:
+        if state != "failed":
+            raise BackendError(f"pg-boss retries failed jobs only, not {state!r}")
+        layout = await self._writable(queue)
+        out = await self._by_ids(queue, job_ids, self._retry_sql(layout, reset_attempts), "retried", layout=layout)
+        await self._repark_if_paused(layout, queue.name)
+        return out
+
+    async def _candidates(self, conn, layout: Layout, queue: QueueRef, native: str, before_ms: int,
+                          after: uuid.UUID, count: int) -> list[uuid.UUID]:
+        rows = await conn.fetch(
+            f"SELECT id FROM {layout.job} WHERE name = $1 AND state = '{native}' AND completed_on <= $2 "
+            "AND id > $3 ORDER BY id LIMIT $4 FOR UPDATE", queue.name, _at(before_ms), after, count)
+        return [r["id"] for r in rows]
+
+    async def _bulk(self, queue: QueueRef, action: str, state: str, before_ms: int, count: int) -> BatchOutcome:
+        native = FINISHED.get(state)
+        if native is None or (action == "retry" and native != "failed"):
+            raise BackendError(f"cannot {action} {state!r} jobs in bulk "
+                               f"({'failed' if action == 'retry' else 'failed, completed or cancelled'})")
+        layout = await self._writable(queue)
+        count = max(1, min(int(count), MAX_BATCH))
+        key = (queue.namespace, queue.name, action, native, before_ms)
+        cursors = self._state()["cursors"]
+        after = cursors.get(key, _ZERO_UUID)
+        stmt = (self._retry_sql(layout, False) if action == "retry" else
+                f"DELETE FROM {layout.job} WHERE name = $1 AND id = ANY($2::uuid[]) AND state = '{native}' "
+                "RETURNING id::text AS id")
+
+        async def run(conn):
+            ids = await self._candidates(conn, layout, queue, native, before_ms, after, count)
+            rows = await conn.fetch(stmt, queue.name, ids) if ids else []
+            return ids, [r["id"] for r in rows]
+
+        try:
+            ids, done = await self._tx(run)
+        except _Conflict:
+            # a retry conflicting with a waiting job's singleton key: this batch job by job
+            async def run_ids(conn):
+                return await self._candidates(conn, layout, queue, native, before_ms, after, count)
+
+            ids = await self._tx(run_ids)
+            outs = await self._by_ids(queue, [str(i) for i in ids], stmt, "retried", layout=layout)
+            done = [o.job_id for o in outs if o.ok]
+        if ids:
+            cursors[key] = max(ids)
+        if action == "retry":
+            await self._repark_if_paused(layout, queue.name)
+        return BatchOutcome(done=len(done), more=len(ids) == count, ids=done)
+
+    async def retry_batch(self, queue: QueueRef, state: str, before_ms: int, count: int) -> BatchOutcome:
+        """Retry at most ``count`` failed jobs with ``completed_on`` at or before the snapshot, in id
+        order after the last batch of this run (keyset), in one transaction."""
+        return await self._bulk(queue, "retry", state, before_ms, count)
+
+    # ------------------------------------------------------------------ purge
+    async def remove_jobs(self, queue: QueueRef, job_ids: list[str], state: str | None = None) -> list[JobOutcome]:
+        """DELETE by name + ids (pg-boss deleteJob) -- never an active job (its worker would settle
+        nothing); with ``state``, only jobs in that canonical state."""
+        layout = await self._writable(queue)
+        if state is None:
+            pred = "state <> 'active'"
+        elif state == "active":
+            raise BackendError("active jobs are not purged (cancel them first)")
+        else:
+            pred = self._state_filter(layout, state)[0]  # type: ignore[attr-defined]
+        sql = f"DELETE FROM {layout.job} WHERE name = $1 AND id = ANY($2::uuid[]) AND {pred} RETURNING id::text AS id"
+        return await self._by_ids(queue, job_ids, sql, "removed", layout=layout)
+
+    async def purge_batch(self, queue: QueueRef, state: str, before_ms: int, count: int) -> BatchOutcome:
+        """Delete at most ``count`` jobs of a finished state with ``completed_on`` at or before the
+        snapshot (formats/pgboss.md section 7 "purge stored": batched, by (name, id))."""
+        return await self._bulk(queue, "purge", state, before_ms, count)
+
+    # ------------------------------------------------------------------ promote / cancel
+    async def promote_jobs(self, queue: QueueRef, job_ids: list[str]) -> list[JobOutcome]:
+        """A deferred created/retry job runs now: ``start_after = now()``. Parked jobs are left alone."""
+        layout = await self._writable(queue)
+        nb = " AND NOT blocked" if layout.has_blocked else ""
+        sql = (f"UPDATE {layout.job} SET start_after = now() WHERE name = $1 AND id = ANY($2::uuid[]) "
+               f"AND state < 'active'{nb} AND start_after > now() AND start_after < $3 RETURNING id::text AS id")
+        return await self._by_ids(queue, job_ids, sql, "promoted", extra=(SENTINEL,), layout=layout)
+
+    async def cancel_jobs(self, queue: QueueRef, job_ids: list[str]) -> list[JobOutcome]:
+        """pg-boss cancel (section 7): ``state < 'completed'`` (active too) -> cancelled,
+        ``completed_on = now()``. A parked job gets its original start_after/keep_until back."""
+        layout = await self._writable(queue)
+        sql = (f"UPDATE {layout.job} SET state = 'cancelled', completed_on = now() WHERE name = $1 "
+               "AND id = ANY($2::uuid[]) AND state < 'completed' RETURNING id::text AS id")
+        store_exists = await self._store_exists()
+
+        async def unpark(conn, ids):
+            if store_exists:
+                await self._unpark(conn, layout, queue.name, len(ids) or 1, ids)
+
+        return await self._by_ids(queue, job_ids, sql, "cancelled", after=unpark, layout=layout)
+
+    # ------------------------------------------------------------------ pause (parking, section 8)
+    async def _store_exists(self) -> bool:
+        async with pg_errors(self.url):  # type: ignore[attr-defined]
+            row = await self.pool.fetchrow("SELECT to_regclass($1) IS NOT NULL AS ok",  # type: ignore[attr-defined]
+                                           f"{self._st}.parked_job")
+        return bool(row["ok"])
+
+    async def _park(self, conn, layout: Layout, name: str, count: int = MAX_BATCH) -> int | None:
+        """Park one batch of waiting jobs of a queue that is still paused (None: not paused)."""
+        st = self._st
+        held = await conn.fetchrow(f"SELECT 1 FROM {st}.paused_queue WHERE schema = $1 AND name = $2 FOR SHARE",
+                                   layout.schema, name)
+        if held is None:
+            return None
+        rows = await conn.fetch(
+            f"""WITH p AS (
+                  SELECT id, start_after, keep_until FROM {layout.job}
+                  WHERE name = $2 AND state < 'active' AND start_after < $3
+                  LIMIT $4 FOR UPDATE SKIP LOCKED
+                ), u AS (
+                  UPDATE {layout.job} j SET start_after = $3, keep_until = GREATEST(j.keep_until, $3)
+                  FROM p WHERE j.name = $2 AND j.id = p.id
+                  RETURNING j.id, p.start_after AS orig_start_after, p.keep_until AS orig_keep_until
+                )
+                INSERT INTO {st}.parked_job (schema, name, id, orig_start_after, orig_keep_until)
+                SELECT $1, $2, id, orig_start_after, orig_keep_until FROM u
+                ON CONFLICT (schema, name, id) DO UPDATE SET orig_start_after = EXCLUDED.orig_start_after,
+                  orig_keep_until = EXCLUDED.orig_keep_until, parked_at = now()
+                RETURNING id""", layout.schema, name, SENTINEL, count)
+        return len(rows)
+
+    async def _unpark(self, conn, layout: Layout, name: str, count: int = MAX_BATCH,
+                      ids: list[uuid.UUID] | None = None) -> int:
+        """Give one batch of parked jobs back their start_after (not before now) and their
+        keep_until shifted by the time they were parked; drop their side rows. Returns side rows taken."""
+        st = self._st
+        row = await conn.fetchrow(
+            f"""WITH pj AS (
+                  DELETE FROM {st}.parked_job p
+                  WHERE p.schema = $1 AND p.name = $2 AND p.id IN (
+                    SELECT id FROM {st}.parked_job WHERE schema = $1 AND name = $2
+                      AND ($5::uuid[] IS NULL OR id = ANY($5::uuid[]))
+                    ORDER BY id LIMIT $3 FOR UPDATE)
+                  RETURNING p.id, p.orig_start_after, p.orig_keep_until, p.parked_at
+                ), u AS (
+                  UPDATE {layout.job} j SET start_after = GREATEST(pj.orig_start_after, now()),
+                    keep_until = pj.orig_keep_until + GREATEST(now() - pj.parked_at, interval '0')
+                  FROM pj WHERE j.name = $2 AND j.id = pj.id AND j.start_after >= $4
+                  RETURNING j.id
+                )
+                SELECT (SELECT count(*) FROM pj) AS taken, (SELECT count(*) FROM u) AS restored""",
+            layout.schema, name, count, SENTINEL, ids)
+        return int(row["taken"])
+
+    async def set_paused(self, queue: QueueRef, paused: bool) -> None:
+        """Pause = record the queue in ``paused_queue``, then park its waiting jobs in batches (for at
+        most INLINE_BUDGET_S; sweeps park the rest and whatever arrives later). Resume = delete that
+        row first (it is locked FOR SHARE by sweeps, so no sweep parks after it), then unpark every
+        parked job of the queue in batches."""
+        layout = await self._writable(queue)
+        deadline = time.monotonic() + INLINE_BUDGET_S
+        if paused:
+            await self._store_ready()
+            who = _who()
+
+            async def add(conn):
+                await conn.execute(f"INSERT INTO {self._st}.paused_queue (schema, name, by) VALUES ($1, $2, $3) "
+                                   "ON CONFLICT (schema, name) DO NOTHING", layout.schema, queue.name, who)
+
+            await self._tx(add)
+            while time.monotonic() < deadline:
+                n = await self._tx(lambda conn: self._park(conn, layout, queue.name))
+                if not n or n < MAX_BATCH:
+                    return
+            return
+        if not await self._store_exists():
+            return
+
+        async def remove(conn):
+            await conn.execute(f"DELETE FROM {self._st}.paused_queue WHERE schema = $1 AND name = $2",
+                               layout.schema, queue.name)
+
+        await self._tx(remove)
+        total = 0
+        while True:
+            n = await self._tx(lambda conn: self._unpark(conn, layout, queue.name))
+            total += n
+            if n < MAX_BATCH:
+                return
+            if time.monotonic() > deadline:
+                raise BackendError(f"resume of {queue.qualified}: {total} parked jobs released so far, more remain; "
+                                   "run resume again to release the rest")
+
+    async def _repark_if_paused(self, layout: Layout, name: str) -> None:
+        """A retry into a parked queue is parked at once (best effort; the sweep would do it later)."""
+        if not await self._store_exists():
+            return
+        await self._tx(lambda conn: self._park(conn, layout, name))
+
+    async def mark_parked(self, statuses: list[QueueStatus]) -> list[QueueStatus]:
+        """Called by PgBossReader.statuses: ``paused`` (and the honest label) for parked queues, and,
+        at most every SWEEP_EVERY_S, one re-park batch per paused queue and one unpark batch per
+        queue whose pause is gone but whose jobs are still parked (an interrupted resume)."""
+        if not statuses:
+            return statuses
+        try:
+            if not await self._store_exists():
+                return statuses
+            schemas = sorted({s.queue.namespace for s in statuses})
+            async with pg_errors(self.url):  # type: ignore[attr-defined]
+                rows = await self.pool.fetch(  # type: ignore[attr-defined]
+                    f"""SELECT q.schema, q.name, q.by, q.paused_at, true AS paused,
+                          (SELECT count(*) FROM {self._st}.parked_job p WHERE p.schema = q.schema AND p.name = q.name) AS parked
+                        FROM {self._st}.paused_queue q WHERE q.schema = ANY($1::text[])
+                        UNION ALL
+                        SELECT DISTINCT p.schema, p.name, NULL::text, NULL::timestamptz, false, NULL::bigint FROM {self._st}.parked_job p
+                        WHERE p.schema = ANY($1::text[]) AND NOT EXISTS (
+                          SELECT 1 FROM {self._st}.paused_queue q WHERE q.schema = p.schema AND q.name = p.name)""",
+                    schemas)
+        except BackendError as exc:
+            for s in statuses:
+                s.info["pause state"] = f"unreadable: {exc}"
+            return statuses
+        paused = {(r["schema"], r["name"]): r for r in rows if r["paused"]}
+        orphans = {(r["schema"], r["name"]) for r in rows if not r["paused"]}
+        for s in statuses:
+            r = paused.get((s.queue.namespace, s.queue.name))
+            if r is None:
+                continue
+            s.paused = True
+            s.info["paused"] = PAUSED_INFO
+            s.info["pause"] = PAUSED_NOTE
+            s.info["parked jobs"] = f"{r['parked']} (by {r['by']} at {r['paused_at'].isoformat(timespec='seconds')})"
+        st = self._state()
+        if self.sweep_parked and (paused or orphans) and time.monotonic() - st["swept"] >= SWEEP_EVERY_S:
+            st["swept"] = time.monotonic()
+            wanted = {(s.queue.namespace, s.queue.name) for s in statuses}
+            for schema, name in sorted((paused.keys() | orphans) & wanted):
+                try:
+                    layout = await self._layout(schema)  # type: ignore[attr-defined]
+                    if layout.major not in ("v10", "v11", "v12"):
+                        continue
+                    if (schema, name) in paused:
+                        await self._tx(lambda conn: self._park(conn, layout, name))
+                    else:
+                        await self._tx(lambda conn: self._unpark(conn, layout, name))
+                except BackendError as exc:
+                    for s in statuses:
+                        if (s.queue.namespace, s.queue.name) == (schema, name):
+                            s.info["park sweep"] = f"failed: {exc}"
+        return statuses

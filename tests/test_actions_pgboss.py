@@ -1,0 +1,518 @@
+"""The action layer on pg-boss in a real PostgreSQL: retry, purge, promote, cancel, parking pause,
+audit, read-only, fault injection (pg_terminate_backend mid-batch), concurrent consoles.
+
+Schemas are the real pg-boss 10.4.2 / 11.1.2 / 12.38.0 DDL (tests/pgboss_ddl); the console's own
+store lives in a schema of each test's own; both are dropped afterwards. After every action the jobs
+are conserved: each job in exactly one state, none lost, none duplicated. The last test has a real
+pg-boss 12.38 Node worker fail jobs, the console retry them, and a real worker complete them.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from backends.contract import QueueRef
+from backends.pgboss.layout import quote_ident
+from backends.pgboss.mutations import PAUSED_INFO, SENTINEL
+from backends.registry import ConnectOptions, open_readers
+from console.actions import Actions, Refused, Selection
+from tests import pgboss_helpers as h
+
+MAJORS = ("v10", "v11", "v12")
+
+
+@dataclass
+class World:
+    url: str
+    major: str
+    schema: str
+    store: str
+    name: str = "work"
+    readers: list = field(default_factory=list)
+
+    async def reader(self):
+        [reader] = await open_readers(self.url, ConnectOptions(schema=self.schema))
+        reader.store_schema = self.store
+        await reader.discover()
+        self.readers.append(reader)
+        return reader
+
+    def ref(self) -> QueueRef:
+        return self.readers[0]._ref(self.schema, self.name) if self.readers else QueueRef(
+            connection="", backend="pgboss", namespace=self.schema, name=self.name)
+
+    async def make_failed(self, n: int, completed_s: float = -30) -> list[str]:
+        async with h.admin(self.url) as conn:
+            return [await h.add_job(conn, self.schema, self.name, "failed", started_s=completed_s - 5,
+                                    completed_s=completed_s, retry_count=2, retry_limit=2,
+                                    output={"message": f"boom {i}"}) for i in range(n)]
+
+    async def add(self, state: str = "created", n: int = 1, **kw) -> list[str]:
+        async with h.admin(self.url) as conn:
+            return [await h.add_job(conn, self.schema, self.name, state, **kw) for _ in range(n)]
+
+    async def rows(self, ids=None) -> dict[str, dict]:
+        async with h.admin(self.url) as conn:
+            rows = await conn.fetch(
+                f"SELECT id::text AS id, state::text AS state, retry_count, retry_limit, completed_on, started_on, "
+                f"start_after, keep_until, now() AS now FROM {quote_ident(self.schema)}.job WHERE name = $1", self.name)
+        out = {r["id"]: dict(r) for r in rows}
+        return out if ids is None else {i: out[i] for i in ids if i in out}
+
+    async def conserved(self, expected: set[str]) -> dict[str, list[str]]:
+        """Every job exactly once, in one state; none lost, none added."""
+        async with h.admin(self.url) as conn:
+            rows = await conn.fetch(f"SELECT id::text AS id, state::text AS state FROM {quote_ident(self.schema)}.job "
+                                    "WHERE name = $1", self.name)
+        ids = [r["id"] for r in rows]
+        assert len(ids) == len(set(ids)), "a job is stored twice"
+        assert set(ids) == expected, f"lost {expected - set(ids)}, extra {set(ids) - expected}"
+        by: dict[str, list[str]] = {}
+        for r in rows:
+            by.setdefault(r["state"], []).append(r["id"])
+        return by
+
+    async def close(self):
+        for r in self.readers:
+            await r.close()
+
+
+@pytest.fixture(params=MAJORS)
+async def world(request, postgres_url):
+    major = request.param
+    schema = h.new_schema(major)
+    w = World(url=postgres_url, major=major, schema=schema, store=f"qcs_{uuid.uuid4().hex[:10]}")
+    await h.install(postgres_url, major, schema)
+    try:
+        async with h.admin(postgres_url) as conn:
+            await h.create_queue(conn, schema, "work")
+        yield w
+    finally:
+        await w.close()
+        await h.drop(postgres_url, schema)
+        await h.drop(postgres_url, w.store)
+
+
+def actions_for(reader, **kw) -> Actions:
+    return Actions(lambda q: reader, operator="test@host", **kw)
+
+
+async def pgboss_relations(w: World) -> set[str]:
+    async with h.admin(w.url) as conn:
+        rows = await conn.fetch("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                                "WHERE n.nspname = $1", w.schema)
+    return {r[0] for r in rows}
+
+
+# ----------------------------------------------------------------------------------- retry
+async def test_retry_by_ids_runs_the_documented_statement(world):
+    w = world
+    failed = await w.make_failed(5)
+    done = await w.add("completed", completed_s=-5, started_s=-6)
+    reader = await w.reader()
+    acts = actions_for(reader)
+    before = await w.rows()
+    ghost = str(uuid.uuid4())
+    preview = await acts.preview("retry", Selection(w.ref(), job_ids=failed[:3]))
+    report = await acts.execute(preview)
+    assert report.complete and report.done == 3
+    # per-job outcomes at the reader: already retried, not failed, missing, not even an id
+    outs = await reader.retry_jobs(w.ref(), failed[:1] + done + [ghost, "not-a-uuid"])
+    assert [o.status for o in outs] == ["not-in-state", "not-in-state", "not-found", "not-found"]
+    after = await w.rows()
+    for i in failed[:3]:
+        r = after[i]
+        # formats/pgboss.md section 7: state retry, retry_limit + 1, retry_count kept,
+        # completed_on NULL (section 1.3), start_after = GREATEST(start_after, now())
+        assert r["state"] == "retry" and r["retry_limit"] == 3 and r["retry_count"] == 2
+        assert r["completed_on"] is None and r["start_after"] <= r["now"] and r["start_after"] >= before[i]["start_after"]
+        assert r["started_on"] == before[i]["started_on"]
+    for i in failed[3:] + done:
+        assert after[i] == {**before[i], "now": after[i]["now"]}
+    states = await w.conserved(set(failed) | set(done))
+    assert sorted(states["retry"]) == sorted(failed[:3])
+    # reset attempts: a fresh job's budget (retry_count 0, started_on NULL), retry_limit kept
+    report = await acts.execute(await acts.preview("retry", Selection(w.ref(), job_ids=[failed[3]]), reset_attempts=True))
+    assert report.done == 1
+    r = (await w.rows([failed[3]]))[failed[3]]
+    assert (r["state"], r["retry_count"], r["retry_limit"], r["started_on"], r["completed_on"]) == ("retry", 0, 2, None, None)
+    audit = await reader.console_store().audit_read(5)
+    assert audit[0]["action"] == "retry" and audit[0]["count"] == 1 and audit[1]["count"] == 3
+    assert audit[0]["who"] == "test@host"
+
+
+async def test_bulk_retry_uses_a_fixed_snapshot_in_batches(world, monkeypatch):
+    import console.actions as actions_module
+
+    monkeypatch.setattr(actions_module, "BATCH", 7)
+    monkeypatch.setattr(actions_module, "BULK_BATCH", 7)
+    w = world
+    early = await w.make_failed(30, completed_s=-60)
+    reader = await w.reader()
+    acts = actions_for(reader)
+    preview = await acts.preview("retry", Selection(w.ref()))
+    assert preview.count == 30 and preview.sample
+    await asyncio.sleep(0.05)
+    late = await w.make_failed(5, completed_s=0)  # failed after the snapshot: not swept in
+    seen = []
+    report = await acts.execute(preview, progress=lambda d, t: seen.append(d))
+    assert report.complete and report.done == 30 and report.batches == 5
+    assert seen == sorted(seen) and seen[-1] == 30
+    states = await w.conserved(set(early) | set(late))
+    assert sorted(states["retry"]) == sorted(early) and sorted(states["failed"]) == sorted(late)
+    assert all(r["retry_limit"] == 3 and r["completed_on"] is None for r in (await w.rows(early)).values())
+
+
+# ----------------------------------------------------------------------------------- purge
+async def test_purge_by_ids_and_older_than_in_batches(world, monkeypatch):
+    import console.actions as actions_module
+
+    monkeypatch.setattr(actions_module, "BATCH", 7)
+    monkeypatch.setattr(actions_module, "BULK_BATCH", 7)
+    w = world
+    old = await w.make_failed(20, completed_s=-7200)
+    new = await w.make_failed(4, completed_s=-5)
+    waiting = await w.add("created", 2)
+    active = await w.add("active", started_s=-1)
+    reader = await w.reader()
+    acts = actions_for(reader)
+    preview = await acts.preview("purge", Selection(w.ref(), older_than_ms=3_600_000))
+    assert preview.count == 20
+    report = await acts.execute(preview)
+    assert report.complete and report.done == 20 and report.batches >= 3
+    states = await w.conserved(set(new) | set(waiting) | set(active))
+    assert sorted(states["failed"]) == sorted(new)
+    # by ids, state failed: a waiting and an active job are left alone
+    report = await acts.execute(await acts.preview("purge", Selection(w.ref(), job_ids=[new[0], waiting[0], active[0]])))
+    assert report.done == 1
+    assert sorted(o.status for o in report.skipped) == ["active", "not-in-state"]
+    # without a state (reader level): anything but an active job
+    outs = await reader.remove_jobs(w.ref(), [waiting[0], active[0]])
+    assert [o.status for o in outs] == ["removed", "active"]
+    await w.conserved(set(new[1:]) | set(waiting[1:]) | set(active))
+
+
+async def test_promote_and_cancel(world):
+    w = world
+    delayed = await w.add("created", 2, start_after_s=3600)
+    waiting = await w.add("created")
+    active = await w.add("active", started_s=-1)
+    reader = await w.reader()
+    outs = await reader.promote_jobs(w.ref(), delayed[:1] + waiting)
+    assert [o.status for o in outs] == ["promoted", "not-in-state"]
+    r = await w.rows()
+    assert r[delayed[0]]["start_after"] <= r[delayed[0]]["now"] and r[delayed[1]]["start_after"] > r[delayed[1]]["now"]
+    outs = await reader.cancel_jobs(w.ref(), [delayed[1], active[0], waiting[0]])
+    assert all(o.status == "cancelled" for o in outs)
+    outs = await reader.cancel_jobs(w.ref(), [waiting[0]])
+    assert outs[0].status == "not-in-state"
+    states = await w.conserved(set(delayed) | set(waiting) | set(active))
+    assert sorted(states["cancelled"]) == sorted([delayed[1], active[0], waiting[0]])
+
+
+# ----------------------------------------------------------------------------------- faults
+async def _kill_when_blocked(w: World, reader, lock_id: str, task: asyncio.Task) -> None:
+    """Hold a row lock on ``lock_id`` so the console's batch waits on it inside its transaction;
+    then pg_terminate_backend the console's connection mid-transaction, and let go."""
+    async with h.admin(w.url) as conn, h.admin(w.url) as watcher:
+        tr = conn.transaction()
+        await tr.start()
+        await conn.execute(f"SELECT 1 FROM {quote_ident(w.schema)}.job WHERE name = $1 AND id = $2::uuid FOR UPDATE",
+                           w.name, lock_id)
+        killed = 0
+        for _ in range(250):  # pg_stat_activity is read outside the lock holder's transaction (snapshot)
+            if task.done():
+                break
+            killed = await watcher.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = $1 AND wait_event_type = 'Lock'", reader.write_application_name)
+            if killed:
+                break
+            await asyncio.sleep(0.02)
+        seen = await watcher.fetch("SELECT application_name, wait_event_type, state FROM pg_stat_activity")
+        await tr.rollback()
+    assert killed, f"the console's batch never waited on the lock: {[tuple(r) for r in seen]}"
+
+
+@pytest.mark.parametrize("action", ["retry", "purge"])
+async def test_connection_killed_mid_bulk_then_second_run_finishes(world, monkeypatch, action):
+    import console.actions as actions_module
+
+    monkeypatch.setattr(actions_module, "BATCH", 10)
+    monkeypatch.setattr(actions_module, "BULK_BATCH", 10)
+    w = world
+    ids = await w.make_failed(45)
+    reader = await w.reader()
+    acts = actions_for(reader)
+    preview = await acts.preview(action, Selection(w.ref()))
+    in_second_batch = sorted(ids, key=uuid.UUID)[15]  # bulk batches walk ids in order
+    task = asyncio.create_task(acts.execute(preview))
+    await _kill_when_blocked(w, reader, in_second_batch, task)
+    report = await asyncio.wait_for(task, 30)
+    assert not report.complete and report.error and report.done == 10 and report.batches == 1
+    assert "10 of 45" in report.summary() and "run again" in report.summary()
+    if action == "retry":
+        states = await w.conserved(set(ids))
+        assert len(states["retry"]) == 10 and len(states["failed"]) == 35
+    else:
+        states = await w.conserved(set(sorted(ids, key=uuid.UUID)[10:]))
+    audit = await reader.console_store().audit_read(1)
+    assert audit[0]["count"] == 10 and audit[0]["result"].startswith("error")
+    acts2 = actions_for(await w.reader())
+    report2 = await acts2.execute(await acts2.preview(action, Selection(w.ref())))
+    assert report2.complete and report2.done == 35
+    if action == "retry":
+        states = await w.conserved(set(ids))
+        assert len(states["retry"]) == 45
+        assert {r["retry_limit"] for r in (await w.rows()).values()} == {3}, "a job retried twice"
+    else:
+        await w.conserved(set())
+
+
+# ----------------------------------------------------------------------------------- concurrency
+async def test_two_consoles_retrying_the_same_ids_retry_each_job_once(world):
+    w = world
+    ids = await w.make_failed(40)
+    a, b = actions_for(await w.reader()), actions_for(await w.reader())
+    pa = await a.preview("retry", Selection(w.ref(), job_ids=list(ids)))
+    pb = await b.preview("retry", Selection(w.ref(), job_ids=list(reversed(ids))))
+    ra, rb = await asyncio.gather(a.execute(pa), b.execute(pb))
+    assert ra.error is None and rb.error is None
+    assert ra.done + rb.done == 40
+    assert all(o.status == "not-in-state" for o in ra.skipped + rb.skipped)
+    states = await w.conserved(set(ids))
+    assert sorted(states["retry"]) == sorted(ids)
+    # retry_limit + 1 happens once per retry: 2 -> 3 means each job was retried exactly once
+    assert {r["retry_limit"] for r in (await w.rows()).values()} == {3}
+
+
+async def test_two_consoles_bulk_retrying_at_once(world, monkeypatch):
+    import console.actions as actions_module
+
+    monkeypatch.setattr(actions_module, "BATCH", 5)
+    monkeypatch.setattr(actions_module, "BULK_BATCH", 5)
+    w = world
+    ids = await w.make_failed(50)
+    a, b = actions_for(await w.reader()), actions_for(await w.reader())
+    pa, pb = await a.preview("retry", Selection(w.ref())), await b.preview("retry", Selection(w.ref()))
+    ra, rb = await asyncio.gather(a.execute(pa), b.execute(pb))
+    assert ra.error is None and rb.error is None
+    assert ra.done + rb.done == 50
+    states = await w.conserved(set(ids))
+    assert len(states["retry"]) == 50
+    assert {r["retry_limit"] for r in (await w.rows()).values()} == {3}
+
+
+# ----------------------------------------------------------------------------------- read-only
+async def test_read_only_refuses_every_mutation_at_the_action_layer(world):
+    w = world
+    ids = await w.make_failed(2)
+    reader = await w.reader()
+    acts = actions_for(reader, read_only=True)
+    preview = await acts.preview("retry", Selection(w.ref()))  # reading is allowed
+    assert preview.count == 2
+    with pytest.raises(Refused):
+        await acts.execute(preview)
+    with pytest.raises(Refused):
+        await acts.execute(await acts.preview("purge", Selection(w.ref(), job_ids=ids)))
+    with pytest.raises(Refused):
+        await acts.set_paused([w.ref()], True)
+    with pytest.raises(Refused):
+        await acts.set_paused([w.ref()], False, remember=True)
+    for what in ("retry", "purge", "pause", "resume"):
+        with pytest.raises(Refused):
+            acts.check_allowed(what, w.ref())
+    states = await w.conserved(set(ids))
+    assert sorted(states["failed"]) == sorted(ids)
+    async with h.admin(w.url) as conn:  # nothing written anywhere, not even the console's schema
+        assert await conn.fetchval("SELECT to_regnamespace($1)", quote_ident(w.store)) is None
+
+
+# ----------------------------------------------------------------------------------- parking pause
+async def test_parking_pause_then_resume(world):
+    w = world
+    rels = await pgboss_relations(w)
+    waiting = await w.add("created", 4)
+    delayed = await w.add("created", start_after_s=3600)
+    retry = await w.add("retry", retry_count=1, started_s=-5)
+    failed = await w.make_failed(1)
+    active = await w.add("active", started_s=-1)
+    everyone = set(waiting) | set(delayed) | set(retry) | set(failed) | set(active)
+    before = await w.rows()
+    reader = await w.reader()
+    acts = actions_for(reader)
+    [res] = await acts.set_paused([w.ref()], True, remember=True)
+    assert res["ok"], res
+    parked = waiting + delayed + retry
+    rows = await w.rows()
+    for i in parked:
+        assert rows[i]["start_after"] == SENTINEL and rows[i]["keep_until"] == SENTINEL
+    assert rows[active[0]] == {**before[active[0]], "now": rows[active[0]]["now"]}
+    [st] = await reader.statuses([w.ref()])
+    assert st.paused and st.info["paused"] == PAUSED_INFO
+    assert st.counts["waiting"] == 0 and st.counts["delayed"] == 6
+    # a job sent while paused is parked by the next sweep (a statuses refresh)
+    late = await w.add("created")
+    everyone |= set(late)
+    reader._state()["swept"] = 0.0
+    await reader.statuses([w.ref()])
+    assert (await w.rows(late))[late[0]]["start_after"] == SENTINEL
+    # a retry into a parked queue is parked at once; promote leaves parked jobs alone
+    report = await acts.execute(await acts.preview("retry", Selection(w.ref(), job_ids=failed)))
+    assert report.done == 1 and (await w.rows(failed))[failed[0]]["start_after"] == SENTINEL
+    assert (await reader.promote_jobs(w.ref(), delayed))[0].status == "not-in-state"
+    await w.conserved(everyone)
+    assert (await reader.console_store().paused_list()).keys() == {f"pgboss\x1f{w.schema}\x1fwork"}
+    # resume: originals back (not before now), retention shifted by the time parked
+    [res] = await acts.set_paused([w.ref()], False, remember=True)
+    assert res["ok"], res
+    rows = await w.rows()
+    for i in waiting + retry:
+        assert rows[i]["start_after"] <= rows[i]["now"] and rows[i]["keep_until"] >= before[i]["keep_until"]
+    assert rows[delayed[0]]["start_after"] == before[delayed[0]]["start_after"]
+    assert rows[failed[0]]["start_after"] <= rows[failed[0]]["now"] and rows[failed[0]]["state"] == "retry"
+    assert max(r["start_after"] for r in rows.values()) < SENTINEL
+    [st] = await reader.statuses([w.ref()])
+    assert not st.paused and "paused" not in st.info and st.counts["waiting"] == 7
+    assert await reader.console_store().paused_list() == {}
+    async with h.admin(w.url) as conn:
+        s = quote_ident(w.store)
+        assert await conn.fetchval(f"SELECT count(*) FROM {s}.parked_job") == 0
+        assert await conn.fetchval(f"SELECT count(*) FROM {s}.paused_queue") == 0
+    await w.conserved(everyone)
+    assert await pgboss_relations(w) == rels, "an object was created in pg-boss's schema"
+    audit = await reader.console_store().audit_read(10)
+    assert [a["action"] for a in audit[:2]] == ["resume", "retry"] and audit[-1]["action"] == "pause"
+
+
+async def test_interrupted_resume_is_finished_by_a_sweep(world):
+    w = world
+    waiting = await w.add("created", 3)
+    reader = await w.reader()
+    await reader.set_paused(w.ref(), True)
+    async with h.admin(w.url) as conn:  # as if a resume died after dropping the pause row
+        await conn.execute(f"DELETE FROM {quote_ident(w.store)}.paused_queue")
+    [st] = await reader.statuses([w.ref()])
+    assert not st.paused
+    rows = await w.rows()
+    assert all(rows[i]["start_after"] <= rows[i]["now"] for i in waiting)
+
+
+async def test_v9_is_read_only(postgres_url):
+    schema = h.new_schema("v9")
+    async with h.admin(postgres_url) as conn:
+        await conn.execute(f'CREATE SCHEMA "{schema}"')
+        await conn.execute(f'CREATE TABLE "{schema}".version (version int)')
+        await conn.execute(f'INSERT INTO "{schema}".version VALUES (20)')
+        await conn.execute(f"CREATE TYPE \"{schema}\".job_state AS ENUM ('created','retry','active','completed',"
+                           "'expired','cancelled','failed')")
+        await conn.execute(f'CREATE TABLE "{schema}".job (id uuid primary key, name text, state "{schema}".job_state, '
+                           'completedon timestamptz)')
+    try:
+        [reader] = await open_readers(postgres_url, ConnectOptions(schema=schema))
+        try:
+            ref = reader._ref(schema, "q")
+            from backends.errors import Unsupported
+
+            with pytest.raises(Unsupported):
+                await reader.retry_jobs(ref, [str(uuid.uuid4())])
+            with pytest.raises(Unsupported):
+                await reader.purge_batch(ref, "failed", 0, 10)
+            with pytest.raises(Unsupported):
+                await reader.set_paused(ref, True)
+        finally:
+            await reader.close()
+    finally:
+        await h.drop(postgres_url, schema)
+
+
+# ----------------------------------------------------------------------------------- interop
+PGBOSS_DIR = Path(__file__).resolve().parent / "interop" / "pgboss"
+PINNED = {"pgboss10": "10.4.2", "pgboss11": "11.1.2", "pgboss12": "12.38.0"}
+
+# phase "fail": a worker fails every job (retryLimit 0 -> failed at once); phase "work": a worker
+# completes whatever it fetches until the given ids are completed. One JSON line on stdout.
+WORKER_JS = r"""
+import { createRequire } from 'node:module'
+import path from 'node:path'
+const [url, lib, schema, phase, n] = JSON.parse(process.env.QC_ARGS)
+const here = process.cwd()
+const require = createRequire(path.join(here, 'x.js'))
+const pkg = require(path.join(here, 'node_modules', lib, 'package.json'))
+const mod = await import(path.join(here, 'node_modules', lib, pkg.main || 'index.js'))
+const PgBoss = mod.PgBoss || mod.default || mod
+const u = new URL(url.replace(/@\//, '@localhost/'))
+const cfg = { database: decodeURIComponent(u.pathname.slice(1)) || 'postgres', user: decodeURIComponent(u.username) || 'postgres' }
+if (u.password) cfg.password = decodeURIComponent(u.password)
+cfg.host = u.searchParams.get('host') || u.hostname
+if (u.port) cfg.port = Number(u.port)
+const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
+const boss = new PgBoss({ ...cfg, schema, supervise: false, schedule: false, max: 3 })
+boss.on('error', err => console.error('pg-boss error', err))
+await boss.start()
+const out = { version: pkg.version, ids: [], handled: [] }
+if (phase === 'fail') {
+  await boss.createQueue('work', { retryLimit: 0 })
+  for (let i = 0; i < n; i++) out.ids.push(await boss.send('work', { i }))
+  await boss.work('work', { pollingIntervalSeconds: 0.5 }, async ([job]) => { out.handled.push(job.id); throw new Error('boom ' + job.data.i) })
+} else {
+  out.ids = JSON.parse(process.env.QC_IDS)
+  await boss.work('work', { pollingIntervalSeconds: 0.5 }, async ([job]) => { out.handled.push(job.id); return { ok: job.data.i } })
+}
+const want = phase === 'fail' ? 'failed' : 'completed'
+for (let t = 0; t < 300; t++) {
+  const jobs = await Promise.all(out.ids.map(id => boss.getJobById('work', id)))
+  if (jobs.every(j => j && j.state === want)) { out.states = jobs.map(j => j.state); break }
+  await sleep(100)
+}
+await boss.stop({ graceful: false, wait: true, close: true })
+process.stdout.write(JSON.stringify(out) + '\n')
+process.exit(0)
+"""
+
+
+def run_worker(env, url: str, lib: str, schema: str, phase: str, n: int = 0, ids: list[str] | None = None) -> dict:
+    import os
+
+    proc_env = {**os.environ, "QC_ARGS": json.dumps([url, lib, schema, phase, n]), "QC_IDS": json.dumps(ids or [])}
+    done = subprocess.run([env.node, "--input-type=module", "-e", WORKER_JS], cwd=PGBOSS_DIR, env=proc_env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"pg-boss worker ({phase}) failed ({done.returncode}):\n{done.stderr[-4000:]}"
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.interop
+async def test_interop_jobs_failed_by_pgboss_retried_then_completed_by_pgboss(postgres_url):
+    from tests.interop import node_env
+
+    env = node_env.require_node_dir(PGBOSS_DIR, PINNED)
+    lib = "pgboss12"
+    schema = h.new_schema(lib)
+    w = World(url=postgres_url, major="v12", schema=schema, store=f"qcs_{uuid.uuid4().hex[:10]}")
+    try:
+        failed = await asyncio.to_thread(run_worker, env, postgres_url, lib, schema, "fail", 4)
+        assert failed["version"] == PINNED[lib] and failed["states"] == ["failed"] * 4
+        ids = failed["ids"]
+        reader = await w.reader()
+        acts = actions_for(reader)
+        report = await acts.execute(await acts.preview("retry", Selection(w.ref())))
+        assert report.complete and report.done == 4
+        states = await w.conserved(set(ids))
+        assert sorted(states["retry"]) == sorted(ids)
+        worked = await asyncio.to_thread(run_worker, env, postgres_url, lib, schema, "work", ids=ids)
+        assert worked.get("states") == ["completed"] * 4, worked
+        assert sorted(worked["handled"]) == sorted(ids), "each retried job ran exactly once"
+        states = await w.conserved(set(ids))
+        assert sorted(states["completed"]) == sorted(ids)
+        rows = await w.rows()
+        assert {(r["retry_count"], r["retry_limit"]) for r in rows.values()} == {(1, 1)}
+    finally:
+        await w.close()
+        await h.drop(postgres_url, schema)
+        await h.drop(postgres_url, w.store)
