@@ -2,6 +2,12 @@
 
 Redis URLs get the BullMQ reader (which also reads legacy Bull queues). PostgreSQL URLs get the
 pg-boss reader (every pg-boss schema in the database, or the one ``--schema`` pins).
+
+Gello (backends.gello) is added next to them when detected: in Redis when a time-boxed SCAN sees
+a ``<gello prefix>:queue:*`` key, in PostgreSQL when the Gello schema (``public`` unless
+configured) has a ``failed_jobs`` table or a ``jobs`` table with a ``job_type`` column (a layout
+with missing or extra columns is then explained in its Discovery.note). ``--backend gello`` opens
+only the Gello reader; with it, ``--prefix`` / ``--schema`` name the Gello key prefix / schema.
 """
 from __future__ import annotations
 
@@ -12,9 +18,11 @@ from backends.contract import Reader, call_with_timeout
 from backends.errors import BadUrl, ConnectError
 from backends.urls import ConnectionUrl, parse
 
-REDIS_BACKENDS = ("bullmq",)
-POSTGRES_BACKENDS: tuple[str, ...] = ("pgboss",)
-ALL_BACKENDS = REDIS_BACKENDS + POSTGRES_BACKENDS
+REDIS_BACKENDS = ("bullmq", "gello")
+POSTGRES_BACKENDS: tuple[str, ...] = ("pgboss", "gello")
+ALL_BACKENDS = tuple(dict.fromkeys(REDIS_BACKENDS + POSTGRES_BACKENDS))
+#: the Redis SCAN that detects Gello keys gives up after this long (``--backend gello`` forces it)
+GELLO_DETECT_BUDGET_S = 1.0
 
 
 @dataclass
@@ -24,9 +32,22 @@ class ConnectOptions:
     schema: str | None = None  # pg-boss schema
     connect_timeout: float = 5.0
     op_timeout: float = 10.0
-    discovery_budget_s: float = 3.0
+    discovery_budget_s: float = 10.0  # a full SCAN of 1.1M keys took 3.8 s (docs/performance.md)
     store_prefix: str = "queue-console"  # where the console keeps audit, ledger, global-pause records
     client_name: str = "queue-console"  # CLIENT SETNAME, so operators can tell our connections apart
+    read_only: bool = False  # no background writes either (pg-boss re-park sweep)
+    gello_prefixes: list[str] = field(default_factory=list)  # Gello key prefixes; empty = ["gello"]
+    gello_schema: str | None = None  # schema of Gello's jobs/failed_jobs tables; None = "public"
+
+    def gello_prefix_list(self) -> list[str]:
+        if self.gello_prefixes:
+            return list(self.gello_prefixes)
+        if self.backend == "gello" and self.prefixes:
+            return list(self.prefixes)
+        return ["gello"]
+
+    def gello_schema_name(self) -> str:
+        return self.gello_schema or (self.schema if self.backend == "gello" and self.schema else None) or "public"
 
 
 async def open_readers(raw_url: str, options: ConnectOptions) -> list[Reader]:
@@ -37,10 +58,65 @@ async def open_readers(raw_url: str, options: ConnectOptions) -> list[Reader]:
     if url.kind == "redis":
         if options.backend and options.backend not in REDIS_BACKENDS:
             raise BadUrl(f"backend {options.backend!r} does not live in Redis ({url.redacted})")
-        return [await _open_bullmq(url, options)]
+        if options.backend == "gello":
+            return [await _open_gello_redis(url, options)]
+        readers = [await _open_bullmq(url, options)]
+        if options.backend is None:
+            try:
+                if await _gello_in_redis(readers[0], options):
+                    readers.append(await _open_gello_redis(url, options))
+            except BaseException:
+                await readers[0].close()
+                raise
+        return readers
     if options.backend and options.backend not in POSTGRES_BACKENDS:
         raise BadUrl(f"backend {options.backend!r} does not live in PostgreSQL ({url.redacted})")
-    return [await _open_pgboss(url, options)]
+    if options.backend == "gello":
+        return [await _open_gello_pg(url, options)]
+    readers = [await _open_pgboss(url, options)]
+    if options.backend is None:
+        try:
+            if await _gello_in_postgres(readers[0], url, options):
+                readers.append(await _open_gello_pg(url, options))
+        except BaseException:
+            await readers[0].close()
+            raise
+    return readers
+
+
+async def _gello_in_redis(bullmq_reader: Reader, options: ConnectOptions) -> bool:
+    from backends.gello.redis_reader import has_gello_keys
+    from backends.redis_client import redis_errors
+
+    client = bullmq_reader.client  # type: ignore[attr-defined]
+    budget = min(GELLO_DETECT_BUDGET_S, options.discovery_budget_s)
+    async with redis_errors(bullmq_reader.url):  # type: ignore[attr-defined]
+        return await call_with_timeout(has_gello_keys(client, options.gello_prefix_list(), budget),
+                                       options.op_timeout, "looking for Gello keys")
+
+
+async def _gello_in_postgres(pgboss_reader: Reader, url: ConnectionUrl, options: ConnectOptions) -> bool:
+    from backends.gello.pg_reader import detect
+    from backends.pgboss.pg import pg_errors
+
+    async with pg_errors(url):
+        return await call_with_timeout(detect(pgboss_reader.pool, options.gello_schema_name()),  # type: ignore[attr-defined]
+                                       options.op_timeout, "looking for Gello tables")
+
+
+async def _open_gello_pg(url: ConnectionUrl, options: ConnectOptions) -> Reader:
+    from backends.gello.pg_reader import GelloPgReader, open_pool
+
+    pool = await open_pool(url, options.connect_timeout, options.op_timeout, options.client_name)
+    return GelloPgReader(pool, url, schema=options.gello_schema_name())
+
+
+async def _open_gello_redis(url: ConnectionUrl, options: ConnectOptions) -> Reader:
+    from backends.gello.redis_reader import GelloRedisReader
+
+    client = await _redis_client(url, options)
+    return GelloRedisReader(client, url, prefixes=options.gello_prefix_list(),
+                            discovery_budget_s=options.discovery_budget_s, store_prefix=options.store_prefix)
 
 
 async def _open_pgboss(url: ConnectionUrl, options: ConnectOptions) -> Reader:
@@ -48,7 +124,10 @@ async def _open_pgboss(url: ConnectionUrl, options: ConnectOptions) -> Reader:
     from backends.pgboss.reader import PgBossReader
 
     pool = await open_pool(url, options.connect_timeout, options.op_timeout)
-    return PgBossReader(pool, url, schema=options.schema)
+    reader = PgBossReader(pool, url, schema=options.schema)
+    # the re-park sweep of a console-paused queue writes to pg-boss's tables: never in read-only mode
+    reader.sweep_parked = not options.read_only
+    return reader
 
 
 async def _open_bullmq(url: ConnectionUrl, options: ConnectOptions) -> Reader:
@@ -72,3 +151,25 @@ async def _open_bullmq(url: ConnectionUrl, options: ConnectOptions) -> Reader:
         raise ConnectError(str(exc)) from exc
     return BullMQReader(client, url, prefixes=options.prefixes or None, discovery_budget_s=options.discovery_budget_s,
                         store_prefix=options.store_prefix)
+
+
+async def _redis_client(url: ConnectionUrl, options: ConnectOptions):
+    """A connected (PINGed) Redis client, as _open_bullmq makes one."""
+    from backends.redis_client import open_client, redis_errors
+
+    try:
+        client = open_client(url, options.connect_timeout, options.op_timeout, options.client_name)
+    except ValueError as exc:
+        raise BadUrl(f"{exc} ({url.redacted})") from None
+    try:
+        async with redis_errors(url):
+            await call_with_timeout(client.ping(), options.connect_timeout, f"connecting to Redis at {url.host_label}")
+    except asyncio.CancelledError:
+        await client.aclose()
+        raise
+    except Exception as exc:
+        await client.aclose()
+        if isinstance(exc, ConnectError):
+            raise
+        raise ConnectError(str(exc)) from exc
+    return client
