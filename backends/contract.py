@@ -241,6 +241,16 @@ class Reader(abc.ABC):
     async def job(self, queue: QueueRef, job_id: str) -> JobDetail | None:
         """One job in full, or None when it does not exist."""
 
+    async def summaries(self, queue: QueueRef, job_ids: list[str], state: str) -> dict[str, JobSummary]:
+        """Row summaries of known ids (missing ids absent), for planning a selection. Readers
+        override this with one round trip; the default reads each job in full."""
+        out = {}
+        for job_id in job_ids:
+            detail = await self.job(queue, job_id)
+            if detail is not None:
+                out[job_id] = detail.summary
+        return out
+
     async def throughput(self, queues: list[QueueRef]) -> list[Throughput]:
         """Completions and failures per second since the previous call (empty when unsupported)."""
         return []
@@ -275,6 +285,9 @@ class Reader(abc.ABC):
 
     async def promote_jobs(self, queue: QueueRef, job_ids: list[str]) -> list[JobOutcome]:
         raise Unsupported(f"{self.backend} cannot promote jobs")
+
+    async def cancel_jobs(self, queue: QueueRef, job_ids: list[str]) -> list[JobOutcome]:
+        raise Unsupported(f"{self.backend} cannot cancel jobs")
 
     async def set_paused(self, queue: QueueRef, paused: bool) -> None:
         raise Unsupported(f"{self.backend} cannot pause queues")

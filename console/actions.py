@@ -20,7 +20,8 @@ from backends.errors import BackendError
 from console import requeue_planning as rp
 from console.policy import Force, LedgerEntry, Plan, Policy, default_policy, plan as make_plan
 
-BATCH = 500  # jobs per script call / batch: bounded, so the server is never blocked for long
+BATCH = 500  # jobs per batch of explicit ids (one pipelined round trip of per-job scripts)
+BULK_BATCH = 1000  # jobs per bulk script call (BullMQ's own retryJobs/clean default): bounded
 SAMPLE = 5
 
 
@@ -144,7 +145,8 @@ class Actions:
     # -- previews (read only) -------------------------------------------------------------
     def check_allowed(self, action: str, queue: QueueRef) -> None:
         """Raise Refused now (before any prompt) if ``action`` on ``queue`` would be refused."""
-        self._guard(action, queue, {"retry": "retry", "purge": "purge"}.get(action, "pause"))
+        self._guard(action, queue, {"retry": "retry", "purge": "purge", "promote": "promote",
+                                    "cancel": "cancel"}.get(action, "pause"))
 
     async def preview(self, action: Literal["retry", "purge"], sel: Selection,
                       reset_attempts: bool = False) -> Preview:
@@ -174,12 +176,12 @@ class Actions:
                 detail = await self._call(reader.job(sel.queue, job_id), f"reading job {job_id}")
                 if detail is not None:
                     sample.append(detail.summary)
-        if action == "retry" and not reset_attempts:
+        if action == "retry" and not reset_attempts and sel.queue.backend in ("bullmq", "pgboss"):
             warnings.append("attempts are not reset: each job gets one more attempt (use --reset-attempts "
                             "for its full retry budget)")
         preview = Preview(action=action, selection=sel, count=count, snapshot_ms=snapshot, sample=sample,
                           warnings=warnings, reset_attempts=reset_attempts)
-        if action == "retry" and not (sel.is_all and rp.is_trivial(self.policy, sel.queue)):
+        if action == "retry" and not rp.is_trivial(self.policy, sel.queue):
             await self._plan_preview(reader, preview, now)
         return preview
 
@@ -244,7 +246,7 @@ class Actions:
             if cancel is not None and cancel.is_set():
                 report.cancelled = True
                 return
-            outcome = await self._call(batch_call(sel.queue, sel.state, preview.snapshot_ms, BATCH),
+            outcome = await self._call(batch_call(sel.queue, sel.state, preview.snapshot_ms, BULK_BATCH),
                                        f"{preview.action} batch")
             report.batches += 1
             report.done += outcome.done
@@ -328,6 +330,38 @@ class Actions:
                 await flush()
         await flush()
 
+    # -- promote / cancel (explicit ids) ---------------------------------------------------
+    async def apply_to_ids(self, action: Literal["promote", "cancel"], queue: QueueRef, job_ids: list[str],
+                           progress: Progress | None = None) -> Report:
+        """Promote delayed jobs to now, or cancel jobs (pg-boss), per job in bounded batches."""
+        reader = self._guard(action, queue, action)
+        ids = list(dict.fromkeys(job_ids))
+        report = Report(action=action, queue=queue, requested=len(ids))
+        started = time.time()
+        call = reader.promote_jobs if action == "promote" else reader.cancel_jobs
+        try:
+            for start in range(0, len(ids), BATCH):
+                outcomes = await self._call(call(queue, ids[start:start + BATCH]), f"{action} batch")
+                report.batches += 1
+                report.done += sum(1 for o in outcomes if o.ok)
+                report.skipped += [o for o in outcomes if not o.ok]
+                if progress:
+                    progress(report.done, report.requested)
+        except BackendError as exc:
+            report.error = str(exc)
+        finally:
+            store = reader.console_store()
+            if store is not None:
+                try:
+                    report.audit_id = await self._call(store.audit_append({
+                        "at": int(started * 1000), "who": self.operator, "action": action, "queue": queue.name,
+                        "backend": queue.backend, "connection": queue.connection, "requested": report.requested,
+                        "count": report.done, "skipped": len(report.skipped), "job_ids": ids[:100],
+                        "result": "ok" if report.complete else f"error: {report.error}"}), "writing the audit record")
+                except BackendError as exc:
+                    report.error = (report.error + "; " if report.error else "") + f"audit record not written: {exc}"
+        return report
+
     # -- pause / resume -------------------------------------------------------------------
     async def set_paused(self, queues: list[QueueRef], paused: bool, remember: bool = False) -> list[dict[str, Any]]:
         """Pause or resume queues one by one (not atomic across queues); per-queue results.
@@ -339,21 +373,24 @@ class Actions:
         results = []
         for q in queues:
             reader = self.reader_for(q)
+            store = reader.console_store()
             try:
                 await self._call(reader.set_paused(q, paused), f"{verb} {q.qualified}")
                 result = {"queue": q.name, "backend": q.backend, "connection": q.connection, "ok": True}
-                if remember:
-                    store = reader.console_store()
-                    if store is not None:
-                        if paused:
-                            await store.paused_add([store_key(q)], self.operator)
-                        else:
-                            await store.paused_remove([store_key(q)])
             except BackendError as exc:
                 result = {"queue": q.name, "backend": q.backend, "connection": q.connection, "ok": False,
                           "error": str(exc)}
+            if result["ok"] and remember and store is not None:
+                # the queue did change state: a failed note is a warning, not a failed pause
+                try:
+                    if paused:
+                        await self._call(store.paused_add([store_key(q)], self.operator), "remembering the pause")
+                    else:
+                        await self._call(store.paused_remove([store_key(q)]), "forgetting the pause")
+                except BackendError as exc:
+                    result["warning"] = (f"{verb}d, but not recorded in the console store ({exc}): "
+                                         + ("resume --all will not resume it" if paused else "it may be resumed again"))
             results.append(result)
-            store = reader.console_store()
             if store is not None:
                 try:
                     await store.audit_append({"at": int(time.time() * 1000), "who": self.operator, "action": verb,
@@ -363,6 +400,12 @@ class Actions:
                 except BackendError:
                     pass
         return results
+
+    async def forget_paused(self, reader: Reader, keys: list[str]) -> None:
+        """Drop global-pause records of queues that no longer exist (resume --all found none)."""
+        store = reader.console_store()
+        if store is not None and keys:
+            await self._call(store.paused_remove(keys), "forgetting vanished queues")
 
     async def _audit(self, reader: Reader, preview: Preview, report: Report, started: float) -> str | None:
         store = reader.console_store()

@@ -141,7 +141,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             return await _jobs(session, args)
         if args.command == "job":
             return await _job(session, args)
-        if args.command in ("dlq", "pause", "resume", "audit"):
+        if args.command in ("dlq", "pause", "resume", "audit", "promote", "cancel"):
             from console import cli_actions
 
             return await cli_actions.run(args, session, settings.read_only)

@@ -36,6 +36,7 @@ def add_parsers(sub: argparse._SubParsersAction, connection_flags: Callable[[arg
     lst.add_argument("queue", nargs="?", metavar="QUEUE")
     lst.add_argument("--group", action="store_true", help="group by error signature (variable parts folded)")
     lst.add_argument("--limit", type=int, default=50, help="jobs per queue (1..1000; default 50)")
+    lst.add_argument("--filter", metavar="QUERY", help='e.g. "error:timeout age:>2h data.customer:42" (docs/triage.md)')
     for verb in ("retry", "purge"):
         p = dsub.add_parser(verb, help=f"{verb} failed jobs: one, several, or all (a fixed snapshot)")
         common(p)
@@ -44,6 +45,8 @@ def add_parsers(sub: argparse._SubParsersAction, connection_flags: Callable[[arg
         g.add_argument("--job", action="append", dest="jobs", metavar="ID", help="a job id (repeatable)")
         g.add_argument("--all", action="store_true", help="every failed job (of QUEUE, or of every queue)")
         p.add_argument("--older-than", metavar="DURATION", help="only jobs that failed more than DURATION ago (90s, 2h, 7d)")
+        p.add_argument("--filter", metavar="QUERY", help="with --all: only the failed jobs matching QUERY (read in "
+                       "bounded batches, capped; docs/triage.md)")
         p.add_argument("--dry-run", action="store_true", help="show what would happen; change nothing")
         p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
         if verb == "retry":
@@ -58,6 +61,12 @@ def add_parsers(sub: argparse._SubParsersAction, connection_flags: Callable[[arg
         common(p)
         p.add_argument("queue", nargs="?", metavar="QUEUE")
         p.add_argument("--all", action="store_true")
+        p.add_argument("--yes", action="store_true")
+    for verb, what in (("promote", "run delayed jobs now"), ("cancel", "cancel jobs (pg-boss)")):
+        p = sub.add_parser(verb, help=what)
+        common(p)
+        p.add_argument("queue", metavar="QUEUE")
+        p.add_argument("--job", action="append", dest="jobs", metavar="ID", required=True, help="a job id (repeatable)")
         p.add_argument("--yes", action="store_true")
     audit = sub.add_parser("audit", help="the audit records of every mutation, newest first")
     common(audit)
@@ -96,6 +105,8 @@ async def run(args: argparse.Namespace, session: Session, read_only: bool) -> in
         return await _pause(args, session, actions)
     if args.command == "audit":
         return await _audit(args, session)
+    if args.command in ("promote", "cancel"):
+        return await _promote_cancel(args, session, actions)
     raise ActionUsageError(f"unknown command {args.command}")
 
 
@@ -104,6 +115,8 @@ async def _dlq_list(args, session: Session) -> int:
         raise ActionUsageError(f"--limit must be between 1 and 1000, got {args.limit}")
     queues = _queues(session, args.queue)
     timeout = session.options.op_timeout
+    if args.filter:
+        return await _dlq_list_filtered(args, session, queues)
     if args.group:
         items, capped = [], []
         for q in queues:
@@ -154,6 +167,56 @@ async def _dlq_list(args, session: Session) -> int:
     return 0
 
 
+async def _scan(session: Session, queues: list[QueueRef], query: str):
+    from console.dlq_scan import scan_failed
+    from console.filters import FilterError, parse_filter
+
+    try:
+        flt = parse_filter(query)
+    except FilterError as exc:
+        raise ActionUsageError(str(exc)) from None
+    targets = [(q, session.reader_for(q)) for q in queues]
+    now = None
+    for q, r in targets:
+        now = await r.server_time_ms()
+        break
+    import time as _time
+
+    result = await scan_failed(targets, flt, now or int(_time.time() * 1000))
+    for err in result.errors:
+        print(f"warning: {err}", file=sys.stderr)
+    if result.capped:
+        print(f"stopped at the scan cap in: {', '.join(result.capped)} (matches are among the jobs read; "
+              "narrow the filter with queue: or age:)", file=sys.stderr)
+    return result
+
+
+async def _dlq_list_filtered(args, session: Session, queues: list[QueueRef]) -> int:
+    result = await _scan(session, queues, args.filter)
+    if args.group:
+        groups = group_jobs(result.items)
+        if args.json:
+            _print_json({"groups": [{"signature": g.signature, "count": g.count, "queues": sorted(g.queues),
+                                     "first_ms": g.first_ms, "last_ms": g.last_ms, "sample_job": g.sample_id}
+                                    for g in groups], "scanned": result.scanned, "capped_queues": result.capped})
+            return 0
+        print(f"{len(result.items)} matching failed jobs (of {result.scanned} read) in {len(groups)} groups")
+        for g in groups:
+            print(f"{g.count:>8}  {one_line(g.signature, 90)}")
+        return 0
+    if args.json:
+        _print_json({"jobs": [{"connection": q.connection, "backend": q.backend, "queue": q.name, **j.model_dump()}
+                              for q, j in result.items], "scanned": result.scanned, "capped_queues": result.capped})
+        return 0
+    print(f"{len(result.items)} matching failed jobs (of {result.scanned} read)")
+    for q, j in result.items[: args.limit]:
+        reason = one_line(j.failed_reason.text if j.failed_reason else "", 80)
+        print(f"  {one_line(q.qualified, 30):<30} {one_line(j.id, 24):<24} {fmt.timestamp(j.finished_ms)}  {reason}")
+    if len(result.items) > args.limit:
+        print(f"  … {len(result.items) - args.limit} more (--limit)")
+    return 0
+
+
 def _print_preview(p: Preview) -> None:
     print(p.describe(), file=sys.stderr)
     if p.plan is not None:
@@ -189,13 +252,25 @@ async def _dlq_mutate(args, session: Session, actions: Actions) -> int:
             raise ActionUsageError(str(exc)) from None
         if args.jobs:
             raise ActionUsageError("--older-than goes with --all")
+    if args.filter and not args.all:
+        raise ActionUsageError("--filter goes with --all")
     queues = _queues(session, args.queue)
     if not args.dry_run:
         for q in queues:
             actions.check_allowed(action, q)
+    matched: dict[tuple, list[str]] | None = None
+    if args.filter:
+        query = args.filter + (f" age:>{older}ms" if older else "")
+        result = await _scan(session, queues, query)
+        matched = {}
+        for q, j in result.items:
+            matched.setdefault(q.key, []).append(j.id)
+        queues = [q for q in queues if q.key in matched]
+        older = None
     previews = []
     for q in queues:
-        sel = Selection(queue=q, state="failed", job_ids=list(args.jobs) if args.jobs else None, older_than_ms=older)
+        ids = matched[q.key] if matched is not None else (list(args.jobs) if args.jobs else None)
+        sel = Selection(queue=q, state="failed", job_ids=ids, older_than_ms=older)
         previews.append(await actions.preview(action, sel, reset_attempts=getattr(args, "reset_attempts", False)))
     previews = [p for p in previews if p.count or not (p.selection.is_all or p.from_all)]
     total = sum(p.count for p in previews)
@@ -263,7 +338,14 @@ async def _pause(args, session: Session, actions: Actions) -> int:
                 if store is None:
                     continue
                 remembered = await store.paused_list()
-                targets += [q for q in conn.discoveries[reader.backend].queues if store_key(q) in remembered]
+                found = [q for q in conn.discoveries[reader.backend].queues if store_key(q) in remembered]
+                targets += found
+                gone = _vanished(remembered, found, conn.discoveries[reader.backend], reader.backend,
+                                 session.settings.prefixes)
+                if gone and not actions.read_only:
+                    await actions.forget_paused(reader, gone)
+                    print(f"forgot {len(gone)} remembered paused queues that no longer exist at {conn.url}: "
+                          f"{', '.join(one_line(k.replace(chr(31), ':'), 60) for k in gone[:5])}", file=sys.stderr)
     for q in targets:
         actions.check_allowed(args.command, q)
     if not targets:
@@ -278,8 +360,44 @@ async def _pause(args, session: Session, actions: Actions) -> int:
     else:
         for r in results:
             state = "ok" if r["ok"] else f"FAILED: {r.get('error')}"
+            if r.get("warning"):
+                state += f" (warning: {r['warning']})"
             print(f"{args.command} {one_line(r['queue'], 60)} ({r['backend']}): {state}")
     return 0 if all(r["ok"] for r in results) else 3
+
+
+async def _promote_cancel(args, session: Session, actions: Actions) -> int:
+    queue = session.find(args.queue)
+    actions.check_allowed(args.command, queue)
+    _confirm(f"{args.command} {len(args.jobs)} jobs of {queue.qualified}?", args.yes)
+    report = await actions.apply_to_ids(args.command, queue, list(args.jobs))
+    if args.json:
+        _print_json({"action": args.command, "reports": [report.to_json()]})
+    else:
+        print(f"{one_line(queue.qualified, 60)}: {report.summary()}", file=sys.stderr)
+    return 0 if report.complete else 3
+
+
+def _vanished(remembered: dict[str, str], found: list[QueueRef], discovery, backend: str,
+              pinned: list[str]) -> list[str]:
+    """Remembered paused queues of this backend that a complete discovery did not find, limited to
+    the key prefixes it looked in (never forget another prefix's or another system's record)."""
+    if not discovery.complete:
+        return []
+    found_keys = {store_key(q) for q in found}
+    namespaces = set(pinned) if pinned else None
+    out = []
+    for key in remembered:
+        parts = key.split("\x1f")
+        if len(parts) != 3 or key in found_keys:
+            continue
+        kb, ns, _name = parts
+        if kb != backend and not (backend == "bullmq" and kb == "bull"):
+            continue
+        if namespaces is not None and ns not in namespaces:
+            continue
+        out.append(key)
+    return sorted(out)
 
 
 async def _audit(args, session: Session) -> int:

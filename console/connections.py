@@ -38,6 +38,7 @@ def connect_options(settings: Settings) -> ConnectOptions:
         connect_timeout=settings.connect_timeout,
         op_timeout=settings.op_timeout,
         store_prefix=settings.store_prefix,
+        read_only=settings.read_only,
     )
 
 

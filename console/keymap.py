@@ -26,21 +26,28 @@ KEYS: tuple[Key, ...] = (
     Key("freeze", "z", "Freeze", ("app",)),
     Key("refresh", "r", "Refresh now", ("app",), show=False),
     Key("open_queue", "enter", "Open queue", ("overview",), priority=True),
+    Key("dead_letters", "f", "Failures", ("overview", "queue")),
     Key("filter", "slash", "Filter", ("overview", "queue")),
     Key("cursor_down", "j", "Down", ("overview", "queue"), show=False),
     Key("cursor_up", "k", "Up", ("overview", "queue"), show=False),
     Key("cursor_top", "g", "Top", ("overview", "queue"), show=False),
     Key("cursor_bottom", "G", "Bottom", ("overview", "queue"), show=False),
-    Key("back", "escape", "Back", ("queue", "help")),
+    Key("back", "escape", "Back", ("queue", "dlq", "help")),
     Key("next_state", "tab", "Next state", ("queue",)),
     Key("prev_state", "shift+tab", "Prev state", ("queue",), show=False),
-    Key("show_job", "enter", "Job detail", ("queue",), priority=True),
+    Key("show_job", "enter", "Job detail", ("queue",), priority=True, show=False),
     Key("next_page", "n", "Next page", ("queue",)),
-    Key("prev_page", "p", "Prev page", ("queue",)),
-    Key("toggle_detail", "d", "Detail pane", ("queue",)),
-    Key("mark", "space", "Mark", ("queue",)),
-    Key("retry", "R", "Retry", ("queue",), tier="danger"),
-    Key("purge", "D", "Purge", ("queue",), tier="danger"),
+    Key("prev_page", "p", "Prev page", ("queue",), show=False),
+    Key("toggle_detail", "d", "Detail pane", ("queue",), show=False),
+    Key("mark", "space", "Mark", ("queue", "dlq")),
+    Key("mark_range", "V", "Mark range", ("queue", "dlq"), show=False),
+    Key("mark_all", "a", "Mark all matching", ("dlq",)),
+    Key("rescan", "r", "Rescan", ("dlq",), show=False),
+    Key("edit_filter", "slash", "Filter", ("dlq",)),
+    Key("retry", "R", "Retry", ("queue", "dlq"), tier="danger"),
+    Key("purge", "D", "Purge", ("queue", "dlq"), tier="danger"),
+    Key("promote", "O", "Promote (run now)", ("queue",), tier="danger"),
+    Key("cancel_jobs", "C", "Cancel job", ("queue",), tier="danger"),
     Key("toggle_pause", "P", "Pause/resume", ("queue",), tier="danger"),
 )
 
@@ -62,7 +69,7 @@ def markdown() -> str:
     """docs/keys.md, generated from the table (``python -m console.keymap > docs/keys.md``)."""
     out = ["# Key bindings", "", "Generated from `console/keymap.py` by `python -m console.keymap`; do not edit.", ""]
     titles = {"app": "Everywhere", "overview": "Overview (every queue)", "queue": "Queue view (jobs of one queue)",
-              "help": "Help screen"}
+              "dlq": "Failures (dead letters of every queue, grouped by error)", "help": "Help screen"}
     for screen, title in titles.items():
         keys = for_screen(screen)
         if not keys:

@@ -79,7 +79,7 @@ class Poller:
         interval: float,
         on_snapshot: Callable[[Snapshot], None],
         latency_every: int = 5,
-        discover_every_s: float = 30.0,
+        discover_every_s: float = 60.0,
     ) -> None:
         self.raw_url = raw_url
         self.url = redact(raw_url)

@@ -36,16 +36,23 @@ def to_datetime(ms: int) -> datetime:
 
 
 async def candidates_for_ids(reader: Reader, queue: QueueRef, job_ids: list[str], need_payload: bool,
-                             ) -> tuple[list[Candidate], list[str]]:
-    """Candidates for explicit ids (duplicates kept: the planner refuses them); missing ids apart."""
+                             state: str = "failed") -> tuple[list[Candidate], list[str]]:
+    """Candidates for explicit ids (duplicates kept: the planner refuses them); missing ids apart.
+    Row summaries come in one round trip; payloads are read only when a fairness key needs them."""
     out, missing = [], []
-    for job_id in job_ids:
-        detail = await reader.job(queue, job_id)
-        if detail is None:
-            missing.append(job_id)
-            continue
-        payload = _payload(detail.data.text if detail.data else None) if need_payload else None
-        out.append(Candidate.from_summary(queue, detail.summary, payload))
+    for start in range(0, len(job_ids), PAGE):
+        chunk = job_ids[start:start + PAGE]
+        rows = await reader.summaries(queue, list(dict.fromkeys(chunk)), state)
+        for job_id in chunk:
+            summary = rows.get(job_id)
+            if summary is None:
+                missing.append(job_id)
+                continue
+            payload = None
+            if need_payload:
+                detail = await reader.job(queue, job_id)
+                payload = _payload(detail.data.text if detail and detail.data else None)
+            out.append(Candidate.from_summary(queue, summary, payload))
     return out, missing
 
 

@@ -4,6 +4,7 @@ each job is in exactly one state, none lost, none duplicated."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 
@@ -157,7 +158,7 @@ async def test_bulk_retry_uses_a_fixed_snapshot(world, sync_redis):
 async def test_purge_older_than_in_batches(world, sync_redis, monkeypatch):
     import console.actions as actions_module
 
-    monkeypatch.setattr(actions_module, "BATCH", 7)
+    monkeypatch.setattr(actions_module, "BULK_BATCH", 7)
     old = await world.make_failed(20)
     await asyncio.sleep(1.2)
     new = await world.make_failed(4)
@@ -190,7 +191,7 @@ async def test_purge_marked_jobs_leaves_jobs_in_other_states(world, sync_redis):
 async def test_connection_killed_mid_bulk_retry_then_second_run_finishes(world, sync_redis, monkeypatch):
     import console.actions as actions_module
 
-    monkeypatch.setattr(actions_module, "BATCH", 10)
+    monkeypatch.setattr(actions_module, "BULK_BATCH", 10)
     ids = await world.make_failed(45)
     await world.worker.pause()
     reader = await world.reader()
@@ -221,7 +222,7 @@ async def test_connection_killed_mid_bulk_retry_then_second_run_finishes(world, 
 async def test_connection_killed_mid_bulk_purge_then_second_run_finishes(world, sync_redis, monkeypatch):
     import console.actions as actions_module
 
-    monkeypatch.setattr(actions_module, "BATCH", 10)
+    monkeypatch.setattr(actions_module, "BULK_BATCH", 10)
     ids = await world.make_failed(35)
     reader = await world.reader()
     name = reader.client.connection_pool.connection_kwargs["client_name"]
@@ -262,7 +263,7 @@ async def test_two_consoles_retrying_the_same_set_retry_each_job_once(world, syn
 async def test_two_consoles_bulk_retrying_at_once(world, sync_redis, monkeypatch):
     import console.actions as actions_module
 
-    monkeypatch.setattr(actions_module, "BATCH", 5)
+    monkeypatch.setattr(actions_module, "BULK_BATCH", 5)
     ids = await world.make_failed(50)
     await world.worker.pause()
     a, b = actions_for(await world.reader()), actions_for(await world.reader())
@@ -359,3 +360,34 @@ async def test_not_confirmed_is_refused_and_dry_run_changes_nothing(world, sync_
     code, out, err = await asyncio.to_thread(cli, capsys, "dlq", "retry", "work", "--all", "--dry-run", "--json", *flags)
     assert code == 0 and '"count": 3' in out
     assert sorted(job_states(sync_redis, world.prefix, "work")["failed"]) == sorted(ids)
+
+
+async def test_promote_delayed_job_and_cancel_refused_for_bullmq(world, sync_redis, capsys):
+    job = await world.queue.add("later", {"x": 1}, {"delay": 3_600_000})
+    flags = ["--url", world.url, "--prefix", world.prefix]
+    code, out, err = await asyncio.to_thread(cli, capsys, "promote", "work", "--job", job.id, "--job", "nope",
+                                             "--yes", "--json", *flags)
+    assert code == 0, err
+    report = json.loads(out)["reports"][0]
+    assert report["done"] == 1 and [s["status"] for s in report["skipped"]] == ["not-in-state"]
+    assert sync_redis.zscore(f"{world.prefix}:work:delayed", job.id) is None
+    assert job.id in [x.decode() for x in sync_redis.lrange(f"{world.prefix}:work:wait", 0, -1)]
+    code, out, err = await asyncio.to_thread(cli, capsys, "cancel", "work", "--job", job.id, "--yes", *flags)
+    assert code == 4 and "cannot cancel" in err
+
+
+async def test_resume_all_forgets_paused_queues_that_no_longer_exist(redis_url, prefix, sync_redis, capsys):
+    from tests.fixed_data import write_fixed_queue
+
+    write_fixed_queue(sync_redis, prefix, "gone", failed=1, completed=0, waiting=0, delayed=0)
+    write_fixed_queue(sync_redis, prefix, "stays", failed=1, completed=0, waiting=0, delayed=0)
+    flags = ["--url", redis_url, "--prefix", prefix, "--yes"]
+    code, out, err = await asyncio.to_thread(cli, capsys, "pause", "--all", *flags)
+    assert code == 0, err
+    assert sync_redis.hlen(f"{prefix}:console:paused") == 2
+    for key in sync_redis.scan_iter(match=f"{prefix}:gone:*"):
+        sync_redis.delete(key)
+    code, out, err = await asyncio.to_thread(cli, capsys, "resume", "--all", *flags)
+    assert code == 0, err
+    assert "forgot 1 remembered paused queues" in err and "resume stays" in out
+    assert sync_redis.hlen(f"{prefix}:console:paused") == 0

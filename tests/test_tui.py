@@ -255,3 +255,53 @@ async def test_read_only_hides_and_refuses_mutating_keys(redis_url, prefix, sync
         assert isinstance(app.screen, QueueScreen)
         assert sync_redis.zcard(f"{prefix}:ro:failed") == 2
         assert not sync_redis.hexists(f"{prefix}:ro:meta", "paused")
+
+
+async def test_failures_view_groups_filters_marks_all_and_retries(redis_url, prefix, sync_redis, monkeypatch):
+    from console.screens.confirm import ConfirmScreen
+    from console.screens.dead_letters import DeadLetterScreen
+
+    monkeypatch.setenv("QUEUE_CONSOLE_STORE_PREFIX", f"{prefix}:console")
+    write_fixed_queue(sync_redis, prefix, "mail", failed=6, completed=0, waiting=0, delayed=0)
+    write_fixed_queue(sync_redis, prefix, "sms", failed=3, completed=0, waiting=0, delayed=0)
+    app = app_for(redis_url, prefix, store_prefix=f"{prefix}:console")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 2)
+        await pilot.press("f")
+        await wait_for(pilot, lambda: isinstance(app.screen, DeadLetterScreen))
+        screen = app.screen
+        groups = screen.query_one("#groups", DataTable)
+        await wait_for(pilot, lambda: groups.row_count == 2, what="two error groups")
+        by_sig = {r[1]: r for r in rows(groups)}
+        # 9 failures: i%3==0 -> "timeout after 5000ms" (mail: 2, sms: 1), others SMTP (mail: 4, sms: 2)
+        assert by_sig["SMTP <n> mailbox unavailable for user <n>"][0] == "6"
+        assert by_sig["timeout after <n>ms"][0] == "3"
+        screen.query_one("#dlq-filter").focus()
+        await pilot.press(*"error:timeout", "enter")
+        await wait_for(pilot, lambda: groups.row_count == 1 and rows(groups)[0][0] == "3", what="filtered")
+        await pilot.press("a")
+        assert len(screen.marks) == 3
+        await pilot.press("R")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirmation")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: sync_redis.zcard(f"{prefix}:mail:failed") == 4
+                       and sync_redis.zcard(f"{prefix}:sms:failed") == 2, what="retry of the timeouts")
+        assert sync_redis.llen(f"{prefix}:mail:wait") == 2 and sync_redis.llen(f"{prefix}:sms:wait") == 1
+
+
+async def test_range_mark_marks_every_row_between(redis_url, prefix, sync_redis):
+    write_fixed_queue(sync_redis, prefix, "rng", failed=8, completed=0, waiting=0, delayed=0)
+    app = app_for(redis_url, prefix)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
+        screen = app.screen
+        for _ in range(4):
+            await pilot.press("tab")
+        jobs = screen.query_one("#job-table", DataTable)
+        await wait_for(pilot, lambda: screen.state == "failed" and jobs.row_count == 8)
+        screen.query_one("#job-table").focus()
+        await pilot.press("j", "space")  # mark row 1 (id 7), cursor moves to row 2
+        await pilot.press("j", "j", "V")  # range from row 1 to row 4
+        assert screen.marks == {"7", "6", "5", "4"}

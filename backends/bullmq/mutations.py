@@ -51,18 +51,16 @@ class BullMQMutations:
 
     async def retry_jobs(self, queue: QueueRef, job_ids: list[str], state: str = "failed",
                          reset_attempts: bool = False) -> list[JobOutcome]:
+        """reprocessJob per job (atomic per job), all of a chunk sent in one pipelined round trip."""
         if state not in ("failed", "completed"):
             raise BackendError(f"cannot retry jobs in state {state!r} (failed or completed)")
         k = self._writable(queue)
-        out = []
         async with redis_errors(self.url):  # type: ignore[attr-defined]
             opts = await self._opts(k, job_ids)
-            for job_id in job_ids:
-                lifo = bool(opts.get(job_id, {}).get("lifo"))
-                code = await self.scripts.reprocess(k, job_id, state, lifo, reset_attempts)
-                status = _RETRY_STATUS.get(code, f"code {code}")
-                out.append(JobOutcome(job_id=job_id, ok=code == 1, status=status))
-        return out
+            codes = await self.scripts.reprocess_many(
+                k, [(job_id, bool(opts.get(job_id, {}).get("lifo"))) for job_id in job_ids], state, reset_attempts)
+        return [JobOutcome(job_id=job_id, ok=code == 1, status=_RETRY_STATUS.get(code, f"code {code}"))
+                for job_id, code in zip(job_ids, codes)]
 
     async def _opts(self, k: QueueKeys, job_ids: list[str]) -> dict[str, dict]:
         pipe = self.client.pipeline(transaction=False)  # type: ignore[attr-defined]
@@ -83,8 +81,8 @@ class BullMQMutations:
         k = self._writable(queue)
         count = max(1, min(count, MAX_BATCH))
         async with redis_errors(self.url):  # type: ignore[attr-defined]
-            ids, more = await self.scripts.move_jobs_to_wait(k, state, count, before_ms)
-        return BatchOutcome(done=len(ids), more=bool(more) and bool(ids), ids=ids)
+            moved, more = await self.scripts.move_jobs_to_wait(k, state, count, before_ms)
+        return BatchOutcome(done=moved, more=bool(more) and moved > 0)
 
     async def remove_jobs(self, queue: QueueRef, job_ids: list[str], state: str | None = None) -> list[JobOutcome]:
         """Remove jobs (removeJob refuses active ones). With ``state`` (failed/completed), a job

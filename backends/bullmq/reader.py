@@ -129,7 +129,8 @@ class BullMQReader(BullMQMutations, Reader):
         looked_for = [p.replace("\\", "") for p in result.patterns]
         note = None
         if not result.complete:
-            note = f"discovery stopped after {self.discovery_budget_s:g} s ({result.keys_seen} keys matched); pin --prefix to look faster"
+            note = (f"discovery stopped after {self.discovery_budget_s:g} s ({result.keys_seen} keys matched): queues "
+                    "not reached yet are missing (SCAN walks the whole keyspace; the console looks again later)")
         return Discovery(queues=queues, looked_for=looked_for, complete=result.complete, note=note)
 
     # ------------------------------------------------------------------ counts
@@ -283,6 +284,13 @@ class BullMQReader(BullMQMutations, Reader):
                 continue  # hash gone since the window was read (as BullMQ's getJobs skips it)
             rows.append(_summary(job_id, state, NATIVE_STATE_OF_SEGMENT.get(suffix, suffix), dict(zip(ROW_FIELDS, values))))
         return rows
+
+    async def summaries(self, queue: QueueRef, job_ids: list[str], state: str) -> dict[str, JobSummary]:
+        """One pipelined HMGET per id (no payload); the caller knows which state it expects."""
+        k = QueueKeys(queue.namespace, queue.name)
+        async with redis_errors(self.url):
+            rows = await self._rows(k, [(i, state) for i in job_ids], state)
+        return {r.id: r for r in rows}
 
     # ------------------------------------------------------------------ detail
     async def job(self, queue: QueueRef, job_id: str) -> JobDetail | None:

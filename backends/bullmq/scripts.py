@@ -12,6 +12,7 @@ from importlib import resources
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from backends.bullmq.keys import QueueKeys
 
@@ -44,6 +45,7 @@ class Scripts:
 
     def __init__(self, client: aioredis.Redis) -> None:
         self._client = client
+        self._shas: dict[str, str] = {}
         self._scripts: dict[str, AsyncScript] = {
             name: client.register_script(script_source(name)) for name in SCRIPT_FILES
         }
@@ -57,18 +59,61 @@ class Scripts:
                 state, "1" if reset_attempts else "0", "1" if reset_attempts else "0"]
         return int(await self._scripts["reprocessJob"](keys=keys, args=args))
 
-    async def move_jobs_to_wait(self, k: QueueKeys, state: str, count: int, before_ms: int) -> tuple[list[str], int]:
+    async def reprocess_many(self, k: QueueKeys, jobs: list[tuple[str, bool]], state: str,
+                             reset_attempts: bool) -> list[int]:
+        """``reprocess`` for many jobs in one pipelined round trip (each script call is atomic on
+        its own; the pipeline is not a transaction, so one job's outcome never depends on another's)."""
+        if not jobs:
+            return []
+        for attempt in (1, 2):
+            sha = await self._sha("reprocessJob")
+            pipe = self._client.pipeline(transaction=False)
+            for job_id, lifo in jobs:
+                keys = [k.job(job_id), k("events"), k(state), k("wait"), k("meta"), k("active"), k("marker"),
+                        k("prioritized"), k("pc")]
+                args = [job_id, ("R" if lifo else "L") + "PUSH",
+                        "failedReason" if state == "failed" else "returnvalue", state,
+                        "1" if reset_attempts else "0", "1" if reset_attempts else "0"]
+                pipe.evalsha(sha, len(keys), *keys, *args)
+            replies = await pipe.execute(raise_on_error=False)
+            if any(isinstance(r, NoScriptError) for r in replies):
+                self._shas.pop("reprocessJob", None)
+                if attempt == 1:
+                    # nothing ran (the script was not loaded): load and send the same calls again
+                    continue
+            for r in replies:
+                if isinstance(r, Exception):
+                    raise r
+            return [int(r) for r in replies]
+        raise AssertionError("unreachable")
+
+    async def move_jobs_to_wait(self, k: QueueKeys, state: str, count: int, before_ms: int) -> tuple[int, int]:
         """Move at most ``count`` jobs of ``state`` finished at or before ``before_ms`` to wait.
 
-        Returns the ids moved and 1 while more may remain (0 when done). The ids are read in the
-        same MULTI/EXEC transaction, just before the script and with its own window (oldest
-        first), so nothing can interleave: they are exactly the jobs this call moved."""
+        Returns how many moved and 1 while more may remain (0 when done). The count is a ZCOUNT
+        in the same MULTI/EXEC transaction, just before the script and over its window, so nothing
+        can interleave: it is exactly what this call moved. The script runs by EVALSHA (loaded
+        once), so a batch is one round trip."""
         keys = [k(""), k("events"), k(state), k("wait"), k("paused"), k("meta"), k("active"), k("marker")]
-        pipe = self._client.pipeline(transaction=True)
-        pipe.zrangebyscore(k(state), 0, before_ms, start=0, num=count)
-        await self._scripts["moveJobsToWait"](keys=keys, args=[count, before_ms, state], client=pipe)
-        ids, more = await pipe.execute()
-        return [i.decode("utf-8", "surrogateescape") for i in ids], int(more)
+        for attempt in (1, 2):
+            sha = await self._sha("moveJobsToWait")
+            pipe = self._client.pipeline(transaction=True)
+            pipe.zcount(k(state), 0, before_ms)
+            pipe.evalsha(sha, len(keys), *keys, count, before_ms, state)
+            try:
+                waiting, more = await pipe.execute()
+            except NoScriptError:
+                self._shas.pop("moveJobsToWait", None)  # the server lost its script cache: load again
+                if attempt == 2:
+                    raise
+                continue
+            return min(int(waiting), count), int(more)
+        raise AssertionError("unreachable")
+
+    async def _sha(self, name: str) -> str:
+        if name not in self._shas:
+            self._shas[name] = await self._client.script_load(script_source(name))
+        return self._shas[name]
 
     async def remove(self, k: QueueKeys, job_id: str) -> int:
         """Remove one job and its keys. 1 removed, 0 locked (active), -8 owned by a scheduler."""

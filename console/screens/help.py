@@ -16,9 +16,11 @@ class HelpScreen(ModalScreen[None]):
 
     def __init__(self, under: Screen) -> None:
         super().__init__()
+        from console.screens.dead_letters import DeadLetterScreen
         from console.screens.overview import OverviewScreen
 
-        self.under_name = "overview" if isinstance(under, OverviewScreen) else "queue"
+        self.under_name = ("overview" if isinstance(under, OverviewScreen)
+                           else "dlq" if isinstance(under, DeadLetterScreen) else "queue")
 
     def compose(self) -> ComposeResult:
         table = Table(box=None, show_header=True, header_style="bold")

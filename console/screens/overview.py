@@ -45,7 +45,7 @@ class OverviewScreen(Screen):
         yield Static(id="empty")
         table = DataTable(id="queues", cursor_type="row", zebra_stripes=True)
         yield table
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one("#empty", Static).update("connecting…")
@@ -173,6 +173,11 @@ class OverviewScreen(Screen):
         status = self.selected_status()
         if status is not None:
             self.app.push_screen(QueueScreen(status.queue))
+
+    def action_dead_letters(self) -> None:
+        from console.screens.dead_letters import DeadLetterScreen
+
+        self.app.push_screen(DeadLetterScreen())
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)

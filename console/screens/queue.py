@@ -40,6 +40,7 @@ class QueueScreen(Screen):
         self._shown_ids: list[str] = []
         self._detail_for: str | None = None
         self.marks: set[str] = set()
+        self._anchor: int | None = None  # row of the last mark, for a range mark
 
     def compose(self) -> ComposeResult:
         yield ConnectionBar(id="connections")
@@ -54,7 +55,7 @@ class QueueScreen(Screen):
                 yield Static(id="page-info")
             with VerticalScroll(id="detail"):
                 yield JobDetailView(id="job-detail")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         table = self.query_one("#job-table", DataTable)
@@ -73,6 +74,7 @@ class QueueScreen(Screen):
         if snap is None:
             return
         self.status = next((s for s in snap.statuses if s.queue.key == self.queue.key), self.status)
+        self.refresh_bindings()  # capabilities are known once the connection is up
         self._render_title()
         self._render_tabs()
         self.query_one(ThroughputChart).show(snap.throughput.get(self.queue.key, []))
@@ -286,9 +288,20 @@ class QueueScreen(Screen):
         table.move_cursor(row=max(table.row_count - 1, 0))
 
     # -- mutations (through console.actions, on the backend thread) -----------------------
+    _CAPABILITY = {"retry": "retry", "purge": "purge", "promote": "promote", "cancel_jobs": "cancel",
+                   "toggle_pause": "pause"}
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in DANGER and self.app.settings.read_only:
             return False  # not offered in read-only mode (and the action layer refuses anyway)
+        capability = self._CAPABILITY.get(action)
+        if capability is not None:
+            poller = self.app.poller_for(self.queue)
+            reader = poller.reader_for(self.queue) if poller else None
+            if reader is not None and not getattr(reader.capabilities, capability):
+                return False  # this queue system cannot do it: the key is not offered
+            if self.queue.backend == "bull":
+                return False  # legacy Bull queues are read-only
         return True
 
     def _highlighted_id(self) -> str | None:
@@ -304,9 +317,23 @@ class QueueScreen(Screen):
         self.marks.symmetric_difference_update({job_id})
         table = self.query_one("#job-table", DataTable)
         row = table.cursor_row
+        self._anchor = row
         self._shown_ids = []
         self._render_jobs()
         table.move_cursor(row=min(row + 1, table.row_count - 1))
+        self._render_page_info()
+
+    def action_mark_range(self) -> None:
+        """Mark every row from the last marked row to the cursor (this page)."""
+        table = self.query_one("#job-table", DataTable)
+        row = table.cursor_row
+        start = self._anchor if self._anchor is not None else row
+        lo, hi = sorted((start, row))
+        self.marks.update(self._shown_ids[lo:hi + 1])
+        self._anchor = row
+        self._shown_ids = []
+        self._render_jobs()
+        table.move_cursor(row=row)
         self._render_page_info()
 
     def action_retry(self) -> None:
@@ -346,6 +373,50 @@ class QueueScreen(Screen):
         self.marks.clear()
         self._shown_ids = []
         self.load_page()
+
+    def action_promote(self) -> None:
+        if self.state != "delayed":
+            self.notify("promote applies to delayed jobs (the delayed tab)", severity="warning")
+            return
+        self._simple("promote")
+
+    def action_cancel_jobs(self) -> None:
+        if self.state in ("completed", "failed", "cancelled"):
+            self.notify("only jobs not yet finished can be cancelled", severity="warning")
+            return
+        self._simple("cancel")
+
+    def _simple(self, action: str) -> None:
+        ids = sorted(self.marks) if self.marks else [i for i in [self._highlighted_id()] if i]
+        if ids:
+            self.run_worker(self._simple_flow(action, ids), group="mutate", exclusive=True)
+
+    async def _simple_flow(self, action: str, ids: list[str]) -> None:
+        acts = self.app.actions()
+        try:
+            acts.check_allowed(action, self.queue)
+        except Exception as exc:
+            self.notify(one_line(str(exc), 200), severity="error")
+            return
+        body = Text(f"{action} {len(ids)} {self.state} jobs of {self.queue.qualified} at {self.queue.connection}\n"
+                    + "\n".join(f"  {one_line(i, 60)}" for i in ids[:10]) + ("\n  …" if len(ids) > 10 else ""))
+        if not await self.app.push_screen_wait(ConfirmScreen(f" {action} {len(ids)} jobs? ", body)):
+            self.notify(f"{action} cancelled: nothing changed")
+            return
+        try:
+            report = await self.app.on_backend(acts.apply_to_ids(action, self.queue, ids))
+        except Exception as exc:
+            self.notify(one_line(str(exc), 200), severity="error")
+            return
+        self.notify(one_line(report.summary(), 300), severity="information" if report.complete else "error")
+        self.marks.clear()
+        self._shown_ids = []
+        self.load_page()
+
+    def action_dead_letters(self) -> None:
+        from console.screens.dead_letters import DeadLetterScreen
+
+        self.app.push_screen(DeadLetterScreen(f"queue:{self.queue.qualified}"))
 
     def action_toggle_pause(self) -> None:
         self.run_worker(self._pause_flow(), group="mutate", exclusive=True)

