@@ -1,7 +1,8 @@
 """Render the README/docs screenshots from the live demo: ``python screenshots/make_screenshots.py``.
 
 Starts the demo's embedded Redis and BullMQ workload, lets it run until the sparklines have a
-shape, then saves the overview and the queue view (failed tab with a job's detail) as SVG here.
+shape, then saves the overview, the queue view (failed tab with a job's detail) and the failures
+view (errors grouped across queues) as SVG here.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from textual.widgets import DataTable
 
 from console.app import QueueConsoleApp
 from console.demo import EmbeddedRedis, Workload, demo_settings
+from console.demo_gello import GelloRedisWorkload
 from console.screens.queue import QueueScreen
 
 HERE = Path(__file__).resolve().parent
@@ -35,19 +37,25 @@ async def shoot(url: str, warmup_s: float) -> None:
             await pilot.press("tab")
         await pilot.pause(3.0)
         app.save_screenshot(str(HERE / "queue-failed.svg"))
+        await pilot.press("f")
+        await pilot.pause(4.0)
+        app.save_screenshot(str(HERE / "failures.svg"))
 
 
 def main() -> None:
     warmup = float(sys.argv[1]) if len(sys.argv) > 1 else 45.0
     server = EmbeddedRedis()
     workload = Workload(server.url)
+    gello = GelloRedisWorkload(server.url)
     try:
         workload.start()
+        gello.start()
         asyncio.run(shoot(server.url, warmup))
     finally:
+        gello.stop()
         workload.stop()
         server.stop()
-    print(f"wrote {HERE / 'overview.svg'} and {HERE / 'queue-failed.svg'}")
+    print(f"wrote overview.svg, queue-failed.svg and failures.svg in {HERE}")
 
 
 if __name__ == "__main__":

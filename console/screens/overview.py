@@ -140,21 +140,28 @@ class OverviewScreen(Screen):
             label = fmt.count(value) + ("~" if c in s.estimated else "")
             style = "bold red" if c == "failed" and value else ("dim" if not value else "")
             cells.append(Text(label, style=style, justify="right"))
+        caps = self._capabilities(s)
         if history:
             last = history[-1]
             rate = f"{last.completed_per_s:.1f}" + ("+" if last.capped else "")
             spark = Text(fmt.sparkline([h.completed_per_s for h in history], 12), style="green")
             spark.append(" ")
             spark.append(fmt.sparkline([h.failed_per_s for h in history], 8), style="red")
-        else:
-            rate, spark = "…", Text("")
+        else:  # "…" while the first samples come in; "–" where the queue system has no such number
+            rate, spark = ("…" if caps is None or caps.throughput else "–"), Text("")
+        no_latency = "…" if caps is None or caps.latency else "–"
         cells += [
             Text(rate, justify="right"),
             spark,
-            Text(fmt.duration_ms(lat.wait_p50_ms) if lat else "…", justify="right"),
-            Text(fmt.duration_ms(lat.run_p50_ms) if lat else "…", justify="right"),
+            Text(fmt.duration_ms(lat.wait_p50_ms) if lat else no_latency, justify="right"),
+            Text(fmt.duration_ms(lat.run_p50_ms) if lat else no_latency, justify="right"),
         ]
         return cells
+
+    def _capabilities(self, status: QueueStatus):
+        poller = self.app.poller_for(status.queue)
+        reader = poller.reader_for(status.queue) if poller else None
+        return reader.capabilities if reader is not None else None
 
     def selected_status(self) -> QueueStatus | None:
         table = self.query_one(DataTable)
