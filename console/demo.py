@@ -17,8 +17,10 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from console.demo_runtime import ThreadedWorkload
 
 DEMO_PREFIX = "bull"
 
@@ -63,41 +65,16 @@ def _error(rng: random.Random) -> str:
 
 
 @dataclass
-class Workload:
-    """Producers and workers of several queues, run on their own thread and event loop."""
+class Workload(ThreadedWorkload):
+    """Producers and workers of several BullMQ queues, run on their own thread and event loop."""
 
     url: str
     prefix: str = DEMO_PREFIX
     speed: float = 1.0
     seed: int = 7
-    _thread: threading.Thread | None = None
-    _loop: asyncio.AbstractEventLoop | None = None
-    _stop: asyncio.Event | None = None
-    _ready: threading.Event = field(default_factory=threading.Event)
-    error: BaseException | None = None
 
-    def start(self, wait_s: float = 20.0) -> None:
-        self._thread = threading.Thread(target=self._main, name="queue-console-demo-workload", daemon=True)
-        self._thread.start()
-        self._ready.wait(wait_s)
-        if self.error:
-            raise self.error
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if self._loop and self._stop:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        if self._thread:
-            self._thread.join(timeout)
-
-    def _main(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        try:
-            self._loop.run_until_complete(self._run())
-        except BaseException as exc:  # reported by start() or ignored at shutdown
-            self.error = exc
-            self._ready.set()
-        finally:
-            self._loop.close()
+    thread_name = "queue-console-demo-workload"
+    what = "the BullMQ workload"
 
     async def _run(self) -> None:
         from bullmq import Queue, Worker

@@ -29,11 +29,12 @@ import asyncio
 import datetime as dt
 import json
 import random
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+from console.demo_runtime import ThreadedWorkload
 
 DEMO_PREFIX = "gello"
 DEMO_SCHEMA = "public"
@@ -350,8 +351,8 @@ def _payload(plan: QueuePlan, i: int, rng: random.Random) -> dict:
 
 
 @dataclass(kw_only=True)
-class _Base:
-    """Thread + event loop plumbing shared by both workloads (as console/demo.py's Workload)."""
+class _Base(ThreadedWorkload):
+    """Settings shared by both Gello workloads (thread and loop plumbing: ThreadedWorkload)."""
 
     speed: float = 1.0
     seed: int = 11
@@ -360,48 +361,12 @@ class _Base:
     max_backlog: int = 500
     max_dead: int = 2000
     poll_s: float = 0.2
-    _thread: threading.Thread | None = None
-    _loop: asyncio.AbstractEventLoop | None = None
-    _stop: asyncio.Event | None = None
-    _ready: threading.Event = field(default_factory=threading.Event)
-    error: BaseException | None = None
     #: what happened so far: "sent", "skipped" (backlog full), "duplicate" (idempotency), "completed",
     #: "retry", "dead"
     counts: dict[str, int] = field(default_factory=dict)
 
     thread_name = "queue-console-demo-gello"
-
-    def start(self, wait_s: float = 30.0) -> None:
-        self._thread = threading.Thread(target=self._main, name=self.thread_name, daemon=True)
-        self._thread.start()
-        if not self._ready.wait(wait_s):
-            raise TimeoutError(f"the Gello workload did not start within {wait_s:g} s")
-        if self.error:
-            raise self.error
-
-    def stop(self, timeout: float = 10.0) -> None:
-        loop, stop = self._loop, self._stop
-        if loop and stop and not loop.is_closed():
-            try:
-                loop.call_soon_threadsafe(stop.set)
-            except RuntimeError:
-                pass
-        if self._thread:
-            self._thread.join(timeout)
-
-    @property
-    def running(self) -> bool:
-        return bool(self._thread and self._thread.is_alive())
-
-    def _main(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        try:
-            self._loop.run_until_complete(self._run())
-        except BaseException as exc:  # reported by start() or ignored at shutdown
-            self.error = exc
-        finally:
-            self._ready.set()
-            self._loop.close()
+    what = "the Gello workload"
 
     def _count(self, kind: str, n: int = 1) -> None:
         self.counts[kind] = self.counts.get(kind, 0) + n

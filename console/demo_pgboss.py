@@ -35,6 +35,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from console.demo_runtime import ThreadedWorkload
+
 PGBOSS_VERSION = "12.38.0"
 SCHEMA_VERSION = 46
 DEMO_SCHEMA = "pgboss"
@@ -215,7 +217,7 @@ class DemoError(Exception):
 
 
 @dataclass
-class PgBossWorkload:
+class PgBossWorkload(ThreadedWorkload):
     """Producers, workers and a canceller on several pg-boss queues, on their own thread and loop.
 
     ``workers=False`` runs only the producers (so a pg-boss worker elsewhere can take the jobs);
@@ -229,41 +231,14 @@ class PgBossWorkload:
     workers: bool = True
     producers: bool = True
     poll_s: float = 0.5
-    _thread: threading.Thread | None = None
-    _loop: asyncio.AbstractEventLoop | None = None
-    _stop: asyncio.Event | None = None
-    _ready: threading.Event = field(default_factory=threading.Event)
-    error: BaseException | None = None
     #: what happened so far, by kind ("sent", "completed", "failed", "cancelled", "refused")
     counts: dict[str, int] = field(default_factory=dict)
 
+    thread_name = "queue-console-demo-pgboss"
+    what = "the pg-boss workload"
+
     def start(self, wait_s: float = 60.0) -> None:
-        self._thread = threading.Thread(target=self._main, name="queue-console-demo-pgboss", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(wait_s):
-            raise TimeoutError(f"the pg-boss workload did not start within {wait_s:g} s")
-        if self.error:
-            raise self.error
-
-    def stop(self, timeout: float = 10.0) -> None:
-        loop, stop = self._loop, self._stop
-        if loop and stop and not loop.is_closed():
-            try:
-                loop.call_soon_threadsafe(stop.set)
-            except RuntimeError:
-                pass
-        if self._thread:
-            self._thread.join(timeout)
-
-    def _main(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        try:
-            self._loop.run_until_complete(self._run())
-        except BaseException as exc:  # reported by start() or ignored at shutdown
-            self.error = exc
-        finally:
-            self._ready.set()
-            self._loop.close()
+        super().start(wait_s)
 
     def _count(self, kind: str, n: int = 1) -> None:
         self.counts[kind] = self.counts.get(kind, 0) + n

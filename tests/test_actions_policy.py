@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from console.actions import Actions, Refused, Selection
+from console.actions import Actions, Selection
 from console.policy import policy_from_toml
 from tests.test_actions_bullmq import World, assert_conserved, cli, job_states, wait_until  # noqa: F401
 
