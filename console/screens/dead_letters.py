@@ -19,6 +19,7 @@ from backends.contract import JobSummary, QueueRef
 from console import formatting as fmt
 from console.actions import Selection
 from console.app import bindings_for
+from console.screens.navigation import TableNavigation
 from console.dlq_scan import PAYLOAD_CAP, ROW_CAP, ScanResult, scan_failed
 from console.filters import FilterError, parse_filter
 from console.keymap import DANGER
@@ -30,7 +31,7 @@ from console.widgets.job_detail import JobDetailView
 from console.widgets.status_bar import ConnectionBar, ErrorBanner
 
 
-class DeadLetterScreen(Screen):
+class DeadLetterScreen(TableNavigation, Screen):
     BINDINGS = bindings_for("dlq")
 
     def __init__(self, query: str = "") -> None:

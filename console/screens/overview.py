@@ -9,6 +9,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 from backends.contract import CANONICAL_STATES, QueueStatus
 from console import formatting as fmt
 from console.app import bindings_for
+from console.screens.navigation import TableNavigation
 from console.poller import Snapshot
 from console.safe_text import one_line
 from console.widgets.status_bar import ConnectionBar, ErrorBanner
@@ -27,7 +28,7 @@ def _row_key(status: QueueStatus) -> str:
     return "\x1f".join(status.queue.key)
 
 
-class OverviewScreen(Screen):
+class OverviewScreen(TableNavigation, Screen):
     BINDINGS = bindings_for("overview")
 
     def __init__(self) -> None:
@@ -206,16 +207,3 @@ class OverviewScreen(Screen):
             self.filter_text = ""
             self._render_table()
             self.query_one(DataTable).focus()
-
-    def action_cursor_down(self) -> None:
-        self.query_one(DataTable).action_cursor_down()
-
-    def action_cursor_up(self) -> None:
-        self.query_one(DataTable).action_cursor_up()
-
-    def action_cursor_top(self) -> None:
-        self.query_one(DataTable).move_cursor(row=0)
-
-    def action_cursor_bottom(self) -> None:
-        table = self.query_one(DataTable)
-        table.move_cursor(row=max(table.row_count - 1, 0))

@@ -13,6 +13,7 @@ from backends.contract import JobDetail, Page, QueueRef, QueueStatus
 from console import formatting as fmt
 from console.actions import Refused, Selection
 from console.app import bindings_for
+from console.screens.navigation import TableNavigation
 from console.keymap import DANGER
 from console.screens.confirm import ConfirmScreen, preview_text
 from console.poller import Snapshot
@@ -24,7 +25,7 @@ from console.widgets.throughput_chart import ThroughputChart
 PAGE_SIZE = 50
 
 
-class QueueScreen(Screen):
+class QueueScreen(TableNavigation, Screen):
     BINDINGS = bindings_for("queue")
 
     def __init__(self, queue: QueueRef, state: str = "waiting") -> None:
@@ -273,19 +274,6 @@ class QueueScreen(Screen):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.query_one("#job-table").focus()
-
-    def action_cursor_down(self) -> None:
-        self.query_one("#job-table", DataTable).action_cursor_down()
-
-    def action_cursor_up(self) -> None:
-        self.query_one("#job-table", DataTable).action_cursor_up()
-
-    def action_cursor_top(self) -> None:
-        self.query_one("#job-table", DataTable).move_cursor(row=0)
-
-    def action_cursor_bottom(self) -> None:
-        table = self.query_one("#job-table", DataTable)
-        table.move_cursor(row=max(table.row_count - 1, 0))
 
     # -- mutations (through console.actions, on the backend thread) -----------------------
     _CAPABILITY = {"retry": "retry", "purge": "purge", "promote": "promote", "cancel_jobs": "cancel",
