@@ -90,7 +90,9 @@ class Throughput(BaseModel):
     interval_s: float
     completed_per_s: float
     failed_per_s: float
-    source: Literal["events", "metrics", "none"] = "none"
+    #: events: a queue's event stream; metrics: a library's own counters; finished: rows counted by
+    #: their finish time (e.g. pg-boss completed_on windows); none: not available
+    source: Literal["events", "metrics", "finished", "none"] = "none"
     #: True when the sample hit a read cap and the rate is a lower bound.
     capped: bool = False
 

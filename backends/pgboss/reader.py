@@ -508,7 +508,10 @@ class PgBossReader(PgBossMutations, Reader):
         if row["archived"]:
             summary.state = {"created": "waiting", "retry": "waiting"}.get(native, summary.state)
         retry_count, retry_limit = row["retry_count"], row["retry_limit"]
-        started = retry_count + (1 if row["started_on"] is not None and layout.major != "v9" else 0)
+        # a claim counts an attempt: v10+ bump retry_count on every claim after the first, v9 on a
+        # claim of a `retry` job (formats/pgboss.md section 4), so either way the runs so far are
+        # retry_count + 1 once the job was started (9.0.3: failed after one retry = rc 1, 2 runs)
+        started = retry_count + (1 if row["started_on"] is not None else 0)
         policy_keys = ["policy", c("retry_limit"), c("retry_delay"), c("retry_backoff"), "retry_delay_max",
                        c("expire_in"), "expire_seconds", "deletion_seconds", "heartbeat_seconds", c("keep_until"),
                        c("singleton_key"), c("singleton_on"), "dead_letter", "group_id", "group_tier"]
@@ -591,7 +594,7 @@ class PgBossReader(PgBossMutations, Reader):
             interval = max((now - since).total_seconds(), 0.001)
             out.append(Throughput(queue=q, at_ms=_ms(now) or 0, interval_s=interval,
                                   completed_per_s=(r["done"] or 0) / interval, failed_per_s=(r["fail"] or 0) / interval,
-                                  source="events"))
+                                  source="finished"))
         if rows:
             self._tp_since[layout.schema] = rows[0]["db_now"]
         return out

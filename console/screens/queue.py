@@ -88,7 +88,8 @@ class QueueScreen(TableNavigation, Screen):
     def _render_title(self) -> None:
         t = Text()
         t.append(one_line(self.queue.name, 60), style="bold")
-        t.append(f"  {self.queue.backend} · prefix {one_line(self.queue.namespace, 30)}", style="dim")
+        where = "prefix" if self.queue.connection.startswith(("redis", "rediss", "unix")) else "schema"
+        t.append(f"  {self.queue.backend} · {where} {one_line(self.queue.namespace, 30)}", style="dim")
         if self.status is not None:
             if self.status.paused:
                 t.append("  PAUSED", style="bold yellow")

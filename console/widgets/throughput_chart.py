@@ -21,7 +21,8 @@ class ThroughputChart(PlotextPlot):
             plt.plot(xs, [h.failed_per_s for h in history], label="failed", color="red", marker="braille")
             capped = any(h.capped for h in history)
             source = history[-1].source
-            plt.title(f"jobs/s over the last {abs(xs[0]):.0f} s (source: {source}{', some samples capped' if capped else ''})")
+            label = {"events": "events stream", "metrics": "library metrics", "finished": "finish times"}.get(source, source)
+            plt.title(f"jobs/s over the last {abs(xs[0]):.0f} s (source: {label}{', some samples capped' if capped else ''})")
         else:
             plt.title("jobs/s: waiting for the first samples…")
         plt.xlabel("seconds ago")
