@@ -45,6 +45,11 @@ class Capabilities(BaseModel):
     payload_search: bool = False
     read_only_reason: str | None = None
 
+    def read_only(self, reason: str) -> "Capabilities":
+        """The same reading capabilities with every mutation off."""
+        return self.model_copy(update={"pause": False, "retry": False, "purge": False, "promote": False,
+                                       "cancel": False, "read_only_reason": reason})
+
 
 class QueueRef(BaseModel):
     """One queue on one connection. ``namespace`` is the BullMQ key prefix or pg-boss schema."""
@@ -226,6 +231,11 @@ class Reader(abc.ABC):
 
     backend: str
     capabilities: Capabilities
+
+    def queue_capabilities(self, queue: QueueRef) -> Capabilities:
+        """What this reader can do for one queue (no I/O): a reader may hold queues of several
+        layouts, some read-only (legacy Bull, pg-boss v9, an unknown newer schema)."""
+        return self.capabilities
 
     @abc.abstractmethod
     async def discover(self) -> Discovery:

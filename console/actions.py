@@ -135,8 +135,9 @@ class Actions:
         if self.read_only:
             raise Refused(f"read-only mode: refusing to {what} ({queue.qualified})")
         reader = self.reader_for(queue)
-        if not getattr(reader.capabilities, capability):
-            raise Refused(f"{queue.backend} cannot {what}")
+        caps = reader.queue_capabilities(queue)
+        if not getattr(caps, capability):
+            raise Refused(caps.read_only_reason or f"{queue.backend} cannot {what}")
         return reader
 
     async def _call(self, coro, what: str):
@@ -152,8 +153,9 @@ class Actions:
                       reset_attempts: bool = False) -> Preview:
         """What would happen; reads only (allowed in read-only mode, e.g. for --dry-run)."""
         reader = self.reader_for(sel.queue)
-        if not getattr(reader.capabilities, "retry" if action == "retry" else "purge"):
-            raise Refused(f"{sel.queue.backend} cannot {action} jobs")
+        caps = reader.queue_capabilities(sel.queue)
+        if not getattr(caps, "retry" if action == "retry" else "purge"):
+            raise Refused(caps.read_only_reason or f"{sel.queue.backend} cannot {action} jobs")
         now = await self._server_now(reader)
         snapshot = now - (sel.older_than_ms or 0)
         sample: list[JobSummary] = []

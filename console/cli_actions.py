@@ -323,7 +323,7 @@ async def _pause(args, session: Session, actions: Actions) -> int:
     if args.queue:
         targets = [session.find(args.queue)]
     elif paused:
-        targets = [q for q in session.queues if session.reader_for(q).capabilities.pause]
+        targets = [q for q in session.queues if session.reader_for(q).queue_capabilities(q).pause]
         statuses = {s.queue.key: s for s in await session.statuses()}
         already = [q for q in targets if statuses.get(q.key) and statuses[q.key].paused]
         targets = [q for q in targets if q not in already]

@@ -27,7 +27,7 @@ import pytest
 from backends.errors import Unsupported
 from backends.pgboss.layout import quote_ident
 from backends.registry import ConnectOptions, open_readers
-from console.actions import Actions, Selection
+from console.actions import Actions, Refused, Selection
 from tests import pgboss_helpers as h
 from tests.interop import node_env
 
@@ -320,20 +320,22 @@ async def test_every_mutation_is_refused_on_v9(world):
         assert not store_made, "a refused mutation created the console's store"
         assert await _snapshot(w) == before
 
-        # the action layer: previews read, every execution ends in the read-only error
+        # the action layer refuses every mutation of a v9 queue up front (Refused: exit 4 in the CLI)
         actions = Actions(lambda q: reader, operator="test")
         for action, state in (("retry", "failed"), ("purge", "completed")):
             for sel in (Selection(queue=main, state=state), Selection(queue=main, state=state,
                                                                       job_ids=ids[state])):
-                preview = await actions.preview(action, sel)
-                report = await actions.execute(preview)
-                assert report.done == 0 and "read-only" in (report.error or ""), (action, report)
+                with pytest.raises(Refused, match="read-only"):
+                    await actions.preview(action, sel)
+                with pytest.raises(Refused, match="read-only"):
+                    actions.check_allowed(action, main)
         for action, job_ids in (("promote", ids["delayed"]), ("cancel", ids["waiting"])):
-            report = await actions.apply_to_ids(action, main, job_ids)
-            assert report.done == 0 and "read-only" in (report.error or ""), (action, report)
+            with pytest.raises(Refused, match="read-only"):
+                await actions.apply_to_ids(action, main, job_ids)
         for paused in (True, False):
-            [result] = await actions.set_paused([main], paused)
-            assert result["ok"] is False and "read-only" in result["error"]
+            with pytest.raises(Refused, match="read-only"):
+                await actions.set_paused([main], paused)
+        assert not reader.queue_capabilities(main).retry
         assert await _snapshot(w) == before
         st = {s.queue.name: s for s in await reader.statuses(disc.queues)}
         assert st["main"].paused is False and "paused" not in st["main"].info

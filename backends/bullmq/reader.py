@@ -117,6 +117,11 @@ class BullMQReader(BullMQMutations, Reader):
         self._versions: dict[tuple, str | None] = {}
         self._tp = _ThroughputState()
 
+    def queue_capabilities(self, queue: QueueRef) -> Capabilities:
+        if queue.backend == "bull":
+            return self.capabilities.read_only("legacy Bull queues are read-only in queue-console")
+        return self.capabilities
+
     # ------------------------------------------------------------------ discovery
     async def discover(self) -> Discovery:
         async with redis_errors(self.url):

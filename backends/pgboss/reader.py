@@ -134,6 +134,14 @@ class PgBossReader(PgBossMutations, Reader):
         row = await self._fetchrow(f"SELECT version FROM {quote_ident(schema)}.version LIMIT 1")
         return None if row is None else int(row["version"])
 
+    def queue_capabilities(self, queue: QueueRef) -> Capabilities:
+        layout = self._layouts.get(queue.namespace)
+        if layout is not None and layout.major == "v9":
+            return self.capabilities.read_only("pg-boss v9 schema (version 20) is read-only in queue-console")
+        if layout is not None and not layout.known:
+            return self.capabilities.read_only(layout.read_only_reason or f"unknown pg-boss schema version {layout.version}")
+        return self.capabilities
+
     async def _layout(self, schema: str, refresh: bool = False) -> Layout:
         layout = self._layouts.get(schema)
         if layout is not None and not refresh:

@@ -287,10 +287,8 @@ class QueueScreen(TableNavigation, Screen):
         if capability is not None:
             poller = self.app.poller_for(self.queue)
             reader = poller.reader_for(self.queue) if poller else None
-            if reader is not None and not getattr(reader.capabilities, capability):
-                return False  # this queue system cannot do it: the key is not offered
-            if self.queue.backend == "bull":
-                return False  # legacy Bull queues are read-only
+            if reader is not None and not getattr(reader.queue_capabilities(self.queue), capability):
+                return False  # this queue (system, layout or version) cannot do it: the key is not offered
         return True
 
     def _highlighted_id(self) -> str | None:
