@@ -42,13 +42,16 @@ class Capabilities(BaseModel):
     purge: bool = False
     promote: bool = False
     cancel: bool = False
+    #: a retry can be scheduled for a later time by the store itself (pg-boss start_after,
+    #: Gello's scheduled set); otherwise the console paces later requeues itself
+    delayed_retry: bool = False
     payload_search: bool = False
     read_only_reason: str | None = None
 
     def read_only(self, reason: str) -> "Capabilities":
         """The same reading capabilities with every mutation off."""
         return self.model_copy(update={"pause": False, "retry": False, "purge": False, "promote": False,
-                                       "cancel": False, "read_only_reason": reason})
+                                       "cancel": False, "delayed_retry": False, "read_only_reason": reason})
 
 
 class QueueRef(BaseModel):
@@ -281,7 +284,8 @@ class Reader(abc.ABC):
 
     # -- mutations: only where ``capabilities`` says so; each call is one bounded batch ------
     async def retry_jobs(self, queue: QueueRef, job_ids: list[str], state: str = "failed",
-                         reset_attempts: bool = False) -> list[JobOutcome]:
+                         reset_attempts: bool = False, run_at_ms: int | None = None) -> list[JobOutcome]:
+        """Retry jobs now, or (``run_at_ms``, where ``capabilities.delayed_retry``) at that time."""
         raise Unsupported(f"{self.backend} cannot retry jobs")
 
     async def retry_batch(self, queue: QueueRef, state: str, before_ms: int, count: int) -> BatchOutcome:

@@ -215,7 +215,7 @@ class Actions:
         ledger = await self._call(rp.read_ledger(reader.console_store(), self.policy, now_ms, queue.connection),
                                   "reading the requeue ledger")
         return make_plan(candidates, self.policy, ledger, rp.to_datetime(now_ms), force=self.force,
-                         backend_caps=rp.backend_caps, rng_seed=0)
+                         backend_caps=rp.caps_for(reader), rng_seed=0)
 
     async def _server_now(self, reader: Reader) -> int:
         now = await self._call(reader.server_time_ms(), "reading the server clock")
@@ -316,11 +316,32 @@ class Actions:
             if progress:
                 progress(report.done, report.requested)
 
+        async def schedule(d) -> None:
+            """A later requeue the store schedules itself: retried now, to start at its time."""
+            now_ms = await self._server_now(reader)
+            run_at = now_ms + max((d.delay_ms or 0) - int((time.monotonic() - start_wall) * 1000), 0)
+            outcomes = await self._call(reader.retry_jobs(sel.queue, [d.job_id], sel.state, preview.reset_attempts,
+                                                          run_at_ms=run_at), "scheduled retry")
+            executed = rp.to_datetime(now_ms)
+            if outcomes and outcomes[0].ok:
+                await self._call(rp.append_ledger(store, [LedgerEntry.make(
+                    d.queue, d.job_id, executed, run_at=rp.to_datetime(run_at), operator=self.operator)]),
+                    "writing the requeue ledger")
+                report.done += 1
+            else:
+                report.skipped += [o for o in outcomes if not o.ok]
+            report.batches += 1
+            if progress:
+                progress(report.done, report.requested)
+
         for d in fresh.accepted:
             if cancel is not None and cancel.is_set():
                 await flush()
                 report.cancelled = True
                 return
+            if d.mode == "delayed":
+                await schedule(d)
+                continue
             wait_s = (d.delay_ms or 0) / 1000 - (time.monotonic() - start_wall)
             if wait_s > 0:
                 await flush()

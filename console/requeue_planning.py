@@ -25,10 +25,13 @@ def is_trivial(policy: Policy, queue: QueueRef) -> bool:
     return True
 
 
-def backend_caps(queue: QueueRef) -> BackendCaps:
-    # BullMQ has no script that retries a failed job into `delayed`: later starts are paced by the
-    # console (it waits, then retries). pg-boss could use start_after (not wired yet).
-    return BackendCaps(delay=False, job_timeout=False, retention=False)
+def caps_for(reader: Reader):
+    """The planner's view of what a queue's store can do: a later requeue is scheduled by the
+    store where it can (pg-boss start_after, Gello's scheduled set), else paced by the console
+    (BullMQ has no script that retries a failed job into `delayed`)."""
+    def caps(queue: QueueRef) -> BackendCaps:
+        return BackendCaps(delay=reader.queue_capabilities(queue).delayed_retry, job_timeout=False, retention=False)
+    return caps
 
 
 def to_datetime(ms: int) -> datetime:

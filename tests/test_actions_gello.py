@@ -362,3 +362,24 @@ async def test_cli_status_and_dlq_retry_with_backend_gello(rw, capsys, monkeypat
     assert code == 4 and "Traceback" not in err
     audit = await rw.rg.client.xrevrange(f"{rw.prefix}:console:audit", count=5)
     assert audit and b'"backend": "gello"' in audit[0][1][b"record"]
+
+
+async def test_redis_policy_later_requeues_go_to_gellos_scheduled_set(rw, sync_redis):
+    """A rate-limited plan: later starts are scheduled by Gello itself (the scheduled set, score =
+    start time), so the console does not hold them; the worker takes them when due."""
+    from console.policy import policy_from_toml
+
+    ids = await rw.make_dead(3)
+    reader = await rw.reader()
+    acts = actions_for(reader, policy=policy_from_toml("[policy.fairness]\nrate = 0.1\n"))
+    preview = await acts.preview("retry", Selection(rw.ref, job_ids=ids))
+    assert [d.mode for d in preview.plan.accepted] == ["immediate", "delayed", "delayed"]
+    report = await acts.execute(preview)
+    assert report.complete and report.done == 3, report.summary()
+    members = await rw.rg.members("work")
+    assert len(members["pending"]) == 1 and len(members["scheduled"]) == 2
+    scores = sorted(sync_redis.zrange(f"{rw.prefix}:queue:work:scheduled", 0, -1, withscores=True), key=lambda m: m[1])
+    (_, first), (_, second) = scores
+    now_ms = int(sync_redis.time()[0]) * 1000
+    assert first >= now_ms + 5_000 and second - first >= 9_500
+    await rw.conserved(set(ids))

@@ -9,6 +9,7 @@ pg-boss 12.38 Node worker fail jobs, the console retry them, and a real worker c
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import subprocess
 import uuid
@@ -145,6 +146,32 @@ async def test_retry_by_ids_runs_the_documented_statement(world):
     audit = await reader.console_store().audit_read(5)
     assert audit[0]["action"] == "retry" and audit[0]["count"] == 1 and audit[1]["count"] == 3
     assert audit[0]["who"] == "test@host"
+
+
+async def test_policy_later_requeues_are_scheduled_by_pgboss_start_after(world):
+    """A rate-limited plan: pg-boss schedules the later starts itself (start_after), and the job's
+    retention window moves with its start so maintenance cannot delete it before it runs."""
+    from console.policy import policy_from_toml
+
+    w = world
+    failed = await w.make_failed(3)
+    before = await w.rows()
+    reader = await w.reader()
+    acts = Actions(lambda q: reader, operator="test@host", policy=policy_from_toml("[policy.fairness]\nrate = 0.1\n"))
+    preview = await acts.preview("retry", Selection(w.ref(), job_ids=failed))
+    assert [d.mode for d in preview.plan.accepted] == ["immediate", "delayed", "delayed"]
+    report = await acts.execute(preview)  # returns at once: nothing is held by the console
+    assert report.complete and report.done == 3
+    rows = await w.rows(failed)
+    starts = sorted(r["start_after"] for r in rows.values())
+    assert (starts[1] - starts[0]).total_seconds() >= 9.5 and (starts[2] - starts[1]).total_seconds() >= 9.5
+    for i, r in rows.items():
+        assert r["state"] == "retry" and r["keep_until"] >= r["start_after"]
+        # the same retention window as before, counted from the new start
+        assert r["keep_until"] - r["start_after"] >= before[i]["keep_until"] - max(before[i]["start_after"], r["now"]) - dt.timedelta(seconds=60)
+    await w.conserved(set(failed))
+    ledger = await reader.console_store().ledger_read(0)
+    assert len(ledger) == 3
 
 
 async def test_bulk_retry_uses_a_fixed_snapshot_in_batches(world, monkeypatch):

@@ -50,8 +50,10 @@ class BullMQMutations:
             return int(await self.client.zcount(k(state), 0, before_ms))  # type: ignore[attr-defined]
 
     async def retry_jobs(self, queue: QueueRef, job_ids: list[str], state: str = "failed",
-                         reset_attempts: bool = False) -> list[JobOutcome]:
+                         reset_attempts: bool = False, run_at_ms: int | None = None) -> list[JobOutcome]:
         """reprocessJob per job (atomic per job), all of a chunk sent in one pipelined round trip."""
+        if run_at_ms is not None:
+            raise Unsupported("BullMQ has no script that retries a failed job into `delayed`")
         if state not in ("failed", "completed"):
             raise BackendError(f"cannot retry jobs in state {state!r} (failed or completed)")
         k = self._writable(queue)

@@ -175,7 +175,7 @@ class GelloPgReader(Reader):
         self._store_done: set[str] = set()
         self.url = url
         self.schema = schema or DEFAULT_SCHEMA
-        self.capabilities = Capabilities(states=STATES, pause=False, retry=True, purge=True)
+        self.capabilities = Capabilities(states=STATES, pause=False, retry=True, purge=True, delayed_retry=True)
         self._usable: bool | None = None  # None: layout not checked yet
 
     @property
@@ -237,7 +237,7 @@ class GelloPgReader(Reader):
                       "would make a retry's INSERT fail")
             self.capabilities = Capabilities(states=STATES, purge=True, read_only_reason=reason)
         else:
-            self.capabilities = Capabilities(states=STATES, pause=False, retry=True, purge=True)
+            self.capabilities = Capabilities(states=STATES, pause=False, retry=True, purge=True, delayed_retry=True)
         return problems
 
     async def discover(self) -> Discovery:

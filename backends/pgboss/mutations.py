@@ -258,16 +258,27 @@ class PgBossMutations:
         return out
 
     # ------------------------------------------------------------------ retry
-    def _retry_sql(self, layout: Layout, reset: bool) -> str:
-        return (f"UPDATE {layout.job} SET {RETRY_SET_RESET if reset else RETRY_SET} "
+    def _retry_sql(self, layout: Layout, reset: bool, delayed: bool = False) -> str:
+        sets = RETRY_SET_RESET if reset else RETRY_SET
+        if delayed:
+            # a requeue planned for later ($3): start then, and keep the job's retention window from
+            # that start (keep_until before start_after would let maintenance delete it unrun)
+            sets = sets.replace("start_after = GREATEST(start_after, now())",
+                                "start_after = GREATEST(start_after, now(), $3::timestamptz), "
+                                "keep_until = GREATEST(keep_until, $3::timestamptz + (keep_until - created_on))")
+        return (f"UPDATE {layout.job} SET {sets} "
                 "WHERE name = $1 AND id = ANY($2::uuid[]) AND state = 'failed' RETURNING id::text AS id")
 
     async def retry_jobs(self, queue: QueueRef, job_ids: list[str], state: str = "failed",
-                         reset_attempts: bool = False) -> list[JobOutcome]:
+                         reset_attempts: bool = False, run_at_ms: int | None = None) -> list[JobOutcome]:
         if state != "failed":
             raise BackendError(f"pg-boss retries failed jobs only, not {state!r}")
         layout = await self._writable(queue)
-        out = await self._by_ids(queue, job_ids, self._retry_sql(layout, reset_attempts), "retried", layout=layout)
+        if run_at_ms is not None:
+            out = await self._by_ids(queue, job_ids, self._retry_sql(layout, reset_attempts, delayed=True),
+                                     "retried", extra=(_at(run_at_ms),), layout=layout)
+        else:
+            out = await self._by_ids(queue, job_ids, self._retry_sql(layout, reset_attempts), "retried", layout=layout)
         await self._repark_if_paused(layout, queue.name)
         return out
 

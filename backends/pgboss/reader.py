@@ -105,7 +105,7 @@ class PgBossReader(PgBossMutations, Reader):
 
     backend = BACKEND
     capabilities = Capabilities(states=STATES, throughput=True, latency=False, retry=True, purge=True, promote=True,
-                                cancel=True, pause=True)
+                                cancel=True, pause=True, delayed_retry=True)
 
     def __init__(self, pool, url: ConnectionUrl, schema: str | None = None, include_internal: bool = False,
                  exact_max_bytes: int = EXACT_MAX_BYTES) -> None:
