@@ -147,6 +147,9 @@ class QueueConsoleApp(App):
             return
         for poller in self.pollers:
             self.backend_thread.loop.call_soon_threadsafe(poller.refresh_now)
+        reload = getattr(self.screen, "load_page", None)
+        if reload is not None:
+            reload()  # the page on screen too, whatever its refresh cadence
 
 
 def age(seconds_since: float | None) -> str:
