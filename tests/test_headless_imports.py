@@ -28,6 +28,21 @@ HEADLESS = [
     "console.safe_text",
     "console.formatting",
     "console.keymap",
+    "console.actions",
+    "console.cli_actions",
+    "console.requeue_planning",
+    "console.filters",
+    "console.dlq_scan",
+    "console.triage",
+    "console.policy",
+    "backends.bullmq.mutations",
+    "backends.bullmq.scripts",
+    "backends.redis_console_store",
+    "backends.pgboss.reader",
+    "backends.pgboss.mutations",
+    "backends.pgboss.console_store",
+    "backends.gello.redis_reader",
+    "backends.gello.pg_reader",
 ]
 
 PROBE = """
