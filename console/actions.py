@@ -192,17 +192,17 @@ class Actions:
         sel = preview.selection
         need_payload = self.policy.rules_for(sel.queue).fairness.key is not None
         if sel.is_all:
-            candidates, capped = await self._call(
-                rp.candidates_for_state(reader, sel.queue, sel.state, preview.snapshot_ms, need_payload),
-                "listing the selection to plan it")
+            # each reader call has its own timeout inside: a big selection may take longer in all
+            candidates, capped = await rp.candidates_for_state(reader, sel.queue, sel.state, preview.snapshot_ms,
+                                                               need_payload, timeout=self.timeout)
             if capped:
                 preview.warnings.append(f"the selection is larger than {rp.PLAN_CAP:,} jobs: only the newest "
                                         f"{rp.PLAN_CAP:,} are planned; run again for the rest")
             sel.job_ids = [c.job_id for c in candidates]
             preview.from_all = True
         else:
-            candidates, missing = await self._call(
-                rp.candidates_for_ids(reader, sel.queue, sel.job_ids or [], need_payload), "reading the selection")
+            candidates, missing = await rp.candidates_for_ids(reader, sel.queue, sel.job_ids or [], need_payload,
+                                                              timeout=self.timeout)
             if missing:
                 preview.warnings.append(f"{len(missing)} selected jobs do not exist: {', '.join(missing[:5])}")
         preview.plan = await self._plan(reader, sel.queue, candidates, now)
@@ -282,9 +282,9 @@ class Actions:
         each requeue in the shared ledger as it happens."""
         sel = preview.selection
         old = preview.plan
-        candidates, _ = await self._call(rp.candidates_for_ids(
+        candidates, _ = await rp.candidates_for_ids(
             reader, sel.queue, [d.job_id for d in old.by_index()],
-            self.policy.rules_for(sel.queue).fairness.key is not None), "re-reading the selection")
+            self.policy.rules_for(sel.queue).fairness.key is not None, timeout=self.timeout)
         now_ms = await self._server_now(reader)
         fresh = await self._plan(reader, sel.queue, candidates, now_ms)
         if fresh.fingerprint() != old.fingerprint():
@@ -470,17 +470,11 @@ def store_key(q: QueueRef) -> str:
 
 
 def parse_duration(text: str) -> int:
-    """``90s``, ``15m``, ``2h``, ``7d``, ``1w`` -> milliseconds (ValueError when malformed)."""
-    units = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
-    text = text.strip().lower()
-    for unit in sorted(units, key=len, reverse=True):
-        if text.endswith(unit):
-            number = text[: -len(unit)]
-            try:
-                value = float(number)
-            except ValueError:
-                break
-            if value < 0:
-                break
-            return int(value * units[unit])
-    raise ValueError(f"bad duration {text!r} (examples: 90s, 15m, 2h, 7d)")
+    """``90s``, ``15m``, ``2h``, ``1h30m``, ``7d``, ``1w`` -> milliseconds (ValueError when malformed or
+    negative). The one duration grammar of the console: the policy engine's."""
+    from console.policy import parse_duration as seconds
+
+    value = seconds(text)
+    if value < 0:
+        raise ValueError(f"bad duration {text!r}: must not be negative")
+    return int(value * 1000)

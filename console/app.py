@@ -6,7 +6,6 @@ thread (``console.poller.BackendThread``); results arrive as messages.
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any, Awaitable, Callable, TypeVar
 
 from textual.app import App
@@ -150,13 +149,6 @@ class QueueConsoleApp(App):
         reload = getattr(self.screen, "load_page", None)
         if reload is not None:
             reload()  # the page on screen too, whatever its refresh cadence
-
-
-def age(seconds_since: float | None) -> str:
-    if seconds_since is None:
-        return "never"
-    s = max(time.time() - seconds_since, 0)
-    return f"{s:.0f}s ago" if s < 120 else f"{s / 60:.0f}m ago"
 
 
 def run_app(settings: Settings, banner_note: str | None = None, **kwargs: Any) -> None:

@@ -16,7 +16,6 @@ from console.connections import Session
 from console.safe_text import one_line
 from console.triage import group_jobs
 
-GROUP_SCAN_CAP = 10_000  # failed jobs read per queue for --group (bounded batches of 1000)
 
 
 class ActionUsageError(ValueError):
@@ -115,38 +114,8 @@ async def _dlq_list(args, session: Session) -> int:
         raise ActionUsageError(f"--limit must be between 1 and 1000, got {args.limit}")
     queues = _queues(session, args.queue)
     timeout = session.options.op_timeout
-    if args.filter:
+    if args.filter or args.group:
         return await _dlq_list_filtered(args, session, queues)
-    if args.group:
-        items, capped = [], []
-        for q in queues:
-            reader = session.reader_for(q)
-            cursor, seen = None, 0
-            while seen < GROUP_SCAN_CAP:
-                page = await call_with_timeout(reader.page(q, "failed", cursor, 1000), timeout, f"reading {q.name}")
-                items += [(q, j) for j in page.jobs]
-                seen += len(page.jobs)
-                cursor = page.next_cursor
-                if cursor is None:
-                    break
-            if cursor is not None:
-                capped.append(q.qualified)
-        groups = group_jobs(items)
-        if args.json:
-            _print_json({"groups": [{"signature": g.signature, "count": g.count, "queues": sorted(g.queues),
-                                     "first_ms": g.first_ms, "last_ms": g.last_ms, "sample_job": g.sample_id,
-                                     "sample_reason": g.sample_reason} for g in groups],
-                         "scanned": len(items), "capped_queues": capped, "cap_per_queue": GROUP_SCAN_CAP})
-            return 0
-        print(f"{len(items)} failed jobs in {len(groups)} groups")
-        for g in groups:
-            print(f"{g.count:>8}  {one_line(g.signature, 90)}")
-            print(f"          queues {', '.join(one_line(x, 40) for x in sorted(g.queues))}; "
-                  f"first {fmt.timestamp(g.first_ms)}, last {fmt.timestamp(g.last_ms)}; e.g. job {one_line(g.sample_id, 30)}")
-        if capped:
-            print(f"stopped at the cap of {GROUP_SCAN_CAP} newest failed jobs per queue in: {', '.join(capped)} "
-                  "(counts are of the jobs read)", file=sys.stderr)
-        return 0
     out = []
     for q in queues:
         reader = session.reader_for(q)
@@ -176,13 +145,7 @@ async def _scan(session: Session, queues: list[QueueRef], query: str):
     except FilterError as exc:
         raise ActionUsageError(str(exc)) from None
     targets = [(q, session.reader_for(q)) for q in queues]
-    now = None
-    for q, r in targets:
-        now = await r.server_time_ms()
-        break
-    import time as _time
-
-    result = await scan_failed(targets, flt, now or int(_time.time() * 1000))
+    result = await scan_failed(targets, flt, timeout=session.options.op_timeout)
     for err in result.errors:
         print(f"warning: {err}", file=sys.stderr)
     if result.capped:
@@ -192,17 +155,21 @@ async def _scan(session: Session, queues: list[QueueRef], query: str):
 
 
 async def _dlq_list_filtered(args, session: Session, queues: list[QueueRef]) -> int:
-    result = await _scan(session, queues, args.filter)
+    """``--filter`` and/or ``--group``: read failed jobs in bounded, capped batches (dlq_scan)."""
+    result = await _scan(session, queues, args.filter or "")
     if args.group:
         groups = group_jobs(result.items)
         if args.json:
             _print_json({"groups": [{"signature": g.signature, "count": g.count, "queues": sorted(g.queues),
-                                     "first_ms": g.first_ms, "last_ms": g.last_ms, "sample_job": g.sample_id}
-                                    for g in groups], "scanned": result.scanned, "capped_queues": result.capped})
+                                     "first_ms": g.first_ms, "last_ms": g.last_ms, "sample_job": g.sample_id,
+                                     "sample_reason": g.sample_reason} for g in groups],
+                         "scanned": result.scanned, "capped_queues": result.capped})
             return 0
-        print(f"{len(result.items)} matching failed jobs (of {result.scanned} read) in {len(groups)} groups")
+        print(f"{len(result.items)} failed jobs (of {result.scanned} read) in {len(groups)} groups")
         for g in groups:
             print(f"{g.count:>8}  {one_line(g.signature, 90)}")
+            print(f"          queues {', '.join(one_line(x, 40) for x in sorted(g.queues))}; "
+                  f"first {fmt.timestamp(g.first_ms)}, last {fmt.timestamp(g.last_ms)}; e.g. job {one_line(g.sample_id, 30)}")
         return 0
     if args.json:
         _print_json({"jobs": [{"connection": q.connection, "backend": q.backend, "queue": q.name, **j.model_dump()}
@@ -337,7 +304,8 @@ async def _pause(args, session: Session, actions: Actions) -> int:
                 store = reader.console_store()
                 if store is None:
                     continue
-                remembered = await store.paused_list()
+                remembered = await call_with_timeout(store.paused_list(), session.options.op_timeout,
+                                                     f"reading the paused-queue records at {conn.url}")
                 found = [q for q in conn.discoveries[reader.backend].queues if store_key(q) in remembered]
                 targets += found
                 gone = _vanished(remembered, found, conn.discoveries[reader.backend], reader.backend,
@@ -406,7 +374,8 @@ async def _audit(args, session: Session) -> int:
         for reader in conn.readers:
             store = reader.console_store()
             if store is not None:
-                records += await store.audit_read(args.limit)
+                records += await call_with_timeout(store.audit_read(args.limit), session.options.op_timeout,
+                                                   f"reading the audit records at {conn.url}")
     records.sort(key=lambda r: r.get("_id", ""), reverse=True)
     records = records[: args.limit]
     if args.json:

@@ -18,9 +18,9 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from backends.errors import BadUrl
 from backends.urls import parse, redact
@@ -32,26 +32,29 @@ class ConfigError(ValueError):
     """A bad config file or environment value (bad usage: exit 2)."""
 
 
+def _valid_urls(urls: list[str]) -> list[str]:
+    for url in urls:
+        parse(url)  # raises BadUrl, reported with the key
+    return urls
+
+
+#: connection URLs, each checked when the settings load (bad ones name their key)
+Urls = Annotated[list[str], AfterValidator(_valid_urls)]
+
+
 class Context(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    urls: list[str] = Field(default_factory=list)
+    urls: Urls = Field(default_factory=list)
     read_only: bool | None = None
     prefixes: list[str] = Field(default_factory=list)
     schema_: str | None = Field(default=None, alias="schema")
     backend: str | None = None
 
-    @field_validator("urls")
-    @classmethod
-    def _valid_urls(cls, urls: list[str]) -> list[str]:
-        for url in urls:
-            parse(url)  # raises BadUrl, reported with the key
-        return urls
-
 
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    urls: list[str] = Field(default_factory=list)
+    urls: Urls = Field(default_factory=list)
     context: str | None = None
     contexts: dict[str, Context] = Field(default_factory=dict)
     read_only: bool = False
@@ -69,13 +72,6 @@ class Settings(BaseModel):
     policy_file: str | None = None
     #: ... or the [policy] table of the config file itself (docs/policy.md)
     policy: dict[str, Any] | None = None
-
-    @field_validator("urls")
-    @classmethod
-    def _valid_urls(cls, urls: list[str]) -> list[str]:
-        for url in urls:
-            parse(url)  # raises BadUrl, reported with the key
-        return urls
 
     def effective_urls(self) -> list[str]:
         return self.urls or [DEFAULT_URL]

@@ -10,9 +10,9 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from backends.contract import JobSummary, QueueRef, Reader
+from backends.contract import JobSummary, QueueRef, Reader, call_with_timeout
 from console.filters import Filter
-from console.requeue_planning import _payload
+from console.requeue_planning import DEFAULT_CALL_TIMEOUT, parse_payload, payload_of
 
 ROW_CAP = 10_000  # failed jobs read per queue
 PAYLOAD_CAP = 2_000  # payloads read per queue for data. terms
@@ -28,10 +28,13 @@ class ScanResult:
     cancelled: bool = False
 
 
-async def scan_failed(targets: list[tuple[QueueRef, Reader]], flt: Filter, now_ms: int,
+async def scan_failed(targets: list[tuple[QueueRef, Reader]], flt: Filter, now_ms: int | None = None,
                       progress: Callable[[int, int], None] | None = None,
-                      cancel: asyncio.Event | None = None) -> ScanResult:
+                      cancel: asyncio.Event | None = None, timeout: float = DEFAULT_CALL_TIMEOUT) -> ScanResult:
+    """``now_ms`` (for ``age:`` terms) defaults to the first server's clock, as the actions use."""
     out = ScanResult()
+    if now_ms is None:
+        now_ms = await _server_now(targets, timeout)
     cap = PAYLOAD_CAP if flt.needs_payload else ROW_CAP
     for queue, reader in targets:
         if not flt.queue_matches(queue):
@@ -39,10 +42,10 @@ async def scan_failed(targets: list[tuple[QueueRef, Reader]], flt: Filter, now_m
         try:
             if flt.ids:
                 for job_id in flt.ids:
-                    detail = await reader.job(queue, job_id)
+                    detail = await call_with_timeout(reader.job(queue, job_id), timeout, f"reading job {job_id}")
                     out.scanned += 1
                     if detail and detail.summary.state == "failed":
-                        payload = _payload(detail.data.text if detail.data else None)
+                        payload = parse_payload(detail.data.text if detail.data else None)
                         if flt.matches(queue, detail.summary, now_ms, payload):
                             out.items.append((queue, detail.summary))
                 continue
@@ -51,13 +54,11 @@ async def scan_failed(targets: list[tuple[QueueRef, Reader]], flt: Filter, now_m
                 if cancel is not None and cancel.is_set():
                     out.cancelled = True
                     return out
-                page = await reader.page(queue, "failed", cursor, PAGE)
+                page = await call_with_timeout(reader.page(queue, "failed", cursor, PAGE), timeout,
+                                               f"reading failed jobs of {queue.qualified}")
                 for job in page.jobs:
                     seen += 1
-                    payload: Any = None
-                    if flt.needs_payload:
-                        detail = await reader.job(queue, job.id)
-                        payload = _payload(detail.data.text if detail and detail.data else None)
+                    payload: Any = await payload_of(reader, queue, job.id, timeout) if flt.needs_payload else None
                     if flt.matches(queue, job, now_ms, payload):
                         out.items.append((queue, job))
                 out.scanned += len(page.jobs)
@@ -72,3 +73,13 @@ async def scan_failed(targets: list[tuple[QueueRef, Reader]], flt: Filter, now_m
         except Exception as exc:  # one queue failing must not hide the others
             out.errors.append(f"{queue.qualified}: {exc}")
     return out
+
+
+async def _server_now(targets: list[tuple[QueueRef, Reader]], timeout: float) -> int:
+    import time
+
+    for _queue, reader in targets[:1]:
+        now = await call_with_timeout(reader.server_time_ms(), timeout, "reading the server clock")
+        if now is not None:
+            return now
+    return int(time.time() * 1000)

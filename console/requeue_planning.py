@@ -7,7 +7,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from backends.contract import ConsoleStore, QueueRef, Reader
+from backends.contract import ConsoleStore, QueueRef, Reader, call_with_timeout
 from console.policy import BackendCaps, Candidate, Ledger, LedgerEntry, Policy, Rules
 
 #: most jobs planned one by one in a single bulk retry (the rest stay failed; run again)
@@ -38,57 +38,64 @@ def to_datetime(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
 
 
-async def candidates_for_ids(reader: Reader, queue: QueueRef, job_ids: list[str], need_payload: bool,
-                             state: str = "failed") -> tuple[list[Candidate], list[str]]:
-    """Candidates for explicit ids (duplicates kept: the planner refuses them); missing ids apart.
-    Row summaries come in one round trip; payloads are read only when a fairness key needs them."""
-    out, missing = [], []
-    for start in range(0, len(job_ids), PAGE):
-        chunk = job_ids[start:start + PAGE]
-        rows = await reader.summaries(queue, list(dict.fromkeys(chunk)), state)
-        for job_id in chunk:
-            summary = rows.get(job_id)
-            if summary is None:
-                missing.append(job_id)
-                continue
-            payload = None
-            if need_payload:
-                detail = await reader.job(queue, job_id)
-                payload = _payload(detail.data.text if detail and detail.data else None)
-            out.append(Candidate.from_summary(queue, summary, payload))
-    return out, missing
+DEFAULT_CALL_TIMEOUT = 30.0
 
 
-async def candidates_for_state(reader: Reader, queue: QueueRef, state: str, snapshot_ms: int,
-                               need_payload: bool, cap: int = PLAN_CAP) -> tuple[list[Candidate], bool]:
-    """Every job of ``state`` finished at or before the snapshot, read in server-side pages, oldest
-    last (newest-first pages). Returns (candidates, capped)."""
-    out: list[Candidate] = []
-    cursor = None
-    while True:
-        page = await reader.page(queue, state, cursor, PAGE)
-        for job in page.jobs:
-            if job.finished_ms is not None and job.finished_ms > snapshot_ms:
-                continue
-            payload = None
-            if need_payload:
-                detail = await reader.job(queue, job.id)
-                payload = _payload(detail.data.text if detail and detail.data else None)
-            out.append(Candidate.from_summary(queue, job, payload))
-            if len(out) >= cap:
-                return out, True
-        cursor = page.next_cursor
-        if cursor is None:
-            return out, False
+async def payload_of(reader: Reader, queue: QueueRef, job_id: str, timeout: float) -> Any:
+    """A job's payload parsed as JSON (None when missing or not JSON), for payload rules/filters."""
+    detail = await call_with_timeout(reader.job(queue, job_id), timeout, f"reading job {job_id}")
+    return parse_payload(detail.data.text if detail and detail.data else None)
 
 
-def _payload(text: str | None) -> Any:
+def parse_payload(text: str | None) -> Any:
     if not text:
         return None
     try:
         return json.loads(text)
     except ValueError:
         return None
+
+
+async def candidates_for_ids(reader: Reader, queue: QueueRef, job_ids: list[str], need_payload: bool,
+                             state: str = "failed", timeout: float = DEFAULT_CALL_TIMEOUT,
+                             ) -> tuple[list[Candidate], list[str]]:
+    """Candidates for explicit ids (duplicates kept: the planner refuses them); missing ids apart.
+    Row summaries come in one round trip per chunk; payloads are read only when a fairness key
+    needs them. Every reader call has its own timeout, however long the selection."""
+    out, missing = [], []
+    for start in range(0, len(job_ids), PAGE):
+        chunk = job_ids[start:start + PAGE]
+        rows = await call_with_timeout(reader.summaries(queue, list(dict.fromkeys(chunk)), state), timeout,
+                                       "reading the selection")
+        for job_id in chunk:
+            summary = rows.get(job_id)
+            if summary is None:
+                missing.append(job_id)
+                continue
+            payload = await payload_of(reader, queue, job_id, timeout) if need_payload else None
+            out.append(Candidate.from_summary(queue, summary, payload))
+    return out, missing
+
+
+async def candidates_for_state(reader: Reader, queue: QueueRef, state: str, snapshot_ms: int,
+                               need_payload: bool, cap: int = PLAN_CAP, timeout: float = DEFAULT_CALL_TIMEOUT,
+                               ) -> tuple[list[Candidate], bool]:
+    """Every job of ``state`` finished at or before the snapshot, read in server-side pages
+    (newest first). Returns (candidates, capped)."""
+    out: list[Candidate] = []
+    cursor = None
+    while True:
+        page = await call_with_timeout(reader.page(queue, state, cursor, PAGE), timeout, "listing the selection")
+        for job in page.jobs:
+            if job.finished_ms is not None and job.finished_ms > snapshot_ms:
+                continue
+            payload = await payload_of(reader, queue, job.id, timeout) if need_payload else None
+            out.append(Candidate.from_summary(queue, job, payload))
+            if len(out) >= cap:
+                return out, True
+        cursor = page.next_cursor
+        if cursor is None:
+            return out, False
 
 
 async def read_ledger(store: ConsoleStore | None, policy: Policy, now_ms: int, connection: str) -> Ledger:

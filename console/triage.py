@@ -46,8 +46,11 @@ class Group:
     sample_id: str | None = None
     sample_queue: QueueRef | None = None
     sample_reason: str | None = None
+    #: the jobs of the group, as read (so a view lists them without folding every reason again)
+    members: list[tuple[QueueRef, JobSummary]] = field(default_factory=list)
 
     def add(self, queue: QueueRef, job: JobSummary) -> None:
+        self.members.append((queue, job))
         self.count += 1
         self.queues.add(queue.qualified)
         t = job.finished_ms

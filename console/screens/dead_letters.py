@@ -7,7 +7,6 @@ actions (R retry, D purge) go through console.actions with a confirmation per ru
 """
 from __future__ import annotations
 
-import time
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -92,8 +91,9 @@ class DeadLetterScreen(TableNavigation, Screen):
 
     async def _scan(self, flt) -> None:
         targets = []
-        for poller in self.app.pollers:
-            for disc in poller.snapshot.discoveries:
+        for snap in self.app.snapshots.values():  # the copies the pollers handed to the UI
+            poller = next((p for p in self.app.pollers if p.url == snap.connection), None)
+            for disc in snap.discoveries if poller else []:
                 for q in disc.queues:
                     reader = poller.reader_for(q)
                     if reader is not None:
@@ -102,7 +102,7 @@ class DeadLetterScreen(TableNavigation, Screen):
             self.app.call_from_thread(self._show_progress, scanned, matched)
 
         try:
-            result = await self.app.on_backend(scan_failed(targets, flt, int(time.time() * 1000), progress))
+            result = await self.app.on_backend(scan_failed(targets, flt, None, progress))
         except Exception as exc:
             self.error, self.scanning = str(exc), False
             self._render_info()
@@ -154,11 +154,7 @@ class DeadLetterScreen(TableNavigation, Screen):
             self.group_items = []
             self.query_one(JobDetailView).show_empty("no failed jobs match")
             return
-        sig = self.groups[index].signature
-        from console.triage import signature
-
-        self.group_items = [(q, j) for q, j in (self.result.items if self.result else [])
-                            if signature(j.failed_reason.text if j.failed_reason else None) == sig]
+        self.group_items = self.groups[index].members
         self._render_jobs()
 
     def _render_jobs(self) -> None:
