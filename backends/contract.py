@@ -46,6 +46,8 @@ class Capabilities(BaseModel):
     #: Gello's scheduled set); otherwise the console paces later requeues itself
     delayed_retry: bool = False
     payload_search: bool = False
+    #: what a queue's namespace is called in this store ("prefix" for Redis keys, "schema" for SQL)
+    namespace_label: str = "namespace"
     read_only_reason: str | None = None
 
     def read_only(self, reason: str) -> "Capabilities":
@@ -181,6 +183,8 @@ class Discovery(BaseModel):
     looked_for: list[str] = Field(default_factory=list)
     complete: bool = True
     note: str | None = None
+    #: what to try when nothing was found (e.g. "pass --prefix PREFIX")
+    hint: str | None = None
 
 
 class JobOutcome(BaseModel):
@@ -234,6 +238,11 @@ class Reader(abc.ABC):
 
     backend: str
     capabilities: Capabilities
+
+    def retry_notes(self, queue: QueueRef, bulk: bool, reset_attempts: bool) -> list[str]:
+        """What a retry of this store does that an operator should know before it runs (shown in
+        the preview): priorities dropped by a bulk path, attempts not reset, ..."""
+        return []
 
     def queue_capabilities(self, queue: QueueRef) -> Capabilities:
         """What this reader can do for one queue (no I/O): a reader may hold queues of several

@@ -165,9 +165,6 @@ class Actions:
                                      "counting the selection")
             page = await self._call(reader.page(sel.queue, sel.state, None, SAMPLE), "reading a sample")
             sample = [j for j in page.jobs if (j.finished_ms or 0) <= snapshot][:SAMPLE]
-            if action == "retry" and sel.queue.backend == "bullmq":
-                warnings.append("bulk retry moves jobs to the plain wait list (BullMQ's retryJobs): a job's "
-                                "priority is not kept; retry marked jobs (--job) to keep priorities")
         else:
             ids = list(dict.fromkeys(sel.job_ids or []))
             if len(ids) != len(sel.job_ids or []):
@@ -178,12 +175,13 @@ class Actions:
                 detail = await self._call(reader.job(sel.queue, job_id), f"reading job {job_id}")
                 if detail is not None:
                     sample.append(detail.summary)
-        if action == "retry" and not reset_attempts and sel.queue.backend in ("bullmq", "pgboss"):
-            warnings.append("attempts are not reset: each job gets one more attempt (use --reset-attempts "
-                            "for its full retry budget)")
+        planned = action == "retry" and not rp.is_trivial(self.policy, sel.queue)
+        if action == "retry":
+            # what this store's retry does to priorities and attempts, in its own words
+            warnings += reader.retry_notes(sel.queue, bulk=sel.is_all and not planned, reset_attempts=reset_attempts)
         preview = Preview(action=action, selection=sel, count=count, snapshot_ms=snapshot, sample=sample,
                           warnings=warnings, reset_attempts=reset_attempts)
-        if action == "retry" and not rp.is_trivial(self.policy, sel.queue):
+        if planned:
             await self._plan_preview(reader, preview, now)
         return preview
 
@@ -207,8 +205,6 @@ class Actions:
                 preview.warnings.append(f"{len(missing)} selected jobs do not exist: {', '.join(missing[:5])}")
         preview.plan = await self._plan(reader, sel.queue, candidates, now)
         preview.count = len(candidates)
-        # planned jobs are retried one by one (reprocessJob): priorities are kept
-        preview.warnings = [w for w in preview.warnings if "priority is not kept" not in w]
         sel.job_ids = [d.job_id for d in preview.plan.decisions]
 
     async def _plan(self, reader: Reader, queue: QueueRef, candidates, now_ms: int) -> Plan:

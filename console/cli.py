@@ -160,11 +160,9 @@ async def _status(session: Session, args: argparse.Namespace) -> int:
     notes = []
     for conn in session.connections:
         for backend, disc in conn.discoveries.items():
-            if not disc.queues and backend == "bullmq":
-                notes.append(f"no {backend} queues at {conn.url} (looked for keys {', '.join(disc.looked_for)}); "
-                             "if your queues use another key prefix, pass --prefix")
-            elif not disc.queues:
-                notes.append(f"no {backend} queues at {conn.url} (looked for {', '.join(disc.looked_for)})")
+            if not disc.queues:
+                notes.append(f"no {backend} queues at {conn.url} (looked for {', '.join(disc.looked_for)})"
+                             + (f"; {disc.hint}" if disc.hint else ""))
             if disc.note:
                 notes.append(f"{conn.url}: {disc.note}")
     if args.json:

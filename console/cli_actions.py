@@ -360,7 +360,7 @@ def _vanished(remembered: dict[str, str], found: list[QueueRef], discovery, back
         if len(parts) != 3 or key in found_keys:
             continue
         kb, ns, _name = parts
-        if kb != backend and not (backend == "bullmq" and kb == "bull"):
+        if kb != backend:
             continue
         if namespaces is not None and ns not in namespaces:
             continue

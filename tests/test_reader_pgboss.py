@@ -100,7 +100,7 @@ async def test_no_pgboss_says_what_it_looked_for(postgres_url):
         await reader.close()
     assert disc.queues == []
     assert "nosuchschema" in " ".join(disc.looked_for)
-    assert "--schema" in (disc.note or "")
+    assert "--schema" in (disc.hint or "")  # the what-to-try hint, beside the note
 
 
 async def test_discovery_hides_internal_queues_and_pins_schema(world, postgres_url):

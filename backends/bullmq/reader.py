@@ -99,6 +99,7 @@ class BullMQReader(BullMQMutations, Reader):
         retry=True,
         purge=True,
         promote=True,
+        namespace_label="prefix",
     )
 
     def __init__(
@@ -116,6 +117,16 @@ class BullMQReader(BullMQMutations, Reader):
         self.discovery_budget_s = discovery_budget_s
         self._versions: dict[tuple, str | None] = {}
         self._tp = _ThroughputState()
+
+    def retry_notes(self, queue: QueueRef, bulk: bool, reset_attempts: bool) -> list[str]:
+        notes = []
+        if bulk:
+            notes.append("bulk retry moves jobs to the plain wait list (BullMQ's retryJobs): a job's priority is "
+                         "not kept; retry marked jobs (--job) to keep priorities")
+        if not reset_attempts:
+            notes.append("attempts are not reset: each job gets one more attempt (use --reset-attempts for its "
+                         "full retry budget)")
+        return notes
 
     def queue_capabilities(self, queue: QueueRef) -> Capabilities:
         if queue.backend == "bull":
@@ -136,7 +147,8 @@ class BullMQReader(BullMQMutations, Reader):
         if not result.complete:
             note = (f"discovery stopped after {self.discovery_budget_s:g} s ({result.keys_seen} keys matched): queues "
                     "not reached yet are missing (SCAN walks the whole keyspace; the console looks again later)")
-        return Discovery(queues=queues, looked_for=looked_for, complete=result.complete, note=note)
+        return Discovery(queues=queues, looked_for=looked_for, complete=result.complete, note=note,
+                         hint="if your queues use another key prefix, pass --prefix PREFIX")
 
     # ------------------------------------------------------------------ counts
     async def statuses(self, queues: list[QueueRef]) -> list[QueueStatus]:

@@ -175,7 +175,7 @@ class GelloPgReader(Reader):
         self._store_done: set[str] = set()
         self.url = url
         self.schema = schema or DEFAULT_SCHEMA
-        self.capabilities = Capabilities(states=STATES, pause=False, retry=True, purge=True, delayed_retry=True)
+        self.capabilities = Capabilities(states=STATES, pause=False, retry=True, purge=True, delayed_retry=True, namespace_label="schema")
         self._usable: bool | None = None  # None: layout not checked yet
 
     @property
@@ -231,13 +231,13 @@ class GelloPgReader(Reader):
         self._usable = not fatal
         if fatal:
             reason = "not a Gello layout: " + "; ".join(problems)
-            self.capabilities = Capabilities(states=STATES, read_only_reason=reason)
+            self.capabilities = Capabilities(states=STATES, read_only_reason=reason, namespace_label="schema")
         elif read_only:
             reason = (f"read-only: extra NOT NULL column(s) {', '.join(repr(c) for c in read_only)} without a default "
                       "would make a retry's INSERT fail")
-            self.capabilities = Capabilities(states=STATES, purge=True, read_only_reason=reason)
+            self.capabilities = Capabilities(states=STATES, purge=True, read_only_reason=reason, namespace_label="schema")
         else:
-            self.capabilities = Capabilities(states=STATES, pause=False, retry=True, purge=True, delayed_retry=True)
+            self.capabilities = Capabilities(states=STATES, pause=False, retry=True, purge=True, delayed_retry=True, namespace_label="schema")
         return problems
 
     async def discover(self) -> Discovery:

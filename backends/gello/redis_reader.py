@@ -117,7 +117,8 @@ class GelloRedisReader(Reader):
     """Gello queues under one or more key prefixes (default ``gello``) on one Redis connection."""
 
     backend = rec_mod.BACKEND
-    capabilities = Capabilities(states=STATES, pause=False, retry=True, purge=True, delayed_retry=True)
+    capabilities = Capabilities(states=STATES, pause=False, retry=True, purge=True, delayed_retry=True,
+                                namespace_label="prefix")
 
     def __init__(self, client: aioredis.Redis, url: ConnectionUrl, prefixes: list[str] | None = None,
                  discovery_budget_s: float = 3.0, store_prefix: str = "queue-console") -> None:

@@ -105,7 +105,7 @@ class PgBossReader(PgBossMutations, Reader):
 
     backend = BACKEND
     capabilities = Capabilities(states=STATES, throughput=True, latency=False, retry=True, purge=True, promote=True,
-                                cancel=True, pause=True, delayed_retry=True)
+                                cancel=True, pause=True, delayed_retry=True, namespace_label="schema")
 
     def __init__(self, pool, url: ConnectionUrl, schema: str | None = None, include_internal: bool = False,
                  exact_max_bytes: int = EXACT_MAX_BYTES) -> None:
@@ -133,6 +133,12 @@ class PgBossReader(PgBossMutations, Reader):
 
         row = await self._fetchrow(f"SELECT version FROM {quote_ident(schema)}.version LIMIT 1")
         return None if row is None else int(row["version"])
+
+    def retry_notes(self, queue: QueueRef, bulk: bool, reset_attempts: bool) -> list[str]:
+        if reset_attempts:
+            return []
+        return ["attempts are not reset: retry_limit + 1, so each job gets one more attempt (use "
+                "--reset-attempts for its full retry budget)"]
 
     def queue_capabilities(self, queue: QueueRef) -> Capabilities:
         layout = self._layouts.get(queue.namespace)
@@ -165,8 +171,8 @@ class PgBossReader(PgBossMutations, Reader):
         if not schemas:
             hint = (f"no pg-boss schema named {self.schema!r} in this database" if self.schema
                     else "no pg-boss schema in this database")
-            return Discovery(queues=[], looked_for=looked_for,
-                             note=f"{hint}; if pg-boss uses another schema, pass --schema NAME")
+            return Discovery(queues=[], looked_for=looked_for, note=hint,
+                             hint="if pg-boss uses another schema, pass --schema NAME")
         queues: list[QueueRef] = []
         notes = []
         for schema in schemas:

@@ -76,11 +76,8 @@ class OverviewScreen(TableNavigation, Screen):
             if not snap.connected and snap.error:
                 continue  # the banner says it
             for disc in snap.discoveries:
-                lines.append(f"No queues found at {snap.connection}: looked for keys {', '.join(disc.looked_for)}.")
-                if disc.note:
-                    lines.append(disc.note)
-        if lines:
-            lines.append("If your queues use another key prefix, start with --prefix PREFIX.")
+                lines.append(f"No queues found at {snap.connection}: looked for {', '.join(disc.looked_for)}.")
+                lines += [x for x in (disc.note, disc.hint and disc.hint[0].upper() + disc.hint[1:] + ".") if x]
         empty.update(Text("\n".join(lines) or "connecting…"))
         empty.add_class("-shown")
 

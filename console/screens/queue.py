@@ -93,7 +93,9 @@ class QueueScreen(TableNavigation, Screen):
     def _render_title(self) -> None:
         t = Text()
         t.append(one_line(self.queue.name, 60), style="bold")
-        where = "prefix" if self.queue.connection.startswith(("redis", "rediss", "unix")) else "schema"
+        poller = self.app.poller_for(self.queue)
+        reader = poller.reader_for(self.queue) if poller else None
+        where = reader.capabilities.namespace_label if reader else "namespace"
         t.append(f"  {self.queue.backend} · {where} {one_line(self.queue.namespace, 30)}", style="dim")
         if self.status is not None:
             if self.status.paused:
