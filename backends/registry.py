@@ -97,7 +97,7 @@ async def _gello_in_redis(bullmq_reader: Reader, options: ConnectOptions) -> boo
 
 async def _gello_in_postgres(pgboss_reader: Reader, url: ConnectionUrl, options: ConnectOptions) -> bool:
     from backends.gello.pg_reader import detect
-    from backends.pgboss.pg import pg_errors
+    from backends.postgres import pg_errors
 
     async with pg_errors(url):
         return await call_with_timeout(detect(pgboss_reader.pool, options.gello_schema_name()),  # type: ignore[attr-defined]
@@ -120,7 +120,7 @@ async def _open_gello_redis(url: ConnectionUrl, options: ConnectOptions) -> Read
 
 
 async def _open_pgboss(url: ConnectionUrl, options: ConnectOptions) -> Reader:
-    from backends.pgboss.pg import open_pool
+    from backends.postgres import open_pool
     from backends.pgboss.reader import PgBossReader
 
     pool = await open_pool(url, options.connect_timeout, options.op_timeout)
@@ -132,29 +132,14 @@ async def _open_pgboss(url: ConnectionUrl, options: ConnectOptions) -> Reader:
 
 async def _open_bullmq(url: ConnectionUrl, options: ConnectOptions) -> Reader:
     from backends.bullmq.reader import BullMQReader
-    from backends.redis_client import open_client, redis_errors
 
-    try:
-        client = open_client(url, options.connect_timeout, options.op_timeout, options.client_name)
-    except ValueError as exc:  # redis-py rejects a query option, e.g. ?socket_timeout=abc
-        raise BadUrl(f"{exc} ({url.redacted})") from None
-    try:
-        async with redis_errors(url):
-            await call_with_timeout(client.ping(), options.connect_timeout, f"connecting to Redis at {url.host_label}")
-    except asyncio.CancelledError:
-        await client.aclose()
-        raise
-    except Exception as exc:
-        await client.aclose()
-        if isinstance(exc, ConnectError):
-            raise
-        raise ConnectError(str(exc)) from exc
+    client = await _redis_client(url, options)
     return BullMQReader(client, url, prefixes=options.prefixes or None, discovery_budget_s=options.discovery_budget_s,
                         store_prefix=options.store_prefix)
 
 
 async def _redis_client(url: ConnectionUrl, options: ConnectOptions):
-    """A connected (PINGed) Redis client, as _open_bullmq makes one."""
+    """A connected (PINGed) Redis client, or ConnectError naming the host (never the password)."""
     from backends.redis_client import open_client, redis_errors
 
     try:

@@ -9,6 +9,7 @@ wait delayed, carry priorities and write logs; one queue is paused. Beside it, a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -18,7 +19,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 from console.demo_runtime import ThreadedWorkload
 
@@ -171,19 +172,12 @@ class Workload(ThreadedWorkload):
                 await asyncio.sleep(1)
 
 
-def run_demo(backend: str = "redis", refresh: float | None = None, theme: str | None = None,
-             no_ui: bool = False) -> None:
-    if backend == "postgres":
-        from console.demo_pgboss import run_demo_pgboss
-
-        return run_demo_pgboss(refresh=refresh, theme=theme, no_ui=no_ui)
-    from console.config import Settings
-
-    if backend != "redis":
-        raise ValueError(f"demo backend {backend!r} is not available")
+@contextlib.contextmanager
+def running_redis_demo() -> Iterator[str]:
+    """An embedded Redis with the BullMQ and Gello workloads running; yields its URL; all stopped
+    and removed on exit (used by ``queue-console demo`` and screenshots/make_screenshots.py)."""
     from console.demo_gello import GelloRedisWorkload
 
-    print("starting an embedded Redis, a BullMQ workload and a Gello workload…", file=sys.stderr)
     server = EmbeddedRedis()
     workload = Workload(server.url)
     # Gello's Redis layout beside BullMQ's, under Gello's default key prefix (found by the console)
@@ -191,8 +185,25 @@ def run_demo(backend: str = "redis", refresh: float | None = None, theme: str | 
     try:
         workload.start()
         gello.start()
+        yield server.url
+    finally:
+        gello.stop()
+        workload.stop()
+        server.stop()
+
+
+def run_demo(backend: str = "redis", refresh: float | None = None, theme: str | None = None,
+             no_ui: bool = False) -> None:
+    if backend == "postgres":
+        from console.demo_pgboss import run_demo_pgboss
+
+        return run_demo_pgboss(refresh=refresh, theme=theme, no_ui=no_ui)
+    if backend != "redis":
+        raise ValueError(f"demo backend {backend!r} is not available")
+    print("starting an embedded Redis, a BullMQ workload and a Gello workload…", file=sys.stderr)
+    with running_redis_demo() as url:
         if no_ui:
-            print(server.url, flush=True)
+            print(url, flush=True)
             stop = threading.Event()
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
             try:
@@ -202,13 +213,7 @@ def run_demo(backend: str = "redis", refresh: float | None = None, theme: str | 
             return
         from console.app import run_app
 
-        settings = Settings(urls=[server.url], prefixes=[DEMO_PREFIX], refresh=refresh or 1.0,
-                            **({"theme": theme} if theme else {}))
-        run_app(settings, banner_note=None)
-    finally:
-        gello.stop()
-        workload.stop()
-        server.stop()
+        run_app(demo_settings(url, refresh=refresh or 1.0, **({"theme": theme} if theme else {})), banner_note=None)
 
 
 def demo_settings(url: str, **extra: Any):

@@ -26,14 +26,15 @@ Rates are bounded (a producer skips while its queue's backlog is over ``max_back
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 import random
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
+from backends.gello.record import iso_from_ms
+from backends.postgres import quote_ident
 from console.demo_runtime import ThreadedWorkload
 
 DEMO_PREFIX = "gello"
@@ -66,10 +67,8 @@ def now_ms() -> int:
 
 
 def iso(ms: int | None = None) -> str:
-    """ms since the epoch -> ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (JavaScript's toISOString)."""
-    ms = now_ms() if ms is None else ms
-    stamp = dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    """ms since the epoch (default now) -> ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (JavaScript's toISOString)."""
+    return iso_from_ms(now_ms() if ms is None else ms)
 
 
 def new_job(queue: str, job_type: str, payload: Any, *, priority: str = "normal", max_attempts: int = 3,
@@ -211,10 +210,6 @@ class GelloRedis:
 
 
 # ------------------------------------------------------------------------------- PostgreSQL store
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def pg_ddl(schema: str = DEMO_SCHEMA) -> list[str]:
     """gello.md's two tables (IF NOT EXISTS: an existing Gello schema is used as it is)."""
     s = quote_ident(schema)
@@ -361,15 +356,40 @@ class _Base(ThreadedWorkload):
     max_backlog: int = 500
     max_dead: int = 2000
     poll_s: float = 0.2
-    #: what happened so far: "sent", "skipped" (backlog full), "duplicate" (idempotency), "completed",
-    #: "retry", "dead"
-    counts: dict[str, int] = field(default_factory=dict)
+    # counts: "sent", "skipped" (backlog full), "duplicate" (idempotency), "completed", "retry", "dead"
 
     thread_name = "queue-console-demo-gello"
     what = "the Gello workload"
 
-    def _count(self, kind: str, n: int = 1) -> None:
-        self.counts[kind] = self.counts.get(kind, 0) + n
+    async def _seed(self, g, rng: random.Random) -> None:
+        """A few jobs from the start so every state shows at once (the same for both stores): one per
+        priority, scheduled exports, and a job whose failure text is hostile."""
+        for i, priority in enumerate(PRIORITIES):
+            await g.enqueue("orders", "place-order", _payload(self._plan("orders"), i, rng), priority=priority,
+                            idempotency_key=self._seed_key(i, rng))
+        for i in range(8):
+            await g.enqueue("exports", "csv-export", _payload(self._plan("exports"), i, rng),
+                            priority=rng.choice(("low", "critical")), max_attempts=1,
+                            delay_ms=rng.choice((60_000, 300_000, 900_000)))
+        await g.enqueue("notifications", "webhook", {"url": "https://example.invalid/hook", "hostile": True,
+                                                     "note": "\x1b[2J\x1b]0;pwned\x07[red]markup[/red]"},
+                        priority="high", max_attempts=1)
+
+    async def _start(self, g, rng: random.Random) -> list[asyncio.Task]:
+        """Seed, then start the producers and workers this workload runs (either store)."""
+        tasks: list[asyncio.Task] = []
+        if self.producers:
+            await self._seed(g, rng)
+            tasks += [asyncio.create_task(self._produce(p, rng, g.enqueue, g.backlog), name=f"produce {p.name}")
+                      for p in PLANS]
+        if self.workers:
+            tasks += [asyncio.create_task(self._work(g, p, rng), name=f"work {p.name} {k}")
+                      for p in PLANS for k in range(p.concurrency)]
+        return tasks
+
+    def _seed_key(self, i: int, rng: random.Random) -> str:
+        return f"orders-seed-{i}"
+
 
     async def _pause(self, seconds: float) -> None:
         assert self._stop is not None
@@ -449,35 +469,12 @@ class GelloRedisWorkload(_Base):
                                          client_name="queue-console-demo-gello")
         try:
             g = GelloRedis(client, self.prefix)
-            rng = random.Random(self.seed)
-            tasks: list[asyncio.Task] = []
-            if self.producers:
-                await self._seed(g, rng)
-                tasks += [asyncio.create_task(self._produce(p, rng, g.enqueue, g.backlog), name=f"produce {p.name}")
-                          for p in PLANS]
-            if self.workers:
-                tasks += [asyncio.create_task(self._work(g, p, rng), name=f"work {p.name} {k}")
-                          for p in PLANS for k in range(p.concurrency)]
-            await self._run_tasks(tasks)
+            await self._run_tasks(await self._start(g, random.Random(self.seed)))
         finally:
             try:
                 await asyncio.wait_for(client.aclose(), 5)
             except Exception:
                 pass
-
-    async def _seed(self, g: GelloRedis, rng: random.Random) -> None:
-        """Something to look at from the first second: a backlog of scheduled exports, one job of
-        every priority, and a job whose failure text is hostile."""
-        for i, priority in enumerate(PRIORITIES):
-            await g.enqueue("orders", "place-order", _payload(self._plan("orders"), i, rng), priority=priority,
-                            idempotency_key=f"orders-seed-{i}")
-        for i in range(8):
-            await g.enqueue("exports", "csv-export", _payload(self._plan("exports"), i, rng),
-                            priority=rng.choice(("low", "critical")), max_attempts=1,
-                            delay_ms=rng.choice((60_000, 300_000, 900_000)))
-        await g.enqueue("notifications", "webhook", {"url": "https://example.invalid/hook", "hostile": True,
-                                                     "note": "\x1b[2J\x1b]0;pwned\x07[red]markup[/red]"},
-                        priority="high", max_attempts=1)
 
     async def _work(self, g: GelloRedis, plan: QueuePlan, rng: random.Random) -> None:
         assert self._stop is not None
@@ -520,6 +517,10 @@ class GelloPgWorkload(_Base):
 
     thread_name = "queue-console-demo-gello-pg"
 
+    def _seed_key(self, i: int, rng: random.Random) -> str:
+        # the PostgreSQL layout has no unique index on idempotency keys: unique per run
+        return f"orders-seed-{i}-{rng.getrandbits(24):06x}"
+
     async def _run(self) -> None:
         import asyncpg
 
@@ -529,15 +530,8 @@ class GelloPgWorkload(_Base):
         try:
             g = GelloPg(pool, self.schema)
             await g.install()
-            rng = random.Random(self.seed)
-            tasks: list[asyncio.Task] = []
-            if self.producers:
-                await self._seed(g, rng)
-                tasks += [asyncio.create_task(self._produce(p, rng, g.enqueue, g.backlog), name=f"produce {p.name}")
-                          for p in PLANS]
+            tasks = await self._start(g, random.Random(self.seed))
             if self.workers:
-                tasks += [asyncio.create_task(self._work(g, p, rng), name=f"work {p.name} {k}")
-                          for p in PLANS for k in range(p.concurrency)]
                 tasks.append(asyncio.create_task(self._trim(g), name="trim dead"))
             await self._run_tasks(tasks)
         finally:
@@ -545,18 +539,6 @@ class GelloPgWorkload(_Base):
                 await asyncio.wait_for(pool.close(), 5)
             except Exception:
                 pool.terminate()
-
-    async def _seed(self, g: GelloPg, rng: random.Random) -> None:
-        for i, priority in enumerate(PRIORITIES):
-            await g.enqueue("orders", "place-order", _payload(self._plan("orders"), i, rng), priority=priority,
-                            idempotency_key=f"orders-seed-{i}-{rng.getrandbits(24):06x}")
-        for i in range(8):
-            await g.enqueue("exports", "csv-export", _payload(self._plan("exports"), i, rng),
-                            priority=rng.choice(("low", "critical")), max_attempts=1,
-                            delay_ms=rng.choice((60_000, 300_000, 900_000)))
-        await g.enqueue("notifications", "webhook", {"url": "https://example.invalid/hook", "hostile": True,
-                                                     "note": "\x1b[2J\x1b]0;pwned\x07[red]markup[/red]"},
-                        priority="high", max_attempts=1)
 
     async def _work(self, g: GelloPg, plan: QueuePlan, rng: random.Random) -> None:
         assert self._stop is not None

@@ -30,7 +30,7 @@ import tempfile
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -231,17 +231,13 @@ class PgBossWorkload(ThreadedWorkload):
     workers: bool = True
     producers: bool = True
     poll_s: float = 0.5
-    #: what happened so far, by kind ("sent", "completed", "failed", "cancelled", "refused")
-    counts: dict[str, int] = field(default_factory=dict)
+    # counts: "sent", "completed", "failed", "cancelled", "refused"
 
     thread_name = "queue-console-demo-pgboss"
     what = "the pg-boss workload"
 
     def start(self, wait_s: float = 60.0) -> None:
         super().start(wait_s)
-
-    def _count(self, kind: str, n: int = 1) -> None:
-        self.counts[kind] = self.counts.get(kind, 0) + n
 
     async def _run(self) -> None:
         import asyncpg

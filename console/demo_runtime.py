@@ -18,6 +18,8 @@ class ThreadedWorkload:
     _stop: asyncio.Event | None = None
     _ready: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
+    #: what happened so far, by kind ("sent", "completed", "failed", ...)
+    counts: dict[str, int] = field(default_factory=dict)
 
     thread_name = "queue-console-demo-workload"
     what = "the demo workload"
@@ -53,6 +55,9 @@ class ThreadedWorkload:
         finally:
             self._ready.set()
             self._loop.close()
+
+    def _count(self, kind: str, n: int = 1) -> None:
+        self.counts[kind] = self.counts.get(kind, 0) + n
 
     async def _run(self) -> None:  # pragma: no cover - subclasses implement it
         raise NotImplementedError

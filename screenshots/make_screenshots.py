@@ -13,8 +13,7 @@ from pathlib import Path
 from textual.widgets import DataTable
 
 from console.app import QueueConsoleApp
-from console.demo import EmbeddedRedis, Workload, demo_settings
-from console.demo_gello import GelloRedisWorkload
+from console.demo import demo_settings, running_redis_demo
 from console.screens.queue import QueueScreen
 
 HERE = Path(__file__).resolve().parent
@@ -44,17 +43,8 @@ async def shoot(url: str, warmup_s: float) -> None:
 
 def main() -> None:
     warmup = float(sys.argv[1]) if len(sys.argv) > 1 else 45.0
-    server = EmbeddedRedis()
-    workload = Workload(server.url)
-    gello = GelloRedisWorkload(server.url)
-    try:
-        workload.start()
-        gello.start()
-        asyncio.run(shoot(server.url, warmup))
-    finally:
-        gello.stop()
-        workload.stop()
-        server.stop()
+    with running_redis_demo() as url:
+        asyncio.run(shoot(url, warmup))
     print(f"wrote overview.svg, queue-failed.svg and failures.svg in {HERE}")
 
 

@@ -8,8 +8,6 @@ PostgreSQL of the tests' own in a temporary directory (unix socket only) and sto
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
@@ -45,20 +43,5 @@ class TestDatabase:
             pass
 
 
-class EmbeddedPostgres:
-    """pgserver's PostgreSQL in a temporary data directory, reached through its unix socket."""
-
-    def __init__(self) -> None:
-        import pgserver
-
-        self.dir = tempfile.mkdtemp(prefix="qc-pg-")
-        self.server = pgserver.get_server(self.dir, cleanup_mode="stop")
-        # pgserver's URI is postgresql://postgres:@/postgres?host=<socket dir>
-        self.url = self.server.get_uri().replace("postgres:@", "postgres@")
-
-    def stop(self) -> None:
-        try:
-            self.server.cleanup()
-        except Exception:
-            pass
-        shutil.rmtree(self.dir, ignore_errors=True)
+# the demo's embedded PostgreSQL (pgserver in a temporary directory, unix socket only)
+from console.demo_pgboss import EmbeddedPostgres  # noqa: E402,F401

@@ -15,7 +15,6 @@ would fail).
 """
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
 import json
@@ -38,7 +37,7 @@ from backends.contract import (
 )
 from backends.errors import BackendError, BadCursor, BadRequest, Unsupported
 from backends.gello.record import BACKEND, PRIORITIES
-from backends.pgboss.pg import _scrub, pg_errors
+from backends.postgres import open_write_pool, pg_errors, quote_ident
 from backends.urls import ConnectionUrl
 
 DEFAULT_SCHEMA = "public"
@@ -68,12 +67,6 @@ ORDER BY table_name, ordinal_position
 """
 
 
-def quote_ident(name: str) -> str:
-    if "\x00" in name:
-        raise ValueError("identifier contains NUL")
-    return '"' + name.replace('"', '""') + '"'
-
-
 async def detect(pool, schema: str) -> bool:
     """Does ``schema`` look like it holds Gello tables? (``failed_jobs``, or ``jobs`` with a
     ``job_type`` column -- so that an application's unrelated ``jobs`` table is left alone)."""
@@ -84,25 +77,7 @@ async def detect(pool, schema: str) -> bool:
 
 async def open_pool(url: ConnectionUrl, connect_timeout: float, op_timeout: float, application_name: str):
     """A small read-write pool (retry and purge write); every statement has a timeout."""
-    import asyncpg
-
-    statement_ms = max(int(op_timeout * 1000 * 0.8), 100)
-    settings = {
-        "application_name": application_name,
-        "statement_timeout": str(statement_ms),
-        "lock_timeout": str(statement_ms),
-        "idle_in_transaction_session_timeout": str(max(statement_ms * 2, 1000)),
-    }
-    async with pg_errors(url):
-        try:
-            return await asyncio.wait_for(
-                asyncpg.create_pool(dsn=url.raw, min_size=1, max_size=3, timeout=connect_timeout,
-                                    command_timeout=op_timeout, server_settings=settings),
-                connect_timeout + 1)
-        except ValueError as exc:
-            from backends.errors import BadUrl
-
-            raise BadUrl(f"{_scrub(exc, url)} ({url.redacted})") from None
+    return await open_write_pool(url, connect_timeout, op_timeout, application_name, max_size=3)
 
 
 def _ms(value: dt.datetime | None) -> int | None:

@@ -24,7 +24,7 @@ from typing import Any, Awaitable, Callable
 
 from backends.contract import ConsoleStore
 from backends.pgboss.layout import quote_ident
-from backends.pgboss.pg import pg_errors
+from backends.postgres import pg_errors
 from backends.urls import ConnectionUrl
 
 DEFAULT_SCHEMA = "queue_console"

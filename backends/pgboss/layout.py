@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from backends.postgres import quote_ident  # also imported from here by the pg-boss modules
+
 #: schema versions this reader knows: 20 (v9), 21-24 (v10), 25-26 (v11 / 12.0-12.5), 27-46 (v12)
 KNOWN_MAX_VERSION = 46
 
@@ -15,11 +17,6 @@ NATIVE_STATES = ("created", "retry", "active", "completed", "cancelled", "failed
 NATIVE_STATES_V9 = ("created", "retry", "active", "completed", "expired", "cancelled", "failed")
 
 
-def quote_ident(name: str) -> str:
-    """A PostgreSQL quoted identifier (what ``quote_ident``/``format('%I')`` produce, always quoted)."""
-    if "\x00" in name:
-        raise ValueError("identifier contains NUL")
-    return '"' + name.replace('"', '""') + '"'
 
 
 @dataclass

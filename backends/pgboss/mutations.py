@@ -29,7 +29,7 @@ from backends.contract import BatchOutcome, ConsoleStore, JobOutcome, QueueRef, 
 from backends.errors import BackendError, Unsupported
 from backends.pgboss.console_store import DEFAULT_SCHEMA, PgConsoleStore, ddl
 from backends.pgboss.layout import Layout, quote_ident
-from backends.pgboss.pg import open_write_pool, pg_errors
+from backends.postgres import open_write_pool, pg_errors
 
 #: jobs per statement: bounded, so row locks (fetchers SKIP LOCKED past them) stay few and short
 MAX_BATCH = 500

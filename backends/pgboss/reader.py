@@ -32,7 +32,7 @@ from backends.contract import (
 from backends.errors import BackendError, BackendTimeout, BadCursor
 from backends.pgboss.layout import Layout
 from backends.pgboss.mutations import PgBossMutations
-from backends.pgboss.pg import pg_errors
+from backends.postgres import pg_errors
 from backends.urls import ConnectionUrl
 
 BACKEND = "pgboss"

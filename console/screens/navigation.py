@@ -1,7 +1,7 @@
-"""vim-style list keys (j, k, g, G) for any screen with tables: they move the focused table."""
+"""Keys every list screen shares: j/k/g/G move the focused table; / opens the screen's filter box."""
 from __future__ import annotations
 
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Input
 
 
 class TableNavigation:
@@ -23,3 +23,27 @@ class TableNavigation:
     def action_cursor_bottom(self) -> None:
         table = self.nav_table()
         table.move_cursor(row=max(table.row_count - 1, 0))
+
+
+class FilterBox:
+    """``/`` shows the screen's ``#filter`` input; typing sets ``filter_text`` and calls
+    ``refilter()``; enter goes back to the list."""
+
+    filter_text: str = ""
+
+    def refilter(self) -> None:  # pragma: no cover - screens implement it
+        raise NotImplementedError
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)  # type: ignore[attr-defined]
+        box.add_class("-shown")
+        box.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self.filter_text = event.value.strip()
+            self.refilter()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            self.nav_table().focus()  # type: ignore[attr-defined]

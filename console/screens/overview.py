@@ -9,7 +9,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 from backends.contract import CANONICAL_STATES, QueueStatus
 from console import formatting as fmt
 from console.app import bindings_for
-from console.screens.navigation import TableNavigation
+from console.screens.navigation import FilterBox, TableNavigation
 from console.poller import Snapshot
 from console.safe_text import one_line
 from console.widgets.status_bar import ConnectionBar, ErrorBanner
@@ -28,7 +28,7 @@ def _row_key(status: QueueStatus) -> str:
     return "\x1f".join(status.queue.key)
 
 
-class OverviewScreen(TableNavigation, Screen):
+class OverviewScreen(TableNavigation, FilterBox, Screen):
     BINDINGS = bindings_for("overview")
 
     def __init__(self) -> None:
@@ -184,17 +184,8 @@ class OverviewScreen(TableNavigation, Screen):
 
         self.app.push_screen(DeadLetterScreen())
 
-    def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        box.add_class("-shown")
-        box.focus()
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        self.filter_text = event.value.strip()
+    def refilter(self) -> None:
         self._render_table()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.query_one(DataTable).focus()
 
     def key_escape(self) -> None:
         box = self.query_one("#filter", Input)

@@ -13,7 +13,7 @@ from backends.contract import JobDetail, Page, QueueRef, QueueStatus
 from console import formatting as fmt
 from console.actions import Refused, Selection
 from console.app import bindings_for
-from console.screens.navigation import TableNavigation
+from console.screens.navigation import FilterBox, TableNavigation
 from console.keymap import DANGER
 from console.screens.confirm import ConfirmScreen, preview_text
 from console.poller import Snapshot
@@ -28,7 +28,7 @@ PAGE_SIZE = 50
 PAGE_REFRESH_EVERY = {"completed": 10, "cancelled": 10, "failed": 3}
 
 
-class QueueScreen(TableNavigation, Screen):
+class QueueScreen(TableNavigation, FilterBox, Screen):
     BINDINGS = bindings_for("queue")
 
     def __init__(self, queue: QueueRef, state: str = "waiting") -> None:
@@ -271,17 +271,8 @@ class QueueScreen(TableNavigation, Screen):
     def action_prev_state(self) -> None:
         self.query_one(Tabs).action_previous_tab()
 
-    def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        box.add_class("-shown")
-        box.focus()
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        self.filter_text = event.value.strip()
+    def refilter(self) -> None:
         self._render_jobs()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.query_one("#job-table").focus()
 
     # -- mutations (through console.actions, on the backend thread) -----------------------
     _CAPABILITY = {"retry": "retry", "purge": "purge", "promote": "promote", "cancel_jobs": "cancel",

@@ -1,0 +1,108 @@
+"""asyncpg connections for the pg-boss reader: a small read-only pool and error mapping."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import AsyncIterator
+from urllib.parse import urlsplit
+
+from backends.errors import BackendError, BackendTimeout, ConnectError
+from backends.urls import ConnectionUrl
+
+APPLICATION_NAME = "queue-console"
+
+
+def scrub(message: str, url: ConnectionUrl) -> str:
+    """One line, with any password of the URL removed."""
+    text = " ".join(str(message).split())
+    try:
+        password = urlsplit(url.raw).password
+    except ValueError:
+        password = None
+    if password:
+        text = text.replace(password, "***")
+    return text
+
+
+def map_error(exc: BaseException, url: ConnectionUrl) -> BackendError:
+    import asyncpg
+
+    if isinstance(exc, BackendError):
+        return exc
+    if isinstance(exc, asyncpg.QueryCanceledError):
+        return BackendTimeout(f"PostgreSQL at {url.host_label}: statement timed out ({scrub(exc, url)})")
+    if isinstance(exc, (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError,
+                        asyncpg.InvalidCatalogNameError, asyncpg.CannotConnectNowError,
+                        asyncpg.TooManyConnectionsError)):
+        return ConnectError(f"cannot connect to PostgreSQL at {url.host_label}: {scrub(exc, url)}")
+    if isinstance(exc, (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError)):
+        return BackendError(f"PostgreSQL at {url.host_label}: {scrub(exc, url)}")
+    if isinstance(exc, asyncpg.PostgresError):
+        return BackendError(f"PostgreSQL at {url.host_label}: {scrub(exc, url)}")
+    if isinstance(exc, (OSError, asyncio.TimeoutError)):
+        reason = "timed out" if isinstance(exc, asyncio.TimeoutError) else (exc.strerror or type(exc).__name__)
+        return ConnectError(f"cannot connect to PostgreSQL at {url.host_label}: {scrub(reason, url)}")
+    return BackendError(f"PostgreSQL at {url.host_label}: {type(exc).__name__}: {scrub(exc, url)}")
+
+
+@contextlib.asynccontextmanager
+async def pg_errors(url: ConnectionUrl) -> AsyncIterator[None]:
+    try:
+        yield
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        mapped = map_error(exc, url)
+        if mapped is exc:
+            raise
+        raise mapped from None
+
+
+def quote_ident(name: str) -> str:
+    """A PostgreSQL quoted identifier (what ``quote_ident``/``format('%I')`` produce, always quoted)."""
+    if "\x00" in name:
+        raise ValueError("identifier contains NUL")
+    return '"' + name.replace('"', '""') + '"'
+
+
+async def create_pool(url: ConnectionUrl, connect_timeout: float, op_timeout: float, application_name: str, *,
+                      read_only: bool, min_size: int, max_size: int):
+    """An asyncpg pool whose every session has a ``statement_timeout`` (and a ``lock_timeout`` when
+    it may write); ``idle_in_transaction_session_timeout`` ends a transaction left open by a stalled
+    client, so row locks are never held for long. Read-only pools are enforced by PostgreSQL."""
+    import asyncpg
+
+    statement_ms = max(int(op_timeout * 1000 * 0.8), 100)
+    settings = {
+        "application_name": application_name,
+        "statement_timeout": str(statement_ms),
+        "idle_in_transaction_session_timeout": str(max(statement_ms * 2, 1000)),
+    }
+    if read_only:
+        settings["default_transaction_read_only"] = "on"
+    else:
+        settings["lock_timeout"] = str(statement_ms)
+    async with pg_errors(url):
+        try:
+            return await asyncio.wait_for(
+                asyncpg.create_pool(dsn=url.raw, min_size=min_size, max_size=max_size, timeout=connect_timeout,
+                                    command_timeout=op_timeout, server_settings=settings),
+                connect_timeout + 1,
+            )
+        except ValueError as exc:  # asyncpg rejects a DSN option
+            from backends.errors import BadUrl
+
+            raise BadUrl(f"{scrub(exc, url)} ({url.redacted})") from None
+
+
+async def open_pool(url: ConnectionUrl, connect_timeout: float, op_timeout: float):
+    """The readers' pool: at most 3 connections, every session read-only."""
+    return await create_pool(url, connect_timeout, op_timeout, APPLICATION_NAME, read_only=True, min_size=1,
+                             max_size=3)
+
+
+async def open_write_pool(url: ConnectionUrl, connect_timeout: float, op_timeout: float,
+                          application_name: str = APPLICATION_NAME + " write", max_size: int = 2):
+    """A writable pool, opened only when a mutation runs (the read pool stays read-only)."""
+    return await create_pool(url, connect_timeout, op_timeout, application_name, read_only=False, min_size=0,
+                             max_size=max_size)
