@@ -73,10 +73,26 @@ class World:
     async def make_failed(self, n: int, attempts: int = 1) -> list[str]:
         jobs = [await self.queue.add("task", {"i": i, "tenant": i % 3}, {"attempts": attempts}) for i in range(n)]
         ids = [j.id for j in jobs]
-        if self.worker is None:
-            self.worker = Worker(self.name, self.processor, {**self.conn, "concurrency": 10})
+        self.start_worker()
         await wait_until(lambda: self._all_failed(ids), what=f"{n} failed jobs")
         return ids
+
+    def start_worker(self) -> None:
+        if self.worker is None:
+            self.worker = Worker(self.name, self.processor, {**self.conn, "concurrency": 10})
+
+    async def stop_worker(self) -> None:
+        """No worker takes jobs from here on (retried jobs stay waiting where the test can see them).
+
+        A forced close, not ``Worker.pause()``: BullMQ for Python's pause waits for every task in
+        ``worker.processing``, and that set also holds the fetcher tasks (``retryIfFailed`` around
+        ``getNextJob``). A fetcher created just before the pause sets ``worker.waiting`` after pause
+        cancelled it and blocks in BZPOPMIN; on a connection error ``retryIfFailed`` sleeps
+        ``runRetryDelay`` (15 s) and retries without end, so pause() could wait for minutes.
+        ``close(force=True)`` cancels those tasks instead of waiting for them."""
+        if self.worker is not None:
+            worker, self.worker = self.worker, None
+            await worker.close(force=True)
 
     async def _all_failed(self, ids: list[str]) -> bool:
         client = redis.Redis.from_url(self.url)
@@ -147,7 +163,7 @@ async def test_bulk_retry_uses_a_fixed_snapshot(world, sync_redis):
     await asyncio.sleep(0.01)
     late = await world.make_failed(5)  # fail after the snapshot: must not be swept in
     world.fail = True
-    await world.worker.pause()  # retried jobs stay waiting so we can see them
+    await world.stop_worker()  # retried jobs stay waiting so we can see them
     report = await acts.execute(preview)
     assert report.complete and report.done == 30
     states = assert_conserved(sync_redis, world.prefix, "work", set(early) | set(late))
@@ -193,7 +209,7 @@ async def test_connection_killed_mid_bulk_retry_then_second_run_finishes(world, 
 
     monkeypatch.setattr(actions_module, "BULK_BATCH", 10)
     ids = await world.make_failed(45)
-    await world.worker.pause()
+    await world.stop_worker()
     reader = await world.reader()
     name = reader.client.connection_pool.connection_kwargs["client_name"]
     acts = actions_for(reader)
@@ -246,7 +262,7 @@ async def test_connection_killed_mid_bulk_purge_then_second_run_finishes(world, 
 
 async def test_two_consoles_retrying_the_same_set_retry_each_job_once(world, sync_redis):
     ids = await world.make_failed(40)
-    await world.worker.pause()
+    await world.stop_worker()
     a, b = actions_for(await world.reader()), actions_for(await world.reader())
     pa = await a.preview("retry", Selection(world.ref(), job_ids=list(ids)))
     pb = await b.preview("retry", Selection(world.ref(), job_ids=list(reversed(ids))))
@@ -265,7 +281,7 @@ async def test_two_consoles_bulk_retrying_at_once(world, sync_redis, monkeypatch
 
     monkeypatch.setattr(actions_module, "BULK_BATCH", 5)
     ids = await world.make_failed(50)
-    await world.worker.pause()
+    await world.stop_worker()
     a, b = actions_for(await world.reader()), actions_for(await world.reader())
     pa, pb = await a.preview("retry", Selection(world.ref())), await b.preview("retry", Selection(world.ref()))
     ra, rb = await asyncio.gather(a.execute(pa), b.execute(pb))

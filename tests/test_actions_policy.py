@@ -30,7 +30,7 @@ def acts(reader, toml: str, **kw) -> Actions:
 
 async def fail_again(world: World, ids: list[str]) -> None:
     world.fail = True
-    await world.worker.resume() if world.worker and world.worker.paused else None
+    world.start_worker()
     await wait_until(lambda: world._all_failed(ids), what="jobs to fail again")
 
 
@@ -56,7 +56,7 @@ async def test_per_job_budget_is_shared_across_consoles_through_the_ledger(world
 async def test_permanent_failures_refused_unless_forced(world, sync_redis):
     ids = await world.make_failed(3)
     policy = '[[policy.failure_classes]]\npattern = "boom"\nclass = "permanent"\n'
-    await world.worker.pause()
+    await world.stop_worker()
     plain = acts(await world.reader(), policy)
     p = await plain.preview("retry", Selection(world.ref(), job_ids=ids[:2]))
     assert p.plan.summary.refused == 2 and {d.reason for d in p.plan.refused} == {"permanent"}
@@ -71,7 +71,7 @@ async def test_permanent_failures_refused_unless_forced(world, sync_redis):
 
 async def test_rate_limited_plan_paces_the_requeues_and_runs_them_all(world, sync_redis):
     ids = await world.make_failed(5)
-    await world.worker.pause()
+    await world.stop_worker()
     a = acts(await world.reader(), "[policy.fairness]\nrate = 10\n")
     p = await a.preview("retry", Selection(world.ref()))
     delays = sorted(d.delay_ms for d in p.plan.accepted)
@@ -86,7 +86,7 @@ async def test_rate_limited_plan_paces_the_requeues_and_runs_them_all(world, syn
 
 async def test_dry_run_shows_the_plan_that_then_runs(world, sync_redis, capsys, tmp_path):
     ids = await world.make_failed(4)
-    await world.worker.pause()
+    await world.stop_worker()
     policy = tmp_path / "policy.toml"
     policy.write_text('[policy.budgets]\nper_job = 3\n[[policy.failure_classes]]\npattern = "boom 2$"\nclass = "fatal"\n')
     flags = ["--url", world.url, "--prefix", world.prefix, "--policy", str(policy), "--json"]
