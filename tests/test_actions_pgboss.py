@@ -225,6 +225,33 @@ async def test_purge_by_ids_and_older_than_in_batches(world, monkeypatch):
     await w.conserved(set(new[1:]) | set(waiting[1:]) | set(active))
 
 
+async def test_bulk_run_reads_the_layout_once_and_sends_one_statement_per_batch(world, monkeypatch):
+    """A bulk retry/purge run reads the schema layout once (not per batch) and each batch is ONE
+    statement on the job table: pick the next ids FOR UPDATE, change them, in the same statement (no
+    BEGIN/COMMIT, no separate SELECT)."""
+    import console.actions as actions_module
+
+    monkeypatch.setattr(actions_module, "BULK_BATCH", 10)
+    log = h.StatementLog().install(monkeypatch)
+    w = world
+    job = f"{quote_ident(w.schema)}.job"
+    reader = await w.reader()
+    acts = actions_for(reader)
+    for action in ("retry", "purge"):
+        ids = await w.make_failed(45)
+        preview = await acts.preview(action, Selection(w.ref()))
+        await log.take()
+        report = await acts.execute(preview)
+        texts = await log.take()
+        assert report.complete and report.done == 45 and report.batches == 5
+        assert sum("information_schema.columns" in t for t in texts) == 1, "layout read per batch"
+        on_jobs = [t for t in texts if job in t]
+        assert len(on_jobs) == 5 and all(t.startswith("WITH c AS (SELECT id FROM") for t in on_jobs)
+        assert not any(t.upper().startswith(("BEGIN", "COMMIT")) for t in texts if job in t)
+        rows = await w.rows(ids)
+        assert ({r["state"] for r in rows.values()} == {"retry"} and len(rows) == 45) if action == "retry" else rows == {}
+
+
 async def test_promote_and_cancel(world):
     w = world
     delayed = await w.add("created", 2, start_after_s=3600)
@@ -244,14 +271,17 @@ async def test_promote_and_cancel(world):
 
 
 # ----------------------------------------------------------------------------------- faults
-async def _kill_when_blocked(w: World, reader, lock_id: str, task: asyncio.Task) -> None:
-    """Hold a row lock on ``lock_id`` so the console's batch waits on it inside its transaction;
-    then pg_terminate_backend the console's connection mid-transaction, and let go."""
+async def _kill_when_blocked(w: World, reader, lock_id: str, start) -> asyncio.Task:
+    """Hold a row lock on ``lock_id``, then ``start()`` the console's run, so its batch waits on the
+    lock inside its transaction; then pg_terminate_backend the console's connection mid-transaction,
+    and let go. (The lock is taken first: a batch is one fast statement, and a run started before the
+    lock could be past that row already.)"""
     async with h.admin(w.url) as conn, h.admin(w.url) as watcher:
         tr = conn.transaction()
         await tr.start()
         await conn.execute(f"SELECT 1 FROM {quote_ident(w.schema)}.job WHERE name = $1 AND id = $2::uuid FOR UPDATE",
                            w.name, lock_id)
+        task = start()
         killed = 0
         for _ in range(250):  # pg_stat_activity is read outside the lock holder's transaction (snapshot)
             if task.done():
@@ -265,6 +295,7 @@ async def _kill_when_blocked(w: World, reader, lock_id: str, task: asyncio.Task)
         seen = await watcher.fetch("SELECT application_name, wait_event_type, state FROM pg_stat_activity")
         await tr.rollback()
     assert killed, f"the console's batch never waited on the lock: {[tuple(r) for r in seen]}"
+    return task
 
 
 @pytest.mark.parametrize("action", ["retry", "purge"])
@@ -279,8 +310,7 @@ async def test_connection_killed_mid_bulk_then_second_run_finishes(world, monkey
     acts = actions_for(reader)
     preview = await acts.preview(action, Selection(w.ref()))
     in_second_batch = sorted(ids, key=uuid.UUID)[15]  # bulk batches walk ids in order
-    task = asyncio.create_task(acts.execute(preview))
-    await _kill_when_blocked(w, reader, in_second_batch, task)
+    task = await _kill_when_blocked(w, reader, in_second_batch, lambda: asyncio.create_task(acts.execute(preview)))
     report = await asyncio.wait_for(task, 30)
     assert not report.complete and report.error and report.done == 10 and report.batches == 1
     assert "10 of 45" in report.summary() and "run again" in report.summary()

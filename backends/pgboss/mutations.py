@@ -23,6 +23,7 @@ import os
 import socket
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from backends.contract import BatchOutcome, ConsoleStore, JobOutcome, QueueRef, QueueStatus
@@ -33,6 +34,9 @@ from backends.postgres import open_write_pool, pg_errors
 
 #: jobs per statement: bounded, so row locks (fetchers SKIP LOCKED past them) stay few and short
 MAX_BATCH = 500
+#: jobs per bulk retry/purge batch (one statement; the action layer asks for its BULK_BATCH and gets
+#: at most this many): the one place the pg-boss batch size is set
+BULK_BATCH = 500
 #: far-future start_after of a parked job; finite on purpose (node-pg turns 'infinity' into a non-Date)
 SENTINEL = dt.datetime(2999, 1, 1, tzinfo=dt.timezone.utc)
 #: a statuses() refresh re-parks paused queues at most this often (per reader)
@@ -55,6 +59,16 @@ RETRY_SET = ("state = 'retry', retry_limit = retry_limit + 1, completed_on = NUL
 RETRY_SET_RESET = ("state = 'retry', retry_count = 0, started_on = NULL, completed_on = NULL, "
                    "start_after = GREATEST(start_after, now())")
 FINISHED = {"failed": "failed", "completed": "completed", "cancelled": "cancelled"}
+
+
+@dataclass
+class _BulkRun:
+    """A bulk retry/purge run in progress: what its batches share."""
+
+    layout: Layout
+    sql: str
+    parking: bool
+    after: uuid.UUID = _ZERO_UUID
 
 
 class _Conflict(BackendError):
@@ -289,40 +303,65 @@ class PgBossMutations:
             "AND id > $3 ORDER BY id LIMIT $4 FOR UPDATE", queue.name, _at(before_ms), after, count)
         return [r["id"] for r in rows]
 
+    def _bulk_sql(self, layout: Layout, action: str, native: str) -> str:
+        """One statement per batch: lock the next ``$4`` jobs of the run (keyset after ``$3``, finished
+        at or before ``$2``), change them, and return the batch's last id, its size and the ids changed.
+        A single statement is its own transaction, so the batch is atomic without BEGIN/COMMIT."""
+        pick = (f"SELECT id FROM {layout.job} WHERE name = $1 AND state = '{native}' AND completed_on <= $2 "
+                "AND id > $3 ORDER BY id LIMIT $4 FOR UPDATE")
+        if action == "retry":
+            # RETRY_SET's unqualified columns are the job's (c has only id)
+            change = (f"UPDATE {layout.job} j SET {RETRY_SET} FROM c WHERE j.name = $1 AND j.id = c.id "
+                      f"AND j.state = '{native}' RETURNING j.id")
+        else:
+            change = (f"DELETE FROM {layout.job} j USING c WHERE j.name = $1 AND j.id = c.id "
+                      f"AND j.state = '{native}' RETURNING j.id")
+        return (f"WITH c AS ({pick}), u AS ({change}) "
+                "SELECT (SELECT id FROM c ORDER BY id DESC LIMIT 1) AS last, (SELECT count(*) FROM c) AS n, "
+                "ARRAY(SELECT id::text FROM u) AS ids")
+
     async def _bulk(self, queue: QueueRef, action: str, state: str, before_ms: int, count: int) -> BatchOutcome:
+        """One batch of a bulk run. The run (queue, action, state, snapshot) keeps its keyset cursor,
+        its layout (read once, when the run starts: not per batch) and whether the console's pause
+        store exists; each batch is ONE statement on the writable pool (no BEGIN/COMMIT round trips,
+        no layout re-read, no per-batch store check)."""
+        import asyncpg
+
         native = FINISHED.get(state)
         if native is None or (action == "retry" and native != "failed"):
             raise BackendError(f"cannot {action} {state!r} jobs in bulk "
                                f"({'failed' if action == 'retry' else 'failed, completed or cancelled'})")
-        layout = await self._writable(queue)
-        count = max(1, min(int(count), MAX_BATCH))
         key = (queue.namespace, queue.name, action, native, before_ms)
-        cursors = self._state()["cursors"]
-        after = cursors.get(key, _ZERO_UUID)
-        stmt = (self._retry_sql(layout, False) if action == "retry" else
-                f"DELETE FROM {layout.job} WHERE name = $1 AND id = ANY($2::uuid[]) AND state = '{native}' "
-                "RETURNING id::text AS id")
-
-        async def run(conn):
-            ids = await self._candidates(conn, layout, queue, native, before_ms, after, count)
-            rows = await conn.fetch(stmt, queue.name, ids) if ids else []
-            return ids, [r["id"] for r in rows]
-
+        runs = self._state()["cursors"]
+        run = runs.get(key)
+        if run is None:
+            layout = await self._writable(queue)
+            run = runs[key] = _BulkRun(layout=layout, sql=self._bulk_sql(layout, action, native),
+                                       parking=action == "retry" and await self._store_exists())
+        layout = run.layout
+        count = max(1, min(int(count), BULK_BATCH))
+        pool = await self._wpool()
         try:
-            ids, done = await self._tx(run)
-        except _Conflict:
+            async with pg_errors(self.url):  # type: ignore[attr-defined]
+                row = await pool.fetchrow(run.sql, queue.name, _at(before_ms), run.after, count)
+            last, n, done = row["last"], int(row["n"]), list(row["ids"])
+        except asyncpg.UniqueViolationError:
             # a retry conflicting with a waiting job's singleton key: this batch job by job
             async def run_ids(conn):
-                return await self._candidates(conn, layout, queue, native, before_ms, after, count)
+                return await self._candidates(conn, layout, queue, native, before_ms, run.after, count)
 
             ids = await self._tx(run_ids)
+            stmt = self._retry_sql(layout, False)
             outs = await self._by_ids(queue, [str(i) for i in ids], stmt, "retried", layout=layout)
-            done = [o.job_id for o in outs if o.ok]
-        if ids:
-            cursors[key] = max(ids)
-        if action == "retry":
+            last, n, done = (max(ids) if ids else None), len(ids), [o.job_id for o in outs if o.ok]
+        if last is not None:
+            run.after = last
+        more = n == count
+        if run.parking and done:
             await self._repark_if_paused(layout, queue.name)
-        return BatchOutcome(done=len(done), more=len(ids) == count, ids=done)
+        if not more:
+            runs.pop(key, None)
+        return BatchOutcome(done=len(done), more=more, ids=done)
 
     async def retry_batch(self, queue: QueueRef, state: str, before_ms: int, count: int) -> BatchOutcome:
         """Retry at most ``count`` failed jobs with ``completed_on`` at or before the snapshot, in id
