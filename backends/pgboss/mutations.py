@@ -315,8 +315,19 @@ class PgBossMutations:
                       f"AND j.state = '{native}' RETURNING j.id")
         else:
             change = (f"DELETE FROM {layout.job} j USING c WHERE j.name = $1 AND j.id = c.id "
-                      f"AND j.state = '{native}' RETURNING j.id")
-        return (f"WITH c AS ({pick}), u AS ({change}) "
+                      f"AND j.state = '{native}' RETURNING j.id, j.completed_on")
+        counted = ""
+        if action == "purge" and native in ("completed", "cancelled") and \
+                {"retained_count", "retained_on", "total_count"} <= layout.queue_columns:
+            # as 12.38's deleteJob (reduceRetainedCount): deleted completed/cancelled jobs that the
+            # monitor already counted (completed_on <= retained_on) leave retained_count and
+            # total_count, in the same statement here
+            q = f"{layout.q}.queue"
+            counted = (f", r AS (UPDATE {q} SET retained_count = CASE WHEN retained_count IS NULL THEN NULL "
+                       "ELSE GREATEST(retained_count - x.n, 0) END, total_count = GREATEST(total_count - x.n, 0) "
+                       f"FROM (SELECT count(*) AS n FROM u WHERE u.completed_on <= (SELECT retained_on FROM {q} "
+                       f"WHERE name = $1)) x WHERE {q}.name = $1 AND x.n > 0)")
+        return (f"WITH c AS ({pick}), u AS ({change}){counted} "
                 "SELECT (SELECT id FROM c ORDER BY id DESC LIMIT 1) AS last, (SELECT count(*) FROM c) AS n, "
                 "ARRAY(SELECT id::text FROM u) AS ids")
 
