@@ -453,6 +453,10 @@ async def test_parking_pause_then_resume(world):
     # a retry into a parked queue is parked at once; promote leaves parked jobs alone
     report = await acts.execute(await acts.preview("retry", Selection(w.ref(), job_ids=failed)))
     assert report.done == 1 and (await w.rows(failed))[failed[0]]["start_after"] == SENTINEL
+    bulk = await w.make_failed(3)  # the same for a bulk retry (--all): each batch re-parks
+    everyone |= set(bulk)
+    report = await acts.execute(await acts.preview("retry", Selection(w.ref())))
+    assert report.done == 3 and all(r["start_after"] == SENTINEL for r in (await w.rows(bulk)).values())
     assert (await reader.promote_jobs(w.ref(), delayed))[0].status == "not-in-state"
     await w.conserved(everyone)
     assert (await reader.console_store().paused_list()).keys() == {f"pgboss\x1f{w.schema}\x1fwork"}
@@ -462,11 +466,12 @@ async def test_parking_pause_then_resume(world):
     rows = await w.rows()
     for i in waiting + retry:
         assert rows[i]["start_after"] <= rows[i]["now"] and rows[i]["keep_until"] >= before[i]["keep_until"]
+    assert all(rows[i]["start_after"] <= rows[i]["now"] and rows[i]["state"] == "retry" for i in bulk)
     assert rows[delayed[0]]["start_after"] == before[delayed[0]]["start_after"]
     assert rows[failed[0]]["start_after"] <= rows[failed[0]]["now"] and rows[failed[0]]["state"] == "retry"
     assert max(r["start_after"] for r in rows.values()) < SENTINEL
     [st] = await reader.statuses([w.ref()])
-    assert not st.paused and "paused" not in st.info and st.counts["waiting"] == 7
+    assert not st.paused and "paused" not in st.info and st.counts["waiting"] == 10
     assert await reader.console_store().paused_list() == {}
     async with h.admin(w.url) as conn:
         s = quote_ident(w.store)

@@ -304,11 +304,14 @@ class PgBossMutations:
         return [r["id"] for r in rows]
 
     def _bulk_sql(self, layout: Layout, action: str, native: str) -> str:
-        """One statement per batch: lock the next ``$4`` jobs of the run (keyset after ``$3``, finished
+        """One statement per batch: pick the next ``$4`` jobs of the run (keyset after ``$3``, finished
         at or before ``$2``), change them, and return the batch's last id, its size and the ids changed.
         A single statement is its own transaction, so the batch is atomic without BEGIN/COMMIT."""
+        # no FOR UPDATE: the change below re-checks the state guard on each row it locks (a job a
+        # worker or another console moved meanwhile is skipped), and locking first would write
+        # every row's lock before the change writes it again
         pick = (f"SELECT id FROM {layout.job} WHERE name = $1 AND state = '{native}' AND completed_on <= $2 "
-                "AND id > $3 ORDER BY id LIMIT $4 FOR UPDATE")
+                "AND id > $3 ORDER BY id LIMIT $4")
         if action == "retry":
             # RETRY_SET's unqualified columns are the job's (c has only id)
             change = (f"UPDATE {layout.job} j SET {RETRY_SET} FROM c WHERE j.name = $1 AND j.id = c.id "
@@ -333,8 +336,8 @@ class PgBossMutations:
 
     async def _bulk(self, queue: QueueRef, action: str, state: str, before_ms: int, count: int) -> BatchOutcome:
         """One batch of a bulk run. The run (queue, action, state, snapshot) keeps its keyset cursor,
-        its layout (read once, when the run starts: not per batch) and whether the console's pause
-        store exists; each batch is ONE statement on the writable pool (no BEGIN/COMMIT round trips,
+        its layout (read once, when the run starts: not per batch) and whether the queue was parked
+        (console-paused) when it started; each batch is ONE statement on the writable pool (no BEGIN/COMMIT round trips,
         no layout re-read, no per-batch store check)."""
         import asyncpg
 
@@ -348,7 +351,7 @@ class PgBossMutations:
         if run is None:
             layout = await self._writable(queue)
             run = runs[key] = _BulkRun(layout=layout, sql=self._bulk_sql(layout, action, native),
-                                       parking=action == "retry" and await self._store_exists())
+                                       parking=action == "retry" and await self._parked_queue(layout, queue.name))
         layout = run.layout
         count = max(1, min(int(count), BULK_BATCH))
         pool = await self._wpool()
@@ -373,6 +376,16 @@ class PgBossMutations:
         if not more:
             runs.pop(key, None)
         return BatchOutcome(done=len(done), more=more, ids=done)
+
+    async def _parked_queue(self, layout: Layout, name: str) -> bool:
+        """Whether the console has this queue paused (parked) now: a bulk retry into it re-parks
+        what it retried, batch by batch."""
+        if not await self._store_exists():
+            return False
+        async with pg_errors(self.url):  # type: ignore[attr-defined]
+            return bool(await self.pool.fetchval(  # type: ignore[attr-defined]
+                f"SELECT EXISTS (SELECT 1 FROM {self._st}.paused_queue WHERE schema = $1 AND name = $2)",
+                layout.schema, name))
 
     async def retry_batch(self, queue: QueueRef, state: str, before_ms: int, count: int) -> BatchOutcome:
         """Retry at most ``count`` failed jobs with ``completed_on`` at or before the snapshot, in id
