@@ -177,7 +177,10 @@ async def test_large_table_counts_are_indexed_or_estimated(world, postgres_url):
     if major == "v12":  # 12.38's job_i14 makes active and failed exact too
         assert main.counts["active"] == 1 and main.counts["failed"] == 3
         assert "failed" not in main.estimated and main.native["failed"] == 3
-    assert main.native["created"] + main.native["retry"] == 13
+    if major == "v12" or major == "v9":
+        assert main.native["created"] + main.native["retry"] == 13
+    else:  # v10/v11: waiting/delayed from the fetch index alone (index-only), created + retry not split
+        assert "created" not in main.native and "retry" not in main.native
 
 
 async def _set_counters(url, schema, name, age_s: float, **values) -> None:
@@ -225,10 +228,12 @@ async def test_fresh_cached_counters_are_the_counts_labelled_with_their_age(worl
         await reader.close()
 
 
-async def test_exact_counting_has_a_budget_per_refresh(world, postgres_url):
+async def test_exact_counting_has_a_budget_per_refresh(world, postgres_url, monkeypatch):
     """Exact counting (a pass over the queue's rows) goes smallest table first while the sizes add up
-    to at most exact_max_bytes: one refresh never scans more than that."""
+    to at most exact_max_bytes: one refresh never scans more than that. (Live counts go LIVE_CHUNK
+    queues per statement: 2 here, so the queues come from several statements.)"""
     major, schema, _ = world
+    monkeypatch.setattr(pgreader, "LIVE_CHUNK", 2)
     reader = await open_reader(postgres_url, schema=schema)
     try:
         disc = await reader.discover()
