@@ -318,6 +318,11 @@ class Reader(abc.ABC):
         """Pause or resume; may return a note on how (e.g. a weaker fallback mode)."""
         raise Unsupported(f"{self.backend} cannot pause queues")
 
+    async def queue_of_job(self, name: str, job_id: str) -> QueueRef | None:
+        """A queue that discovery does not list but that holds this job (e.g. a pg-boss v9 queue
+        whose rows have all moved to ``archive``); None if there is none."""
+        return None
+
     async def pause_notes(self, queue: QueueRef, paused: bool) -> list[str]:
         """What an operator should know before this pause/resume runs (shown before confirming)."""
         return []

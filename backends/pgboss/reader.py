@@ -480,6 +480,20 @@ class PgBossReader(PgBossMutations, Reader):
         )
 
     # ------------------------------------------------------------------ detail
+    async def queue_of_job(self, name: str, job_id: str) -> QueueRef | None:
+        """A queue whose rows are all in ``archive`` (discovery reads ``job`` only, so it does not list
+        it) still opens its archived jobs, as ``getJobById`` finds them: looked up by id (indexed)."""
+        try:
+            uid = uuid.UUID(job_id)
+        except (ValueError, AttributeError, TypeError):
+            return None
+        for r in await self._fetch(SCHEMAS_SQL, self.schema):
+            layout = await self._layout(r["nspname"])
+            if layout.known and layout.has_archive and await self._fetchrow(
+                    f"SELECT 1 FROM {layout.archive} WHERE id = $1 AND name = $2", uid, name):
+                return self._ref(layout.schema, name)
+        return None
+
     async def job(self, queue: QueueRef, job_id: str) -> JobDetail | None:
         try:
             uid = uuid.UUID(job_id)
