@@ -199,6 +199,38 @@ async def test_policy_later_requeues_are_scheduled_by_pgboss_start_after(world):
     assert len(ledger) == 3
 
 
+async def test_policy_job_timeout_is_set_on_requeue(world):
+    """``timeouts.job_timeout`` becomes the retried row's own expiry (v10 ``expire_in``, v11+
+    ``expire_seconds``), immediate and scheduled requeues alike; the plan says it is applied."""
+    from console.policy import policy_from_toml
+
+    w = world
+    failed = await w.make_failed(3)
+    reader = await w.reader()
+    assert reader.queue_capabilities(w.ref()).job_timeout
+    policy = policy_from_toml('[policy.timeouts]\njob_timeout = "2h"\n[policy.fairness]\nrate = 0.1\n')
+    acts = Actions(lambda q: reader, operator="test@host", policy=policy)
+    preview = await acts.preview("retry", Selection(w.ref(), job_ids=failed))
+    assert [d.mode for d in preview.plan.accepted] == ["immediate", "delayed", "delayed"]
+    assert {d.job_timeout_s for d in preview.plan.accepted} == {7200}
+    assert any("job timeout 2h set on requeue" in n for n in preview.plan.notes)
+    report = await acts.execute(preview)
+    assert report.complete and report.done == 3
+    col = "expire_seconds" if w.major != "v10" else "extract(epoch FROM expire_in)::int"
+    async with h.admin(w.url) as conn:
+        rows = await conn.fetch(f"SELECT state::text AS state, {col} AS timeout FROM {quote_ident(w.schema)}.job "
+                                "WHERE id = ANY($1::uuid[])", [uuid.UUID(i) for i in failed])
+    assert [(r["state"], r["timeout"]) for r in rows] == [("retry", 7200)] * 3
+    # no rule, no change: a plain retry keeps the job's own expiry
+    other = await w.make_failed(1)
+    async with h.admin(w.url) as conn:
+        before = await conn.fetchval(f"SELECT {col} FROM {quote_ident(w.schema)}.job WHERE id = $1", uuid.UUID(other[0]))
+    await actions_for(reader).execute(await actions_for(reader).preview("retry", Selection(w.ref(), job_ids=other)))
+    async with h.admin(w.url) as conn:
+        assert await conn.fetchval(f"SELECT {col} FROM {quote_ident(w.schema)}.job WHERE id = $1",
+                                   uuid.UUID(other[0])) == before != 7200
+
+
 async def test_bulk_retry_uses_a_fixed_snapshot_in_batches(world, monkeypatch):
     import console.actions as actions_module
 

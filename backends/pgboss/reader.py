@@ -105,7 +105,8 @@ class PgBossReader(PgBossMutations, Reader):
 
     backend = BACKEND
     capabilities = Capabilities(states=STATES, throughput=True, latency=False, retry=True, purge=True, promote=True,
-                                cancel=True, pause=True, delayed_retry=True, namespace_label="schema")
+                                cancel=True, pause=True, delayed_retry=True, job_timeout=True,
+                                namespace_label="schema")
 
     def __init__(self, pool, url: ConnectionUrl, schema: str | None = None, include_internal: bool = False,
                  exact_max_bytes: int = EXACT_MAX_BYTES) -> None:
