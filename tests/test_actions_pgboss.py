@@ -103,26 +103,12 @@ async def world(request, postgres_url):
 
 @pytest.fixture
 async def non_owner(world):
-    """A URL for a role that may read and write pg-boss's tables (and create the console's schema)
-    but does not own the job table: the hold trigger is out of its reach."""
-    w = world
-    role = f"qct_role_{uuid.uuid4().hex[:8]}"
-    async with h.admin(w.url) as conn:
-        db = await conn.fetchval("SELECT current_database()")
-        await conn.execute(f"CREATE ROLE {role} LOGIN")
-        await conn.execute(f'GRANT CREATE ON DATABASE "{db}" TO {role}')
-        await conn.execute(f"GRANT USAGE ON SCHEMA {quote_ident(w.schema)} TO {role}")
-        await conn.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {quote_ident(w.schema)} TO {role}")
-    head, _, tail = w.url.partition("://")
-    yield f"{head}://{role}@{tail.split('@', 1)[1]}"
-    for r in w.readers:
-        await r.close()
-    w.readers.clear()
-    async with h.admin(w.url) as conn:
-        await conn.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'")
-        await conn.execute(f'DROP SCHEMA IF EXISTS {quote_ident(w.store)} CASCADE')
-        await conn.execute(f"DROP OWNED BY {role}")
-        await conn.execute(f"DROP ROLE {role}")
+    """A URL for a role that does not own the job table (tests/pgboss_helpers.non_owner)."""
+    async with h.non_owner(world.url, world.schema, world.store) as url:
+        yield url
+        for r in world.readers:
+            await r.close()
+        world.readers.clear()
 
 
 def actions_for(reader, **kw) -> Actions:
