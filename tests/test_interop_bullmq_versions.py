@@ -333,3 +333,77 @@ def test_unknown_meta_version_reads_but_refuses_changes(version, redis_url, pref
         assert "meta.version" in err and "refuses" in err, err
     after = {key: sync_redis.dump(key) for key in sync_redis.scan_iter(match=f"{prefix}:{name}:*")}
     assert after == before
+
+
+# ------------------------------------------------------------------------------------ mixed versions
+def _console(capsys, redis_url: str, prefix: str, *args: str) -> tuple[int, str]:
+    code, out, err = cli(capsys, *args, "--url", redis_url, "--prefix", prefix, "--yes")
+    return code, err + out
+
+
+@pytest.mark.timeout(120)
+def test_v5_paused_then_v6_connected_is_refused_until_the_console_resumes(node, redis_url, prefix, sync_redis,
+                                                                          console_env, capsys):
+    """meta.version says 6 but a legacy paused list holds jobs: retry and promote are refused with the
+    reason (exit 4); the console's resume merges both lists (as v6 does); then everything runs."""
+    name = "mixed-5-6"
+    v5, v6 = (Lib(v, node, redis_url, prefix, name) for v in ("v5", "v6"))
+    seeded = v5("seed", failed=3, waiting=2, delayed=1)
+    failed, waiting, delayed = seeded["failed"], seeded["waiting"], seeded["delayed"]
+    v5("pause")
+    added = v6("add", n=1)["ids"]  # v6 connects: meta.version is now 6; its add goes to wait
+    every = set(failed) | set(waiting) | set(delayed) | set(added)
+    where = assert_each_once(sync_redis, prefix, name, every, "v5 pause, v6 add")
+    assert sorted(where["paused"]) == sorted(waiting) and where["wait"] == added
+    before = {key: sync_redis.dump(key) for key in sync_redis.scan_iter(match=f"{prefix}:{name}:*")}
+    for args in (("dlq", "retry", name, "--job", failed[0]), ("dlq", "retry", name, "--all"),
+                 ("promote", name, "--job", delayed[0])):
+        code, text = _console(capsys, redis_url, prefix, *args)
+        assert code == 4 and "legacy paused list holds 2 jobs" in text, (args, code, text)
+    assert {key: sync_redis.dump(key) for key in sync_redis.scan_iter(match=f"{prefix}:{name}:*")} == before
+    code, text = _console(capsys, redis_url, prefix, "resume", name)
+    assert code == 0, text
+    where = assert_each_once(sync_redis, prefix, name, every, "console resume")
+    assert set(where["wait"]) == set(waiting) | set(added) and not where["paused"]
+    for args in (("dlq", "retry", name, "--all"), ("promote", name, "--job", delayed[0])):
+        code, text = _console(capsys, redis_url, prefix, *args)
+        assert code == 0, text
+    v6("work", ids=sorted(every))
+    assert set(assert_each_once(sync_redis, prefix, name, every, "work")["completed"]) == every
+    v5("close")
+    v6("close")
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("pauser, adder, resumer", [("v6", "v5", "console"), ("v4", "v5", "v4"),
+                                                    ("v5", "v4", "v5"), ("v4", "v5", "console")])
+def test_mixed_versions_around_the_console_lose_nothing(pauser, adder, resumer, node, redis_url, prefix,
+                                                        sync_redis, console_env, capsys):
+    """One version pauses, another connects and adds (meta.version changes), the console retries,
+    bulk retries and promotes, one of them resumes: every job in exactly one list, then completed."""
+    name = f"mixed-{pauser}-{adder}-{resumer}"
+    libs = {v: Lib(v, node, redis_url, prefix, name) for v in {pauser, adder, resumer} - {"console"}}
+    seeded = libs[pauser]("seed", failed=3, waiting=2, delayed=2)
+    failed, waiting, delayed = seeded["failed"], seeded["waiting"], seeded["delayed"]
+    libs[pauser]("pause")
+    added = libs[adder]("add", n=1)["ids"]
+    every = set(failed) | set(waiting) | set(delayed) | set(added)
+    assert_each_once(sync_redis, prefix, name, every, f"{pauser} pause, {adder} add")
+    for args in (("dlq", "retry", name, "--job", failed[0]), ("dlq", "retry", name, "--all"),
+                 ("promote", name, "--job", delayed[0])):
+        code, text = _console(capsys, redis_url, prefix, *args)
+        assert code == 0, (args, text)
+    assert_each_once(sync_redis, prefix, name, every, "console retry, bulk retry, promote")
+    if resumer == "console":
+        code, text = _console(capsys, redis_url, prefix, "resume", name)
+        assert code == 0, text
+    else:
+        libs[resumer]("resume")
+    where = assert_each_once(sync_redis, prefix, name, every, f"{resumer} resume")
+    runnable = every - {delayed[1]}
+    assert set(where["wait"]) | set(where["prioritized"]) == runnable and not where["paused"], where
+    worker = adder
+    libs[worker]("work", ids=sorted(runnable))
+    assert set(assert_each_once(sync_redis, prefix, name, every, "work")["completed"]) == runnable
+    for lib in libs.values():
+        lib("close")

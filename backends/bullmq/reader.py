@@ -122,7 +122,11 @@ class BullMQReader(BullMQMutations, Reader):
 
     def retry_notes(self, queue: QueueRef, bulk: bool, reset_attempts: bool) -> list[str]:
         notes = []
-        if bulk:
+        gen = self._generations.get(queue.key)
+        if gen is not None and gen.legacy:
+            notes.append(f"{gen.label}: a retried job goes to the plain wait list (the paused list while the "
+                         "queue is paused), as that version's retry does: its priority is not kept")
+        elif bulk:
             notes.append("bulk retry moves jobs to the plain wait list (BullMQ's retryJobs): a job's priority is "
                          "not kept; retry marked jobs (--job) to keep priorities")
         if not reset_attempts:
