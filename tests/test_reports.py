@@ -9,6 +9,7 @@ import threading
 import uuid
 
 import pytest
+import redis
 
 from backends.registry import ConnectOptions, open_readers
 from console.actions import Actions, Selection
@@ -144,3 +145,117 @@ async def test_server_gone_for_good_report_says_the_audit_record_was_not_written
     assert report.done == 10 and report.error and not report.complete
     assert report.audit_id is None and report.audit_error
     assert "10 of 30, stopped by: " in report.summary() and "audit record NOT written" in report.summary()
+
+
+# ----------------------------------------------------------------- what the CLI says
+
+
+@pytest.fixture
+def store_prefix(monkeypatch, prefix):
+    monkeypatch.setenv("QUEUE_CONSOLE_STORE_PREFIX", f"{prefix}:console")
+    return f"{prefix}:console"
+
+
+@pytest.fixture
+async def world(redis_url, prefix):
+    w = World(redis_url, prefix)
+    yield w
+    await w.close()
+
+
+async def test_dry_run_totals_give_now_later_and_refused_apart_and_audit_shows_them(world, store_prefix,
+                                                                                    capsys, tmp_path):
+    """A plan that refuses one job and paces the rest: the dry run says so instead of "would touch
+    6 jobs", in text and JSON; the audit text shows requested, done and refused."""
+    ids = await world.make_failed(6)
+    await world.stop_worker()
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[policy.fairness]\nrate = 20\n[[policy.failure_classes]]\npattern = "boom 2$"\n'
+                      'class = "fatal"\n')
+    flags = ["--url", world.url, "--prefix", world.prefix, "--policy", str(policy)]
+    code, out, err = await asyncio.to_thread(cli, capsys, "dlq", "retry", "work", "--all", "--dry-run", "--json",
+                                             *flags)
+    assert code == 0, err
+    totals = json.loads(out)["totals"]
+    assert totals["selected"] == 6 and totals["refused"] == 1 and totals["later"] >= 1
+    assert totals["now"] + totals["later"] == 5 and json.loads(out)["total"] == 5
+    code, out, err = await asyncio.to_thread(cli, capsys, "dlq", "retry", "work", "--all", "--dry-run", *flags)
+    assert code == 0 and "would touch" not in err
+    assert (f"retry of 6 selected jobs: {totals['now']} would be retried now, {totals['later']} later "
+            "(paced or scheduled by the policy), 1 refused by the policy; nothing changed") in err, err
+    code, out, err = await asyncio.to_thread(cli, capsys, "dlq", "retry", "work", "--all", "--yes", *flags)
+    assert code == 4, err
+    assert "retry: 5 of 5, done" in err and "1 refused by the policy (of 6 selected)" in err, err
+    states = assert_conserved(redis.Redis.from_url(world.url), world.prefix, "work", set(ids))
+    assert len(states["wait"]) == 5 and len(states["failed"]) == 1
+    code, out, err = await asyncio.to_thread(cli, capsys, "audit", "--url", world.url, "--prefix", world.prefix)
+    assert code == 0
+    assert "requested=6 done=5 refused=1  5 of 5, done" in out, out
+
+
+async def test_bullmq_and_gello_in_one_redis_audit_once_and_pause_all_names_what_it_cannot_pause(
+        private, capsys):
+    """One Redis holding BullMQ and Gello queues: `pause --all` lists the Gello queue it cannot pause
+    and why (text and JSON), and `audit` lists each record once."""
+    import redis.asyncio as aioredis
+    from bullmq import Queue
+
+    from tests.gello_reference import RedisGello
+
+    q = Queue("orders", {"connection": private.url, "prefix": "app"})
+    await q.add("x", {})
+    await q.close()
+    client = aioredis.Redis.from_url(private.url)
+    await RedisGello(client, "gello").enqueue("mails", "send", {"to": "a"})
+    await client.aclose()
+    flags = ["--url", private.url, "--prefix", "app", "--yes"]
+    code, out, err = await asyncio.to_thread(cli, capsys, "pause", "--all", "--json", *flags)
+    assert code == 0, err
+    data = json.loads(out)
+    assert [r["queue"] for r in data["results"]] == ["orders"]
+    [skipped] = data["cannot_pause"]
+    assert skipped["backend"] == "gello" and skipped["queue"] == "mails" and "no pause" in skipped["reason"]
+    assert "cannot be paused, left running (1): gello:mails (Gello has no pause" in err, err
+    code, out, err = await asyncio.to_thread(cli, capsys, "audit", "--json", *flags[:-1])
+    assert code == 0, err
+    records = json.loads(out)["records"]
+    assert len(records) == 1 and records[0]["action"] == "pause"
+    assert len({r["_id"] for r in records}) == len(records)
+
+
+async def test_group_sample_names_its_queue(redis_url, prefix, sync_redis, capsys):
+    """Two queues both have a failed job 479 with the same error: the group's sample says which."""
+    for name, when in (("alpha", 1_700_000_000_000), ("beta", 1_700_000_100_000)):
+        base = f"{prefix}:{name}"
+        sync_redis.hset(f"{base}:meta", mapping={"opts.maxLenEvents": 10000})
+        sync_redis.set(f"{base}:id", 479)
+        sync_redis.hset(f"{base}:479", mapping={"name": "t", "data": "{}", "opts": "{}", "timestamp": when,
+                                                "finishedOn": when, "failedReason": "boom 479"})
+        sync_redis.zadd(f"{base}:failed", {"479": when})
+    flags = ["--url", redis_url, "--prefix", prefix]
+    code, out, err = await asyncio.to_thread(cli, capsys, "dlq", "list", "--group", "--json", *flags)
+    assert code == 0, err
+    [group] = json.loads(out)["groups"]
+    assert group["count"] == 2
+    assert group["sample_job"]["queue"] == "beta" and group["sample_job"]["id"] == "479"
+    assert group["sample_job"]["backend"] == "bullmq"
+    code, out, err = await asyncio.to_thread(cli, capsys, "dlq", "list", "--group", *flags)
+    assert "e.g. bullmq:beta job 479" in out, out
+
+
+@pytest.mark.timeout(120)
+def test_read_only_before_the_demo_verb_reaches_the_demo(capsys, monkeypatch):
+    """`queue-console --read-only --theme X demo`: the global flags reach the demo's console."""
+    import console.app
+
+    seen = []
+    monkeypatch.setattr(console.app, "run_app", lambda settings, **kw: seen.append(settings))
+    main(["--read-only", "--theme", "queue-console-light", "--refresh", "3", "demo"])
+    [settings] = seen
+    assert settings.read_only is True and settings.theme == "queue-console-light" and settings.refresh == 3
+    from console.actions import Actions, Refused
+    from backends.contract import QueueRef
+
+    with pytest.raises(Refused):
+        Actions(lambda q: None, read_only=settings.read_only).check_allowed(
+            "retry", QueueRef(connection="x", backend="bullmq", namespace="p", name="q"))
