@@ -122,6 +122,18 @@ class Latency(BaseModel):
     run_p95_ms: float | None = None
 
 
+class QueueGauges(BaseModel):
+    """Monitoring numbers of one queue beyond its counts (read by the metrics exporter), each
+    bounded in cost per queue. None: the store does not know it (never a guess)."""
+
+    queue: QueueRef
+    #: seconds the job next in line has been waiting (the oldest of the waiting jobs a reader can
+    #: see without a scan); 0.0 when nothing waits
+    oldest_waiting_s: float | None = None
+    #: workers connected for this queue, counted the way the library's own API counts them
+    workers: int | None = None
+
+
 class Blob(BaseModel):
     """A piece of untrusted queue data: kept raw (decoded), cut at a limit, with its true size."""
 
@@ -285,6 +297,10 @@ class Reader(abc.ABC):
 
     async def latency(self, queues: list[QueueRef]) -> list[Latency]:
         """Latency over recent completed jobs (empty when unsupported)."""
+        return []
+
+    async def gauges(self, queues: list[QueueRef]) -> list[QueueGauges]:
+        """Oldest waiting age and workers per queue, where the store knows them (empty: it does not)."""
         return []
 
     async def server_time_ms(self) -> int | None:
