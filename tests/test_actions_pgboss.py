@@ -564,6 +564,37 @@ async def test_hold_pause_then_resume(world):
     assert await pgboss_relations(w) == rels, "an object was created in pg-boss's schema"
 
 
+async def test_hold_covers_partitions_attached_while_paused(world):
+    """A queue created while the trigger is installed gets its own partition (v10 always, v11/v12
+    with ``partition: true``); PostgreSQL clones the trigger onto it, so a claim made on the
+    partition itself (v12 fetches from the queue's table) is skipped too."""
+    w = world
+    reader = await w.reader()
+    await reader.set_paused(w.ref(), True)
+    async with h.admin(w.url) as conn:
+        await h.create_queue(conn, w.schema, "late", {"partition": True})
+        late = await h.add_job(conn, w.schema, "late")
+        table = await conn.fetchval(f"SELECT tableoid::regclass::text FROM {quote_ident(w.schema)}.job WHERE name = 'late'")
+    assert not table.endswith(".job") and "job_common" not in table, table
+    await reader.discover()
+    late_ref = reader._ref(w.schema, "late")
+    await reader.set_paused(late_ref, True)
+    assert await hold_triggers(w) == 1
+
+    async def claim_on_partition():
+        async with h.admin(w.url) as conn:
+            return await conn.fetch(f"UPDATE {table} SET state = 'active', started_on = now() "
+                                    "WHERE name = 'late' AND state < 'active' RETURNING id")
+
+    assert await claim_on_partition() == []
+    await reader.set_paused(w.ref(), False)
+    assert await hold_triggers(w) == 1, "dropped while another queue of the schema is still held"
+    assert await claim_on_partition() == []
+    await reader.set_paused(late_ref, False)
+    assert await hold_triggers(w) == 0
+    assert [str(r["id"]) for r in await claim_on_partition()] == [late]
+
+
 async def _wait_for_lock_wait(w: World, app: str) -> int:
     async with h.admin(w.url) as conn:
         for _ in range(400):
