@@ -626,3 +626,24 @@ def test_runs_as_a_read_only_acl_user_and_leaves_workers_out_without_client_list
     assert value(text, "queue_console_jobs", queue="a", state="waiting") == 2
     assert value(text, "queue_console_oldest_waiting_seconds", queue="a") >= 5
     assert not [s for s in samples(text) if s.name == "queue_console_workers"]
+
+
+@pytest.mark.interop
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("lib", ["v6", "v5"])
+def test_workers_equal_bullmq_for_node_get_workers_count(redis_url, prefix, lib):
+    """Live BullMQ for Node workers (one unnamed, one named): queue_console_workers equals Node's
+    own getWorkersCount(), which reads the base64 client names."""
+    from tests.interop.node_env import INTEROP_DIR, NodeFixture, require_node
+
+    env = require_node()
+    fixture = NodeFixture(env, redis_url, prefix, "nodeq", lib)
+    fixture.args = [env.node, str(INTEROP_DIR / "workers.js"), redis_url, prefix, "nodeq", lib]
+    try:
+        report = fixture.start(60)
+        assert report["workers"] == 2, report
+        with running_exporter([redis_url], [prefix]) as url:
+            text = scrape_after_polls(url, 1)
+        assert value(text, "queue_console_workers", queue="nodeq", namespace=prefix) == report["workers"]
+    finally:
+        fixture.stop()
