@@ -24,7 +24,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -175,7 +174,7 @@ def run_async(coro):
 
 
 async def _fail_and_complete(redis_url: str, prefix: str, name: str, ok: int, bad: int,
-                             keep_worker: asyncio.Event | None = None, worker_opts: dict | None = None):
+                             worker_opts: dict | None = None):
     """A real BullMQ for Python worker completes ``ok`` jobs and fails ``bad`` ones (1 attempt)."""
     from bullmq import Queue, Worker
 
@@ -393,8 +392,6 @@ def test_read_only_no_write_command_reaches_the_server():
         url = f"redis://127.0.0.1:{port}/0"
 
         async def build() -> None:
-            from bullmq import Queue
-
             queue, worker = await _fail_and_complete(url, "ro", "q", ok=3, bad=2)
             await worker.close()
             await queue.add("w", {})
