@@ -644,3 +644,37 @@ def test_workers_equal_bullmq_for_node_get_workers_count(redis_url, prefix, lib)
         assert value(text, "queue_console_workers", queue="nodeq", namespace=prefix) == report["workers"]
     finally:
         fixture.stop()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("major", ["v10", "v12"])
+def test_pgboss_oldest_waiting_and_counts(postgres_url, major):
+    """pg-boss (schemas made by the real pg-boss DDL): the oldest ready job's age comes from the
+    counts statement; a delayed job does not count; no workers series (pg-boss does not know)."""
+    from tests import pgboss_helpers as h
+
+    schema = h.new_schema(f"m{major}")
+
+    async def build() -> None:
+        await h.install(postgres_url, major, schema)
+        async with h.admin(postgres_url) as conn:
+            await h.create_queue(conn, schema, "pq")
+            await h.create_queue(conn, schema, "calm")
+            await h.add_job(conn, schema, "pq", "created", start_after_s=-120, created_s=-120)
+            await h.add_job(conn, schema, "pq", "created", start_after_s=-30, created_s=-30)
+            await h.add_job(conn, schema, "pq", "retry", start_after_s=-10, retry_count=1, started_s=-60)
+            await h.add_job(conn, schema, "pq", "created", start_after_s=3600)  # delayed
+            await h.add_job(conn, schema, "calm", "created", start_after_s=3600)  # delayed only
+    run_async(build())
+    try:
+        with running_exporter([postgres_url], []) as url:
+            text = scrape_after_polls(url, 1)
+    finally:
+        run_async(h.drop(postgres_url, schema))
+    q = {"backend": "pgboss", "namespace": schema}
+    assert value(text, "queue_console_jobs", queue="pq", state="waiting", **q) == 3
+    assert value(text, "queue_console_jobs", queue="pq", state="delayed", **q) == 1
+    age = value(text, "queue_console_oldest_waiting_seconds", queue="pq", **q)
+    assert 120 <= age < 180
+    assert value(text, "queue_console_oldest_waiting_seconds", queue="calm", **q) == 0
+    assert not [s for s in samples(text) if s.name == "queue_console_workers" and s.labels["namespace"] == schema]
