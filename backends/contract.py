@@ -330,8 +330,13 @@ class Reader(abc.ABC):
     async def cancel_jobs(self, queue: QueueRef, job_ids: list[str]) -> list[JobOutcome]:
         raise Unsupported(f"{self.backend} cannot cancel jobs")
 
-    async def set_paused(self, queue: QueueRef, paused: bool) -> None:
+    async def set_paused(self, queue: QueueRef, paused: bool) -> str | None:
+        """Pause or resume; may return a note on how (e.g. a weaker fallback mode)."""
         raise Unsupported(f"{self.backend} cannot pause queues")
+
+    async def pause_notes(self, queue: QueueRef, paused: bool) -> list[str]:
+        """What an operator should know before this pause/resume runs (shown before confirming)."""
+        return []
 
     def console_store(self) -> ConsoleStore | None:
         """Where this server keeps the console's own records (None: nowhere, mutations refused)."""
