@@ -12,7 +12,8 @@ and Debian's real Prometheus server.
   HTTP API gives the failed count that BullMQ for Python's getJobCounts gives.
 
 Private servers use the ports given to this work: redis 6451-6459, Prometheus 19090-19099,
-exporter 19100-19109. With CI set, a missing prometheus/promtool/redis-server FAILS the test.
+exporter 19100-19109 (tests/private_redis.py runs the redis-servers). With CI set, a missing
+prometheus/promtool FAILS the test.
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 from backends.urls import redact
 from console.config import Settings
 from console.metrics_exporter import build_metrics, label_text, serve
+from tests.private_redis import PrivateRedis
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "docs" / "prometheus-rules.yml"
@@ -60,7 +62,7 @@ def require_tool(name: str) -> str:
     path = shutil.which(name) or (f"/usr/bin/{name}" if os.path.exists(f"/usr/bin/{name}") else None)
     if path:
         return path
-    reason = f"{name} is not installed (apt-get install -y {'redis-server' if name == 'redis-server' else 'prometheus'})"
+    reason = f"{name} is not installed (apt-get install -y prometheus; .ci/run does it)"
     if in_ci():
         pytest.fail(f"CI is set, so this may not be skipped: {reason}", pytrace=False)
     pytest.skip(reason)
@@ -69,6 +71,9 @@ def require_tool(name: str) -> str:
 def free_port(ports: range) -> int:
     for port in ports:
         with socket.socket() as s:
+            # as the servers themselves bind (SO_REUSEADDR): a port whose last connections are in
+            # TIME_WAIT is free for them, a port with a listener is not
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
@@ -90,27 +95,13 @@ def wait_until(what: str, predicate, timeout_s: float = 30.0, every: float = 0.1
 
 # ---------------------------------------------------------------- private servers, the exporter
 @contextlib.contextmanager
-def private_redis(*args: str) -> Iterator[tuple[int, subprocess.Popen]]:
-    """A redis-server of this test's own on a loopback port of ours; stopped afterwards."""
-    server = require_tool("redis-server")
-    port = free_port(REDIS_PORTS)
-    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def private_redis(*args: str, password: str | None = None) -> Iterator[PrivateRedis]:
+    """A redis-server of this test's own (tests/private_redis.py) on a port of ours; gone afterwards."""
+    server = PrivateRedis(ports=REDIS_PORTS, args=args, password=password)
     try:
-        def answers() -> bool:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(64).startswith((b"+PONG", b"-NOAUTH"))
-            return False
-        wait_until(f"redis-server on port {port}", answers, 15)
-        yield port, proc
+        yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        server.close()
 
 
 @contextlib.contextmanager
@@ -285,10 +276,11 @@ def test_every_metric_present_and_equal_to_bullmq_for_python(redis_url, prefix):
 
 @pytest.mark.timeout(120)
 def test_labels_redacted_and_hostile_names_are_valid_labels():
-    with private_redis("--requirepass", "s3cr3t-PW") as (port, _):
+    with private_redis("--requirepass", "s3cr3t-PW", password="s3cr3t-PW") as server:
+        port = server.port
         good = f"redis://:s3cr3t-PW@127.0.0.1:{port}/0"
         wrong = f"redis://:wr0ng-PW@127.0.0.1:{port}/0"
-        r = redis.Redis(port=port, password="s3cr3t-PW")
+        r = server.client()
         prefix = "hq"
         raw_names = [n.encode() for n in HOSTILE_NAMES] + [b"bad\xff\xfeutf8"]
         for i, raw in enumerate(raw_names):
@@ -329,31 +321,33 @@ def test_down_connection_gives_up_zero_and_the_exporter_keeps_serving(redis_url,
         await q.add("j", {})
         await q.close()
     run_async(build())
-    port = free_port(REDIS_PORTS)
-    down = f"redis://127.0.0.1:{port}/0"
-    with running_exporter([redis_url, down], [prefix], interval=0.5) as url:
-        text = scrape_after_polls(url, 2)
-        assert value(text, "queue_console_up", connection=redact(down)) == 0
-        assert value(text, "queue_console_up", connection=redact(redis_url)) == 1
-        assert value(text, "queue_console_jobs", queue="alive", state="waiting", namespace=prefix) == 1
-        with private_redis() as (p, proc):
-            assert p == port
-            r = redis.Redis(port=port)
+    with private_redis() as server:
+        server.stop(save=False)  # down from the start
+        down = server.url
+        with running_exporter([redis_url, down], [prefix], interval=0.5) as url:
+            text = scrape_after_polls(url, 2)
+            assert value(text, "queue_console_up", connection=redact(down)) == 0
+            assert value(text, "queue_console_up", connection=redact(redis_url)) == 1
+            assert value(text, "queue_console_jobs", queue="alive", state="waiting", namespace=prefix) == 1
+            server.start()  # the server comes up
+            r = server.client()
             r.hset(f"{prefix}:later:meta", mapping={"version": "bullmq:6.7.0"})
             r.lpush(f"{prefix}:later:wait", "1", "2")
             r.close()
             text = wait_until("the late server to be up", lambda: (
                 t if value(t := scrape(url), "queue_console_up", connection=redact(down)) == 1 else None), 60)
             assert value(text, "queue_console_jobs", connection=redact(down), queue="later", state="waiting") == 2
-            proc.kill()  # the server dies under the exporter
-            proc.wait(10)
+            server.proc.kill()  # the server dies under the exporter
+            server.proc.wait(10)
+            server.proc = None
             text = wait_until("the dead server to be down", lambda: (
                 t if value(t := scrape(url), "queue_console_up", connection=redact(down)) == 0 else None), 60)
-        # still serving, still polling the good connection; nothing stale from the dead one
-        assert value(text, "queue_console_up", connection=redact(redis_url)) == 1
-        assert not [s for s in samples(text) if s.name == "queue_console_jobs" and s.labels["connection"] == redact(down)]
-        before = polls(text)
-        assert polls(scrape_after_polls(url, before + 2)) >= before + 2
+            # still serving, still polling the good connection; nothing stale from the dead one
+            assert value(text, "queue_console_up", connection=redact(redis_url)) == 1
+            assert not [s for s in samples(text)
+                        if s.name == "queue_console_jobs" and s.labels["connection"] == redact(down)]
+            before = polls(text)
+            assert polls(scrape_after_polls(url, before + 2)) >= before + 2
 
 
 def _commands_processed(r: redis.Redis) -> int:
@@ -363,8 +357,9 @@ def _commands_processed(r: redis.Redis) -> int:
 @pytest.mark.timeout(120)
 def test_concurrent_scrapes_cause_no_poll():
     """The server sees no command at all while 40 scrapes (8 at a time) run: they read the last poll."""
-    with private_redis() as (port, _):
-        r = redis.Redis(port=port)
+    with private_redis() as server:
+        port = server.port
+        r = server.client()
         for name in ("a", "b", "c"):
             r.hset(f"sq:{name}:meta", mapping={"version": "bullmq:6.7.0"})
             r.lpush(f"sq:{name}:wait", "1")
@@ -388,8 +383,8 @@ def test_concurrent_scrapes_cause_no_poll():
 def test_read_only_no_write_command_reaches_the_server():
     """MONITOR on a private server through several polls of BullMQ queues (jobs completed, failed,
     waiting, paused): no command the server flags as ``write`` is ever sent by the exporter."""
-    with private_redis() as (port, _):
-        url = f"redis://127.0.0.1:{port}/0"
+    with private_redis() as server:
+        port, url = server.port, server.url
 
         async def build() -> None:
             queue, worker = await _fail_and_complete(url, "ro", "q", ok=3, bad=2)
@@ -608,8 +603,9 @@ def test_runs_as_a_read_only_acl_user_and_leaves_workers_out_without_client_list
     """On a private server, a Redis ACL user with read commands only (plus TIME and CLIENT SETNAME,
     no CLIENT LIST): every poll succeeds (no write is ever attempted), counts are there, and
     queue_console_workers is absent (unknown), not 0."""
-    with private_redis() as (port, _):
-        r = redis.Redis(port=port)
+    with private_redis() as server:
+        port = server.port
+        r = server.client()
         r.hset("aq:a:meta", mapping={"version": "bullmq:6.7.0"})
         r.lpush("aq:a:wait", "1", "2")
         r.hset("aq:a:1", mapping={"name": "j", "timestamp": str(int(time.time() * 1000) - 5000), "data": "{}"})
