@@ -445,17 +445,21 @@ def test_cli_textfile_mode_and_bad_listen(redis_url, prefix, tmp_path):
     r.lpush(f"{prefix}:tf:wait", "1", "2", "3")
     r.close()
     out = tmp_path / "queue_console.prom"
-    proc = subprocess.Popen([sys.executable, "-m", "console", "metrics", "--url", redis_url, "--prefix", prefix,
-                             "--textfile", str(out), "--interval", "0.5"], cwd=ROOT,
+    down = f"redis://:pw-SECRET-1@127.0.0.1:{free_port(REDIS_PORTS)}/0"  # nothing listens there
+    proc = subprocess.Popen([sys.executable, "-m", "console", "metrics", "--url", redis_url, "--url", down,
+                             "--prefix", prefix, "--textfile", str(out), "--interval", "0.5"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         body = wait_until("the textfile", lambda: out.exists() and "queue_console_jobs{" in (t := out.read_text()) and t, 60)
         assert value_text(body, "queue_console_jobs", queue="tf", state="waiting") == 3
+        assert value_text(body, "queue_console_up", connection=redact(down)) == 0
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "writing" in err and "read-only" in err
+    assert f"{redact(down)} down: " in err  # the reason is logged, the password is not
+    assert "pw-SECRET-1" not in err and "pw-SECRET-1" not in body
 
 
 def value_text(text: str, name: str, **labels) -> float | None:
