@@ -30,6 +30,10 @@ from console.safe_text import clean
 log = logging.getLogger("queue-console.metrics")
 DEFAULT_LISTEN = "127.0.0.1:9466"
 DEFAULT_INTERVAL_S = 15.0
+#: the latency sample (up to 50 job hashes per queue) is re-read about this often, not every poll:
+#: measured, it is most of a poll's cost (200 BullMQ queues: latency 1.16 s, counts 0.11 s,
+#: oldest-waiting + workers 0.10 s, throughput 0.02 s; redis-py parsing 10,000 replies)
+LATENCY_EVERY_S = 60.0
 QUEUE_LABELS = ("connection", "backend", "namespace", "queue")
 QUANTILES = (("0.5", "run_p50_ms", "wait_p50_ms"), ("0.95", "run_p95_ms", "wait_p95_ms"))
 
@@ -55,7 +59,8 @@ class Exporter:
         self.reports = 0  # snapshots received so far (a failed connect reports too)
         self.polled = threading.Condition(self._lock)  # notified on every snapshot
         self._pollers = [
-            Poller(raw, self.options, interval, self._on_snapshot_of(i), latency_every=1, read_gauges=True)
+            Poller(raw, self.options, interval, self._on_snapshot_of(i), read_gauges=True,
+                   latency_every=max(1, round(LATENCY_EVERY_S / interval)))
             for i, raw in enumerate(self.urls)
         ]
         self._thread: BackendThread | None = None
