@@ -234,6 +234,10 @@ class BullMQReader(BullMQMutations, Reader):
                 info["legacy paused list"] = f"{paused_list} jobs (counted as waiting)"
             ttl = None
             if q.backend == "bullmq":
+                # the same evidence as versions.read_evidence, so capabilities follow every refresh
+                self._generations[q.key] = versions.generation(versions.Evidence(
+                    version=to_str(version) if version is not None else None, paused=meta_paused is not None,
+                    legacy_jobs=paused_list, wait_items=wait))
                 ttl = rate_limit_ttl(rate_max, limiter_count, limiter_pttl)
                 if ttl > 0:
                     info["rate limited"] = f"{ttl} ms more (workers take no job until then)"
