@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from backends.blob import ROW_LIMIT, to_blob, to_int, to_str
 from backends.bullmq import discovery, versions
 from backends.bullmq.cursor import ListCursor, ZsetCursor, decode_cursor, encode_cursor
+from backends.bullmq.gauges import read_gauges
 from backends.bullmq.keys import QueueKeys
 from backends.bullmq.mutations import BullMQMutations
 from backends.contract import (
@@ -26,6 +27,7 @@ from backends.contract import (
     LogLines,
     Page,
     QueueRef,
+    QueueGauges,
     QueueStatus,
     Reader,
     Throughput,
@@ -507,6 +509,12 @@ class BullMQReader(BullMQMutations, Reader):
             out.append(Throughput(queue=q, at_ms=now_ms, interval_s=interval_s, completed_per_s=c_rate,
                                   failed_per_s=f_rate, source=source, capped=capped))
         return out
+
+    # ------------------------------------------------------------------ monitoring gauges
+    async def gauges(self, queues: list[QueueRef]) -> list[QueueGauges]:
+        """Oldest waiting age and workers (backends/bullmq/gauges.py): bounded, no scan."""
+        async with redis_errors(self.url):
+            return await read_gauges(self.client, queues)
 
     # ------------------------------------------------------------------ latency
     async def latency(self, queues: list[QueueRef]) -> list[Latency]:
