@@ -28,6 +28,9 @@ def _binary() -> str:
 
 def _free(port: int) -> bool:
     with socket.socket() as s:
+        # bind as redis-server does (SO_REUSEADDR): connections of a stopped server left in
+        # TIME_WAIT do not make its port busy, a listening server does
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
             return True
