@@ -594,7 +594,8 @@ async def main(argv: list[str]) -> None:
     base = args.postgres_url.rsplit("/", 1)[0]
     db_url = f"{base}/{db}"
     nodes: dict[str, Node] = {}
-    meta: dict[str, Any] = {"data": {}, "rounds": args.rounds, "argv": " ".join(a for a in argv if not a.startswith("postgres")) if len(argv) > 2 else ""}
+    meta: dict[str, Any] = {"data": {}, "rounds": args.rounds, "argv": " ".join(a for i, a in enumerate(argv) if a != "--postgres-url"
+                                            and (i == 0 or argv[i - 1] != "--postgres-url"))}
     checks: list = []
     rows: list[Row] = []
     bulk: dict[str, list[BulkRun]] = {"retry": [], "purge": []}
