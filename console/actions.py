@@ -284,6 +284,37 @@ class Actions:
             report.audit_id = await self._audit(reader, preview, report, started)
         return report
 
+    async def execute_many(self, previews: list[Preview], progress: Progress | None = None,
+                           cancel: asyncio.Event | None = None) -> list[Report | BaseException]:
+        """Run several confirmed previews; one report (or the exception that refused one) per
+        preview, in order. Planned retries run side by side, each on its own plan's clock, so
+        their paced starts interleave across queues as the plans have them (rates and budgets are
+        per queue; docs/policy.md); the rest run one after another first."""
+        done = [0] * len(previews)
+        total = sum(p.count for p in previews)
+
+        def part(i: int) -> Progress:
+            def report_progress(n: int, _total: int) -> None:
+                done[i] = n
+                if progress:
+                    progress(sum(done), total)
+            return report_progress
+
+        async def one(i: int) -> Report | BaseException:
+            try:
+                return await self.execute(previews[i], progress=part(i), cancel=cancel)
+            except (Refused, BackendError) as exc:
+                return exc
+
+        out: list[Report | BaseException | None] = [None] * len(previews)
+        planned = [i for i, p in enumerate(previews) if p.plan is not None]
+        for i, p in enumerate(previews):
+            if p.plan is None:
+                out[i] = await one(i)
+        for i, result in zip(planned, await asyncio.gather(*(one(i) for i in planned))):
+            out[i] = result
+        return [r for r in out if r is not None]
+
     async def _server_back(self, reader: Reader) -> bool:
         """Wait (up to ``reconnect_wait`` seconds) until the server answers again."""
         deadline = time.monotonic() + self.reconnect_wait

@@ -259,3 +259,43 @@ def test_read_only_before_the_demo_verb_reaches_the_demo(capsys, monkeypatch):
     with pytest.raises(Refused):
         Actions(lambda q: None, read_only=settings.read_only).check_allowed(
             "retry", QueueRef(connection="x", backend="bullmq", namespace="p", name="q"))
+
+
+async def test_paced_retry_of_three_queues_interleaves_as_planned(redis_url, prefix, store_prefix, capsys, tmp_path):
+    """`dlq retry --all` over three queues under a rate of 1/s per queue (and a fairness key): the
+    start times BullMQ records (the `waiting` events of each queue's stream, stamped by the server)
+    interleave the queues round by round, and each queue starts its jobs in the plan's order --
+    not one queue after another."""
+    worlds = [World(redis_url, prefix, name) for name in ("qa", "qb", "qc")]
+    try:
+        for w in worlds:
+            await w.make_failed(3)
+            await w.stop_worker()
+        policy = tmp_path / "policy.toml"
+        policy.write_text('[policy.fairness]\nrate = 1\nkey = "tenant"\n')
+        flags = ["--url", redis_url, "--prefix", prefix, "--policy", str(policy), "--json"]
+        code, out, err = await asyncio.to_thread(cli, capsys, "dlq", "retry", "--all", "--dry-run", *flags)
+        assert code == 0, err
+        planned = {}
+        for p in json.loads(out)["previews"]:
+            accepted = [d for d in p["plan"]["decisions"] if d["action"] != "refuse"]
+            planned[p["queue"]] = [d["job_id"] for d in sorted(accepted, key=lambda d: (d["delay_ms"], d["position"]))]
+        assert sorted(planned) == ["qa", "qb", "qc"] and all(len(v) == 3 for v in planned.values())
+        code, out, err = await asyncio.to_thread(cli, capsys, "dlq", "retry", "--all", "--yes", *flags)
+        assert code == 0, err
+        assert json.loads(out)["totals"]["done"] == 9
+        client = redis.Redis.from_url(redis_url)
+        starts = []  # (server ms, queue, job id) of each retry, from the queues' event streams
+        for name in planned:
+            for entry_id, f in client.xrange(f"{prefix}:{name}:events"):
+                if f.get(b"event") == b"waiting" and f.get(b"prev") == b"failed":
+                    starts.append((int(entry_id.split(b"-")[0]), name, f[b"jobId"].decode()))
+        client.close()
+        starts.sort()
+        for name, ids in planned.items():
+            assert [j for _, q, j in starts if q == name] == ids, f"{name} did not start in the plan's order"
+        rounds = [sorted(q for _, q, _ in starts[k:k + 3]) for k in range(0, 9, 3)]
+        assert rounds == [["qa", "qb", "qc"]] * 3, f"queues did not interleave: {[(q, j) for _, q, j in starts]}"
+    finally:
+        for w in worlds:
+            await w.close()
