@@ -547,8 +547,10 @@ class Actions:
             reader = self.reader_for(q)
             store = reader.console_store()
             try:
-                await self._call(reader.set_paused(q, paused), f"{verb} {q.qualified}")
+                note = await self._call(reader.set_paused(q, paused), f"{verb} {q.qualified}")
                 result = {"queue": q.name, "backend": q.backend, "connection": q.connection, "ok": True}
+                if isinstance(note, str) and note:
+                    result["note"] = note
             except BackendError as exc:
                 result = {"queue": q.name, "backend": q.backend, "connection": q.connection, "ok": False,
                           "error": str(exc)}

@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     from console.cli_actions import add_parsers
 
     add_parsers(sub, _connection_flags)
+    from console.metrics_exporter import add_parser as add_metrics_parser
+
+    add_metrics_parser(sub, _connection_flags)
     return parser
 
 
@@ -117,6 +120,11 @@ def main(argv: list[str] | None = None) -> None:
             from console.app import run_app
 
             run_app(settings)
+            return
+        if args.command == "metrics":
+            from console.metrics_exporter import run_cli as run_metrics
+
+            run_metrics(args, settings)
             return
         if args.command == "jobs" and not 1 <= args.limit <= 1000:
             raise UsageError(f"--limit must be between 1 and 1000, got {args.limit}")

@@ -390,6 +390,10 @@ async def _pause(args, session: Session, actions: Actions) -> int:
         if args.json:
             _print_json({"action": args.command, "results": [], "cannot_pause": cannot})
         return 0
+    for q in targets:
+        for note in await call_with_timeout(session.reader_for(q).pause_notes(q, paused), session.options.op_timeout,
+                                            f"checking how to {args.command} {q.qualified}"):
+            print(f"note: {one_line(note, 300)}", file=sys.stderr)
     _confirm(f"{args.command} {len(targets)} queues ({', '.join(q.qualified for q in targets[:10])})?", args.yes)
     results = await actions.set_paused(targets, paused, remember=bool(args.all))
     if args.json:
@@ -399,6 +403,8 @@ async def _pause(args, session: Session, actions: Actions) -> int:
             state = "ok" if r["ok"] else f"FAILED: {r.get('error')}"
             if r.get("warning"):
                 state += f" (warning: {r['warning']})"
+            if r.get("note"):
+                state += f" ({one_line(r['note'], 300)})"
             print(f"{args.command} {one_line(r['queue'], 60)} ({r['backend']}): {state}")
     return 0 if all(r["ok"] for r in results) else 3
 

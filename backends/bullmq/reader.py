@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 import redis.asyncio as aioredis
 
 from backends.blob import ROW_LIMIT, to_blob, to_int, to_str
-from backends.bullmq import discovery
+from backends.bullmq import discovery, versions
 from backends.bullmq.cursor import ListCursor, ZsetCursor, decode_cursor, encode_cursor
+from backends.bullmq.gauges import read_gauges
 from backends.bullmq.keys import QueueKeys
 from backends.bullmq.mutations import BullMQMutations
 from backends.contract import (
@@ -26,6 +27,7 @@ from backends.contract import (
     LogLines,
     Page,
     QueueRef,
+    QueueGauges,
     QueueStatus,
     Reader,
     Throughput,
@@ -116,11 +118,17 @@ class BullMQReader(BullMQMutations, Reader):
         self.prefixes = prefixes
         self.discovery_budget_s = discovery_budget_s
         self._versions: dict[tuple, str | None] = {}
+        #: per queue, as read at the last discovery: which generation writes it (versions.py)
+        self._generations: dict[tuple, versions.Generation] = {}
         self._tp = _ThroughputState()
 
     def retry_notes(self, queue: QueueRef, bulk: bool, reset_attempts: bool) -> list[str]:
         notes = []
-        if bulk:
+        gen = self._generations.get(queue.key)
+        if gen is not None and gen.legacy:
+            notes.append(f"{gen.label}: a retried job goes to the plain wait list (the paused list while the "
+                         "queue is paused), as that version's retry does: its priority is not kept")
+        elif bulk:
             notes.append("bulk retry moves jobs to the plain wait list (BullMQ's retryJobs): a job's priority is "
                          "not kept; retry marked jobs (--job) to keep priorities")
         if not reset_attempts:
@@ -129,8 +137,16 @@ class BullMQReader(BullMQMutations, Reader):
         return notes
 
     def queue_capabilities(self, queue: QueueRef) -> Capabilities:
+        """From the last discovery; every mutation reads the evidence again before it runs."""
         if queue.backend == "bull":
             return self.capabilities.read_only("legacy Bull queues are read-only in queue-console")
+        gen = self._generations.get(queue.key)
+        if gen is not None and gen.unknown:
+            return self.capabilities.read_only(gen.reason or "unknown BullMQ version")
+        if gen is not None and gen.scripts is None:
+            # resume stays possible (and is the way out); purge does not move jobs between lists
+            return self.capabilities.model_copy(update={"retry": False, "promote": False,
+                                                        "read_only_reason": gen.reason})
         return self.capabilities
 
     # ------------------------------------------------------------------ discovery
@@ -142,6 +158,10 @@ class BullMQReader(BullMQMutations, Reader):
             ref = QueueRef(connection=self.url.redacted, backend=f.backend, namespace=f.prefix, name=f.name)
             self._versions[ref.key] = f.version
             queues.append(ref)
+        bullmq = [q for q in queues if q.backend == "bullmq"]
+        async with redis_errors(self.url):
+            evidence = await versions.read_evidence(self.client, [QueueKeys(q.namespace, q.name) for q in bullmq])
+        self._generations = {q.key: versions.generation(ev) for q, ev in zip(bullmq, evidence)}
         looked_for = [p.replace("\\", "") for p in result.patterns]
         note = None
         if not result.complete:
@@ -455,6 +475,12 @@ class BullMQReader(BullMQMutations, Reader):
             out.append(Throughput(queue=q, at_ms=now_ms, interval_s=interval_s, completed_per_s=c_rate,
                                   failed_per_s=f_rate, source=source, capped=capped))
         return out
+
+    # ------------------------------------------------------------------ monitoring gauges
+    async def gauges(self, queues: list[QueueRef]) -> list[QueueGauges]:
+        """Oldest waiting age and workers (backends/bullmq/gauges.py): bounded, no scan."""
+        async with redis_errors(self.url):
+            return await read_gauges(self.client, queues)
 
     # ------------------------------------------------------------------ latency
     async def latency(self, queues: list[QueueRef]) -> list[Latency]:
