@@ -331,7 +331,8 @@ class Actions:
 
     async def _recount(self, reader: Reader, preview: Preview, report: Report, before: int, batch: int) -> None:
         """A bulk batch's reply was lost: what it did is the drop of the selection's count on the
-        server (the batch is atomic: all of it ran, or none)."""
+        server since the last batch that answered (the batch is atomic: all of it ran, or none; a
+        batch moves at most ``batch`` jobs)."""
         sel = preview.selection
         if await self._server_back(reader):
             try:
@@ -340,7 +341,7 @@ class Actions:
             except BackendError:
                 report.unknown = batch
                 return
-            moved = max(before - after, 0)
+            moved = min(max(before - after, 0), batch)
             report.done += moved
             report.recounted += moved
             if moved:
@@ -351,23 +352,23 @@ class Actions:
     async def _run_all(self, reader, preview, report, progress, cancel) -> None:
         sel = preview.selection
         batch_call = reader.retry_batch if preview.action == "retry" else reader.purge_batch
-        while True:
+        # counted once (the selection only shrinks: a job that fails again is past the snapshot),
+        # then kept by what each batch reports, so that a batch whose reply is lost can be recounted
+        remaining = await self._call(reader.count_finished_before(sel.queue, sel.state, preview.snapshot_ms),
+                                     "counting the selection")
+        while remaining > 0:
             if cancel is not None and cancel.is_set():
                 report.cancelled = True
-                return
-            # counted before each batch, so that a batch whose reply is lost can be recounted
-            before = await self._call(reader.count_finished_before(sel.queue, sel.state, preview.snapshot_ms),
-                                      "counting the selection")
-            if before == 0:
                 return
             try:
                 outcome = await self._call(batch_call(sel.queue, sel.state, preview.snapshot_ms, BULK_BATCH),
                                            f"{preview.action} batch")
             except (ConnectError, BackendTimeout):
-                await self._recount(reader, preview, report, before, min(before, BULK_BATCH))
+                await self._recount(reader, preview, report, remaining, min(remaining, BULK_BATCH))
                 raise
             report.batches += 1
             report.done += outcome.done
+            remaining = max(remaining - outcome.done, 0) if outcome.more else 0
             if progress:
                 progress(report.done, report.requested)
             if not outcome.more or outcome.done == 0:
