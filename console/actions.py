@@ -274,6 +274,9 @@ class Actions:
                 await self._run_ids(reader, preview, report, progress, cancel)
         except BackendError as exc:
             report.error = str(exc)
+        except Refused as exc:  # e.g. the plan changed since the preview: nothing of it ran
+            report.error = f"refused: {exc}"
+            raise
         except asyncio.CancelledError:
             # the task itself was cancelled (the app or the process is going away), not a cancel
             # request: the batch in flight may or may not have run
