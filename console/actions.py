@@ -311,9 +311,17 @@ class Actions:
 
         out: list[Report | BaseException | None] = [None] * len(previews)
         planned = [i for i, p in enumerate(previews) if p.plan is not None]
+        gone: set[str] = set()  # connections that stopped a run and did not answer again
         for i, p in enumerate(previews):
-            if p.plan is None:
-                out[i] = await one(i)
+            if p.plan is not None:
+                continue
+            conn = p.selection.queue.connection
+            if conn in gone:
+                out[i] = BackendError(f"not started: {conn} stopped answering during this run")
+                continue
+            out[i] = result = await one(i)
+            if isinstance(result, Report) and result.error and result.audit_error:
+                gone.add(conn)
         for i, result in zip(planned, await asyncio.gather(*(one(i) for i in planned))):
             out[i] = result
         return [r for r in out if r is not None]

@@ -299,3 +299,34 @@ async def test_paced_retry_of_three_queues_interleaves_as_planned(redis_url, pre
     finally:
         for w in worlds:
             await w.close()
+
+
+async def test_queues_after_a_server_that_stopped_answering_are_not_started(private, monkeypatch):
+    """Several queues on one server that goes away for good in the middle of the first: the rest
+    are reported as not started (instead of each waiting for the server again)."""
+    import console.actions as actions_module
+    from backends.errors import BackendError
+
+    monkeypatch.setattr(actions_module, "BULK_BATCH", 10)
+    prefix = f"qcr{uuid.uuid4().hex[:6]}"
+    worlds = [World(private.url, prefix, name) for name in ("qa", "qb")]
+    try:
+        for w in worlds:
+            await w.make_failed(20)
+            await w.stop_worker()
+        [reader] = await open_readers(private.url, ConnectOptions(prefixes=[prefix]))
+        worlds[0].readers.append(reader)
+        await reader.discover()
+        acts = Actions(lambda q: reader, operator="test@host", reconnect_wait=1.0)
+        previews = [await acts.preview("purge", Selection(w.ref())) for w in worlds]
+
+        def stop(done, total):
+            if done == 10:
+                private.stop(save=False)
+
+        first, second = await acts.execute_many(previews, progress=stop)
+        assert first.done == 10 and first.error and first.audit_error
+        assert isinstance(second, BackendError) and "not started" in str(second)
+    finally:
+        for w in worlds:
+            await w.close()
