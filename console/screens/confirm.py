@@ -27,6 +27,26 @@ def preview_text(preview: Preview) -> Text:
     return t
 
 
+def confirm_title(action: str, previews: list[Preview]) -> str:
+    """`` retry 23 jobs (13 more refused by the policy) in 2 queues? ``: the jobs that would change,
+    never the refused ones counted among them."""
+    now = later = refused = 0
+    for p in previews:
+        if p.plan is None:
+            now += p.count
+        else:
+            summary = p.plan.summary
+            now, later, refused = now + summary.now, later + summary.later, refused + summary.refused
+    text = f" {action} {now + later} jobs"
+    if later:
+        text += f" ({later} of them later)"
+    if refused:
+        text += f", {refused} refused by the policy"
+    if len(previews) > 1:
+        text += f", in {len(previews)} queues"
+    return text + "? "
+
+
 class ConfirmScreen(ModalScreen[bool]):
     BINDINGS = [("y", "answer(True)", "Yes, do it"), ("n", "answer(False)", "No"),
                 ("escape", "answer(False)", "Cancel")]
