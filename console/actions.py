@@ -95,6 +95,8 @@ class Report:
     unknown: int = 0
     #: why the audit record could not be written (None: written, or this store keeps none)
     audit_error: str | None = None
+    #: jobs of the batch being sent now (0 between batches): unknown if the run is interrupted
+    in_flight: int = 0
 
     @property
     def complete(self) -> bool:
@@ -282,6 +284,7 @@ class Actions:
             # request: the batch in flight may or may not have run
             report.cancelled = True
             report.error = report.error or "interrupted"
+            report.unknown = report.unknown or report.in_flight
             raise
         finally:
             report.audit_id = await self._audit(reader, preview, report, started)
@@ -371,12 +374,15 @@ class Actions:
             if cancel is not None and cancel.is_set():
                 report.cancelled = True
                 return
+            report.in_flight = min(remaining, BULK_BATCH)
             try:
                 outcome = await self._call(batch_call(sel.queue, sel.state, preview.snapshot_ms, BULK_BATCH),
                                            f"{preview.action} batch")
             except (ConnectError, BackendTimeout):
+                report.in_flight = 0
                 await self._recount(reader, preview, report, remaining, min(remaining, BULK_BATCH))
                 raise
+            report.in_flight = 0
             report.batches += 1
             report.done += outcome.done
             remaining = max(remaining - outcome.done, 0) if outcome.more else 0
@@ -393,6 +399,7 @@ class Actions:
                 report.cancelled = True
                 return
             chunk = ids[start:start + BATCH]
+            report.in_flight = len(chunk)
             try:
                 if preview.action == "retry":
                     outcomes = await self._call(reader.retry_jobs(sel.queue, chunk, sel.state, preview.reset_attempts),
@@ -402,8 +409,9 @@ class Actions:
             except (ConnectError, BackendTimeout):
                 # each job is atomic, but which of the chunk ran before the reply was lost is not
                 # known (a job may have left the state for another reason): say so
-                report.unknown = len(chunk)
+                report.unknown, report.in_flight = len(chunk), 0
                 raise
+            report.in_flight = 0
             report.batches += 1
             report.done += sum(1 for o in outcomes if o.ok)
             report.skipped += [o for o in outcomes if not o.ok]
@@ -436,13 +444,16 @@ class Actions:
             if not pending:
                 return
             ids = [d.job_id for d in pending]
+            report.in_flight = len(ids)
             try:
                 outcomes = await self._call(reader.retry_jobs(sel.queue, ids, sel.state, preview.reset_attempts),
                                             "retry batch")
             except (ConnectError, BackendTimeout):
+                report.in_flight = 0
                 await self._recount_planned(reader, sel.queue, sel.state, list(pending), report, store)
                 pending.clear()
                 raise
+            report.in_flight = 0
             executed = rp.to_datetime(await self._server_now(reader))
             ok = {o.job_id for o in outcomes if o.ok}
             await self._call(rp.append_ledger(store, [

@@ -330,3 +330,38 @@ async def test_queues_after_a_server_that_stopped_answering_are_not_started(priv
     finally:
         for w in worlds:
             await w.close()
+
+
+async def test_interrupted_run_audits_cancelled_with_the_batch_in_flight_unknown(pworld, private, monkeypatch):
+    """The run's task itself is cancelled (Ctrl-C, the app closing) while a batch waits on the server
+    (CLIENT PAUSE WRITE on the private server holds it): the audit record says "N of M, cancelled"
+    and that the batch in flight may or may not have run -- not "done"."""
+    import console.actions as actions_module
+
+    monkeypatch.setattr(actions_module, "BULK_BATCH", 10)
+    await pworld.make_failed(45)
+    await pworld.stop_worker()
+    [reader] = await open_readers(private.url, ConnectOptions(prefixes=[pworld.prefix]))
+    pworld.readers.append(reader)
+    await reader.discover()
+    acts = Actions(lambda q: reader, operator="test@host")
+    preview = await acts.preview("retry", Selection(pworld.ref()))
+    admin = private.client()
+    paused = asyncio.Event()
+
+    def pause_after_first(done, total):
+        if done == 10:
+            admin.execute_command("CLIENT", "PAUSE", "30000", "WRITE")
+            paused.set()
+
+    task = asyncio.create_task(acts.execute(preview, progress=pause_after_first))
+    await asyncio.wait_for(paused.wait(), 30)
+    await asyncio.sleep(0.3)  # the next batch is now held by the pause
+    task.cancel()
+    await asyncio.sleep(0.3)  # the audit write waits behind the pause as well
+    admin.execute_command("CLIENT", "UNPAUSE")
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    [record] = audit_records(private)
+    assert record["result"] == "10 of 45, cancelled" and record["unknown"] == 10 and record["count"] == 10
+    admin.close()
