@@ -28,6 +28,8 @@ def _binary() -> str:
 
 def _free(port: int) -> bool:
     with socket.socket() as s:
+        # as redis-server binds: connections of a previous server in TIME_WAIT do not make it busy
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
             return True
