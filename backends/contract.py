@@ -90,6 +90,9 @@ class QueueStatus(BaseModel):
     info: dict[str, str] = Field(default_factory=dict)
     #: server clock (ms) when the counts were taken.
     server_time_ms: int | None = None
+    #: how long the queue's rate limiter still holds jobs back (BullMQ's getRateLimitTtl; 0 = not
+    #: limited); None where the store has no rate limiter.
+    rate_limit_ttl_ms: int | None = None
 
 
 class Throughput(BaseModel):
@@ -358,4 +361,5 @@ def json_record(status: QueueStatus) -> dict[str, Any]:
         "counts": status.counts,
         "native": status.native,
         "estimated": status.estimated,
+        "rate_limit_ttl_ms": status.rate_limit_ttl_ms,
     }

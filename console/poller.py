@@ -69,8 +69,8 @@ class Snapshot:
     connected: bool = False
     refresh_ms: float | None = None  # duration of the last counts round trip
     gauges: dict[tuple, QueueGauges] = field(default_factory=dict)  # only when the poller reads them
-    poll_s: float | None = None  # duration of the last whole refresh (counts, rates, latency, gauges)
-    polls: int = 0  # refreshes done so far (good or not)
+    poll_s: float | None = None  # duration of the last poll (connect if needed, counts, rates, latency, gauges)
+    polls: int = 0  # polls done so far, good or failed (a failed connect is one)
 
 
 class Poller:
@@ -122,12 +122,13 @@ class Poller:
     async def run(self) -> None:
         backoff = 1.0
         while True:
+            started = time.perf_counter()
             try:
                 if not self.readers:
                     await self._connect()
                     backoff = 1.0
                 if not self.frozen:
-                    await self._timed_refresh()
+                    await self._refresh()
                 self.snapshot.error = None
                 self.snapshot.connected = True
             except asyncio.CancelledError:
@@ -137,10 +138,12 @@ class Poller:
                 self.snapshot.error = str(exc) if isinstance(exc, BackendError) else f"{type(exc).__name__}: {exc}"
                 self.snapshot.connected = False
                 await self._close_readers()
+                self._polled(started)
                 self._emit()
                 await self._sleep(min(backoff, 30.0))
                 backoff *= 2
                 continue
+            self._polled(started)
             self._emit()
             await self._sleep(self.interval)
 
@@ -163,13 +166,9 @@ class Poller:
         self.snapshot.discoveries = discoveries
         self._last_discovery = time.monotonic()
 
-    async def _timed_refresh(self) -> None:
-        started = time.perf_counter()
-        try:
-            await self._refresh()
-        finally:
-            self.snapshot.polls += 1
-            self.snapshot.poll_s = time.perf_counter() - started
+    def _polled(self, started: float) -> None:
+        self.snapshot.polls += 1
+        self.snapshot.poll_s = time.perf_counter() - started
 
     async def _refresh(self) -> None:
         if time.monotonic() - self._last_discovery > self.discover_every_s:

@@ -28,7 +28,8 @@ def _binary() -> str:
 
 def _free(port: int) -> bool:
     with socket.socket() as s:
-        # as redis-server binds: connections of a previous server in TIME_WAIT do not make it busy
+        # bind as redis-server does (SO_REUSEADDR): connections of a stopped server left in
+        # TIME_WAIT do not make its port busy, a listening server does
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
@@ -38,23 +39,29 @@ def _free(port: int) -> bool:
 
 
 class PrivateRedis:
-    def __init__(self) -> None:
+    """``ports``: where to look for a free port (each suite of tests has its own range); ``args``:
+    extra redis-server options; ``password``: with ``--requirepass`` among them, for ``client()``."""
+
+    def __init__(self, ports: range = PORTS, args: tuple[str, ...] = (), password: str | None = None) -> None:
         self.dir = tempfile.mkdtemp(prefix="qc-private-redis-")
-        self.port = next((p for p in PORTS if _free(p)), None)
+        self.port = next((p for p in ports if _free(p)), None)
         if self.port is None:
-            raise RuntimeError(f"no free port in {PORTS}")
+            raise RuntimeError(f"no free port in {ports}")
+        self.args = tuple(args)
+        self.password = password
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen | None = None
         self.start()
 
     def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5, password=self.password)
 
     def start(self) -> None:
         """Start (again) on the same port and directory: the data saved at the last stop is loaded."""
         self.proc = subprocess.Popen(
             [_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", self.dir, "--dbfilename", "dump.rdb", "--daemonize", "no", "--loglevel", "warning"],
+             "--dir", self.dir, "--dbfilename", "dump.rdb", "--daemonize", "no", "--loglevel", "warning",
+             *self.args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 15
         while True:

@@ -407,3 +407,97 @@ def test_mixed_versions_around_the_console_lose_nothing(pauser, adder, resumer, 
     assert set(assert_each_once(sync_redis, prefix, name, every, "work")["completed"]) == runnable
     for lib in libs.values():
         lib("close")
+
+
+# ------------------------------------------------------------------------------------ reads
+def _json(capsys, *args: str) -> dict:
+    code, out, err = cli(capsys, *args, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+@pytest.mark.timeout(120)
+def test_v4_queue_name_with_colons_under_the_default_prefix(node, redis_url, sync_redis, console_env, capsys):
+    """BullMQ 4 allows ':' in queue names; without --prefix the queue is bull + the rest of the key."""
+    tag = f"qct{uuid.uuid4().hex[:10]}"
+    name = f"{tag}:colon:name"
+    try:
+        q = Lib("v4", node, redis_url, "bull", name)
+        q("add", n=1)
+        doc = _json(capsys, "status", "--url", redis_url)
+        mine = [(r["namespace"], r["queue"]) for r in doc["queues"] if tag in r["namespace"] + r["queue"]]
+        assert mine == [("bull", name)]
+        page = _json(capsys, "jobs", name, "--url", redis_url)
+        assert page["total"] == 1 and [j["id"] for j in page["jobs"]] == ["1"]
+        q("close")
+    finally:
+        keys = list(sync_redis.scan_iter(match=f"bull:{tag}:*", count=1000))
+        if keys:
+            sync_redis.delete(*keys)
+
+
+@pytest.mark.timeout(120)
+def test_v4_delay_marker_in_wait_is_no_waiting_job(node, redis_url, prefix, sync_redis, console_env, capsys):
+    name = "marker4"
+    q = Lib("v4", node, redis_url, prefix, name)
+    q("seed", failed=0, waiting=0, delayed=1)
+    [marker] = sync_redis.lrange(QueueKeys(prefix, name)("wait"), 0, -1)
+    assert marker.startswith(b"0:"), "BullMQ 4 puts a 0:<ts> delay marker into wait"
+    flags = ["--url", redis_url, "--prefix", prefix]
+    [rec] = _json(capsys, "status", *flags)["queues"]
+    page = _json(capsys, "jobs", name, "--state", "waiting", *flags)
+    assert rec["counts"]["waiting"] == 0 and page["total"] == 0 and page["jobs"] == []
+    q("close")
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("lib", ["v4", "v5"])
+def test_jobs_in_the_legacy_paused_list_are_waiting_as_the_library_says(lib, node, redis_url, prefix, sync_redis,
+                                                                        console_env, capsys):
+    name = f"pl-{lib}"
+    q = Lib(lib, node, redis_url, prefix, name)
+    waiting = q("seed", failed=0, waiting=2, delayed=0)["waiting"]
+    q("pause")
+    assert sorted(lists(sync_redis, prefix, name)["paused"]) == sorted(waiting)
+    library = q("states", ids=waiting)["states"]
+    flags = ["--url", redis_url, "--prefix", prefix]
+    page = _json(capsys, "jobs", name, "--state", "waiting", *flags)
+    assert {j["id"]: j["native_state"] for j in page["jobs"]} == library == {i: "waiting" for i in waiting}
+    detail = _json(capsys, "job", name, waiting[0], *flags)
+    assert detail["summary"]["native_state"] == "waiting" and detail["extra"]["list"].startswith("paused")
+    [rec] = _json(capsys, "status", *flags)["queues"]
+    assert rec["paused"] is True and rec["native"]["paused"] == 2
+    q("close")
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("lib", ["v5", "v6"])
+@pytest.mark.parametrize("global_max", [None, 3])
+def test_rate_limit_ttl_as_getRateLimitTtl_computes_it(lib, global_max, node, redis_url, prefix, console_env,
+                                                       capsys):
+    name = f"rl-{lib}-{global_max}"
+    q = Lib(lib, node, redis_url, prefix, name)
+    q("add", n=2)
+    flags = ["--url", redis_url, "--prefix", prefix]
+    [rec] = _json(capsys, "status", *flags)["queues"]
+    assert rec["rate_limit_ttl_ms"] == 0 and q("ttl")["ttl"] <= 0
+    q("ratelimit", ms=600_000, **({"max": global_max} if global_max else {}))
+    before = q("ttl")["ttl"]
+    [rec] = _json(capsys, "status", *flags)["queues"]
+    after = q("ttl")["ttl"]
+    assert 0 < after <= rec["rate_limit_ttl_ms"] <= before, (after, rec["rate_limit_ttl_ms"], before)
+    # the queue view's title shows every QueueStatus.info entry
+    [st] = asyncio.run(_statuses(redis_url, prefix))
+    assert st.info["rate limited"].startswith(f"{st.rate_limit_ttl_ms} ms more")
+    q("close")
+
+
+async def _statuses(url: str, prefix: str):
+    from backends.registry import ConnectOptions, open_readers
+
+    [reader] = await open_readers(url, ConnectOptions(prefixes=[prefix], store_prefix=f"{prefix}:console",
+                                                      client_name=f"qc-test-{uuid.uuid4().hex[:8]}"))
+    try:
+        return await reader.statuses((await reader.discover()).queues)
+    finally:
+        await reader.close()

@@ -12,7 +12,8 @@ and Debian's real Prometheus server.
   HTTP API gives the failed count that BullMQ for Python's getJobCounts gives.
 
 Private servers use the ports given to this work: redis 6451-6459, Prometheus 19090-19099,
-exporter 19100-19109. With CI set, a missing prometheus/promtool/redis-server FAILS the test.
+exporter 19100-19109 (tests/private_redis.py runs the redis-servers). With CI set, a missing
+prometheus/promtool FAILS the test.
 """
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -41,6 +41,7 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 from backends.urls import redact
 from console.config import Settings
 from console.metrics_exporter import build_metrics, label_text, serve
+from tests.private_redis import PrivateRedis
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "docs" / "prometheus-rules.yml"
@@ -61,7 +62,7 @@ def require_tool(name: str) -> str:
     path = shutil.which(name) or (f"/usr/bin/{name}" if os.path.exists(f"/usr/bin/{name}") else None)
     if path:
         return path
-    reason = f"{name} is not installed (apt-get install -y {'redis-server' if name == 'redis-server' else 'prometheus'})"
+    reason = f"{name} is not installed (apt-get install -y prometheus; .ci/run does it)"
     if in_ci():
         pytest.fail(f"CI is set, so this may not be skipped: {reason}", pytrace=False)
     pytest.skip(reason)
@@ -70,6 +71,9 @@ def require_tool(name: str) -> str:
 def free_port(ports: range) -> int:
     for port in ports:
         with socket.socket() as s:
+            # as the servers themselves bind (SO_REUSEADDR): a port whose last connections are in
+            # TIME_WAIT is free for them, a port with a listener is not
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
@@ -91,27 +95,13 @@ def wait_until(what: str, predicate, timeout_s: float = 30.0, every: float = 0.1
 
 # ---------------------------------------------------------------- private servers, the exporter
 @contextlib.contextmanager
-def private_redis(*args: str) -> Iterator[tuple[int, subprocess.Popen]]:
-    """A redis-server of this test's own on a loopback port of ours; stopped afterwards."""
-    server = require_tool("redis-server")
-    port = free_port(REDIS_PORTS)
-    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def private_redis(*args: str, password: str | None = None) -> Iterator[PrivateRedis]:
+    """A redis-server of this test's own (tests/private_redis.py) on a port of ours; gone afterwards."""
+    server = PrivateRedis(ports=REDIS_PORTS, args=args, password=password)
     try:
-        def answers() -> bool:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(64).startswith((b"+PONG", b"-NOAUTH"))
-            return False
-        wait_until(f"redis-server on port {port}", answers, 15)
-        yield port, proc
+        yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        server.close()
 
 
 @contextlib.contextmanager
@@ -175,7 +165,7 @@ def run_async(coro):
 
 
 async def _fail_and_complete(redis_url: str, prefix: str, name: str, ok: int, bad: int,
-                             keep_worker: asyncio.Event | None = None, worker_opts: dict | None = None):
+                             worker_opts: dict | None = None):
     """A real BullMQ for Python worker completes ``ok`` jobs and fails ``bad`` ones (1 attempt)."""
     from bullmq import Queue, Worker
 
@@ -286,10 +276,11 @@ def test_every_metric_present_and_equal_to_bullmq_for_python(redis_url, prefix):
 
 @pytest.mark.timeout(120)
 def test_labels_redacted_and_hostile_names_are_valid_labels():
-    with private_redis("--requirepass", "s3cr3t-PW") as (port, _):
+    with private_redis("--requirepass", "s3cr3t-PW", password="s3cr3t-PW") as server:
+        port = server.port
         good = f"redis://:s3cr3t-PW@127.0.0.1:{port}/0"
         wrong = f"redis://:wr0ng-PW@127.0.0.1:{port}/0"
-        r = redis.Redis(port=port, password="s3cr3t-PW")
+        r = server.client()
         prefix = "hq"
         raw_names = [n.encode() for n in HOSTILE_NAMES] + [b"bad\xff\xfeutf8"]
         for i, raw in enumerate(raw_names):
@@ -317,3 +308,373 @@ def test_labels_redacted_and_hostile_names_are_valid_labels():
         assert waiting == expected
     assert 'q"uote' in expected and "new\nline" in expected and "back\\slash" in expected
     assert "bad\\xff\\xfeutf8" in expected and "esc\\x1b[31mred\\x1b[0m" in expected
+
+
+@pytest.mark.timeout(120)
+def test_down_connection_gives_up_zero_and_the_exporter_keeps_serving(redis_url, prefix):
+    """A connection that is down reports up 0 (no stale queue numbers) while the others keep
+    reporting; when its server comes up, it recovers; when the server dies, it goes to 0 again."""
+    async def build() -> None:
+        from bullmq import Queue
+
+        q = Queue("alive", {"connection": redis_url, "prefix": prefix})
+        await q.add("j", {})
+        await q.close()
+    run_async(build())
+    with private_redis() as server:
+        server.stop(save=False)  # down from the start
+        down = server.url
+        with running_exporter([redis_url, down], [prefix], interval=0.5) as url:
+            text = scrape_after_polls(url, 2)
+            assert value(text, "queue_console_up", connection=redact(down)) == 0
+            assert value(text, "queue_console_up", connection=redact(redis_url)) == 1
+            assert value(text, "queue_console_jobs", queue="alive", state="waiting", namespace=prefix) == 1
+            server.start()  # the server comes up
+            r = server.client()
+            r.hset(f"{prefix}:later:meta", mapping={"version": "bullmq:6.7.0"})
+            r.lpush(f"{prefix}:later:wait", "1", "2")
+            r.close()
+            text = wait_until("the late server to be up", lambda: (
+                t if value(t := scrape(url), "queue_console_up", connection=redact(down)) == 1 else None), 60)
+            assert value(text, "queue_console_jobs", connection=redact(down), queue="later", state="waiting") == 2
+            server.proc.kill()  # the server dies under the exporter
+            server.proc.wait(10)
+            server.proc = None
+            text = wait_until("the dead server to be down", lambda: (
+                t if value(t := scrape(url), "queue_console_up", connection=redact(down)) == 0 else None), 60)
+            # still serving, still polling the good connection; nothing stale from the dead one
+            assert value(text, "queue_console_up", connection=redact(redis_url)) == 1
+            assert not [s for s in samples(text)
+                        if s.name == "queue_console_jobs" and s.labels["connection"] == redact(down)]
+            before = polls(text)
+            assert polls(scrape_after_polls(url, before + 2)) >= before + 2
+
+
+def _commands_processed(r: redis.Redis) -> int:
+    return int(r.info("stats")["total_commands_processed"])  # one client: no connection set-up counted
+
+
+@pytest.mark.timeout(120)
+def test_concurrent_scrapes_cause_no_poll():
+    """The server sees no command at all while 40 scrapes (8 at a time) run: they read the last poll."""
+    with private_redis() as server:
+        port = server.port
+        r = server.client()
+        for name in ("a", "b", "c"):
+            r.hset(f"sq:{name}:meta", mapping={"version": "bullmq:6.7.0"})
+            r.lpush(f"sq:{name}:wait", "1")
+        with running_exporter([f"redis://127.0.0.1:{port}/0"], ["sq"], interval=3600) as url:
+            first = scrape_after_polls(url, 1)
+            assert polls(first) == 1
+            # two INFO calls back to back differ by exactly the first INFO: the baseline
+            a, b = _commands_processed(r), _commands_processed(r)
+            assert b - a == 1
+            start = _commands_processed(r)
+            with ThreadPoolExecutor(8) as pool:
+                bodies = list(pool.map(lambda _: scrape(url), range(40)))
+            end = _commands_processed(r)
+        r.close()
+    assert end - start == 1, f"the server processed {end - start - 1} commands during the scrapes"
+    assert all(polls(body) == 1 for body in bodies)
+    assert all(value(body, "queue_console_jobs", queue="a", state="waiting") == 1 for body in bodies)
+
+
+@pytest.mark.timeout(120)
+def test_read_only_no_write_command_reaches_the_server():
+    """MONITOR on a private server through several polls of BullMQ queues (jobs completed, failed,
+    waiting, paused): no command the server flags as ``write`` is ever sent by the exporter."""
+    with private_redis() as server:
+        port, url = server.port, server.url
+
+        async def build() -> None:
+            queue, worker = await _fail_and_complete(url, "ro", "q", ok=3, bad=2)
+            await worker.close()
+            await queue.add("w", {})
+            await queue.pause()
+            await queue.close()
+        run_async(build())
+        seen: list[str] = []
+        mon_client = redis.Redis(port=port)
+        stop = threading.Event()
+
+        def monitor() -> None:
+            with mon_client.monitor() as m:
+                for cmd in m.listen():
+                    if stop.is_set():
+                        return
+                    seen.append(cmd["command"])
+
+        t = threading.Thread(target=monitor, daemon=True)
+        t.start()
+        time.sleep(0.3)
+        with running_exporter([url], ["ro"], interval=0.3) as metrics:
+            text = scrape_after_polls(metrics, 4)
+        stop.set()
+        redis.Redis(port=port).ping()  # wakes the monitor so it sees stop
+        t.join(10)
+        assert value(text, "queue_console_jobs", queue="q", state="failed") == 2
+        names = {c.split(" ")[0].upper() for c in seen if c}
+        assert "LLEN" in names and "ZCARD" in names  # the monitor did see the polls
+        r = redis.Redis(port=port)
+        table = r.command()  # every command of this server with its flags
+        r.close()
+        flags = {n: set(table[n.lower()]["flags"]) for n in names if n.lower() in table}
+        assert set(flags) == names - {"CLIENT"} or set(flags) == names
+        writes = sorted(n for n, f in flags.items() if "write" in f)
+        assert writes == [], f"write commands sent: {writes}"
+
+
+def test_exporter_module_is_headless_and_never_loads_the_action_layer():
+    code = ("import sys, json\nimport console.metrics_exporter\n"
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich') "
+            "or m in ('console.actions', 'console.cli_actions', 'console.requeue_planning'))))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == []
+
+
+@pytest.mark.timeout(120)
+def test_cli_textfile_mode_and_bad_listen(redis_url, prefix, tmp_path):
+    """The real command: --textfile is rewritten after polls (complete files only); SIGTERM stops it
+    with exit 0; a bad --listen is a usage error (exit 2)."""
+    bad = subprocess.run([sys.executable, "-m", "console", "metrics", "--url", redis_url, "--listen", "nohost"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "HOST:PORT" in bad.stderr
+    r = redis.Redis.from_url(redis_url)
+    r.hset(f"{prefix}:tf:meta", mapping={"version": "bullmq:6.7.0"})
+    r.lpush(f"{prefix}:tf:wait", "1", "2", "3")
+    r.close()
+    out = tmp_path / "queue_console.prom"
+    down = f"redis://:pw-SECRET-1@127.0.0.1:{free_port(REDIS_PORTS)}/0"  # nothing listens there
+    proc = subprocess.Popen([sys.executable, "-m", "console", "metrics", "--url", redis_url, "--url", down,
+                             "--prefix", prefix, "--textfile", str(out), "--interval", "0.5"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        body = wait_until("the textfile", lambda: out.exists() and "queue_console_jobs{" in (t := out.read_text()) and t, 60)
+        assert value_text(body, "queue_console_jobs", queue="tf", state="waiting") == 3
+        assert value_text(body, "queue_console_up", connection=redact(down)) == 0
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "writing" in err and "read-only" in err
+    assert f"{redact(down)} down: " in err  # the reason is logged, the password is not
+    assert "pw-SECRET-1" not in err and "pw-SECRET-1" not in body
+
+
+def value_text(text: str, name: str, **labels) -> float | None:
+    found = [s.value for s in samples(text, openmetrics=False)
+             if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())]
+    return found[0] if len(found) == 1 else None
+
+
+def exported_metric_names() -> set[str]:
+    """Every sample name the exporter can emit (families' names; counters with _total)."""
+    out = set()
+    for fam in build_metrics([]):
+        out.add(fam.name + "_total" if fam.type == "counter" else fam.name)
+    return out
+
+
+def test_rules_file_is_valid_and_uses_exported_metrics():
+    promtool = require_tool("promtool")
+    proc = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "SUCCESS" in proc.stdout
+    tests = ROOT / "tests" / "prometheus_rules_test.yml"
+    proc = subprocess.run([promtool, "test", "rules", str(tests)], cwd=tests.parent, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    import re
+    text = RULES.read_text()
+    used = set(re.findall(r"\bqueue_console_[a-z_]+", text))
+    assert used and used <= exported_metric_names(), used - exported_metric_names()
+    for alert in ("QueueDepthGrowing", "QueueFailureRate", "QueueOldestWaiting", "QueueNoWorkers",
+                  "QueueConsoleConnectionDown"):
+        assert f"alert: {alert}" in text
+
+
+def test_grafana_dashboard_uses_only_exported_metrics():
+    import re
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    assert len(exprs) >= 6
+    used = {m for e in exprs for m in re.findall(r"\bqueue_console_[a-z_]+", e)}
+    assert used <= exported_metric_names(), used - exported_metric_names()
+    for must in ("queue_console_jobs", "queue_console_oldest_waiting_seconds", "queue_console_workers",
+                 "queue_console_up", "queue_console_throughput_jobs_per_second", "queue_console_job_duration_seconds"):
+        assert must in used
+
+
+@contextlib.contextmanager
+def prometheus_server(targets: list[str], tmp: Path) -> Iterator[str]:
+    """Debian's prometheus on a loopback port of ours, with its own config and storage, scraping
+    ``targets`` every second; stopped afterwards. Yields its base URL."""
+    binary = require_tool("prometheus")
+    port = free_port(PROMETHEUS_PORTS)
+    config = tmp / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        "scrape_configs:\n  - job_name: queue-console\n    static_configs:\n"
+        f"      - targets: {json.dumps(targets)}\n")
+    log = open(tmp / "prometheus.log", "w")
+    proc = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'data'}",
+                             f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        def ready() -> bool:
+            assert proc.poll() is None, (tmp / "prometheus.log").read_text()[-3000:]
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(f"{base}/-/ready", timeout=2) as resp:
+                    return resp.status == 200
+            return False
+        wait_until("prometheus to be ready", ready, 60, 0.2)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        log.close()
+
+
+def prom_query(base: str, query: str) -> list[dict]:
+    url = f"{base}/api/v1/query?{urllib.parse.urlencode({'query': query})}"
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        body = json.loads(resp.read())
+    assert body["status"] == "success", body
+    return body["data"]["result"]
+
+
+@pytest.mark.timeout(240)
+def test_prometheus_scrapes_the_failed_count_bullmq_for_python_reports(redis_url, prefix, tmp_path):
+    require_tool("prometheus")
+    # a worker's CLIENT SETNAME refuses spaces, newlines and non-ASCII, so the worker-served queue
+    # holds quotes and a backslash; the other hostile queue gets its failed entries written raw
+    evil = 'pay"\\me'
+    raw_evil = "nl\nesc\x1b[2J\u202e"
+    counts: dict[str, int] = {}
+
+    async def build() -> None:
+        from bullmq import Queue
+
+        for name, ok, bad in (("pay", 2, 5), (evil, 1, 3)):
+            queue, worker = await _fail_and_complete(redis_url, prefix, name, ok=ok, bad=bad)
+            await worker.close()
+            counts[name] = (await queue.getJobCounts("failed"))["failed"]  # the library's own count
+            await queue.close()
+        queue = Queue(raw_evil, {"connection": redis_url, "prefix": prefix})
+        for i in range(4):
+            await queue.add("x", {"i": i})
+        r = redis.Redis.from_url(redis_url)
+        r.zadd(f"{prefix}:{raw_evil}:failed", {"1": 1, "2": 2})
+        r.close()
+        counts[raw_evil] = (await queue.getJobCounts("failed"))["failed"]
+        await queue.close()
+    run_async(build())
+    assert counts == {"pay": 5, evil: 3, raw_evil: 2}
+    with running_exporter([redis_url], [prefix], interval=0.5) as url, \
+            prometheus_server([urllib.parse.urlsplit(url).netloc], tmp_path) as prom:
+        selector = f'queue_console_jobs{{namespace="{prefix}",state="failed"}}'
+
+        def both_series():
+            result = prom_query(prom, selector)
+            return result if len(result) == 3 else None
+        result = wait_until("Prometheus to hold the three failed series", both_series, 90, 0.5)
+        got = {r["metric"]["queue"]: float(r["value"][1]) for r in result}
+        assert got == {label_text(name): count for name, count in counts.items()}
+        assert label_text(evil) == evil and label_text(raw_evil) == "nl\nesc\\x1b[2J\\u202e"
+        one = prom_query(prom, f'queue_console_jobs{{namespace="{prefix}",queue="pay",state="failed"}}')
+        assert [float(r["value"][1]) for r in one] == [counts["pay"]]
+        # Prometheus's own view of the scrape: healthy (a malformed exposition would make it 0)
+        assert [float(r["value"][1]) for r in prom_query(prom, 'up{job="queue-console"}')] == [1.0]
+        assert [float(r["value"][1]) for r in prom_query(prom, "queue_console_up")] == [1.0]
+        # every dashboard query is valid PromQL for this Prometheus and finds data for our queues
+        dashboard = json.loads(DASHBOARD.read_text())
+        for panel in dashboard["panels"]:
+            for target in panel["targets"]:
+                expr = target["expr"].replace("$connection", ".*").replace("$queue", "pay")
+                result = prom_query(prom, expr)  # asserts status "success"
+                if panel["title"] in ("Waiting jobs", "Failed jobs kept", "Workers", "Oldest waiting job",
+                                      "Connections up", "Processing time (p50, p95)"):
+                    assert result, f"panel {panel['title']!r}: no data for {expr}"
+
+
+@pytest.mark.timeout(120)
+def test_runs_as_a_read_only_acl_user_and_leaves_workers_out_without_client_list():
+    """On a private server, a Redis ACL user with read commands only (plus TIME and CLIENT SETNAME,
+    no CLIENT LIST): every poll succeeds (no write is ever attempted), counts are there, and
+    queue_console_workers is absent (unknown), not 0."""
+    with private_redis() as server:
+        port = server.port
+        r = server.client()
+        r.hset("aq:a:meta", mapping={"version": "bullmq:6.7.0"})
+        r.lpush("aq:a:wait", "1", "2")
+        r.hset("aq:a:1", mapping={"name": "j", "timestamp": str(int(time.time() * 1000) - 5000), "data": "{}"})
+        r.execute_command("ACL", "SETUSER", "mon", "on", ">monpw", "~*", "&*",
+                          "+@read", "+@connection", "-client", "+client|setname", "+time")
+        r.close()
+        url = f"redis://mon:monpw@127.0.0.1:{port}/0"
+        with running_exporter([url], ["aq"], interval=0.3) as metrics:
+            text = scrape_after_polls(metrics, 3)
+    assert value(text, "queue_console_up", connection=redact(url)) == 1
+    assert value(text, "queue_console_jobs", queue="a", state="waiting") == 2
+    assert value(text, "queue_console_oldest_waiting_seconds", queue="a") >= 5
+    assert not [s for s in samples(text) if s.name == "queue_console_workers"]
+
+
+@pytest.mark.interop
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("lib", ["v6", "v5"])
+def test_workers_equal_bullmq_for_node_get_workers_count(redis_url, prefix, lib):
+    """Live BullMQ for Node workers (one unnamed, one named): queue_console_workers equals Node's
+    own getWorkersCount(), which reads the base64 client names."""
+    from tests.interop.node_env import INTEROP_DIR, NodeFixture, require_node
+
+    env = require_node()
+    fixture = NodeFixture(env, redis_url, prefix, "nodeq", lib)
+    fixture.args = [env.node, str(INTEROP_DIR / "workers.js"), redis_url, prefix, "nodeq", lib]
+    try:
+        report = fixture.start(60)
+        assert report["workers"] == 2, report
+        with running_exporter([redis_url], [prefix]) as url:
+            text = scrape_after_polls(url, 1)
+        assert value(text, "queue_console_workers", queue="nodeq", namespace=prefix) == report["workers"]
+    finally:
+        fixture.stop()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("major", ["v10", "v12"])
+def test_pgboss_oldest_waiting_and_counts(postgres_url, major):
+    """pg-boss (schemas made by the real pg-boss DDL): the oldest ready job's age comes from the
+    counts statement; a delayed job does not count; no workers series (pg-boss does not know)."""
+    from tests import pgboss_helpers as h
+
+    schema = h.new_schema(f"m{major}")
+
+    async def build() -> None:
+        await h.install(postgres_url, major, schema)
+        async with h.admin(postgres_url) as conn:
+            await h.create_queue(conn, schema, "pq")
+            await h.create_queue(conn, schema, "calm")
+            await h.add_job(conn, schema, "pq", "created", start_after_s=-120, created_s=-120)
+            await h.add_job(conn, schema, "pq", "created", start_after_s=-30, created_s=-30)
+            await h.add_job(conn, schema, "pq", "retry", start_after_s=-10, retry_count=1, started_s=-60)
+            await h.add_job(conn, schema, "pq", "created", start_after_s=3600)  # delayed
+            await h.add_job(conn, schema, "calm", "created", start_after_s=3600)  # delayed only
+    run_async(build())
+    try:
+        with running_exporter([postgres_url], []) as url:
+            text = scrape_after_polls(url, 1)
+    finally:
+        run_async(h.drop(postgres_url, schema))
+    q = {"backend": "pgboss", "namespace": schema}
+    assert value(text, "queue_console_jobs", queue="pq", state="waiting", **q) == 3
+    assert value(text, "queue_console_jobs", queue="pq", state="delayed", **q) == 1
+    age = value(text, "queue_console_oldest_waiting_seconds", queue="pq", **q)
+    assert 120 <= age < 180
+    assert value(text, "queue_console_oldest_waiting_seconds", queue="calm", **q) == 0
+    assert not [s for s in samples(text) if s.name == "queue_console_workers" and s.labels["namespace"] == schema]

@@ -10,6 +10,8 @@
  *   add     {n}                         queue.add n jobs
  *   pause / resume                      queue.pause() / queue.resume()
  *   states  {ids}                       queue.getJobState(id) for each id
+ *   ratelimit {ms, max?}                (setGlobalRateLimit(max, ms) and) queue.rateLimit(ms)
+ *   ttl                                 queue.getRateLimitTtl()
  *   work    {ids}                       a real Worker completes jobs until every id is completed
  *   close                               close this queue
  * "v4" is the `bullmq4` alias (4.18.3), "v5" `bullmq5` (5.81.5), "v6" `bullmq` (6.7.0).
@@ -121,6 +123,12 @@ const OPS = {
     }
     return { handled };
   },
+  async ratelimit(req, q) {
+    if (req.max) await q.setGlobalRateLimit(req.max, req.ms);
+    await q.rateLimit(req.ms);
+    return {};
+  },
+  async ttl(req, q) { return { ttl: await q.getRateLimitTtl() }; },
   async close(req, q) {
     await q.close();
     queues.delete(JSON.stringify([req.lib, req.url, req.prefix, req.queue]));
