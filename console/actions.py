@@ -150,6 +150,22 @@ class Report:
         }
 
 
+def totals(previews: list[Preview]) -> dict[str, int]:
+    """Jobs selected, and what a run would do with them: now, later (paced or scheduled by the
+    policy), refused by the policy -- the one count behind dry runs and confirmations."""
+    out = {"selected": 0, "now": 0, "later": 0, "refused": 0}
+    for p in previews:
+        out["selected"] += p.count
+        if p.plan is None:
+            out["now"] += p.count
+        else:
+            s = p.plan.summary
+            out["now"] += s.now
+            out["later"] += s.later
+            out["refused"] += s.refused
+    return out
+
+
 Progress = Callable[[int, int], None]  # (done so far, total)
 
 

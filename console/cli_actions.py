@@ -12,6 +12,7 @@ from typing import Any, Callable
 from backends.contract import QueueRef, call_with_timeout
 from console import formatting as fmt
 from console.actions import Actions, Preview, Refused, Report, Selection, parse_duration, store_key
+from console.actions import totals as plan_totals  # the name `totals` is a local below
 from console.connections import Session
 from console.safe_text import one_line
 from console.triage import group_jobs
@@ -213,21 +214,6 @@ def _print_preview(p: Preview) -> None:
         print(f"  note: {w}", file=sys.stderr)
 
 
-def _totals(previews: list[Preview]) -> dict[str, int]:
-    """Selected jobs, and what the run would do with them: now, later (paced or scheduled), refused."""
-    out = {"selected": 0, "now": 0, "later": 0, "refused": 0}
-    for p in previews:
-        out["selected"] += p.count
-        if p.plan is None:
-            out["now"] += p.count
-        else:
-            s = p.plan.summary
-            out["now"] += s.now
-            out["later"] += s.later
-            out["refused"] += s.refused
-    return out
-
-
 def _totals_text(action: str, t: dict[str, int]) -> str:
     verb = {"retry": "retried", "purge": "purged"}.get(action, action)
     text = f"{action} of {t['selected']} selected jobs: {t['now']} would be {verb} now"
@@ -279,7 +265,7 @@ async def _dlq_mutate(args, session: Session, actions: Actions) -> int:
         sel = Selection(queue=q, state="failed", job_ids=ids, older_than_ms=older)
         previews.append(await actions.preview(action, sel, reset_attempts=getattr(args, "reset_attempts", False)))
     previews = [p for p in previews if p.count or not (p.selection.is_all or p.from_all)]
-    totals = _totals(previews)
+    totals = plan_totals(previews)
     total = totals["now"] + totals["later"]
     if args.dry_run:
         if args.json:

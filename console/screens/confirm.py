@@ -8,7 +8,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from console import formatting as fmt
-from console.actions import Preview
+from console.actions import Preview, totals
 from console.safe_text import one_line
 
 
@@ -30,13 +30,8 @@ def preview_text(preview: Preview) -> Text:
 def confirm_title(action: str, previews: list[Preview]) -> str:
     """`` retry 23 jobs (13 more refused by the policy) in 2 queues? ``: the jobs that would change,
     never the refused ones counted among them."""
-    now = later = refused = 0
-    for p in previews:
-        if p.plan is None:
-            now += p.count
-        else:
-            summary = p.plan.summary
-            now, later, refused = now + summary.now, later + summary.later, refused + summary.refused
+    t = totals(previews)
+    now, later, refused = t["now"], t["later"], t["refused"]
     text = f" {action} {now + later} jobs"
     if later:
         text += f" ({later} of them later)"
