@@ -462,8 +462,8 @@ class Actions:
             ids = [d.job_id for d in pending]
             report.in_flight = len(ids)
             try:
-                outcomes = await self._call(reader.retry_jobs(sel.queue, ids, sel.state, preview.reset_attempts),
-                                            "retry batch")
+                outcomes = await self._call(reader.retry_jobs(sel.queue, ids, sel.state, preview.reset_attempts,
+                                                              **_timeout_kw(pending[0])), "retry batch")
             except (ConnectError, BackendTimeout):
                 report.in_flight = 0
                 await self._recount_planned(reader, sel.queue, sel.state, list(pending), report, store)
@@ -487,7 +487,7 @@ class Actions:
             now_ms = await self._server_now(reader)
             run_at = now_ms + max((d.delay_ms or 0) - int((time.monotonic() - start_wall) * 1000), 0)
             outcomes = await self._call(reader.retry_jobs(sel.queue, [d.job_id], sel.state, preview.reset_attempts,
-                                                          run_at_ms=run_at), "scheduled retry")
+                                                          run_at_ms=run_at, **_timeout_kw(d)), "scheduled retry")
             executed = rp.to_datetime(now_ms)
             if outcomes and outcomes[0].ok:
                 await self._call(rp.append_ledger(store, [LedgerEntry.make(
@@ -514,6 +514,8 @@ class Actions:
                 if await _sleep_or_cancel(wait_s, cancel):
                     report.cancelled = True
                     return
+            if pending and d.job_timeout_s != pending[0].job_timeout_s:
+                await flush()  # one batch, one timeout
             pending.append(d)
             if len(pending) >= BATCH:
                 await flush()
@@ -680,3 +682,9 @@ def parse_duration(text: str) -> int:
     if value < 0:
         raise ValueError(f"bad duration {text!r}: must not be negative")
     return int(value * 1000)
+
+
+def _timeout_kw(decision) -> dict[str, Any]:
+    """The policy's job timeout for a retry, passed only when planned (only stores whose
+    capabilities say ``job_timeout`` get one planned)."""
+    return {"job_timeout_s": decision.job_timeout_s} if decision.job_timeout_s is not None else {}
