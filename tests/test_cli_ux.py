@@ -196,6 +196,16 @@ async def test_pause_and_resume_dry_run_say_what_would_happen_and_change_nothing
 
 
 # ------------------------------------------------------------------------------ time and units
+def test_report_and_preview_wording(capsys, redis_url, prefix, sync_redis):
+    """'1 batch', '1 failed job', and the age of --older-than in the one duration format."""
+    write_fixed_queue(sync_redis, prefix, "one", failed=1, completed=0, waiting=0, delayed=0)
+    flags = ["--url", redis_url, "--prefix", prefix]
+    code, out, err = run(capsys, "dlq", "purge", "one", "--all", "--older-than", "90s", "--dry-run", *flags)
+    assert code == 0 and "purge all 1 failed job older than 1m 30s of bullmq:one" in out, (out, err)
+    code, out, err = run(capsys, "dlq", "retry", "one", "--all", "--yes", *flags)
+    assert code == 0 and "bullmq:one: retry: 1 of 1, done; 1 batch\n" in out, (out, err)
+
+
 def test_duration_and_plural_formats():
     assert [fmt.duration_ms(v) for v in (0, 104, 4200, 44_000, 104_600, 120_000, 7_500_000, 90_061_000)] == [
         "0 ms", "104 ms", "4.2s", "44s", "1m 45s", "2m", "2h 5m", "1d 1h"]
