@@ -36,14 +36,14 @@ _UNITS = ((86400, "d"), (3600, "h"), (60, "m"), (1, "s"))
 
 
 def duration_ms(ms: float | None) -> str:
-    """The one duration format: ``104 ms``, ``4.2s``, ``44s``, ``1m 44s``, ``2h 5m``, ``3d 4h`` (two units at
+    """The one duration format: ``104ms``, ``4.2s``, ``44s``, ``1m 44s``, ``2h 5m``, ``3d 4h`` (two units at
     most: the smaller one truncated)."""
     if ms is None:
         return "-"
     if ms < 0:
         return "-" + duration_ms(-ms)
     if ms < 1000:
-        return f"{ms:.0f} ms"
+        return f"{ms:.0f}ms"
     if ms < 9_950:
         return f"{ms / 1000:.1f}s"
     total = int((ms + 500) // 1000)  # whole seconds

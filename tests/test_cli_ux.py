@@ -208,7 +208,7 @@ def test_report_and_preview_wording(capsys, redis_url, prefix, sync_redis):
 
 def test_duration_and_plural_formats():
     assert [fmt.duration_ms(v) for v in (0, 104, 4200, 44_000, 104_600, 120_000, 7_500_000, 90_061_000)] == [
-        "0 ms", "104 ms", "4.2s", "44s", "1m 45s", "2m", "2h 5m", "1d 1h"]
+        "0ms", "104ms", "4.2s", "44s", "1m 45s", "2m", "2h 5m", "1d 1h"]
     assert fmt.duration(104.6) == "1m 45s" and fmt.duration(None) == "-"
     assert [fmt.plural(n, "queue") for n in (0, 1, 2)] == ["0 queues", "1 queue", "2 queues"]
     assert [fmt.plural(n, "batch") for n in (1, 3)] == ["1 batch", "3 batches"]
