@@ -156,7 +156,7 @@ def _closed_pipe() -> NoReturn:
     try:  # whatever is still buffered goes nowhere instead of failing again at exit
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):  # no file descriptor (a wrapped or captured stream)
         pass
     raise SystemExit(EXIT_CLOSED_PIPE)
 
@@ -286,7 +286,7 @@ async def _jobs(session: Session, args: argparse.Namespace) -> int:
             "jobs": [j.model_dump() for j in page.jobs],
         })
         return EXIT_OK
-    print(f"{page.state} jobs of {one_line(queue.name, 60)} ({queue.backend}): {len(page.jobs)} of {fmt.count(page.total)}")
+    print(f"{page.state} jobs of {one_line(queue.name, 60)} ({queue.backend}): {fmt.count(len(page.jobs))} of {fmt.count(page.total)}")
     for j in page.jobs:
         when = j.finished_ms or j.processed_ms or j.created_ms
         reason = f"  {one_line(j.failed_reason.text, 80)}" if j.failed_reason else ""
