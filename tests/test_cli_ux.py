@@ -195,6 +195,44 @@ async def test_pause_and_resume_dry_run_say_what_would_happen_and_change_nothing
     assert snapshot(sync) == before
 
 
+async def test_pause_dry_run_on_pgboss_installs_no_hold_and_changes_no_row(postgres_url, capsys, monkeypatch):
+    """pg-boss 12: the dry run names the queue it would hold, with the notes on how; no trigger, no
+    row, no console schema is written (every relation, trigger and row of the database compared)."""
+    from tests import pgboss_helpers as h
+
+    schema = h.new_schema("v12")
+    store = f"qcs_{schema[-8:]}"
+    monkeypatch.setenv("QUEUE_CONSOLE_STORE_SCHEMA", store)
+    await h.install(postgres_url, "v12", schema)
+
+    async def state():
+        async with h.admin(postgres_url) as conn:
+            rels = await conn.fetch("SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n "
+                                    "ON n.oid = c.relnamespace WHERE n.nspname IN ($1, $2) ORDER BY 1, 2", schema, store)
+            triggers = await conn.fetch("SELECT tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN "
+                                        "pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 ORDER BY 1",
+                                        schema)
+            jobs = await conn.fetch(f'SELECT id, state::text, start_after FROM "{schema}".job ORDER BY id')
+            return [tuple(r) for r in rels], [tuple(r) for r in triggers], [tuple(r) for r in jobs]
+
+    try:
+        async with h.admin(postgres_url) as conn:
+            await h.create_queue(conn, schema, "work")
+            await h.add_job(conn, schema, "work")
+        before = await state()
+        flags = ["--url", postgres_url, "--schema", schema]
+        code, out, err = await asyncio.to_thread(run, capsys, "pause", "work", "--dry-run", *flags)
+        assert code == 0, err
+        assert re.search(r"would pause \(1\):\n  pgboss:work at ", out), out
+        assert out.rstrip().endswith("dry run: pause of 1 queue; nothing changed"), out
+        code, out, err = await asyncio.to_thread(run, capsys, "resume", "work", "--dry-run", *flags)
+        assert code == 0 and "not paused, nothing to resume (1):\n  pgboss:work at " in out, (out, err)
+        assert await state() == before
+    finally:
+        await h.drop(postgres_url, schema)
+        await h.drop(postgres_url, store)
+
+
 # ------------------------------------------------------------------------------ time and units
 def test_report_and_preview_wording(capsys, redis_url, prefix, sync_redis):
     """'1 batch', '1 failed job', and the age of --older-than in the one duration format."""
