@@ -166,6 +166,9 @@ def _config_command(args: argparse.Namespace) -> int:
         print(config_path())
         return EXIT_OK
     path = config_path() if args.file is None else Path(args.file).expanduser()
+    if args.file is None and "QUEUE_CONSOLE_CONFIG" not in os.environ and not path.exists():
+        print(f"{path}: ok (no such file: the defaults apply)")  # as load() reads it
+        return EXIT_OK
     check_file(path)  # ConfigError: exit 2 naming the file, key and value
     print(f"{path}: ok")
     return EXIT_OK

@@ -344,3 +344,10 @@ def test_config_check_ok_or_errors_naming_file_key_and_value(capsys, monkeypatch
     monkeypatch.setenv("QUEUE_CONSOLE_CONFIG", str(bad))
     code, out, err = run(capsys, "config", "check")
     assert code == 2 and "not valid TOML" in err
+    # no file where the console would look: what load() does, the defaults
+    monkeypatch.delenv("QUEUE_CONSOLE_CONFIG")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "nothing"))
+    code, out, err = run(capsys, "config", "check")
+    assert code == 0 and out.endswith("config.toml: ok (no such file: the defaults apply)\n"), (out, err)
+    code, out, err = run(capsys, "config", "check", str(tmp_path / "missing.toml"))
+    assert code == 2 and "does not exist" in err
