@@ -325,7 +325,7 @@ async def _dlq_mutate(args, session: Session, actions: Actions) -> int:
     if failed:
         return 4
     if any(r.refused for r in reports):
-        print(f"the policy refused {sum(r.refused for r in reports)} jobs (see the plan above; --force "
+        print(f"the policy refused {fmt.plural(sum(r.refused for r in reports), 'job')} (see the plan above; --force "
               "overrides permanent/too-old, --force fatal also fatal)", file=sys.stderr)
         return 4
     return 0
