@@ -270,8 +270,8 @@ async def test_purge_by_ids_and_older_than_in_batches(world, monkeypatch):
 
 async def test_bulk_run_reads_the_layout_once_and_sends_one_statement_per_batch(world, monkeypatch):
     """A bulk retry/purge run reads the schema layout once (not per batch) and each batch is ONE
-    statement on the job table: pick the next ids FOR UPDATE, change them, in the same statement (no
-    BEGIN/COMMIT, no separate SELECT)."""
+    statement on the job table: pick the next ids, change them, in the same statement (no
+    BEGIN/COMMIT, no separate SELECT); the selection is counted once, at the start of the run."""
     import console.actions as actions_module
 
     monkeypatch.setattr(actions_module, "BULK_BATCH", 10)
@@ -289,44 +289,13 @@ async def test_bulk_run_reads_the_layout_once_and_sends_one_statement_per_batch(
         assert report.complete and report.done == 45 and report.batches == 5
         assert sum("information_schema.columns" in t for t in texts) == 1, "layout read per batch"
         on_jobs = [t for t in texts if job in t]
-        assert len(on_jobs) == 5 and all(t.startswith("WITH c AS (SELECT id FROM") for t in on_jobs)
+        counts = [t for t in on_jobs if t.startswith("SELECT count(*)")]
+        batches = [t for t in on_jobs if t not in counts]
+        assert len(counts) == 1, "the selection is counted once per run"
+        assert len(batches) == 5 and all(t.startswith("WITH c AS (SELECT id FROM") for t in batches)
         assert not any(t.upper().startswith(("BEGIN", "COMMIT")) for t in texts if job in t)
         rows = await w.rows(ids)
         assert ({r["state"] for r in rows.values()} == {"retry"} and len(rows) == 45) if action == "retry" else rows == {}
-
-
-async def test_bulk_selection_count_follows_the_runs_batches_and_is_real_after_a_failed_batch(world):
-    """count_finished_before (asked before every batch) is the server's count minus what this
-    reader's batches changed since; never below the truth; a failed batch makes the next one real."""
-    from backends.errors import BackendError as _BackendError
-    from backends.pgboss import mutations
-
-    w = world
-    ids = await w.make_failed(30)
-    reader = await w.reader()
-    snap = await reader.server_time_ms()
-    assert await reader.count_finished_before(w.ref(), "failed", snap) == 30
-    out = await reader.retry_batch(w.ref(), "failed", snap, 10)
-    assert out.done == 10 and await reader.count_finished_before(w.ref(), "failed", snap) == 20
-    async with h.admin(w.url) as conn:  # another client takes 5 out of the selection
-        await conn.execute(f"DELETE FROM {quote_ident(w.schema)}.job WHERE id = ANY($1::uuid[]) AND state = 'failed'",
-                           sorted(ids, key=uuid.UUID)[-5:])
-    assert await reader.count_finished_before(w.ref(), "failed", snap) == 20  # >= the truth (15)
-    class LostReply:  # the batch's connection fails before its reply arrives
-        async def fetchrow(self, *a, **kw):
-            raise _BackendError("reply lost")
-
-    async def lost_pool():
-        return LostReply()
-
-    reader._wpool = lost_pool
-    try:
-        with pytest.raises(_BackendError):
-            await reader.retry_batch(w.ref(), "failed", snap, 10)
-    finally:
-        del reader._wpool
-    assert await reader.count_finished_before(w.ref(), "failed", snap) == 15  # counted on the server
-    assert mutations.SELECTION_RECOUNT_S > 0
 
 
 async def test_bulk_purge_of_completed_leaves_the_cached_retained_count_as_pg_boss_does(world, monkeypatch):

@@ -42,9 +42,6 @@ MAX_BATCH = 500
 #: pg-boss's own chunk in the comparison; measured on a 2.4M-row 12.38 table (docs/performance.md)
 #: a batch of 500 spent a commit (~4 ms fsync) per 500 rows where pg-boss spends one per 1,000
 BULK_BATCH = 1000
-#: the bulk selection's count is counted on the server at least this often during a run (see
-#: count_finished_before)
-SELECTION_RECOUNT_S = 10.0
 #: far-future start_after of a parked job; finite on purpose (node-pg turns 'infinity' into a non-Date)
 SENTINEL = dt.datetime(2999, 1, 1, tzinfo=dt.timezone.utc)
 #: a statuses() refresh re-parks paused queues at most this often (per reader)
@@ -229,35 +226,20 @@ class PgBossMutations:
         return int(row["ms"])
 
     async def count_finished_before(self, queue: QueueRef, state: str, before_ms: int) -> int:
-        """Jobs of ``state`` finished at or before the snapshot: the bulk selection. The action layer
-        asks before every batch; counting it on the server costs a visit to every remaining row
-        (100,000 failed jobs: ~100 ms a count, 100 counts per run, 3x the run itself), so within
-        SELECTION_RECOUNT_S of a server count the answer is that count minus what this reader's own
-        bulk batches changed since. The selection only shrinks (its jobs finished before the
-        snapshot), so that is never below the truth; a batch that fails (its reply lost, say) drops
-        the figure, so the recount after it is a real count."""
+        """Jobs of ``state`` finished at or before the snapshot (the bulk selection), counted on the
+        server. The action layer asks once per run, and again only after a batch whose reply was lost."""
         native = FINISHED.get(state)
         if native is None:
             raise BackendError(f"{state!r} is not a finished state (failed, completed or cancelled)")
         layout = await self._layout(queue.namespace)  # type: ignore[attr-defined]
         if not layout.known:
             raise Unsupported(layout.read_only_reason or "unknown pg-boss schema")
-        key = (queue.namespace, queue.name, native, before_ms)
-        known = self._selection_counts().get(key)
-        if known is not None and time.monotonic() - known[1] < SELECTION_RECOUNT_S:
-            return known[0]
         c = layout.col
         async with pg_errors(self.url):  # type: ignore[attr-defined]
             row = await self.pool.fetchrow(  # type: ignore[attr-defined]
                 f"SELECT count(*) AS n FROM {layout.job} WHERE name = $1 AND state = '{native}' "
                 f"AND {c('completed_on')} <= $2", queue.name, _at(before_ms))
-        self._selection_counts()[key] = (int(row["n"]), time.monotonic())
         return int(row["n"])
-
-    def _selection_counts(self) -> dict:
-        """(schema, queue, state, snapshot) -> (jobs left in the bulk selection, when last counted on
-        the server). A bulk run's batches take what they changed off it (see count_finished_before)."""
-        return self._state().setdefault("selection_counts", {})
 
     async def _classify(self, conn, layout: Layout, name: str, ids: list[uuid.UUID], done: set[str],
                         bad: list[str], why: str = "not-in-state") -> list[tuple[str, str]]:
@@ -413,8 +395,6 @@ class PgBossMutations:
                                        parking=action == "retry" and await self._parked_queue(layout, queue.name))
         layout = run.layout
         count = max(1, min(int(count), BULK_BATCH))
-        counts = self._selection_counts()
-        ckey = (queue.namespace, queue.name, native, before_ms)
         pool = await self._wpool()
         try:
             async with pg_errors(self.url):  # type: ignore[attr-defined]
@@ -425,20 +405,10 @@ class PgBossMutations:
             async def run_ids(conn):
                 return await self._candidates(conn, layout, queue, native, before_ms, run.after, count)
 
-            try:
-                ids = await self._tx(run_ids)
-                stmt = self._retry_sql(layout, False)
-                outs = await self._by_ids(queue, [str(i) for i in ids], stmt, "retried", layout=layout)
-            except BaseException:
-                counts.pop(ckey, None)
-                raise
+            ids = await self._tx(run_ids)
+            stmt = self._retry_sql(layout, False)
+            outs = await self._by_ids(queue, [str(i) for i in ids], stmt, "retried", layout=layout)
             last, n, done = (max(ids) if ids else None), len(ids), [o.job_id for o in outs if o.ok]
-        except BaseException:
-            counts.pop(ckey, None)  # the batch may or may not have run: the next count is a real one
-            raise
-        known = counts.get(ckey)
-        if known is not None:
-            counts[ckey] = (max(known[0] - len(done), 0), known[1])
         if last is not None:
             run.after = last
         more = n == count
@@ -446,7 +416,6 @@ class PgBossMutations:
             await self._repark_if_paused(layout, queue.name)
         if not more:
             runs.pop(key, None)
-            counts.pop(ckey, None)
         return BatchOutcome(done=len(done), more=more, ids=done)
 
     async def _parked_queue(self, layout: Layout, name: str) -> bool:
