@@ -1,7 +1,8 @@
 """Read side of BullMQ (and legacy Bull) queues in Redis, exactly per shared/formats/bullmq.md.
 
-Never writes: no scripts that write, no ``meta.version``. Counts use pipelined LLEN/ZCARD (what
-``getCounts-1.lua`` does, minus its RPOP of pre-v5 markers, which we subtract instead).
+Never writes: no scripts that write, no ``meta.version``. Counts run a read-only script per queue
+(backends.bullmq.counts: what ``getCounts-1.lua`` does, minus its RPOP of pre-v5 markers, which
+it subtracts instead).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import redis.asyncio as aioredis
 
 from backends.blob import ROW_LIMIT, to_blob, to_int, to_str
 from backends.bullmq import discovery
+from backends.bullmq.counts import QueueCounter
 from backends.bullmq.cursor import ListCursor, ZsetCursor, decode_cursor, encode_cursor
 from backends.bullmq.keys import QueueKeys
 from backends.bullmq.mutations import BullMQMutations
@@ -117,6 +119,7 @@ class BullMQReader(BullMQMutations, Reader):
         self.discovery_budget_s = discovery_budget_s
         self._versions: dict[tuple, str | None] = {}
         self._tp = _ThroughputState()
+        self._counter = QueueCounter(client)
 
     def retry_notes(self, queue: QueueRef, bulk: bool, reset_attempts: bool) -> list[str]:
         notes = []
@@ -152,39 +155,19 @@ class BullMQReader(BullMQMutations, Reader):
 
     # ------------------------------------------------------------------ counts
     async def statuses(self, queues: list[QueueRef]) -> list[QueueStatus]:
-        """One pipelined round trip for every queue (plus the server clock)."""
+        """One pipelined round trip for every queue (plus the server clock): each queue is counted
+        inside Redis by a short read-only script (backends.bullmq.counts), one reply per queue."""
         if not queues:
             return []
-        pipe = self.client.pipeline(transaction=False)
-        pipe.time()
-        for q in queues:
-            k = QueueKeys(q.namespace, q.name)
-            pipe.llen(k("wait"))
-            pipe.lindex(k("wait"), -1)
-            pipe.llen(k("paused"))
-            pipe.lindex(k("paused"), -1)
-            pipe.llen(k("active"))
-            for suffix in ("prioritized", "delayed", "completed", "failed", "waiting-children"):
-                pipe.zcard(k(suffix))
-            pipe.hmget(k("meta"), "paused", "version", "concurrency", "max", "duration")
-            pipe.exists(k("meta-paused"))
         async with redis_errors(self.url):
-            replies = await pipe.execute()
-        secs, micros = replies[0]
-        now_ms = int(secs) * 1000 + int(micros) // 1000
+            now_ms, raws = await self._counter.count([QueueKeys(q.namespace, q.name) for q in queues])
         out = []
-        width = 12
-        for i, q in enumerate(queues):
-            r = replies[1 + i * width: 1 + (i + 1) * width]
-            wait, wait_tail, paused_list, paused_tail, active = r[0], r[1], r[2], r[3], r[4]
-            prioritized, delayed, completed, failed, waiting_children = r[5:10]
-            meta_paused, version, concurrency, rate_max, rate_duration = r[10]
-            legacy_paused_flag = r[11]
-            # pre-v5 delayed markers "0:<ts>" at the tail of wait/paused are not jobs
-            if wait_tail is not None and wait_tail.startswith(b"0:"):
-                wait = max(wait - 1, 0)
-            if paused_tail is not None and paused_tail.startswith(b"0:"):
-                paused_list = max(paused_list - 1, 0)
+        for q, raw in zip(queues, raws):
+            wait, paused_list, active = raw.wait, raw.paused_list, raw.active
+            prioritized, delayed, completed, failed, waiting_children = (
+                raw.prioritized, raw.delayed, raw.completed, raw.failed, raw.waiting_children)
+            meta_paused, version, concurrency, rate_max, rate_duration = raw.meta
+            legacy_paused_flag = raw.meta_paused_key
             if q.backend == "bull":
                 native = {"active": active, "completed": completed, "delayed": delayed, "failed": failed,
                           "waiting": wait, "paused": paused_list}
