@@ -253,6 +253,11 @@ class Reader(abc.ABC):
     async def discover(self) -> Discovery:
         """Find the queues of this system on the connection (bounded in time)."""
 
+    async def lookup(self, names: list[str]) -> list[QueueRef] | None:
+        """The queues with one of these names, found without looking through the whole server
+        (a few direct reads), or None when this reader can only find queues by ``discover``."""
+        return None
+
     @abc.abstractmethod
     async def statuses(self, queues: list[QueueRef]) -> list[QueueStatus]:
         """Counts of every given queue in one round trip."""

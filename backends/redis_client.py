@@ -76,7 +76,7 @@ async def send_packed(client: aioredis.Redis, packed: bytes, replies: int) -> li
     timeout, a dropped connection, a cancellation) drops the connection, whose replies would be
     out of step. The client's socket timeout bounds every read."""
     pool = client.connection_pool
-    conn = await pool.get_connection("EVALSHA")
+    conn = await pool.get_connection()
     try:
         await conn.send_packed_command(packed, check_health=False)
         out: list = []

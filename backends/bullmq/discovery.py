@@ -17,6 +17,9 @@ import redis.asyncio as aioredis
 from backends.bullmq.keys import STATE_SUFFIXES, QueueKeys, glob_escape
 
 SCAN_COUNT = 1000
+#: where BullMQ and Bull put a queue's keys unless told otherwise (a named queue is looked up here
+#: directly when no prefix is pinned)
+DEFAULT_PREFIX = "bull"
 _STATE_TYPES = {
     "wait": b"list", "paused": b"list", "active": b"list", "prioritized": b"zset", "delayed": b"zset",
     "completed": b"zset", "failed": b"zset", "waiting-children": b"zset",

@@ -153,6 +153,20 @@ class BullMQReader(BullMQMutations, Reader):
         return Discovery(queues=queues, looked_for=looked_for, complete=result.complete, note=note,
                          hint="if your queues use another key prefix, pass --prefix PREFIX")
 
+    async def lookup(self, names: list[str]) -> list[QueueRef]:
+        """Queues named ``names`` under the pinned prefixes (or BullMQ's default prefix ``bull``),
+        classified as discovery does, in one pipelined round trip: no SCAN."""
+        prefixes = self.prefixes or [discovery.DEFAULT_PREFIX]
+        candidates = [(p, n) for p in prefixes for n in dict.fromkeys(names) if n]
+        async with redis_errors(self.url):
+            found = await discovery.classify(self.client, candidates)
+        refs = []
+        for f in found:
+            ref = QueueRef(connection=self.url.redacted, backend=f.backend, namespace=f.prefix, name=f.name)
+            self._versions[ref.key] = f.version
+            refs.append(ref)
+        return refs
+
     # ------------------------------------------------------------------ counts
     async def statuses(self, queues: list[QueueRef]) -> list[QueueStatus]:
         """One pipelined round trip for every queue (plus the server clock): each queue is counted
