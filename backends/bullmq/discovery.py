@@ -9,6 +9,7 @@ Bull's shape must also have one of the state keys of the right type, so that oth
 """
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
@@ -58,46 +59,70 @@ def split_key(key: str, suffix: str, prefixes: list[str] | None) -> tuple[str, s
     return prefix, name
 
 
-async def _scan(client: aioredis.Redis, pattern: str, deadline: float, out: set[str]) -> tuple[bool, int]:
-    cursor, seen = 0, 0
-    while True:
-        if time.monotonic() > deadline:
-            return False, seen
-        cursor, keys = await client.scan(cursor=cursor, match=pattern, count=SCAN_COUNT)
-        for key in keys:
-            seen += 1
-            out.add(key.decode("utf-8", "surrogateescape"))
-        if cursor == 0:
-            return True, seen
-
-
 #: one SCAN pass matches both ``...:meta`` and ``...:id`` (and a few other keys, such as
 #: ``...:meta-paused`` or ``...:metrics:*``, that split_key then drops): the server walks the
 #: keyspace once instead of once per suffix
 BOTH_SUFFIXES = "[mi][ed]*"
 
 
-async def discover(client: aioredis.Redis, prefixes: list[str] | None, time_budget_s: float) -> ScanResult:
-    deadline = time.monotonic() + time_budget_s
+def _patterns(prefixes: list[str] | None) -> tuple[list[str], list[str]]:
+    """(what is looked for, for messages; what SCAN matches)."""
     if prefixes:
-        patterns = [f"{glob_escape(p)}:*:{suffix}" for p in prefixes for suffix in ("meta", "id")]
-        scan_patterns = [f"{glob_escape(p)}:*:{BOTH_SUFFIXES}" for p in prefixes]
-    else:
-        patterns = ["*:meta", "*:id"]
-        scan_patterns = [f"*:{BOTH_SUFFIXES}"]
-    keys: set[str] = set()
-    complete, seen = True, 0
-    for pattern in scan_patterns:
-        ok, n = await _scan(client, pattern, deadline, keys)
-        complete, seen = complete and ok, seen + n
-    candidates: set[tuple[str, str]] = set()
-    for key in keys:
-        for suffix in ("meta", "id"):
-            parts = split_key(key, suffix, prefixes)
-            if parts:
-                candidates.add(parts)
-    found = await classify(client, sorted(candidates))
-    return ScanResult(found=found, patterns=patterns, complete=complete, keys_seen=seen)
+        return ([f"{glob_escape(p)}:*:{suffix}" for p in prefixes for suffix in ("meta", "id")],
+                [f"{glob_escape(p)}:*:{BOTH_SUFFIXES}" for p in prefixes])
+    return ["*:meta", "*:id"], [f"*:{BOTH_SUFFIXES}"]
+
+
+class Scanner:
+    """A SCAN over the keyspace that can stop at a deadline and go on from there on the next call.
+
+    Candidates of the pass under way are kept with those of the last complete pass, so a queue
+    once found stays listed while the next pass walks the keyspace again; a complete pass replaces
+    them (queues deleted meanwhile drop out). ``pace`` > 0 sleeps ``pace`` times as long as each
+    SCAN call took before the next one, so that a background discovery keeps the server's share of
+    time spent on it at about 1 / (1 + pace)."""
+
+    def __init__(self, client: aioredis.Redis, prefixes: list[str] | None) -> None:
+        self.client = client
+        self.prefixes = prefixes
+        self.patterns, self._scan_patterns = _patterns(prefixes)
+        self._pattern = 0
+        self._cursor = 0
+        self._pass: set[tuple[str, str]] = set()
+        self.last_complete: set[tuple[str, str]] | None = None
+        self.keys_seen = 0
+
+    async def run(self, deadline: float, pace: float = 0.0) -> bool:
+        """Scan until the deadline or the end of this pass; True when the pass just completed."""
+        while time.monotonic() <= deadline:
+            started = time.monotonic()
+            self._cursor, keys = await self.client.scan(cursor=self._cursor, match=self._scan_patterns[self._pattern],
+                                                        count=SCAN_COUNT)
+            for raw in keys:
+                key = raw.decode("utf-8", "surrogateescape")
+                self.keys_seen += 1
+                for suffix in ("meta", "id"):
+                    parts = split_key(key, suffix, self.prefixes)
+                    if parts:
+                        self._pass.add(parts)
+            if self._cursor == 0:
+                self._pattern += 1
+                if self._pattern == len(self._scan_patterns):
+                    self.last_complete, self._pass, self._pattern = self._pass, set(), 0
+                    return True
+            if pace > 0:
+                await asyncio.sleep((time.monotonic() - started) * pace)
+        return False
+
+    def candidates(self) -> list[tuple[str, str]]:
+        return sorted(self._pass | (self.last_complete or set()))
+
+
+async def discover(client: aioredis.Redis, prefixes: list[str] | None, time_budget_s: float) -> ScanResult:
+    scanner = Scanner(client, prefixes)
+    complete = await scanner.run(time.monotonic() + time_budget_s)
+    found = await classify(client, scanner.candidates())
+    return ScanResult(found=found, patterns=scanner.patterns, complete=complete, keys_seen=scanner.keys_seen)
 
 
 async def classify(client: aioredis.Redis, candidates: list[tuple[str, str]]) -> list[Found]:

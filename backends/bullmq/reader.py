@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import time
 from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
@@ -59,6 +60,8 @@ LOG_TAIL = 200
 LIST_WINDOWS = 8
 EVENTS_READ_CAP = 2000
 LATENCY_SAMPLE = 50
+#: background discovery sleeps this many times as long as each SCAN took (~1/5 of its time on the server)
+DISCOVERY_PACE = 4.0
 
 
 @dataclass
@@ -120,6 +123,7 @@ class BullMQReader(BullMQMutations, Reader):
         self._versions: dict[tuple, str | None] = {}
         self._tp = _ThroughputState()
         self._counter = QueueCounter(client)
+        self._scanner: discovery.Scanner | None = None
 
     def retry_notes(self, queue: QueueRef, bulk: bool, reset_attempts: bool) -> list[str]:
         notes = []
@@ -140,17 +144,35 @@ class BullMQReader(BullMQMutations, Reader):
     async def discover(self) -> Discovery:
         async with redis_errors(self.url):
             result = await discovery.discover(self.client, self.prefixes, self.discovery_budget_s)
-        queues = []
-        for f in result.found:
-            ref = QueueRef(connection=self.url.redacted, backend=f.backend, namespace=f.prefix, name=f.name)
-            self._versions[ref.key] = f.version
-            queues.append(ref)
-        looked_for = [p.replace("\\", "") for p in result.patterns]
         note = None
         if not result.complete:
             note = (f"discovery stopped after {self.discovery_budget_s:g} s ({result.keys_seen} keys matched): queues "
                     "not reached yet are missing (SCAN walks the whole keyspace; the console looks again later)")
-        return Discovery(queues=queues, looked_for=looked_for, complete=result.complete, note=note,
+        return self._discovery(result.found, result.patterns, result.complete, note)
+
+    async def discover_step(self, budget_s: float) -> Discovery:
+        """Go on with a paced SCAN (discovery.Scanner, at most a fifth of the time on the server)
+        for about ``budget_s`` and return every queue found so far."""
+        if self._scanner is None:
+            self._scanner = discovery.Scanner(self.client, self.prefixes)
+        scanner = self._scanner
+        async with redis_errors(self.url):
+            just_completed = await scanner.run(time.monotonic() + budget_s, pace=DISCOVERY_PACE)
+            found = await discovery.classify(self.client, scanner.candidates())
+        complete = just_completed or scanner.last_complete is not None
+        note = None if complete else ("discovering queues in the background: the list grows until the whole "
+                                      "keyspace has been walked once")
+        return self._discovery(found, scanner.patterns, complete, note)
+
+    def _discovery(self, found: list[discovery.Found], patterns: list[str], complete: bool,
+                   note: str | None) -> Discovery:
+        queues = []
+        for f in found:
+            ref = QueueRef(connection=self.url.redacted, backend=f.backend, namespace=f.prefix, name=f.name)
+            self._versions[ref.key] = f.version
+            queues.append(ref)
+        looked_for = [p.replace("\\", "") for p in patterns]
+        return Discovery(queues=queues, looked_for=looked_for, complete=complete, note=note,
                          hint="if your queues use another key prefix, pass --prefix PREFIX")
 
     async def lookup(self, names: list[str]) -> list[QueueRef]:
