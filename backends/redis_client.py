@@ -91,3 +91,16 @@ async def send_packed(client: aioredis.Redis, packed: bytes, replies: int) -> li
         raise
     finally:
         await pool.release(conn)
+
+
+async def pipelined(client: aioredis.Redis, commands: list[tuple]) -> list:
+    """Many commands in one round trip, packed by pack_command and read by send_packed: for big
+    pipelines of simple commands (a page's HMGETs), without redis-py's per-command overhead.
+    Replies are raw (bytes, ints, lists); the first error reply is raised, after all are read."""
+    if not commands:
+        return []
+    replies = await send_packed(client, b"".join(pack_command(*c) for c in commands), len(commands))
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies

@@ -19,10 +19,14 @@ _FOLDS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\"[^\"\n]{0,200}\"|'[^'\n]{0,200}'"), "<str>"),
     (re.compile(r"\b(0x)?[0-9a-f]*\d[0-9a-f]*[a-f][0-9a-f]*\b|\b(0x)?[0-9a-f]*[a-f][0-9a-f]*\d[0-9a-f]*\b", re.I), "<hex>"),
     (re.compile(r"\b[a-z]+_[A-Za-z0-9]{6,}\b"), "<id>"),
+    # digits right after letters ("welcome-v41", "user42", "vol7"): a version or id, not a word
+    (re.compile(r"(?<=[A-Za-z])\d+"), "<n>"),
     (re.compile(r"\b\d+(\.\d+)?(?=(ms|s|m|h|d|kb|mb|gb|b|x)\b)", re.I), "<n>"),
     (re.compile(r"-?\b\d+(\.\d+)?\b"), "<n>"),
 ]
 MAX_SIGNATURE = 200
+_SPACES = re.compile(r"\s+")
+_DIGIT = re.compile(r"\d")
 
 
 def signature(reason: str | None) -> str:
@@ -30,9 +34,11 @@ def signature(reason: str | None) -> str:
     if not reason:
         return "(no error message)"
     line = reason.strip().splitlines()[0] if reason.strip() else ""
-    for pattern, repl in _FOLDS:
-        line = pattern.sub(repl, line)
-    line = re.sub(r"\s+", " ", line).strip()
+    # every fold needs a digit, an @, a quote or an underscore: most plain messages skip them all
+    if _DIGIT.search(line) or "@" in line or '"' in line or "'" in line or "_" in line:
+        for pattern, repl in _FOLDS:
+            line = pattern.sub(repl, line)
+    line = _SPACES.sub(" ", line).strip()
     return line[:MAX_SIGNATURE] or "(no error message)"
 
 
@@ -68,7 +74,16 @@ class Group:
 
 def group_jobs(items: list[tuple[QueueRef, JobSummary]]) -> list[Group]:
     groups: dict[str, Group] = {}
+    seen: dict[str | None, str] = {}  # reason -> signature: identical reasons are folded once
     for queue, job in items:
-        sig = signature(job.failed_reason.text if job.failed_reason else None)
-        groups.setdefault(sig, Group(sig)).add(queue, job)
+        reason = job.failed_reason.text if job.failed_reason else None
+        sig = seen.get(reason)
+        if sig is None:
+            sig = signature(reason)
+            if len(seen) < 100_000:
+                seen[reason] = sig
+        group = groups.get(sig)
+        if group is None:
+            group = groups[sig] = Group(sig)
+        group.add(queue, job)
     return sorted(groups.values(), key=lambda g: (-g.count, g.signature))

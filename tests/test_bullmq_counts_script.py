@@ -126,7 +126,7 @@ async def test_a_user_without_scripting_gets_the_same_numbers(private_redis, syn
 
 
 async def test_many_queues_are_split_over_calls_in_order(private_redis, sync):
-    from backends.bullmq.counts import QUEUES_PER_CALL
+    from backends.bullmq.read_scripts import QUEUES_PER_CALL
 
     n = QUEUES_PER_CALL * 2 + 5
     for i in range(n):
@@ -147,3 +147,39 @@ async def test_many_queues_are_split_over_calls_in_order(private_redis, sync):
         assert got == [(f"m{i:03d}", i, i % 5, i % 7 == 0) for i in range(n)]
     finally:
         await reader.close()
+
+
+async def test_page_rows_are_read_by_script_in_chunks_and_equal_the_plain_path(private_redis, sync):
+    from backends.bullmq.read_scripts import HASHES_PER_CALL
+
+    base = f"{PREFIX}:rows"
+    sync.hset(f"{base}:meta", mapping={"opts.maxLenEvents": 10000})
+    n = HASHES_PER_CALL * 2 + 50
+    for i in range(1, n + 1):
+        if i == 150:
+            sync.zadd(f"{base}:failed", {str(i): 5000 + i})  # hash gone: skipped, as getFailed does
+            continue
+        fields = {"name": f"n{i}", "timestamp": 1000 + i, "finishedOn": 5000 + i, "failedReason": f"boom {i}"}
+        if i % 2:
+            fields["atm"] = 2  # a missing field in some hashes
+        sync.hset(f"{base}:{i}", mapping=fields)
+        sync.zadd(f"{base}:failed", {str(i): 5000 + i})
+    sync.acl_setuser("qcrows", enabled=True, passwords=["+pw-for-test"], keys=["*"],
+                     commands=["+@read", "+@connection", "+info", "+time", "-@scripting"])
+    host = private_redis.url.removeprefix("redis://")
+    full = await _reader(private_redis.url)
+    limited = await _reader(f"redis://qcrows:pw-for-test@{host}")
+    try:
+        [ref] = [q for q in (await full.discover()).queues if q.name == "rows"]
+        sync.config_resetstat()
+        page = await full.page(ref, "failed", None, 1000)
+        assert sync.info("commandstats")["cmdstat_evalsha"]["calls"] == 3
+        assert [j.id for j in page.jobs] == [str(i) for i in range(n, 0, -1) if i != 150]
+        assert page.jobs[0].attempts_made == 0 and page.jobs[1].attempts_made == 2
+        assert page.jobs[-1].failed_reason.text == "boom 1" and page.jobs[-1].name == "n1"
+        plain = await limited.page(ref, "failed", None, 1000)
+        assert plain.jobs == page.jobs
+    finally:
+        await full.close()
+        await limited.close()
+        sync.acl_deluser("qcrows")

@@ -1,7 +1,7 @@
 """Read side of BullMQ (and legacy Bull) queues in Redis, exactly per shared/formats/bullmq.md.
 
 Never writes: no scripts that write, no ``meta.version``. Counts run a read-only script per queue
-(backends.bullmq.counts: what ``getCounts-1.lua`` does, minus its RPOP of pre-v5 markers, which
+(backends.bullmq.read_scripts: what ``getCounts-1.lua`` does, minus its RPOP of pre-v5 markers, which
 it subtracts instead).
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 
 from backends.blob import ROW_LIMIT, to_blob, to_int, to_str
 from backends.bullmq import discovery
-from backends.bullmq.counts import QueueCounter
+from backends.bullmq.read_scripts import HashFieldsReader, QueueCounter
 from backends.bullmq.cursor import ListCursor, ZsetCursor, decode_cursor, encode_cursor
 from backends.bullmq.keys import QueueKeys
 from backends.bullmq.mutations import BullMQMutations
@@ -123,6 +123,7 @@ class BullMQReader(BullMQMutations, Reader):
         self._versions: dict[tuple, str | None] = {}
         self._tp = _ThroughputState()
         self._counter = QueueCounter(client)
+        self._row_reader = HashFieldsReader(client)
         self._scanner: discovery.Scanner | None = None
 
     def retry_notes(self, queue: QueueRef, bulk: bool, reset_attempts: bool) -> list[str]:
@@ -192,7 +193,7 @@ class BullMQReader(BullMQMutations, Reader):
     # ------------------------------------------------------------------ counts
     async def statuses(self, queues: list[QueueRef]) -> list[QueueStatus]:
         """One pipelined round trip for every queue (plus the server clock): each queue is counted
-        inside Redis by a short read-only script (backends.bullmq.counts), one reply per queue."""
+        inside Redis by a short read-only script (backends.bullmq.read_scripts), one reply per queue."""
         if not queues:
             return []
         async with redis_errors(self.url):
@@ -310,10 +311,7 @@ class BullMQReader(BullMQMutations, Reader):
     async def _rows(self, k: QueueKeys, picked: list[tuple[str, str]], state: str) -> list[JobSummary]:
         if not picked:
             return []
-        pipe = self.client.pipeline(transaction=False)
-        for job_id, _ in picked:
-            pipe.hmget(k.job(job_id), *ROW_FIELDS)
-        replies = await pipe.execute()
+        replies = await self._row_reader.read([k.job(job_id) for job_id, _ in picked], ROW_FIELDS)
         rows = []
         for (job_id, suffix), values in zip(picked, replies):
             if all(v is None for v in values):

@@ -1,4 +1,6 @@
-"""Counting a BullMQ (or Bull) queue inside Redis: one short read-only script per queue.
+"""Reading inside Redis with short read-only scripts: queue counts, and the rows of a page.
+
+Counts: one short read-only script counts a batch of BullMQ (or Bull) queues.
 
 The script reads what ``getCounts-1.lua`` reads (LLEN/ZCARD of every state key), but never writes:
 where BullMQ RPOPs a pre-v5 ``0:<ts>`` delayed marker from the tail of ``wait``/``paused``, the
@@ -22,7 +24,7 @@ import redis.asyncio as aioredis
 from redis import exceptions as rexc
 
 from backends.bullmq.keys import QueueKeys
-from backends.redis_client import pack_command, send_packed
+from backends.redis_client import pack_command, pipelined, send_packed
 
 #: KEYS order of the script (and of the fallback pipeline)
 COUNT_KEYS = ("wait", "paused", "active", "prioritized", "delayed", "completed", "failed", "waiting-children",
@@ -154,6 +156,59 @@ class QueueCounter:
             paused = r[2] - (1 if r[2] and r[3] is not None and r[3].startswith(b"0:") else 0)
             out.append(_raw([wait, paused, *r[4:11], *r[11]]))
         return _ms(replies[0]), out
+
+
+ROWS_SCRIPT = """
+local out, n = {}, #ARGV
+for i = 1, #KEYS do
+  local values = redis.call('HMGET', KEYS[i], unpack(ARGV))
+  for j = 1, n do out[(i - 1) * n + j] = values[j] end
+end
+return out
+"""
+#: job hashes per script call: about 1 µs of server time each, so a call stays well under 1 ms
+HASHES_PER_CALL = 100
+
+
+class HashFieldsReader:
+    """The same fields of many hashes (a page's rows): HMGET inside a read-only script, up to
+    HASHES_PER_CALL hashes per call, every call in one round trip. A page of 1,000 rows comes back
+    as 10 replies instead of 1,000 (redis-py's cost is per reply). Without @scripting: one HMGET
+    per hash, pipelined."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._client = client
+        self._sha: str | None = None
+        self.scripts_allowed = True
+
+    async def read(self, keys: list[str], fields: tuple[str, ...]) -> list[list]:
+        if not keys:
+            return []
+        if self.scripts_allowed:
+            try:
+                return await self._by_script(keys, fields)
+            except rexc.NoPermissionError:
+                self.scripts_allowed = False
+        return await pipelined(self._client, [("HMGET", key, *fields) for key in keys])
+
+    async def _by_script(self, keys: list[str], fields: tuple[str, ...]) -> list[list]:
+        width = len(fields)
+        for attempt in (1, 2):
+            if self._sha is None:
+                self._sha = await self._client.script_load(ROWS_SCRIPT)
+            commands = [("EVALSHA", self._sha, len(chunk), *chunk, *fields)
+                        for chunk in (keys[i:i + HASHES_PER_CALL] for i in range(0, len(keys), HASHES_PER_CALL))]
+            replies = await send_packed(self._client, b"".join(pack_command(*c) for c in commands), len(commands))
+            if attempt == 1 and any(isinstance(r, rexc.NoScriptError) for r in replies):
+                self._sha = None
+                continue
+            for r in replies:
+                if isinstance(r, Exception):
+                    raise r
+            flat = [value for r in replies for value in r]
+            flat += [None] * (len(keys) * width - len(flat))  # trailing missing fields of the last hash
+            return [flat[i:i + width] for i in range(0, len(flat), width)]
+        raise AssertionError("unreachable")
 
 
 def _ms(time_reply) -> int:
