@@ -39,6 +39,9 @@ class QueueScreen(TableNavigation, FilterBox, Screen):
         self.snapshots: list[Snapshot] = []
         self.cursors: list[str | None] = [None]  # cursor of each page visited (server-side paging)
         self.page: Page | None = None
+        #: (state, page number) of the rows on screen: n/p move from there only, so quick presses
+        #: while a page loads cannot push the page number past the rows shown
+        self._shown_at: tuple[str, int] | None = None
         self.page_error: str | None = None
         self.filter_text = ""
         self._shown_ids: list[str] = []
@@ -151,6 +154,7 @@ class QueueScreen(TableNavigation, FilterBox, Screen):
         if state != self.state or cursor != self.cursors[-1]:
             return  # the user moved on meanwhile
         self.page, self.page_error = page, None
+        self._shown_at = (state, len(self.cursors))
         self._render_jobs()
 
     def _filtered_jobs(self):
@@ -207,13 +211,17 @@ class QueueScreen(TableNavigation, FilterBox, Screen):
         info.update(Text(f"page {len(self.cursors)}: jobs {start + 1 if n else 0}–{start + n} of "
                          f"{fmt.count(self.page.total)}{more}{back}{filt}", style="dim"))
 
+    def _page_on_screen(self) -> bool:
+        """The rows shown are the page that ``cursors`` points at (no page move still loading)."""
+        return self.page is not None and self._shown_at == (self.state, len(self.cursors))
+
     def action_next_page(self) -> None:
-        if self.page is not None and self.page.next_cursor:
+        if self._page_on_screen() and self.page is not None and self.page.next_cursor:
             self.cursors.append(self.page.next_cursor)
             self.load_page()
 
     def action_prev_page(self) -> None:
-        if len(self.cursors) > 1:
+        if self._page_on_screen() and len(self.cursors) > 1:
             self.cursors.pop()
             self.load_page()
 
