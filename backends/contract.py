@@ -90,6 +90,9 @@ class QueueStatus(BaseModel):
     info: dict[str, str] = Field(default_factory=dict)
     #: server clock (ms) when the counts were taken.
     server_time_ms: int | None = None
+    #: how long the queue's rate limiter still holds jobs back (BullMQ's getRateLimitTtl; 0 = not
+    #: limited); None where the store has no rate limiter.
+    rate_limit_ttl_ms: int | None = None
 
 
 class Throughput(BaseModel):
@@ -116,6 +119,18 @@ class Latency(BaseModel):
     wait_p95_ms: float | None = None
     run_p50_ms: float | None = None
     run_p95_ms: float | None = None
+
+
+class QueueGauges(BaseModel):
+    """Monitoring numbers of one queue beyond its counts (read by the metrics exporter), each
+    bounded in cost per queue. None: the store does not know it (never a guess)."""
+
+    queue: QueueRef
+    #: seconds the job next in line has been waiting (the oldest of the waiting jobs a reader can
+    #: see without a scan); 0.0 when nothing waits
+    oldest_waiting_s: float | None = None
+    #: workers connected for this queue, counted the way the library's own API counts them
+    workers: int | None = None
 
 
 class Blob(BaseModel):
@@ -295,6 +310,10 @@ class Reader(abc.ABC):
         """Latency over recent completed jobs (empty when unsupported)."""
         return []
 
+    async def gauges(self, queues: list[QueueRef]) -> list[QueueGauges]:
+        """Oldest waiting age and workers per queue, where the store knows them (empty: it does not)."""
+        return []
+
     async def server_time_ms(self) -> int | None:
         """The server's clock (a bulk action's snapshot is taken on it), None when unknown."""
         return None
@@ -326,8 +345,13 @@ class Reader(abc.ABC):
     async def cancel_jobs(self, queue: QueueRef, job_ids: list[str]) -> list[JobOutcome]:
         raise Unsupported(f"{self.backend} cannot cancel jobs")
 
-    async def set_paused(self, queue: QueueRef, paused: bool) -> None:
+    async def set_paused(self, queue: QueueRef, paused: bool) -> str | None:
+        """Pause or resume; may return a note on how (e.g. a weaker fallback mode)."""
         raise Unsupported(f"{self.backend} cannot pause queues")
+
+    async def pause_notes(self, queue: QueueRef, paused: bool) -> list[str]:
+        """What an operator should know before this pause/resume runs (shown before confirming)."""
+        return []
 
     def console_store(self) -> ConsoleStore | None:
         """Where this server keeps the console's own records (None: nowhere, mutations refused)."""
@@ -349,4 +373,5 @@ def json_record(status: QueueStatus) -> dict[str, Any]:
         "counts": status.counts,
         "native": status.native,
         "estimated": status.estimated,
+        "rate_limit_ttl_ms": status.rate_limit_ttl_ms,
     }

@@ -18,8 +18,8 @@ import redis.asyncio as aioredis
 from backends.bullmq.keys import STATE_SUFFIXES, QueueKeys, glob_escape
 
 SCAN_COUNT = 1000
-#: where BullMQ and Bull put a queue's keys unless told otherwise (a named queue is looked up here
-#: directly when no prefix is pinned)
+#: BullMQ's (and Bull's) key prefix when none is given (a named queue is looked up here directly
+#: when no prefix is pinned)
 DEFAULT_PREFIX = "bull"
 _STATE_TYPES = {
     "wait": b"list", "paused": b"list", "active": b"list", "prioritized": b"zset", "delayed": b"zset",
@@ -121,8 +121,25 @@ class Scanner:
 async def discover(client: aioredis.Redis, prefixes: list[str] | None, time_budget_s: float) -> ScanResult:
     scanner = Scanner(client, prefixes)
     complete = await scanner.run(time.monotonic() + time_budget_s)
-    found = await classify(client, scanner.candidates())
+    found = finish(await classify(client, scanner.candidates()), prefixes)
     return ScanResult(found=found, patterns=scanner.patterns, complete=complete, keys_seen=scanner.keys_seen)
+
+
+def finish(found: list[Found], prefixes: list[str] | None) -> list[Found]:
+    """Classified candidates as queues: without pinned prefixes, BullMQ 4 names under ``bull``."""
+    if prefixes:
+        return found
+    return sorted(set(map(_v4_default_prefix, found)), key=lambda f: (f.prefix, f.name))
+
+
+def _v4_default_prefix(f: Found) -> Found:
+    """BullMQ 4 allows ``:`` in queue names (5 and 6 refuse them), so without ``--prefix`` a v4
+    queue under BullMQ's default prefix ``bull`` is ``bull`` + the rest, not split at the last colon.
+    The keys are the same either way; ``--prefix`` settles a custom prefix that contains colons."""
+    if (f.backend == "bullmq" and f.version and f.version.startswith("bullmq:4.")
+            and f.prefix.startswith(DEFAULT_PREFIX + ":")):
+        return Found(DEFAULT_PREFIX, f"{f.prefix[len(DEFAULT_PREFIX) + 1:]}:{f.name}", f.backend, f.version)
+    return f
 
 
 async def classify(client: aioredis.Redis, candidates: list[tuple[str, str]]) -> list[Found]:

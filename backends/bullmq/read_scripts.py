@@ -28,7 +28,7 @@ from backends.redis_client import pack_command, pipelined, send_packed
 
 #: KEYS order of the script (and of the fallback pipeline)
 COUNT_KEYS = ("wait", "paused", "active", "prioritized", "delayed", "completed", "failed", "waiting-children",
-              "meta", "meta-paused")
+              "meta", "meta-paused", "limiter")
 META_FIELDS = ("paused", "version", "concurrency", "max", "duration")
 
 COUNT_SCRIPT = """
@@ -41,23 +41,25 @@ local function jobs_in_list(key)
   return n
 end
 local out = {}
-for q = 0, #KEYS / 10 - 1 do
-  local k = q * 10
+for q = 0, #KEYS / 11 - 1 do
+  local k = q * 11
   local meta = redis.call('HMGET', KEYS[k + 9], 'paused', 'version', 'concurrency', 'max', 'duration')
-  local o = q * 14
+  local o = q * 16
   out[o + 1] = jobs_in_list(KEYS[k + 1])
   out[o + 2] = jobs_in_list(KEYS[k + 2])
   out[o + 3] = redis.call('LLEN', KEYS[k + 3])
   for z = 4, 8 do out[o + z] = redis.call('ZCARD', KEYS[k + z]) end
   out[o + 9] = redis.call('EXISTS', KEYS[k + 10])
   for m = 1, 5 do out[o + 9 + m] = meta[m] end
+  out[o + 15] = redis.call('GET', KEYS[k + 11])
+  out[o + 16] = redis.call('PTTL', KEYS[k + 11])
 end
 return out
 """
 #: queues counted by one script call: each call stays far below a millisecond of server time
 #: (about 10 O(1) commands per queue, ~15 µs), and 1,000 queues make only ~60 replies to parse
 QUEUES_PER_CALL = 16
-WIDTH = 14
+WIDTH = 16
 
 
 @dataclass(frozen=True)
@@ -74,12 +76,15 @@ class RawCounts:
     waiting_children: int
     meta_paused_key: bool
     meta: tuple[bytes | None, ...]  # META_FIELDS
+    limiter_count: bytes | None  # GET limiter (rate limiting, Queue.getRateLimitTtl)
+    limiter_pttl: int  # PTTL limiter
 
 
 def _raw(reply: list) -> RawCounts:
     """One queue's WIDTH values (a Lua false, i.e. a missing meta field, arrives as None)."""
     n = [int(x) for x in reply[:9]]
-    return RawCounts(*n[:8], meta_paused_key=bool(n[8]), meta=tuple(reply[9:14]))
+    return RawCounts(*n[:8], meta_paused_key=bool(n[8]), meta=tuple(reply[9:14]), limiter_count=reply[14],
+                     limiter_pttl=int(reply[15]))
 
 
 def _key_args(k: QueueKeys) -> list[str]:
@@ -147,14 +152,16 @@ class QueueCounter:
                 pipe.zcard(k(suffix))
             pipe.exists(k("meta-paused"))
             pipe.hmget(k("meta"), *META_FIELDS)
+            pipe.get(k("limiter"))
+            pipe.pttl(k("limiter"))
         replies = await pipe.execute()
         out = []
-        width = 12
+        width = 14
         for i in range(len(queues)):
             r = replies[1 + i * width: 1 + (i + 1) * width]
             wait = r[0] - (1 if r[0] and r[1] is not None and r[1].startswith(b"0:") else 0)
             paused = r[2] - (1 if r[2] and r[3] is not None and r[3].startswith(b"0:") else 0)
-            out.append(_raw([wait, paused, *r[4:11], *r[11]]))
+            out.append(_raw([wait, paused, *r[4:11], *r[11], r[12], r[13]]))
         return _ms(replies[0]), out
 
 
