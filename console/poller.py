@@ -151,7 +151,7 @@ class Poller:
         options: ConnectOptions,
         interval: float,
         on_snapshot: Callable[[Snapshot], None],
-        latency_every: int = 15,
+        latency_every: int = 30,
         discover_every_s: float = 60.0,
         read_gauges: bool = False,
     ) -> None:
@@ -249,6 +249,7 @@ class Poller:
             if complete:
                 self._last_discovery = time.monotonic()
                 await asyncio.sleep(self.discover_every_s)
+            had_queues = bool(self._reader_of)
             try:
                 complete = await self._discover_step(DISCOVERY_SLICE_S)
             except asyncio.CancelledError:
@@ -257,7 +258,8 @@ class Poller:
                 complete = False
                 await asyncio.sleep(self.interval)
                 continue
-            self.refresh_now()  # show what was found without waiting for the next tick
+            if not had_queues and self._reader_of:
+                self.refresh_now()  # the first queues: show them without waiting for the next tick
 
     def _polled(self, started: float) -> None:
         self.snapshot.polls += 1

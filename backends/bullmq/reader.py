@@ -36,7 +36,7 @@ from backends.contract import (
     Throughput,
 )
 from backends.errors import BadCursor, BadRequest
-from backends.redis_client import redis_errors
+from backends.redis_client import pipelined, redis_errors
 from backends.urls import ConnectionUrl
 
 #: native count names reported by BullMQ's getJobCounts() for all types (+ the legacy `paused`)
@@ -132,6 +132,7 @@ class BullMQReader(BullMQMutations, Reader):
         self._counter = QueueCounter(client)
         self._row_reader = HashFieldsReader(client)
         self._scanner: discovery.Scanner | None = None
+        self._classified: dict[tuple[str, str], discovery.Found | None] = {}  # this pass's candidates
 
     def retry_notes(self, queue: QueueRef, bulk: bool, reset_attempts: bool) -> list[str]:
         notes = []
@@ -178,23 +179,38 @@ class BullMQReader(BullMQMutations, Reader):
         scanner = self._scanner
         async with redis_errors(self.url):
             just_completed = await scanner.run(time.monotonic() + budget_s, pace=DISCOVERY_PACE)
-            found = discovery.finish(await discovery.classify(self.client, scanner.candidates()), self.prefixes)
+            candidates = scanner.candidates()
+            if just_completed:
+                self._classified = {}  # a complete pass: every candidate is classified afresh
+            new = [c for c in candidates if c not in self._classified]
+            for c in new:
+                self._classified[c] = None
+            for f in await discovery.classify(self.client, new):
+                self._classified[(f.prefix, f.name)] = f
+            found = discovery.finish([f for c in candidates if (f := self._classified.get(c)) is not None],
+                                     self.prefixes)
         complete = just_completed or scanner.last_complete is not None
         note = None if complete else ("discovering queues in the background: the list grows until the whole "
                                       "keyspace has been walked once")
-        return await self._discovery(found, scanner.patterns, complete, note)
+        return await self._discovery(found, scanner.patterns, complete, note, incremental=not just_completed)
 
     async def _discovery(self, found: list[discovery.Found], patterns: list[str], complete: bool,
-                         note: str | None) -> Discovery:
+                         note: str | None, incremental: bool = False) -> Discovery:
+        """``incremental``: read the version evidence only of queues not seen before (every count
+        refresh reads it again for all of them anyway)."""
         queues = []
         for f in found:
             ref = QueueRef(connection=self.url.redacted, backend=f.backend, namespace=f.prefix, name=f.name)
             self._versions[ref.key] = f.version
             queues.append(ref)
-        bullmq = [q for q in queues if q.backend == "bullmq"]
+        bullmq = [q for q in queues if q.backend == "bullmq" and not (incremental and q.key in self._generations)]
         async with redis_errors(self.url):
             evidence = await versions.read_evidence(self.client, [QueueKeys(q.namespace, q.name) for q in bullmq])
-        self._generations = {q.key: versions.generation(ev) for q, ev in zip(bullmq, evidence)}
+        generations = {q.key: versions.generation(ev) for q, ev in zip(bullmq, evidence)}
+        if incremental:
+            self._generations.update(generations)
+        else:
+            self._generations = generations
         looked_for = [p.replace("\\", "") for p in patterns]
         return Discovery(queues=queues, looked_for=looked_for, complete=complete, note=note,
                          hint="if your queues use another key prefix, pass --prefix PREFIX")
@@ -467,14 +483,12 @@ class BullMQReader(BullMQMutations, Reader):
         qs = [q for q in queues if q.backend == "bullmq"]
         if not qs:
             return []
-        pipe = self.client.pipeline(transaction=False)
-        pipe.time()
+        commands: list[tuple] = [("TIME",)]
         for q in qs:
             k = QueueKeys(q.namespace, q.name)
-            pipe.hget(k("metrics:completed"), "count")
-            pipe.hget(k("metrics:failed"), "count")
+            commands += [("HGET", k("metrics:completed"), "count"), ("HGET", k("metrics:failed"), "count")]
         async with redis_errors(self.url):
-            secs, micros, *metric_replies = _flatten_time(await pipe.execute())
+            secs, micros, *metric_replies = _flatten_time(await pipelined(self.client, commands))
             now_ms = int(secs) * 1000 + int(micros) // 1000
             # streams not yet tailed start at "now": only what happens from here on is counted
             streams = {}
@@ -537,20 +551,17 @@ class BullMQReader(BullMQMutations, Reader):
     # ------------------------------------------------------------------ latency
     async def latency(self, queues: list[QueueRef]) -> list[Latency]:
         """Wait (processedOn - timestamp - delay) and run time (finishedOn - processedOn) of the
-        LATENCY_SAMPLE most recently completed jobs of each queue: two pipelined round trips."""
+        LATENCY_SAMPLE most recently completed jobs of each queue: two round trips (the hashes read
+        inside Redis by HashFieldsReader)."""
         if not queues:
             return []
-        pipe = self.client.pipeline(transaction=False)
-        for q in queues:
-            pipe.zrevrange(QueueKeys(q.namespace, q.name)("completed"), 0, LATENCY_SAMPLE - 1)
         async with redis_errors(self.url):
-            id_lists = await pipe.execute()
-            pipe = self.client.pipeline(transaction=False)
-            for q, ids in zip(queues, id_lists):
-                k = QueueKeys(q.namespace, q.name)
-                for job_id in ids:
-                    pipe.hmget(k.job(to_str(job_id) or ""), "timestamp", "delay", "processedOn", "finishedOn")
-            fields = await pipe.execute() if any(id_lists) else []
+            id_lists = await pipelined(self.client, [
+                ("ZREVRANGE", QueueKeys(q.namespace, q.name)("completed"), 0, LATENCY_SAMPLE - 1) for q in queues])
+            keys = [QueueKeys(q.namespace, q.name).job(to_str(job_id) or "") for q, ids in zip(queues, id_lists)
+                    for job_id in ids]
+            # the job hashes' fields by the page-rows script: ~500 replies for 1,000 queues, not 50,000
+            fields = await self._row_reader.read(keys, ("timestamp", "delay", "processedOn", "finishedOn"))
         out, pos = [], 0
         for q, ids in zip(queues, id_lists):
             waits, runs = [], []

@@ -43,6 +43,7 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
         self._columns: list[str] = []
         self._rows: list[str] = []
         self._shown: dict[tuple[str, str], tuple] = {}  # (row, column) -> what the cell shows now
+        self._row_sigs: dict[str, tuple] = {}  # row -> the numbers its cells were drawn from
         self._stale = False
 
     def compose(self) -> ComposeResult:
@@ -123,7 +124,9 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
         if keys != self._rows:
             table.clear()
             self._shown = {}
+            self._row_sigs = {}
             for s, key in zip(statuses, keys):
+                self._row_sigs[key] = self._row_signature(s)
                 cells = self._cells(s)
                 table.add_row(*cells, key=key)
                 for col, value in zip(col_keys, cells):
@@ -132,8 +135,13 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
             if selected in keys:
                 table.move_cursor(row=keys.index(selected))
         else:
-            # only the cells whose text or style changed: at 1,000 queues most of them do not
+            # only rows whose numbers changed, and in them only the cells whose text or style
+            # changed: at 1,000 queues most of them do not
             for s, key in zip(statuses, keys):
+                sig = self._row_signature(s)
+                if self._row_sigs.get(key) == sig:
+                    continue
+                self._row_sigs[key] = sig
                 for col, value in zip(col_keys, self._cells(s)):
                     shows = _shows(value)
                     if self._shown.get((key, col)) != shows:
@@ -145,6 +153,17 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
             if snap.connection == status.queue.connection:
                 return snap
         return None
+
+    def _row_signature(self, s: QueueStatus) -> tuple:
+        """Everything a row's cells are drawn from, as plain values (cheap to build and compare)."""
+        snap = self._snapshot_of(s)
+        history = snap.throughput.get(s.queue.key) if snap else None
+        lat = snap.latency.get(s.queue.key) if snap else None
+        caps = self._capabilities(s)
+        return (s.queue.name, s.paused, tuple(s.counts.get(c) for c in self._columns), tuple(s.estimated),
+                (history.completed(12), history.failed(8), history.last()) if history is not None else None,
+                (lat.wait_p50_ms, lat.run_p50_ms) if lat else None,
+                None if caps is None else (caps.throughput, caps.latency))
 
     def _cells(self, s: QueueStatus) -> list:
         snap = self._snapshot_of(s)

@@ -1186,12 +1186,14 @@ def write_doc(out: Path, sections: list[Section], meta: dict, retry: list[str] |
 
 def _existing_scale_block(out: Path) -> list[str] | None:
     """The production-scale section (tests/benchmarks/bench_scale.py) is kept as it is."""
-    from tests.benchmarks.bench_scale import BEGIN, END
+    from tests.benchmarks.bench_scale import BEGIN, END, TUI_BEGIN, TUI_END
 
     text = out.read_text() if out.exists() else ""
-    if BEGIN in text and END in text:
-        return (BEGIN + text.split(BEGIN, 1)[1].split(END, 1)[0] + END).splitlines()
-    return None
+    lines: list[str] = []
+    for begin, end in ((BEGIN, END), (TUI_BEGIN, TUI_END)):
+        if begin in text and end in text:
+            lines += (begin + text.split(begin, 1)[1].split(end, 1)[0] + end).splitlines() + [""]
+    return lines or None
 
 
 # ====================================================================================== bulk retry
