@@ -45,6 +45,9 @@ class Capabilities(BaseModel):
     #: a retry can be scheduled for a later time by the store itself (pg-boss start_after,
     #: Gello's scheduled set); otherwise the console paces later requeues itself
     delayed_retry: bool = False
+    #: a retry can set how long the requeued job may run (pg-boss expire_in / expire_seconds), so
+    #: the policy's ``timeouts.job_timeout`` applies
+    job_timeout: bool = False
     payload_search: bool = False
     #: what a queue's namespace is called in this store ("prefix" for Redis keys, "schema" for SQL)
     namespace_label: str = "namespace"
@@ -53,7 +56,8 @@ class Capabilities(BaseModel):
     def read_only(self, reason: str) -> "Capabilities":
         """The same reading capabilities with every mutation off."""
         return self.model_copy(update={"pause": False, "retry": False, "purge": False, "promote": False,
-                                       "cancel": False, "delayed_retry": False, "read_only_reason": reason})
+                                       "cancel": False, "delayed_retry": False, "job_timeout": False,
+                                       "read_only_reason": reason})
 
 
 class QueueRef(BaseModel):
@@ -324,8 +328,10 @@ class Reader(abc.ABC):
 
     # -- mutations: only where ``capabilities`` says so; each call is one bounded batch ------
     async def retry_jobs(self, queue: QueueRef, job_ids: list[str], state: str = "failed",
-                         reset_attempts: bool = False, run_at_ms: int | None = None) -> list[JobOutcome]:
-        """Retry jobs now, or (``run_at_ms``, where ``capabilities.delayed_retry``) at that time."""
+                         reset_attempts: bool = False, run_at_ms: int | None = None,
+                         job_timeout_s: float | None = None) -> list[JobOutcome]:
+        """Retry jobs now, or (``run_at_ms``, where ``capabilities.delayed_retry``) at that time;
+        ``job_timeout_s`` (where ``capabilities.job_timeout``) sets how long the new run may take."""
         raise Unsupported(f"{self.backend} cannot retry jobs")
 
     async def retry_batch(self, queue: QueueRef, state: str, before_ms: int, count: int) -> BatchOutcome:
@@ -348,6 +354,11 @@ class Reader(abc.ABC):
     async def set_paused(self, queue: QueueRef, paused: bool) -> str | None:
         """Pause or resume; may return a note on how (e.g. a weaker fallback mode)."""
         raise Unsupported(f"{self.backend} cannot pause queues")
+
+    async def queue_of_job(self, name: str, job_id: str) -> QueueRef | None:
+        """A queue that discovery does not list but that holds this job (e.g. a pg-boss v9 queue
+        whose rows have all moved to ``archive``); None if there is none."""
+        return None
 
     async def pause_notes(self, queue: QueueRef, paused: bool) -> list[str]:
         """What an operator should know before this pause/resume runs (shown before confirming)."""

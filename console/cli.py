@@ -227,9 +227,24 @@ async def _jobs(session: Session, args: argparse.Namespace) -> int:
 
 
 async def _job(session: Session, args: argparse.Namespace) -> int:
-    queue = session.find(args.queue)
-    reader = session.reader_for(queue)
     from backends.contract import call_with_timeout
+
+    try:
+        queue = session.find(args.queue)
+        reader = session.reader_for(queue)
+    except QueueNotFound:  # a queue only its archive still holds (pg-boss v9): ask the readers
+        for conn in session.connections:
+            for reader in conn.readers:
+                ref = await call_with_timeout(reader.queue_of_job(args.queue, args.id), session.options.op_timeout,
+                                              f"looking for job {args.id} at {conn.url}")
+                if ref is not None:
+                    queue = ref
+                    break
+            else:
+                continue
+            break
+        else:
+            raise
 
     detail = await call_with_timeout(reader.job(queue, args.id), session.options.op_timeout,
                                      f"reading job {args.id} of {queue.name}")

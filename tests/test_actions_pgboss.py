@@ -103,26 +103,12 @@ async def world(request, postgres_url):
 
 @pytest.fixture
 async def non_owner(world):
-    """A URL for a role that may read and write pg-boss's tables (and create the console's schema)
-    but does not own the job table: the hold trigger is out of its reach."""
-    w = world
-    role = f"qct_role_{uuid.uuid4().hex[:8]}"
-    async with h.admin(w.url) as conn:
-        db = await conn.fetchval("SELECT current_database()")
-        await conn.execute(f"CREATE ROLE {role} LOGIN")
-        await conn.execute(f'GRANT CREATE ON DATABASE "{db}" TO {role}')
-        await conn.execute(f"GRANT USAGE ON SCHEMA {quote_ident(w.schema)} TO {role}")
-        await conn.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {quote_ident(w.schema)} TO {role}")
-    head, _, tail = w.url.partition("://")
-    yield f"{head}://{role}@{tail.split('@', 1)[1]}"
-    for r in w.readers:
-        await r.close()
-    w.readers.clear()
-    async with h.admin(w.url) as conn:
-        await conn.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'")
-        await conn.execute(f'DROP SCHEMA IF EXISTS {quote_ident(w.store)} CASCADE')
-        await conn.execute(f"DROP OWNED BY {role}")
-        await conn.execute(f"DROP ROLE {role}")
+    """A URL for a role that does not own the job table (tests/pgboss_helpers.non_owner)."""
+    async with h.non_owner(world.url, world.schema, world.store) as url:
+        yield url
+        for r in world.readers:
+            await r.close()
+        world.readers.clear()
 
 
 def actions_for(reader, **kw) -> Actions:
@@ -197,6 +183,38 @@ async def test_policy_later_requeues_are_scheduled_by_pgboss_start_after(world):
     await w.conserved(set(failed))
     ledger = await reader.console_store().ledger_read(0)
     assert len(ledger) == 3
+
+
+async def test_policy_job_timeout_is_set_on_requeue(world):
+    """``timeouts.job_timeout`` becomes the retried row's own expiry (v10 ``expire_in``, v11+
+    ``expire_seconds``), immediate and scheduled requeues alike; the plan says it is applied."""
+    from console.policy import policy_from_toml
+
+    w = world
+    failed = await w.make_failed(3)
+    reader = await w.reader()
+    assert reader.queue_capabilities(w.ref()).job_timeout
+    policy = policy_from_toml('[policy.timeouts]\njob_timeout = "2h"\n[policy.fairness]\nrate = 0.1\n')
+    acts = Actions(lambda q: reader, operator="test@host", policy=policy)
+    preview = await acts.preview("retry", Selection(w.ref(), job_ids=failed))
+    assert [d.mode for d in preview.plan.accepted] == ["immediate", "delayed", "delayed"]
+    assert {d.job_timeout_s for d in preview.plan.accepted} == {7200}
+    assert any("job timeout 2h set on requeue" in n for n in preview.plan.notes)
+    report = await acts.execute(preview)
+    assert report.complete and report.done == 3
+    col = "expire_seconds" if w.major != "v10" else "extract(epoch FROM expire_in)::int"
+    async with h.admin(w.url) as conn:
+        rows = await conn.fetch(f"SELECT state::text AS state, {col} AS timeout FROM {quote_ident(w.schema)}.job "
+                                "WHERE id = ANY($1::uuid[])", [uuid.UUID(i) for i in failed])
+    assert [(r["state"], r["timeout"]) for r in rows] == [("retry", 7200)] * 3
+    # no rule, no change: a plain retry keeps the job's own expiry
+    other = await w.make_failed(1)
+    async with h.admin(w.url) as conn:
+        before = await conn.fetchval(f"SELECT {col} FROM {quote_ident(w.schema)}.job WHERE id = $1", uuid.UUID(other[0]))
+    await actions_for(reader).execute(await actions_for(reader).preview("retry", Selection(w.ref(), job_ids=other)))
+    async with h.admin(w.url) as conn:
+        assert await conn.fetchval(f"SELECT {col} FROM {quote_ident(w.schema)}.job WHERE id = $1",
+                                   uuid.UUID(other[0])) == before != 7200
 
 
 async def test_bulk_retry_uses_a_fixed_snapshot_in_batches(world, monkeypatch):
@@ -544,6 +562,37 @@ async def test_hold_pause_then_resume(world):
     assert taken == expected
     await w.conserved(everyone)
     assert await pgboss_relations(w) == rels, "an object was created in pg-boss's schema"
+
+
+async def test_hold_covers_partitions_attached_while_paused(world):
+    """A queue created while the trigger is installed gets its own partition (v10 always, v11/v12
+    with ``partition: true``); PostgreSQL clones the trigger onto it, so a claim made on the
+    partition itself (v12 fetches from the queue's table) is skipped too."""
+    w = world
+    reader = await w.reader()
+    await reader.set_paused(w.ref(), True)
+    async with h.admin(w.url) as conn:
+        await h.create_queue(conn, w.schema, "late", {"partition": True})
+        late = await h.add_job(conn, w.schema, "late")
+        table = await conn.fetchval(f"SELECT tableoid::regclass::text FROM {quote_ident(w.schema)}.job WHERE name = 'late'")
+    assert not table.endswith(".job") and "job_common" not in table, table
+    await reader.discover()
+    late_ref = reader._ref(w.schema, "late")
+    await reader.set_paused(late_ref, True)
+    assert await hold_triggers(w) == 1
+
+    async def claim_on_partition():
+        async with h.admin(w.url) as conn:
+            return await conn.fetch(f"UPDATE {table} SET state = 'active', started_on = now() "
+                                    "WHERE name = 'late' AND state < 'active' RETURNING id")
+
+    assert await claim_on_partition() == []
+    await reader.set_paused(w.ref(), False)
+    assert await hold_triggers(w) == 1, "dropped while another queue of the schema is still held"
+    assert await claim_on_partition() == []
+    await reader.set_paused(late_ref, False)
+    assert await hold_triggers(w) == 0
+    assert [str(r["id"]) for r in await claim_on_partition()] == [late]
 
 
 async def _wait_for_lock_wait(w: World, app: str) -> int:

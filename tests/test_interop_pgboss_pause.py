@@ -140,3 +140,65 @@ async def test_pause_holds_with_no_console_running(postgres_url, lib):
             await proc.wait()
         await h.drop(postgres_url, schema)
         await h.drop(postgres_url, store)
+
+
+@pytest.mark.interop
+@pytest.mark.timeout(180)
+async def test_pause_holds_while_pgboss_migrates_11_to_12(postgres_url):
+    """Paused on a pg-boss 11.1.2 schema (version 26), then real pg-boss 12.38.0 starts on it and
+    migrates it to version 46 (its own migrations, while paused): the trigger is still on the job
+    table, the 12.38 worker takes nothing, and after resume it runs every job exactly once."""
+    import subprocess
+
+    from backends.registry import ConnectOptions, open_readers
+    from backends.pgboss.mutations import HELD_INFO
+    from tests.interop import node_env
+
+    env = node_env.require_node_dir(PGBOSS_DIR, PINNED)
+    schema, store = h.new_schema("v11mig"), f"qcs_{uuid.uuid4().hex[:10]}"
+
+    def worker(phase: str, extra: str) -> dict:
+        done = subprocess.run([env.node, str(PGBOSS_DIR / "pause_worker.mjs"), postgres_url, "pgboss12", schema,
+                               phase, "work", extra], cwd=PGBOSS_DIR, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr[-4000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    async def version() -> int:
+        async with h.admin(postgres_url) as conn:
+            return await conn.fetchval(f"SELECT version FROM {quote_ident(schema)}.version")
+
+    async def reader():
+        [r] = await open_readers(postgres_url, ConnectOptions(schema=schema))
+        r.store_schema = store
+        await r.discover()
+        return r
+
+    await h.install(postgres_url, "v11", schema)
+    try:
+        async with h.admin(postgres_url) as conn:
+            await h.create_queue(conn, schema, "work")
+            ids = [await h.add_job(conn, schema, "work", created_s=-10 + i) for i in range(3)]
+        assert await version() == 26
+        r = await reader()
+        try:
+            assert await r.set_paused(r._ref(schema, "work"), True) is None
+        finally:
+            await r.close()
+        probe = await asyncio.to_thread(worker, "probe", "2")  # boss.start() migrates 26 -> 46 first
+        assert await version() == 46
+        assert probe["handled"] == {"work": []} and probe["fetched"] == {"work": []}, probe
+        assert await trigger_count(postgres_url, schema) == 1, "the migration dropped the trigger"
+        r = await reader()
+        try:
+            [st] = await r.statuses([r._ref(schema, "work")])
+            assert st.paused and st.info["paused"] == HELD_INFO
+            await r.set_paused(r._ref(schema, "work"), False)
+        finally:
+            await r.close()
+        assert await trigger_count(postgres_url, schema) == 0
+        worked = await asyncio.to_thread(worker, "work", json.dumps({"work": ids}))
+        assert Counter(worked["handled"]["work"]) == Counter(ids), worked
+        assert set(worked["states"]["work"].values()) == {"completed"}
+    finally:
+        await h.drop(postgres_url, schema)
+        await h.drop(postgres_url, store)

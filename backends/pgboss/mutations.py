@@ -90,6 +90,20 @@ def _uuids(job_ids: list[str]) -> tuple[list[uuid.UUID], list[str]]:
     return good, bad
 
 
+def _timeout_value(seconds: float) -> int:
+    """Whole seconds, at least 1 (pg-boss's expireInSeconds is an integer)."""
+    return max(1, int(-(-float(seconds) // 1)))
+
+
+def _timeout_set(layout: Layout, param: int) -> str:
+    """The job's own expiry: ``expire_seconds`` (int, v11+) or ``expire_in`` (interval, v10)."""
+    if "expire_seconds" in layout.job_columns:
+        return f"expire_seconds = ${param}::int"
+    if "expire_in" in layout.job_columns:
+        return f"expire_in = make_interval(secs => ${param}::int)"
+    raise Unsupported(f"pg-boss schema version {layout.version} has no job expiry column")
+
+
 def _sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -273,7 +287,7 @@ class PgBossMutations:
         return out
 
     # ------------------------------------------------------------------ retry
-    def _retry_sql(self, layout: Layout, reset: bool, delayed: bool = False) -> str:
+    def _retry_sql(self, layout: Layout, reset: bool, delayed: bool = False, timeout_param: int | None = None) -> str:
         sets = RETRY_SET_RESET if reset else RETRY_SET
         if delayed:
             # a requeue planned for later ($3): start then, and keep the job's retention window from
@@ -281,19 +295,27 @@ class PgBossMutations:
             sets = sets.replace("start_after = GREATEST(start_after, now())",
                                 "start_after = GREATEST(start_after, now(), $3::timestamptz), "
                                 "keep_until = GREATEST(keep_until, $3::timestamptz + (keep_until - created_on))")
+        if timeout_param is not None:
+            sets += ", " + _timeout_set(layout, timeout_param)
         return (f"UPDATE {layout.job} SET {sets} "
                 "WHERE name = $1 AND id = ANY($2::uuid[]) AND state = 'failed' RETURNING id::text AS id")
 
     async def retry_jobs(self, queue: QueueRef, job_ids: list[str], state: str = "failed",
-                         reset_attempts: bool = False, run_at_ms: int | None = None) -> list[JobOutcome]:
+                         reset_attempts: bool = False, run_at_ms: int | None = None,
+                         job_timeout_s: float | None = None) -> list[JobOutcome]:
+        """The retry statement; ``job_timeout_s`` (the policy's ``timeouts.job_timeout``) becomes the
+        job's own expiry for its next run (v10 ``expire_in``, v11+ ``expire_seconds``), which pg-boss
+        reads when it expires active jobs."""
         if state != "failed":
             raise BackendError(f"pg-boss retries failed jobs only, not {state!r}")
         layout = await self._writable(queue)
-        if run_at_ms is not None:
-            out = await self._by_ids(queue, job_ids, self._retry_sql(layout, reset_attempts, delayed=True),
-                                     "retried", extra=(_at(run_at_ms),), layout=layout)
-        else:
-            out = await self._by_ids(queue, job_ids, self._retry_sql(layout, reset_attempts), "retried", layout=layout)
+        extra: tuple = (_at(run_at_ms),) if run_at_ms is not None else ()
+        timeout_param = None
+        if job_timeout_s is not None:
+            extra += (_timeout_value(job_timeout_s),)
+            timeout_param = 2 + len(extra)
+        sql = self._retry_sql(layout, reset_attempts, delayed=run_at_ms is not None, timeout_param=timeout_param)
+        out = await self._by_ids(queue, job_ids, sql, "retried", extra=extra, layout=layout)
         await self._repark_if_paused(layout, queue.name)
         return out
 

@@ -11,12 +11,13 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static, Tab, Tabs
 
 from backends.contract import JobDetail, Page, QueueRef, QueueStatus
+from backends.errors import BackendError
 from console import formatting as fmt
 from console.actions import Refused, Selection
 from console.app import bindings_for
 from console.screens.navigation import FilterBox, TableNavigation
 from console.keymap import DANGER
-from console.screens.confirm import ConfirmScreen, preview_text
+from console.screens.confirm import ConfirmScreen, confirm_title, preview_text
 from console.screens.progress import MutationHost
 from console.poller import Snapshot
 from console.safe_text import one_line
@@ -356,7 +357,7 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
             except Exception as exc:
                 self.notify(one_line(str(exc), 200), severity="error")
                 return
-            ok = await self.app.push_screen_wait(ConfirmScreen(f" {action} {preview.count} jobs? ",
+            ok = await self.app.push_screen_wait(ConfirmScreen(confirm_title(action, [preview]),
                                                                preview_text(preview)))
             if not ok:
                 self.notify(f"{action} cancelled: nothing changed")
@@ -445,15 +446,23 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
         except Refused as exc:
             self.notify(str(exc), severity="error")
             return
+        try:  # how this store will pause (e.g. pg-boss: best-effort parking without the trigger)
+            notes = await self.app.backend_call(self.queue, lambda r: r.pause_notes(self.queue, paused),
+                                                f"checking how to {verb}")
+        except BackendError as exc:
+            notes = [f"could not check how to {verb}: {exc}"]
         body = Text(f"{verb} {self.queue.qualified} at {self.queue.connection}\n"
                     + ("Workers finish their active jobs and take no new ones until resumed." if paused
-                       else "Workers start taking jobs again."))
+                       else "Workers start taking jobs again.")
+                    + "".join(f"\nnote: {one_line(n, 200)}" for n in notes))
         if not await self.app.push_screen_wait(ConfirmScreen(f" {verb} queue {one_line(self.queue.name, 40)}? ", body)):
             return
         run.started, run.total = True, 1
         [result] = await asyncio.shield(self.app.on_backend(acts.set_paused([self.queue], paused)))
         if result["ok"]:
-            self.notify(f"{verb}d {one_line(self.queue.name, 60)}")
+            self.notify(f"{verb}d {one_line(self.queue.name, 60)}"
+                        + (f": {one_line(result['note'], 200)}" if result.get("note") else ""),
+                        severity="warning" if result.get("note") else "information")
         else:
             self.notify(one_line(str(result.get("error")), 200), severity="error")
         self.app.action_refresh()
