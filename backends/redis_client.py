@@ -107,3 +107,29 @@ async def pipelined(client: aioredis.Redis, commands: list[tuple]) -> list:
         if isinstance(reply, Exception):
             raise reply
     return replies
+
+
+async def connected_client(url: ConnectionUrl, options) -> aioredis.Redis:
+    """A connected (PINGed) client for ``options`` (a ``ConnectOptions``), or ConnectError naming
+    the host (never the password); BadUrl when the URL's options are wrong."""
+    import asyncio
+
+    from backends.contract import call_with_timeout
+    from backends.errors import BadUrl
+
+    try:
+        client = open_client(url, options.connect_timeout, options.op_timeout, options.client_name)
+    except ValueError as exc:
+        raise BadUrl(f"{exc} ({url.redacted})") from None
+    try:
+        async with redis_errors(url):
+            await call_with_timeout(client.ping(), options.connect_timeout, f"connecting to Redis at {url.host_label}")
+    except asyncio.CancelledError:
+        await client.aclose()
+        raise
+    except Exception as exc:
+        await client.aclose()
+        if isinstance(exc, ConnectError):
+            raise
+        raise ConnectError(str(exc)) from exc
+    return client

@@ -1,28 +1,33 @@
-"""Opening readers for a connection URL: which queue systems a server can hold, and connecting.
+"""Opening readers for a connection URL, by looping over the backends' declarations.
 
-Redis URLs get the BullMQ reader (which also reads legacy Bull queues). PostgreSQL URLs get the
-pg-boss reader (every pg-boss schema in the database, or the one ``--schema`` pins).
-
-Gello (backends.gello) is added next to them when detected: in Redis when a time-boxed SCAN sees
-a ``<gello prefix>:queue:*`` key, in PostgreSQL when the Gello schema (``public`` unless
-configured) has a ``failed_jobs`` table or a ``jobs`` table with a ``job_type`` column (a layout
-with missing or extra columns is then explained in its Discovery.note). ``--backend gello`` opens
-only the Gello reader; with it, ``--prefix`` / ``--schema`` name the Gello key prefix / schema.
+A backend declares itself (``backends.declaration.BackendDeclaration``) and registers the
+declaration in the ``queue_console.backends`` entry-point group, so another installed package can
+ship a backend. For a URL, the declarations of its kind are used in ``order``: the primary system
+(no ``detect``: BullMQ on Redis, pg-boss on PostgreSQL) is always opened, every other one is
+opened next to it when its ``detect`` finds it (Gello: a time-boxed SCAN for
+``<gello prefix>:queue:*`` keys; a ``failed_jobs`` table or a ``jobs`` table with a ``job_type``
+column in the Gello schema). ``--backend NAME`` opens only that system.
 """
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib.metadata import entry_points
 
-from backends.contract import Reader, call_with_timeout
-from backends.errors import BadUrl, ConnectError
-from backends.urls import ConnectionUrl, parse
+from backends.contract import Reader
+from backends.declaration import URL_KINDS, BackendDeclaration, BackendOption
+from backends.errors import BadUrl
+from backends.urls import parse
 
-REDIS_BACKENDS = ("bullmq", "gello")
-POSTGRES_BACKENDS: tuple[str, ...] = ("pgboss", "gello")
-ALL_BACKENDS = tuple(dict.fromkeys(REDIS_BACKENDS + POSTGRES_BACKENDS))
-#: the Redis SCAN that detects Gello keys gives up after this long (``--backend gello`` forces it)
-GELLO_DETECT_BUDGET_S = 1.0
+ENTRY_POINT_GROUP = "queue_console.backends"
+#: the declarations this repository ships; used as they are when the package was never installed
+#: (a source tree on sys.path has no entry points). Keep in step with pyproject.toml.
+BUILTIN = {
+    "bullmq": "backends.bullmq.declaration:DECLARATION",
+    "pgboss": "backends.pgboss.declaration:DECLARATION",
+    "gello-redis": "backends.gello.declaration:REDIS",
+    "gello-postgres": "backends.gello.declaration:POSTGRES",
+}
 
 
 @dataclass
@@ -34,6 +39,8 @@ class ConnectOptions:
     op_timeout: float = 10.0
     discovery_budget_s: float = 10.0  # a full SCAN of 1.1M keys took 3.8 s (docs/performance.md)
     store_prefix: str = "queue-console"  # where the console keeps audit, ledger, global-pause records
+    #: the PostgreSQL schema of the console's own records (None: the backend's default)
+    store_schema: str | None = None
     client_name: str = "queue-console"  # CLIENT SETNAME, so operators can tell our connections apart
     read_only: bool = False  # no background writes either (pg-boss re-park sweep)
     gello_prefixes: list[str] = field(default_factory=list)  # Gello key prefixes; empty = ["gello"]
@@ -50,111 +57,64 @@ class ConnectOptions:
         return self.gello_schema or (self.schema if self.backend == "gello" and self.schema else None) or "public"
 
 
+def _load(target: str) -> BackendDeclaration:
+    from importlib import import_module
+
+    module, _, attr = target.partition(":")
+    return getattr(import_module(module), attr)
+
+
+@lru_cache(maxsize=1)
+def declarations() -> tuple[BackendDeclaration, ...]:
+    """Every declared backend (entry points, else the built-in ones), in ``order``."""
+    found: dict[str, BackendDeclaration] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        decl = ep.load()
+        if not isinstance(decl, BackendDeclaration):
+            raise TypeError(f"entry point {ep.name!r} of {ENTRY_POINT_GROUP} is no BackendDeclaration")
+        found[ep.name] = decl
+    for name, target in BUILTIN.items():
+        if name not in found:
+            found[name] = _load(target)
+    return tuple(sorted(found.values(), key=lambda d: (d.order, d.name)))
+
+
+def backend_names(kind: str | None = None) -> tuple[str, ...]:
+    """Names ``--backend`` takes (of one URL kind, or all), primary ones first."""
+    return tuple(dict.fromkeys(d.name for d in declarations() if kind is None or kind in d.url_kinds))
+
+
+def backend_options() -> dict[str, list[BackendOption]]:
+    """Every declared flag -> the declarations of it (one per backend that reads it)."""
+    out: dict[str, list[BackendOption]] = {}
+    for decl in declarations():
+        for opt in decl.options:
+            out.setdefault(opt.flag, []).append(opt)
+    return out
+
+
 async def open_readers(raw_url: str, options: ConnectOptions) -> list[Reader]:
     """Connect (within ``connect_timeout``) and return one reader per queue system to look at."""
     url = parse(raw_url)
-    if options.backend and options.backend not in ALL_BACKENDS:
-        raise BadUrl(f"unknown backend {options.backend!r} (known: {', '.join(ALL_BACKENDS)})")
-    if url.kind == "redis":
-        if options.backend and options.backend not in REDIS_BACKENDS:
-            raise BadUrl(f"backend {options.backend!r} does not live in Redis ({url.redacted})")
-        if options.backend == "gello":
-            return [await _open_gello_redis(url, options)]
-        readers = [await _open_bullmq(url, options)]
-        if options.backend is None:
-            try:
-                if await _gello_in_redis(readers[0], options):
-                    readers.append(await _open_gello_redis(url, options))
-            except BaseException:
-                await readers[0].close()
-                raise
-        return readers
-    if options.backend and options.backend not in POSTGRES_BACKENDS:
-        raise BadUrl(f"backend {options.backend!r} does not live in PostgreSQL ({url.redacted})")
-    if options.backend == "gello":
-        return [await _open_gello_pg(url, options)]
-    readers = [await _open_pgboss(url, options)]
-    if options.backend is None:
-        try:
-            if await _gello_in_postgres(readers[0], url, options):
-                readers.append(await _open_gello_pg(url, options))
-        except BaseException:
-            await readers[0].close()
-            raise
-    return readers
-
-
-async def _gello_in_redis(bullmq_reader: Reader, options: ConnectOptions) -> bool:
-    from backends.gello.redis_reader import has_gello_keys
-    from backends.redis_client import redis_errors
-
-    client = bullmq_reader.client  # type: ignore[attr-defined]
-    budget = min(GELLO_DETECT_BUDGET_S, options.discovery_budget_s)
-    async with redis_errors(bullmq_reader.url):  # type: ignore[attr-defined]
-        return await call_with_timeout(has_gello_keys(client, options.gello_prefix_list(), budget),
-                                       options.op_timeout, "looking for Gello keys")
-
-
-async def _gello_in_postgres(pgboss_reader: Reader, url: ConnectionUrl, options: ConnectOptions) -> bool:
-    from backends.gello.pg_reader import detect
-    from backends.postgres import pg_errors
-
-    async with pg_errors(url):
-        return await call_with_timeout(detect(pgboss_reader.pool, options.gello_schema_name()),  # type: ignore[attr-defined]
-                                       options.op_timeout, "looking for Gello tables")
-
-
-async def _open_gello_pg(url: ConnectionUrl, options: ConnectOptions) -> Reader:
-    from backends.gello.pg_reader import GelloPgReader, open_pool
-
-    pool = await open_pool(url, options.connect_timeout, options.op_timeout, options.client_name)
-    return GelloPgReader(pool, url, schema=options.gello_schema_name())
-
-
-async def _open_gello_redis(url: ConnectionUrl, options: ConnectOptions) -> Reader:
-    from backends.gello.redis_reader import GelloRedisReader
-
-    client = await _redis_client(url, options)
-    return GelloRedisReader(client, url, prefixes=options.gello_prefix_list(),
-                            discovery_budget_s=options.discovery_budget_s, store_prefix=options.store_prefix)
-
-
-async def _open_pgboss(url: ConnectionUrl, options: ConnectOptions) -> Reader:
-    from backends.postgres import open_pool
-    from backends.pgboss.reader import PgBossReader
-
-    pool = await open_pool(url, options.connect_timeout, options.op_timeout)
-    reader = PgBossReader(pool, url, schema=options.schema)
-    # the re-park sweep of a console-paused queue writes to pg-boss's tables: never in read-only mode
-    reader.sweep_parked = not options.read_only
-    return reader
-
-
-async def _open_bullmq(url: ConnectionUrl, options: ConnectOptions) -> Reader:
-    from backends.bullmq.reader import BullMQReader
-
-    client = await _redis_client(url, options)
-    return BullMQReader(client, url, prefixes=options.prefixes or None, discovery_budget_s=options.discovery_budget_s,
-                        store_prefix=options.store_prefix)
-
-
-async def _redis_client(url: ConnectionUrl, options: ConnectOptions):
-    """A connected (PINGed) Redis client, or ConnectError naming the host (never the password)."""
-    from backends.redis_client import open_client, redis_errors
-
+    if options.backend and options.backend not in backend_names():
+        raise BadUrl(f"unknown backend {options.backend!r} (known: {', '.join(backend_names())})")
+    here = [d for d in declarations() if url.kind in d.url_kinds]
+    if options.backend:
+        forced = [d for d in here if d.name == options.backend]
+        if not forced:
+            raise BadUrl(f"backend {options.backend!r} does not live in {URL_KINDS.get(url.kind, url.kind)} "
+                         f"({url.redacted})")
+        return [await forced[0].open(url, options)]
+    readers: list[Reader] = []
     try:
-        client = open_client(url, options.connect_timeout, options.op_timeout, options.client_name)
-    except ValueError as exc:
-        raise BadUrl(f"{exc} ({url.redacted})") from None
-    try:
-        async with redis_errors(url):
-            await call_with_timeout(client.ping(), options.connect_timeout, f"connecting to Redis at {url.host_label}")
-    except asyncio.CancelledError:
-        await client.aclose()
+        for decl in (d for d in here if d.detect is None):
+            readers.append(await decl.open(url, options))
+        if readers:
+            for decl in (d for d in here if d.detect is not None):
+                if await decl.detect(readers[0], url, options):
+                    readers.append(await decl.open(url, options))
+    except BaseException:
+        for reader in readers:
+            await reader.close()
         raise
-    except Exception as exc:
-        await client.aclose()
-        if isinstance(exc, ConnectError):
-            raise
-        raise ConnectError(str(exc)) from exc
-    return client
+    return readers

@@ -17,7 +17,8 @@ from typing import Any, NoReturn
 
 from backends.contract import json_record
 from backends.errors import BackendError, BadRequest, BadUrl
-from backends.registry import ALL_BACKENDS, POSTGRES_BACKENDS, REDIS_BACKENDS
+from backends.declaration import URL_KINDS
+from backends.registry import backend_names, backend_options
 from console import formatting as fmt
 from console.actions import Refused
 from console.cli_actions import ActionUsageError
@@ -42,17 +43,27 @@ def _connection_flags(p: argparse.ArgumentParser, top: bool = False) -> None:
     g.add_argument("--url", action="append", dest="urls", metavar="URL",
                    help="redis://, rediss://, unix://, postgresql:// (repeatable; default $QUEUE_CONSOLE_URL)")
     g.add_argument("--context", help="a named context from the config file")
-    g.add_argument("--backend", choices=ALL_BACKENDS,
-                   help=f"force the queue system ({', '.join(ALL_BACKENDS)}) instead of detecting it")
-    g.add_argument("--prefix", action="append", dest="prefixes", metavar="PREFIX",
-                   help="BullMQ key prefix to look in (repeatable; default: discover every prefix)")
-    g.add_argument("--schema", help="pg-boss schema (default pgboss)")
+    g.add_argument("--backend", choices=backend_names(),
+                   help=f"force the queue system ({', '.join(backend_names())}) instead of detecting it")
+    _backend_flags(g)
     g.add_argument("--connect-timeout", type=float, metavar="S", help="seconds to wait for a server (default 5)")
     o = p.add_argument_group("output")
     if not top:
         o.argument_default = argparse.SUPPRESS
     o.add_argument("--utc", action="store_true", default=None if top else argparse.SUPPRESS,
                    help="timestamps in UTC (default: local time; both show their offset; config key utc)")
+
+
+def _backend_flags(g) -> None:
+    """The flags the backends declare (``BackendDeclaration.options``), each added once."""
+    for flag, opts in backend_options().items():
+        first = opts[0]
+        kwargs = {"dest": first.dest, "help": "; ".join(dict.fromkeys(o.help for o in opts))}
+        if first.metavar:
+            kwargs["metavar"] = first.metavar
+        if first.repeatable:
+            kwargs["action"] = "append"
+        g.add_argument(flag, **kwargs)
 
 
 def _version() -> str:
@@ -66,8 +77,8 @@ def _version() -> str:
 
 def _description() -> str:
     """What the registry knows, so that --help never lags behind the backends."""
-    return ("A keyboard-first console for live job queues: "
-            f"{', '.join(REDIS_BACKENDS)} on Redis; {', '.join(POSTGRES_BACKENDS)} on PostgreSQL.")
+    where = "; ".join(f"{', '.join(backend_names(kind))} on {label}" for kind, label in URL_KINDS.items())
+    return f"A keyboard-first console for live job queues: {where}."
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
-    names = ("urls", "context", "backend", "prefixes", "schema", "connect_timeout", "read_only", "theme", "refresh",
+    declared = tuple(opts[0].dest for opts in backend_options().values())
+    names = ("urls", "context", "backend", *declared, "connect_timeout", "read_only", "theme", "refresh",
              "policy_file", "utc")
     flags = {name: getattr(args, name, None) for name in names}
     if "schema" in flags:

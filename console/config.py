@@ -76,6 +76,8 @@ class Settings(BaseModel):
     #: key prefix (Redis) under which the console keeps its audit records, requeue ledger and
     #: global-pause memory, on the same server as the queues, where every operator sees them
     store_prefix: str = Field(default="queue-console", min_length=1)
+    #: PostgreSQL schema of those records (QUEUE_CONSOLE_STORE_SCHEMA; default: queue_console)
+    store_schema: str | None = Field(default=None, min_length=1)
     #: the requeue policy: a TOML file with a [policy] table (--policy, QUEUE_CONSOLE_POLICY) ...
     policy_file: str | None = None
     #: ... or the [policy] table of the config file itself (docs/policy.md)
@@ -126,7 +128,7 @@ def _env() -> dict[str, Any]:
     out: dict[str, Any] = {}
     if os.environ.get("QUEUE_CONSOLE_URL"):
         out["urls"] = [u for u in re.split(r"[\s,]+", os.environ["QUEUE_CONSOLE_URL"]) if u]
-    for key in ("read_only", "refresh", "theme", "context", "store_prefix", "policy_file", "utc"):
+    for key in ("read_only", "refresh", "theme", "context", "store_prefix", "store_schema", "policy_file", "utc"):
         value = os.environ.get(f"QUEUE_CONSOLE_{key.upper()}") or (
             os.environ.get("QUEUE_CONSOLE_POLICY") if key == "policy_file" else None)
         if value:

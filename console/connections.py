@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 
 from backends.contract import Discovery, QueueRef, QueueStatus, Reader, call_with_timeout
 from backends.errors import BackendError
-from backends.registry import REDIS_BACKENDS, ConnectOptions, open_readers
+from backends.registry import ConnectOptions, backend_names, open_readers
 from backends.urls import parse, redact
 from console.config import Settings
 
@@ -38,6 +38,7 @@ def connect_options(settings: Settings) -> ConnectOptions:
         connect_timeout=settings.connect_timeout,
         op_timeout=settings.op_timeout,
         store_prefix=settings.store_prefix,
+        store_schema=settings.store_schema,
         read_only=settings.read_only,
     )
 
@@ -87,7 +88,7 @@ class Session:
         reader (BullMQ) is opened: detecting other systems would itself scan the keyspace."""
         if parse(raw).kind != "redis":
             return None
-        options = self.options if self.options.backend else replace(self.options, backend=REDIS_BACKENDS[0])
+        options = self.options if self.options.backend else replace(self.options, backend=backend_names("redis")[0])
         readers = await open_readers(raw, options)
         names = [spec] + ([spec.partition(":")[2]] if ":" in spec else [])
         try:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from backends.registry import ALL_BACKENDS
+from backends.registry import backend_names
 from console import formatting as fmt
 from console.cli import build_parser, main
 from tests.fixed_data import T0, write_fixed_queue
@@ -280,7 +280,7 @@ def test_local_time_with_offset_or_utc_flag_env_and_config(redis_url, prefix, sy
 def test_help_names_every_backend_of_the_registry(capsys):
     text = build_parser().format_help()
     assert "BullMQ on Redis)" not in text
-    for backend in ALL_BACKENDS:
+    for backend in backend_names():
         assert backend in text.split("--backend", 1)[1].split("\n", 1)[0], (backend, text)
     code, out, err = run(capsys, "status", "--backend", "nosuch")
     assert code == 2 and "invalid choice: 'nosuch'" in err

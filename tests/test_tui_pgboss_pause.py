@@ -18,11 +18,11 @@ from tests import pgboss_helpers as h
 from tests.test_tui import SIZE, wait_for
 
 
-async def _pause_in_tui(url: str, schema: str) -> str:
+async def _pause_in_tui(url: str, schema: str, store: str) -> str:
     """Open the only queue, press P, return the confirmation's text, answer yes, wait for it."""
     from textual.widgets import DataTable
 
-    app = QueueConsoleApp(Settings(urls=[url], schema=schema, refresh=0.5))
+    app = QueueConsoleApp(Settings(urls=[url], schema=schema, store_schema=store, refresh=0.5))
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1, what="the queue")
         await pilot.press("enter")
@@ -38,20 +38,19 @@ async def _pause_in_tui(url: str, schema: str) -> str:
     return text
 
 
-async def test_tui_pause_says_how_it_will_pause(postgres_url, monkeypatch):
+async def test_tui_pause_says_how_it_will_pause(postgres_url):
     schema, store = h.new_schema("v12tui"), f"qcs_{uuid.uuid4().hex[:10]}"
-    monkeypatch.setenv("QUEUE_CONSOLE_STORE_SCHEMA", store)
     await h.install(postgres_url, "v12", schema)
     try:
         async with h.admin(postgres_url) as conn:
             await h.create_queue(conn, schema, "work")
             await h.add_job(conn, schema, "work")
         async with h.non_owner(postgres_url, schema, store) as limited:
-            text = await _pause_in_tui(limited, schema)
+            text = await _pause_in_tui(limited, schema, store)
             assert "does not own" in text and "best-effort parking" in text, text
             async with h.admin(postgres_url) as conn:
                 assert await conn.fetchval(f"SELECT mode FROM {quote_ident(store)}.paused_queue") == "park"
-        text = await _pause_in_tui(postgres_url, schema)
+        text = await _pause_in_tui(postgres_url, schema, store)
         assert "note:" not in text, text
         async with h.admin(postgres_url) as conn:
             assert await conn.fetchval(f"SELECT mode FROM {quote_ident(store)}.paused_queue") == "hold"

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 
 from backends.blob import ROW_LIMIT, to_blob, to_int, to_str
 from backends.bullmq import discovery, versions
+from backends.bullmq.declaration import DECLARATION
 from backends.bullmq.read_scripts import HashFieldsReader, QueueCounter
 from backends.bullmq.cursor import ListCursor, ZsetCursor, decode_cursor, encode_cursor
 from backends.bullmq.gauges import read_gauges
@@ -213,7 +214,7 @@ class BullMQReader(BullMQMutations, Reader):
             self._generations = generations
         looked_for = [p.replace("\\", "") for p in patterns]
         return Discovery(queues=queues, looked_for=looked_for, complete=complete, note=note,
-                         hint="if your queues use another key prefix, pass --prefix PREFIX")
+                         hint=DECLARATION.discovery_hint)
 
     async def lookup(self, names: list[str]) -> list[QueueRef]:
         """Queues named ``names`` under the pinned prefixes (or BullMQ's default prefix ``bull``),

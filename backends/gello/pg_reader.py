@@ -19,7 +19,6 @@ import base64
 import datetime as dt
 import json
 import math
-import os
 
 from backends.blob import ROW_LIMIT, to_blob
 from backends.contract import (
@@ -492,7 +491,7 @@ class GelloPgReader(Reader):
     def _store_schema(self) -> str:
         from backends.pgboss.console_store import DEFAULT_SCHEMA as STORE_DEFAULT
 
-        return self.store_schema or os.environ.get("QUEUE_CONSOLE_STORE_SCHEMA") or STORE_DEFAULT
+        return self.store_schema or STORE_DEFAULT
 
     async def _store_ready(self) -> None:
         """CREATE SCHEMA/TABLE IF NOT EXISTS in the console's own schema, once (as pg-boss's does)."""

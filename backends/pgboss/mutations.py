@@ -131,7 +131,7 @@ def _at(ms: int) -> dt.datetime:
 class PgBossMutations:
     """Needs ``self.pool`` (read-only), ``self.url``, ``self._layout`` and ``self._state_filter``."""
 
-    #: the console's own schema (audit, ledger, pause state); QUEUE_CONSOLE_STORE_SCHEMA overrides
+    #: the console's own schema (audit, ledger, pause state); ConnectOptions.store_schema sets it
     store_schema: str | None = None
     write_connect_timeout: float = 5.0
     write_op_timeout: float = 10.0
@@ -141,7 +141,7 @@ class PgBossMutations:
     # ------------------------------------------------------------------ plumbing
     @property
     def _store_schema(self) -> str:
-        return self.store_schema or os.environ.get("QUEUE_CONSOLE_STORE_SCHEMA") or DEFAULT_SCHEMA
+        return self.store_schema or DEFAULT_SCHEMA
 
     @property
     def _st(self) -> str:

@@ -32,6 +32,7 @@ from backends.contract import (
     Throughput,
 )
 from backends.errors import BackendError, BackendTimeout, BadCursor
+from backends.pgboss.declaration import DECLARATION
 from backends.pgboss.layout import Layout, quote_ident
 from backends.pgboss.mutations import PgBossMutations
 from backends.postgres import pg_errors
@@ -199,7 +200,7 @@ class PgBossReader(PgBossMutations, Reader):
             hint = (f"no pg-boss schema named {self.schema!r} in this database" if self.schema
                     else "no pg-boss schema in this database")
             return Discovery(queues=[], looked_for=looked_for, note=hint,
-                             hint="if pg-boss uses another schema, pass --schema NAME")
+                             hint=DECLARATION.discovery_hint)
         queues: list[QueueRef] = []
         notes = []
         for schema in schemas:

@@ -1,0 +1,21 @@
+"""BullMQ (and legacy Bull) in Redis: the declaration the registry loops over."""
+from __future__ import annotations
+
+from backends.declaration import BackendDeclaration, BackendOption
+
+PREFIX = BackendOption(flag="--prefix", dest="prefixes", config_key="prefixes", repeatable=True, metavar="PREFIX",
+                       help="BullMQ key prefix to look in (repeatable; default: discover every prefix)")
+HINT = "if your queues use another key prefix, pass --prefix PREFIX"
+
+
+async def open_reader(url, options):
+    from backends.bullmq.reader import BullMQReader
+    from backends.redis_client import connected_client
+
+    client = await connected_client(url, options)
+    return BullMQReader(client, url, prefixes=options.prefixes or None, discovery_budget_s=options.discovery_budget_s,
+                        store_prefix=options.store_prefix)
+
+
+DECLARATION = BackendDeclaration(name="bullmq", url_kinds=("redis",), open=open_reader, options=(PREFIX,),
+                                 discovery_hint=HINT, order=0)

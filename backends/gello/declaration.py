@@ -1,0 +1,58 @@
+"""Gello: two declarations, one per store (Redis and PostgreSQL), each detected next to the
+primary system of its URL kind. With ``--backend gello``, ``--prefix`` / ``--schema`` name Gello's
+key prefix / schema (the same flags BullMQ and pg-boss declare)."""
+from __future__ import annotations
+
+from backends.declaration import BackendDeclaration, BackendOption
+
+#: the Redis SCAN that detects Gello keys gives up after this long (``--backend gello`` forces it)
+DETECT_BUDGET_S = 1.0
+PREFIX = BackendOption(flag="--prefix", dest="prefixes", config_key="prefixes", repeatable=True, metavar="PREFIX",
+                       help="with --backend gello: Gello's key prefix (default gello)")
+SCHEMA = BackendOption(flag="--schema", dest="schema", config_key="schema",
+                       help="with --backend gello: the schema of Gello's tables (default public)")
+
+
+async def open_redis(url, options):
+    from backends.gello.redis_reader import GelloRedisReader
+    from backends.redis_client import connected_client
+
+    client = await connected_client(url, options)
+    return GelloRedisReader(client, url, prefixes=options.gello_prefix_list(),
+                            discovery_budget_s=options.discovery_budget_s, store_prefix=options.store_prefix)
+
+
+async def detect_redis(first, url, options) -> bool:
+    """True when a time-boxed SCAN sees a ``<gello prefix>:queue:*`` key."""
+    from backends.contract import call_with_timeout
+    from backends.gello.redis_reader import has_gello_keys
+    from backends.redis_client import redis_errors
+
+    budget = min(DETECT_BUDGET_S, options.discovery_budget_s)
+    async with redis_errors(url):
+        return await call_with_timeout(has_gello_keys(first.client, options.gello_prefix_list(), budget),
+                                       options.op_timeout, "looking for Gello keys")
+
+
+async def open_postgres(url, options):
+    from backends.gello.pg_reader import GelloPgReader, open_pool
+
+    pool = await open_pool(url, options.connect_timeout, options.op_timeout, options.client_name)
+    return GelloPgReader(pool, url, schema=options.gello_schema_name(), store_schema=options.store_schema)
+
+
+async def detect_postgres(first, url, options) -> bool:
+    """True when the Gello schema has a ``failed_jobs`` table or a ``jobs`` table with ``job_type``."""
+    from backends.contract import call_with_timeout
+    from backends.gello.pg_reader import detect
+    from backends.postgres import pg_errors
+
+    async with pg_errors(url):
+        return await call_with_timeout(detect(first.pool, options.gello_schema_name()),
+                                       options.op_timeout, "looking for Gello tables")
+
+
+REDIS = BackendDeclaration(name="gello", url_kinds=("redis",), open=open_redis, detect=detect_redis,
+                           options=(PREFIX,), discovery_hint="pass --backend gello --prefix PREFIX", order=10)
+POSTGRES = BackendDeclaration(name="gello", url_kinds=("postgres",), open=open_postgres, detect=detect_postgres,
+                              options=(SCHEMA,), discovery_hint="pass --backend gello --schema NAME", order=10)
