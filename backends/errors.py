@@ -27,3 +27,10 @@ class BadCursor(BadRequest):
 
 class Unsupported(BackendError):
     """The reader cannot do this (its capabilities say so; the UI never offers it)."""
+
+
+class UnknownState(BadRequest):
+    """A state the queue's system does not have; every reader raises this one (exit 2)."""
+
+    def __init__(self, backend: str, state: str, states: tuple[str, ...] | list[str]) -> None:
+        super().__init__(f"{backend} has no state {state!r} (states: {', '.join(states)})")

@@ -17,12 +17,13 @@ from typing import Any, Callable, Literal
 
 from backends.contract import JobOutcome, JobSummary, QueueRef, Reader, call_with_timeout
 from backends.errors import BackendError, BackendTimeout, ConnectError
+from backends.limits import MAX_BULK, MAX_IDS
 from console import formatting as fmt
 from console import requeue_planning as rp
 from console.policy import Force, LedgerEntry, Plan, Policy, default_policy, plan as make_plan
 
-BATCH = 500  # jobs per batch of explicit ids (one pipelined round trip of per-job scripts)
-BULK_BATCH = 1000  # jobs per bulk script call (BullMQ's own retryJobs/clean default): bounded
+BATCH = MAX_IDS  # jobs per batch of explicit ids (backends/limits.py)
+BULK_BATCH = MAX_BULK  # jobs per bulk batch call (backends/limits.py)
 SAMPLE = 5
 
 

@@ -40,7 +40,7 @@ HEADLESS = [
     "backends.redis_console_store",
     "backends.pgboss.reader",
     "backends.pgboss.mutations",
-    "backends.pgboss.console_store",
+    "backends.pg_console_store",
     "backends.gello.redis_reader",
     "backends.gello.pg_reader",
 ]

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from backends.bullmq.keys import STATE_SUFFIXES, QueueKeys, glob_escape
+from backends.bullmq.keys import STATE_SUFFIXES, QueueKeys
+from backends.redis_scan import glob_escape
 
 SCAN_COUNT = 1000
 #: BullMQ's (and Bull's) key prefix when none is given (a named queue is looked up here directly

@@ -11,11 +11,6 @@ from dataclasses import dataclass
 STATE_SUFFIXES = ("wait", "paused", "active", "prioritized", "delayed", "completed", "failed", "waiting-children")
 
 
-def glob_escape(text: str) -> str:
-    """Escape Redis glob specials so a prefix is matched literally by SCAN MATCH."""
-    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
-
-
 @dataclass(frozen=True)
 class QueueKeys:
     prefix: str

@@ -16,11 +16,11 @@ from backends.bullmq.keys import QueueKeys
 from backends.bullmq import versions
 from backends.bullmq.scripts import GENERATIONS, Scripts
 from backends.contract import BatchOutcome, ConsoleStore, JobOutcome, QueueRef
+from backends.limits import bulk_count
 from backends.errors import BackendError, Unsupported
 from backends.redis_client import redis_errors
 from backends.redis_console_store import RedisConsoleStore
 
-MAX_BATCH = 1000
 #: cleanJobsInSet removes each job with all its keys: 1,000 per call held the server up to ~45 ms
 #: on a loaded 2-core machine, 500 keeps a call well under 50 ms
 PURGE_BATCH = 500
@@ -110,7 +110,7 @@ class BullMQMutations:
         if state not in ("failed", "completed"):
             raise BackendError(f"cannot retry jobs in state {state!r} (failed or completed)")
         k = self._writable(queue)
-        count = max(1, min(count, MAX_BATCH))
+        count = bulk_count(count)
         async with redis_errors(self.url):  # type: ignore[attr-defined]
             scripts = await self._movers(k, "retry")
             moved, more = await scripts.move_jobs_to_wait(k, state, count, before_ms)

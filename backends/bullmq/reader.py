@@ -17,7 +17,6 @@ from backends.blob import ROW_LIMIT, to_blob, to_int, to_str
 from backends.bullmq import discovery, versions
 from backends.bullmq.declaration import DECLARATION
 from backends.bullmq.read_scripts import HashFieldsReader, QueueCounter
-from backends.bullmq.cursor import ListCursor, ZsetCursor, decode_cursor, encode_cursor
 from backends.bullmq.gauges import read_gauges
 from backends.bullmq.keys import QueueKeys
 from backends.bullmq.mutations import BullMQMutations
@@ -36,7 +35,9 @@ from backends.contract import (
     Reader,
     Throughput,
 )
-from backends.errors import BadCursor, BadRequest
+from backends.errors import BadCursor, UnknownState
+from backends.page_cursor import ListCursor, ZsetCursor, decode_position, encode_position
+from backends.redis_window import zset_window
 from backends.redis_client import pipelined, redis_errors
 from backends.urls import ConnectionUrl
 
@@ -287,14 +288,14 @@ class BullMQReader(BullMQMutations, Reader):
 
     # ------------------------------------------------------------------ pages
     async def page(self, queue: QueueRef, state: str, cursor: str | None = None, limit: int = 50) -> Page:
-        segments = (BULL_SEGMENTS if queue.backend == "bull" else SEGMENTS).get(state)
-        if segments is None:
-            raise BadRequest(f"{queue.backend} has no state {state!r}")
-        if queue.backend == "bull" and state == "waiting_children":
-            raise BadRequest("bull has no state 'waiting_children'")
+        table = BULL_SEGMENTS if queue.backend == "bull" else SEGMENTS
+        segments = table.get(state)
+        if segments is None or (queue.backend == "bull" and state == "waiting_children"):
+            raise UnknownState(queue.backend, state,
+                               [s for s in table if not (queue.backend == "bull" and s == "waiting_children")])
         limit = max(1, min(limit, 1000))
         k = QueueKeys(queue.namespace, queue.name)
-        seg_index, pos = decode_cursor(cursor)
+        seg_index, pos = decode_position(cursor)
         if not 0 <= seg_index < len(segments) or (
             pos is not None and isinstance(pos, ListCursor) != (segments[seg_index][1] == "list")
         ):
@@ -308,11 +309,11 @@ class BullMQReader(BullMQMutations, Reader):
                 ids, more_pos = await self._window(k(suffix), kind, order, pos, limit - len(picked))
                 picked.extend((i, suffix) for i in ids)
                 if more_pos is not None:
-                    next_cursor = encode_cursor(seg_index, more_pos)
+                    next_cursor = encode_position(seg_index, more_pos)
                     break
                 seg_index, pos = seg_index + 1, None
             if next_cursor is None and seg_index < len(segments):
-                next_cursor = encode_cursor(seg_index, None)  # page full at a segment boundary
+                next_cursor = encode_position(seg_index, None)  # page full at a segment boundary
             rows = await self._rows(k, picked, state)
         return Page(queue=queue, state=state, jobs=rows, next_cursor=next_cursor, total=total)
 
@@ -359,22 +360,10 @@ class BullMQReader(BullMQMutations, Reader):
                     return ids, None
             return ids, ListCursor(consumed)  # a run of markers: a short page that continues
         zc = pos if isinstance(pos, ZsetCursor) else None
-        if order == "asc":
-            lo = f"{zc.score!r}" if zc else "-inf"
-            raw = await self.client.zrangebyscore(key, lo, "+inf", start=zc.skip if zc else 0, num=want + 1, withscores=True)
-        else:
-            hi = f"{zc.score!r}" if zc else "+inf"
-            raw = await self.client.zrevrangebyscore(key, hi, "-inf", start=zc.skip if zc else 0, num=want + 1, withscores=True)
-        more = len(raw) > want
-        raw = raw[:want]
+        raw, after = await zset_window(self.client, key, order != "asc", zc.score if zc else None,
+                                       zc.skip if zc else 0, want)
         ids = [to_str(member) or "" for member, _ in raw]
-        if not more:
-            return ids, None
-        last_score = raw[-1][1]
-        same = sum(1 for _, s in raw if s == last_score)
-        if zc and zc.score == last_score:
-            same += zc.skip
-        return ids, ZsetCursor(last_score, same)
+        return ids, (ZsetCursor(*after) if after else None)
 
     async def _rows(self, k: QueueKeys, picked: list[tuple[str, str]], state: str) -> list[JobSummary]:
         if not picked:

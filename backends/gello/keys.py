@@ -15,15 +15,6 @@ SUFFIXES: dict[str, tuple[str, str]] = {
 NATIVE_OF_STATE = {canonical: suffix for suffix, (_, canonical) in SUFFIXES.items()}
 
 
-def glob_escape(text: str) -> str:
-    out = []
-    for ch in text:
-        if ch in "*?[]\\":
-            out.append("\\")
-        out.append(ch)
-    return "".join(out)
-
-
 @dataclass(frozen=True)
 class GelloKeys:
     prefix: str

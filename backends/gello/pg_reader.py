@@ -15,7 +15,6 @@ would fail).
 """
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import math
@@ -34,14 +33,15 @@ from backends.contract import (
     QueueStatus,
     Reader,
 )
-from backends.errors import BackendError, BadCursor, BadRequest, Unsupported
+from backends.limits import bulk_count
+from backends.errors import BackendError, Unsupported, UnknownState
 from backends.gello.record import BACKEND, PRIORITIES
+from backends.page_cursor import pack_keys, unpack_keys
 from backends.postgres import open_write_pool, pg_errors, quote_ident
 from backends.urls import ConnectionUrl
 
 DEFAULT_SCHEMA = "public"
 STATES = ("waiting", "delayed", "active", "failed")
-MAX_BATCH = 1000
 MAX_QUEUES = 10_000
 
 EXPECTED: dict[str, dict[str, str]] = {
@@ -102,40 +102,14 @@ ORDERS: dict[str, tuple[str, str, tuple[str, ...], str]] = {
 
 
 def _encode_cursor(state: str, values: list) -> str:
-    keys = [{"t": v.isoformat()} if isinstance(v, dt.datetime) else v for v in values]
-    raw = json.dumps({"s": state, "k": keys}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return pack_keys(state, values)
 
 
 def _decode_cursor(cursor: str, state: str) -> list:
-    width = len(ORDERS[state][2])
-    try:
-        doc = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(doc, dict) or doc.get("s") != state or not isinstance(doc.get("k"), list):
-            raise ValueError("not a cursor of this state")
-        keys = doc["k"]
-        if len(keys) != width:
-            raise ValueError("wrong width")
-        out = []
-        for col, v in zip(ORDERS[state][2], keys):
-            if col.endswith("_at"):
-                if not isinstance(v, dict) or not isinstance(v.get("t"), str):
-                    raise ValueError("bad time")
-                t = dt.datetime.fromisoformat(v["t"])
-                if t.tzinfo is None:
-                    raise ValueError("naive time")
-                out.append(t)
-            elif state == "failed" and col == "id":
-                if isinstance(v, bool) or not isinstance(v, int):
-                    raise ValueError("bad id")
-                out.append(v)
-            else:
-                if not isinstance(v, str):
-                    raise ValueError("bad key")
-                out.append(v)
-        return out
-    except (ValueError, TypeError, UnicodeDecodeError, OverflowError):
-        raise BadCursor(f"bad page cursor {cursor!r} for {state} jobs") from None
+    cols = ORDERS[state][2]
+    kinds = tuple("time" if col.endswith("_at") else ("int" if state == "failed" and col == "id" else "str")
+                  for col in cols)
+    return unpack_keys(cursor, state, kinds)
 
 
 class GelloPgReader(Reader):
@@ -268,7 +242,7 @@ class GelloPgReader(Reader):
     # ------------------------------------------------------------------ pages
     async def page(self, queue: QueueRef, state: str, cursor: str | None = None, limit: int = 50) -> Page:
         if state not in ORDERS:
-            raise BadRequest(f"gello has no state {state!r} (it has {', '.join(STATES)})")
+            raise UnknownState("gello", state, STATES)
         await self._require()
         table, where, order, direction = ORDERS[state]
         limit = max(1, min(limit, 1000))
@@ -426,7 +400,7 @@ class GelloPgReader(Reader):
         Rows whose job id is already in ``jobs`` are left alone (they would conflict)."""
         self._check_failed(state, "retry")
         await self._writable("retry")
-        count = max(1, min(count, MAX_BATCH))
+        count = bulk_count(count)
         failed, jobs = self._t("failed_jobs"), self._t("jobs")
         picked = (f"SELECT f.id, f.job_id, f.queue, f.job_type, f.payload FROM {failed} f "
                   f"WHERE f.queue = $1 AND f.failed_at <= $2 AND NOT EXISTS (SELECT 1 FROM {jobs} j WHERE j.id = f.job_id) "
@@ -461,7 +435,7 @@ class GelloPgReader(Reader):
     async def purge_batch(self, queue: QueueRef, state: str, before_ms: int, count: int) -> BatchOutcome:
         self._check_failed(state, "purge")
         await self._writable("purge")
-        count = max(1, min(count, MAX_BATCH))
+        count = bulk_count(count)
         failed = self._t("failed_jobs")
         async with pg_errors(self.url):
             rows = await self.pool.fetch(
@@ -478,7 +452,7 @@ class GelloPgReader(Reader):
         """The PostgreSQL console store of backends.pgboss (schema ``queue_console`` unless
         configured), shared with pg-boss queues on the same database; None if it is unavailable."""
         try:
-            from backends.pgboss.console_store import PgConsoleStore
+            from backends.pg_console_store import PgConsoleStore
         except ImportError:
             return None
 
@@ -489,21 +463,18 @@ class GelloPgReader(Reader):
 
     @property
     def _store_schema(self) -> str:
-        from backends.pgboss.console_store import DEFAULT_SCHEMA as STORE_DEFAULT
+        from backends.pg_console_store import DEFAULT_SCHEMA as STORE_DEFAULT
 
         return self.store_schema or STORE_DEFAULT
 
     async def _store_ready(self) -> None:
         """CREATE SCHEMA/TABLE IF NOT EXISTS in the console's own schema, once (as pg-boss's does)."""
-        from backends.pgboss.console_store import ddl
+        from backends.pg_console_store import create_store
 
         name = self._store_schema
         if name in self._store_done:
             return
-        async with pg_errors(self.url), self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"queue-console store {name}")
-            for stmt in ddl(name):
-                await conn.execute(stmt)
+        await create_store(self.pool, self.url, name)
         self._store_done.add(name)
 
     async def close(self) -> None:

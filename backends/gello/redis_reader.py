@@ -33,16 +33,19 @@ from backends.contract import (
     QueueStatus,
     Reader,
 )
-from backends.errors import BackendError, BadCursor, BadRequest
+from backends.limits import bulk_count
+from backends.errors import BackendError, BadCursor, UnknownState
 from backends.gello import record as rec_mod
-from backends.gello.keys import DEFAULT_PREFIX, NATIVE_OF_STATE, SUFFIXES, GelloKeys, glob_escape, split_queue_key
+from backends.gello.keys import DEFAULT_PREFIX, NATIVE_OF_STATE, SUFFIXES, GelloKeys, split_queue_key
 from backends.redis_client import redis_errors
+from backends.redis_scan import KeyScan, glob_escape
+from backends.page_cursor import ListCursor, ZsetCursor, decode_position, encode_position
+from backends.redis_window import zset_window
 from backends.redis_console_store import RedisConsoleStore
 from backends.urls import ConnectionUrl
 
 STATES = ("waiting", "delayed", "active", "failed")
 SCAN_COUNT = 1000
-MAX_BATCH = 1000
 #: how many (id -> member) pairs seen on pages are remembered, per reader
 SEEN_CAP = 20_000
 #: a search for a job id outside the remembered members reads at most this long
@@ -80,36 +83,25 @@ async def has_gello_keys(client: aioredis.Redis, prefixes: list[str], budget_s: 
     """True as soon as one ``<prefix>:queue:*`` key of a known suffix is seen (time-boxed SCAN)."""
     deadline = time.monotonic() + budget_s
     for prefix in prefixes:
-        cursor = 0
-        while True:
-            cursor, keys = await client.scan(cursor=cursor, match=f"{glob_escape(prefix)}:queue:*", count=SCAN_COUNT)
+        scan = KeyScan(client, f"{glob_escape(prefix)}:queue:*", deadline=deadline)
+        async for keys in scan.batches():
             if any(split_queue_key(k.decode("utf-8", "surrogateescape"), prefix) for k in keys):
                 return True
-            if cursor == 0 or time.monotonic() > deadline:
-                break
     return False
 
 
 def _encode(pos) -> str:
-    if isinstance(pos, int):
-        return f"l:{pos}"
-    score, skip = pos
-    return f"z:{score!r}:{skip}"
+    return encode_position(0, ListCursor(pos) if isinstance(pos, int) else ZsetCursor(*pos))
 
 
 def _decode(cursor: str | None, kind: str, state: str):
     if not cursor:
         return None
-    try:
-        parts = cursor.split(":")
-        if kind == "list" and parts[0] == "l" and len(parts) == 2 and int(parts[1]) >= 0:
-            return int(parts[1])
-        if kind == "zset" and parts[0] == "z" and len(parts) == 3 and int(parts[2]) >= 0:
-            score = float(parts[1])
-            if score == score:  # not NaN
-                return (score, int(parts[2]))
-    except ValueError:
-        pass
+    segment, pos = decode_position(cursor, state)
+    if segment == 0 and kind == "list" and isinstance(pos, ListCursor):
+        return pos.offset
+    if segment == 0 and kind == "zset" and isinstance(pos, ZsetCursor):
+        return (pos.score, pos.skip)
     raise BadCursor(f"bad page cursor {cursor!r} for {state} jobs")
 
 
@@ -145,19 +137,13 @@ class GelloRedisReader(Reader):
         complete = True
         async with redis_errors(self.url):
             for prefix in self.prefixes:
-                cursor = 0
-                while True:
-                    if time.monotonic() > deadline:
-                        complete = False
-                        break
-                    cursor, keys = await self.client.scan(cursor=cursor, match=f"{glob_escape(prefix)}:queue:*",
-                                                          count=SCAN_COUNT)
+                scan = KeyScan(self.client, f"{glob_escape(prefix)}:queue:*", deadline=deadline)
+                async for keys in scan.batches():
                     for raw in keys:
                         parts = split_queue_key(raw.decode("utf-8", "surrogateescape"), prefix)
                         if parts:
                             found.setdefault((prefix, parts[0]), set()).add(parts[1])
-                    if cursor == 0:
-                        break
+                complete = complete and scan.complete
             candidates = sorted(found)
             pipe = self.client.pipeline(transaction=False)
             for prefix, name in candidates:
@@ -214,7 +200,7 @@ class GelloRedisReader(Reader):
     async def page(self, queue: QueueRef, state: str, cursor: str | None = None, limit: int = 50) -> Page:
         suffix = NATIVE_OF_STATE.get(state)
         if suffix is None or state not in STATES:
-            raise BadRequest(f"gello has no state {state!r} (it has {', '.join(STATES)})")
+            raise UnknownState("gello", state, STATES)
         kind = SUFFIXES[suffix][0]
         limit = max(1, min(limit, 1000))
         pos = _decode(cursor, kind, state)
@@ -242,21 +228,7 @@ class GelloRedisReader(Reader):
 
     async def _zwindow(self, key: str, desc: bool, pos, limit: int):
         score, skip = pos if pos is not None else (None, 0)
-        if desc:
-            hi = repr(score) if score is not None else "+inf"
-            raw = await self.client.zrevrangebyscore(key, hi, "-inf", start=skip, num=limit + 1, withscores=True)
-        else:
-            lo = repr(score) if score is not None else "-inf"
-            raw = await self.client.zrangebyscore(key, lo, "+inf", start=skip, num=limit + 1, withscores=True)
-        more = len(raw) > limit
-        raw = raw[:limit]
-        if not more:
-            return raw, None
-        last = raw[-1][1]
-        same = sum(1 for _, s in raw if s == last)
-        if score is not None and score == last:
-            same += skip
-        return raw, (last, same)
+        return await zset_window(self.client, key, desc, score, skip, limit)
 
     def _remember(self, queue: QueueRef, job_id: str, suffix: str, member: bytes) -> None:
         key = (queue.namespace, queue.name, job_id)
@@ -421,7 +393,7 @@ class GelloRedisReader(Reader):
         skipped: they cannot be retried, only purged)."""
         self._check_failed(state, "retry")
         k = self._keys(queue)
-        count = max(1, min(count, MAX_BATCH))
+        count = bulk_count(count)
         async with redis_errors(self.url):
             now = await self.server_time_ms()
             pairs, ids, skipped, offset = [], [], 0, 0
@@ -469,7 +441,7 @@ class GelloRedisReader(Reader):
         """Remove the oldest dead members that failed at or before ``before_ms`` (malformed ones too)."""
         self._check_failed(state, "purge")
         k = self._keys(queue)
-        count = max(1, min(count, MAX_BATCH))
+        count = bulk_count(count)
         async with redis_errors(self.url):
             raw = await self.client.zrangebyscore(k("dead"), "-inf", before_ms, start=0, num=count)
             if not raw:

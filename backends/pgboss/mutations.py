@@ -1,7 +1,7 @@
 """State changes of pg-boss queues, as pg-boss itself makes them (shared/formats/pgboss.md, sections 4, 6-8).
 
 Mixed into PgBossReader. Every call is one bounded unit (an explicit id list, or one batch of at
-most ``MAX_BATCH`` jobs): one short transaction on a writable pool of its own (the read pool stays
+most ``MAX_IDS`` jobs): one short transaction on a writable pool of its own (the read pool stays
 ``default_transaction_read_only``), ``statement_timeout``/``lock_timeout`` on every session, one
 UPDATE/DELETE per batch filtered by ``name = $1 AND id = ANY($2)`` (partition pruning; the pk is
 ``(name, id)``) with a state guard, so a statement is a no-op for a job that a worker or another
@@ -15,7 +15,7 @@ pg-boss has no pause. ``set_paused`` holds a queue with a trigger of the console
 table (``hold``: a worker's claim of a queued job of a held queue is skipped, so nothing of that
 queue is taken while no console runs), when the connecting role owns the job table; otherwise it
 parks waiting jobs (section 8), best effort and labelled so. State lives in the console's own
-schema (backends.pgboss.console_store).
+schema (backends.pg_console_store).
 """
 from __future__ import annotations
 
@@ -31,17 +31,11 @@ from typing import Any
 
 from backends.contract import BatchOutcome, ConsoleStore, JobOutcome, QueueRef, QueueStatus
 from backends.errors import BackendError, Unsupported
-from backends.pgboss.console_store import DEFAULT_SCHEMA, PgConsoleStore, ddl
+from backends.pg_console_store import DEFAULT_SCHEMA, PgConsoleStore, create_store
 from backends.pgboss.layout import Layout, quote_ident
+from backends.limits import MAX_IDS, bulk_count
 from backends.postgres import open_write_pool, pg_errors
 
-#: jobs per statement: bounded, so row locks (fetchers SKIP LOCKED past them) stay few and short
-MAX_BATCH = 500
-#: jobs per bulk retry/purge batch (one statement, one commit; the action layer asks for its
-#: BULK_BATCH and gets at most this many): the one place the pg-boss batch size is set. 1,000 is
-#: pg-boss's own chunk in the comparison; measured on a 2.4M-row 12.38 table (docs/performance.md)
-#: a batch of 500 spent a commit (~4 ms fsync) per 500 rows where pg-boss spends one per 1,000
-BULK_BATCH = 1000
 #: far-future start_after of a parked job; finite on purpose (node-pg turns 'infinity' into a non-Date)
 SENTINEL = dt.datetime(2999, 1, 1, tzinfo=dt.timezone.utc)
 #: a statuses() refresh re-parks paused queues at most this often (per reader)
@@ -184,11 +178,7 @@ class PgBossMutations:
         name = self._store_schema
         if name in st["ready"]:
             return
-        pool = await self._wpool()
-        async with pg_errors(self.url), pool.acquire() as conn, conn.transaction():  # type: ignore[attr-defined]
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"queue-console store {name}")
-            for stmt in ddl(name):
-                await conn.execute(stmt)
+        await create_store(await self._wpool(), self.url, name)  # type: ignore[attr-defined]
         st["ready"].add(name)
 
     async def _writable(self, queue: QueueRef) -> Layout:
@@ -263,8 +253,8 @@ class PgBossMutations:
         so the others still go through and the conflicting ones are reported ``conflict``."""
         import asyncpg
 
-        if len(job_ids) > MAX_BATCH:
-            raise BackendError(f"at most {MAX_BATCH} job ids per call ({len(job_ids)} given)")
+        if len(job_ids) > MAX_IDS:
+            raise BackendError(f"at most {MAX_IDS} job ids per call ({len(job_ids)} given)")
         layout = layout or await self._writable(queue)
         ids, bad = _uuids(job_ids)
         ids = list(dict.fromkeys(ids))
@@ -394,7 +384,7 @@ class PgBossMutations:
             run = runs[key] = _BulkRun(layout=layout, sql=self._bulk_sql(layout, action, native),
                                        parking=action == "retry" and await self._parked_queue(layout, queue.name))
         layout = run.layout
-        count = max(1, min(int(count), BULK_BATCH))
+        count = bulk_count(count)
         pool = await self._wpool()
         try:
             async with pg_errors(self.url):  # type: ignore[attr-defined]
@@ -485,7 +475,7 @@ class PgBossMutations:
                                            f"{self._st}.parked_job")
         return bool(row["ok"])
 
-    async def _park(self, conn, layout: Layout, name: str, count: int = MAX_BATCH) -> int | None:
+    async def _park(self, conn, layout: Layout, name: str, count: int = MAX_IDS) -> int | None:
         """Park one batch of waiting jobs of a queue that is still paused (None: not paused)."""
         st = self._st
         held = await conn.fetchrow(f"SELECT 1 FROM {st}.paused_queue WHERE schema = $1 AND name = $2 "
@@ -509,7 +499,7 @@ class PgBossMutations:
                 RETURNING id""", layout.schema, name, SENTINEL, count)
         return len(rows)
 
-    async def _unpark(self, conn, layout: Layout, name: str, count: int = MAX_BATCH,
+    async def _unpark(self, conn, layout: Layout, name: str, count: int = MAX_IDS,
                       ids: list[uuid.UUID] | None = None) -> int:
         """Give one batch of parked jobs back their start_after (not before now) and their
         keep_until shifted by the time they were parked; drop their side rows. Returns side rows taken."""
@@ -601,7 +591,7 @@ class PgBossMutations:
                 return None
             while time.monotonic() < deadline:
                 n = await self._tx(lambda conn: self._park(conn, layout, queue.name))
-                if not n or n < MAX_BATCH:
+                if not n or n < MAX_IDS:
                     break
             return f"not held: {refusal}; parked (best effort)"
         if not await self._store_exists():
@@ -638,7 +628,7 @@ class PgBossMutations:
         while True:
             n = await self._tx(lambda conn: self._unpark(conn, layout, queue.name))
             total += n
-            if n < MAX_BATCH:
+            if n < MAX_IDS:
                 return note
             if time.monotonic() > deadline:
                 raise BackendError(f"resume of {queue.qualified}: {total} parked jobs released so far, more remain; "

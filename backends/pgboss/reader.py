@@ -10,7 +10,6 @@ queue is the one write a refresh can do, and it is off in read-only mode.
 from __future__ import annotations
 
 import asyncio
-import base64
 import datetime as dt
 import json
 import time
@@ -31,10 +30,11 @@ from backends.contract import (
     Reader,
     Throughput,
 )
-from backends.errors import BackendError, BackendTimeout, BadCursor
+from backends.errors import BackendError, BackendTimeout, UnknownState
 from backends.pgboss.declaration import DECLARATION
 from backends.pgboss.layout import Layout, quote_ident
 from backends.pgboss.mutations import PgBossMutations
+from backends.page_cursor import pack_keys, unpack_keys
 from backends.postgres import pg_errors
 from backends.urls import ConnectionUrl
 
@@ -538,17 +538,18 @@ class PgBossReader(PgBossMutations, Reader):
             pred = "state IN ('failed', 'expired')" if (state == "failed" and layout.major == "v9") else f"state = '{state}'"
             # completed_on is always set in these states; saying so lets 12.38's job_i16 serve the order
             return f"{pred} AND {c('completed_on')} IS NOT NULL", [c("completed_on"), "id"], ["desc", "desc"]
-        raise BackendError(f"pgboss has no state {state!r} (states: {', '.join(STATES)})")
+        raise UnknownState("pgboss", state, STATES)
 
     async def page(self, queue: QueueRef, state: str, cursor: str | None = None, limit: int = 50) -> Page:
         if state not in STATES:
-            raise BackendError(f"pgboss has no state {state!r} (states: {', '.join(STATES)})")
+            raise UnknownState("pgboss", state, STATES)
         limit = max(1, min(limit, 1000))
         layout = await self._layout(queue.namespace)
         if not layout.known:
             raise BackendError(layout.read_only_reason or "unknown pg-boss schema")
         pred, order, dirs = self._state_filter(layout, state)
-        key = _decode_cursor(cursor, state, len(order)) if cursor else None
+        kinds = tuple("uuid" if col == "id" else ("int" if col == "priority" else "time") for col in order)
+        key = unpack_keys(cursor, state, kinds) if cursor else None
         args: list = [queue.name]
         where = f"name = $1 AND {pred}"
         if key is not None:
@@ -577,7 +578,7 @@ class PgBossReader(PgBossMutations, Reader):
             src = {"priority": last["priority"], c("created_on"): last["created_on"], "id": last["id"],
                    c("start_after"): last["start_after"], c("started_on"): last["started_on"],
                    c("completed_on"): last["completed_on"]}
-            next_cursor = _encode_cursor(state, [src[col] for col in order])
+            next_cursor = pack_keys(state, [src[col] for col in order])
         total = await self._list_total(layout, queue.name, state, pred, first=cursor is None)
         return Page(queue=queue, state=state, jobs=jobs, next_cursor=next_cursor, total=total)
 
@@ -880,31 +881,3 @@ def _keyset(order: list[str], dirs: list[str], vals: list[str]) -> str:
     return "(" + " OR ".join(terms) + ")"
 
 
-def _encode_cursor(state: str, values: list) -> str:
-    raw = json.dumps({"s": state, "k": [v.isoformat() if isinstance(v, dt.datetime) else v for v in values]})
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str, state: str, width: int) -> list:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        doc = json.loads(raw)
-        if not isinstance(doc, dict) or doc.get("s") != state or not isinstance(doc.get("k"), list):
-            raise ValueError("not a page cursor of this state")
-        keys = doc["k"]
-        if len(keys) != width:
-            raise ValueError("wrong width")
-        out: list = []
-        for v in keys:
-            if isinstance(v, bool) or not isinstance(v, (int, str)):
-                raise ValueError("bad key")
-            if isinstance(v, str):
-                try:
-                    out.append(str(uuid.UUID(v)) if len(v) == 36 and v.count("-") == 4 else dt.datetime.fromisoformat(v))
-                except ValueError:
-                    raise ValueError("bad key") from None
-            else:
-                out.append(v)
-        return [uuid.UUID(v) if isinstance(v, str) else v for v in out]
-    except (ValueError, TypeError, UnicodeDecodeError, json.JSONDecodeError):
-        raise BadCursor(f"bad page cursor {cursor!r} for {state} jobs") from None

@@ -203,7 +203,7 @@ def write_queue(client, prefix: str, name: str, *, failed: int = 0, waiting: int
 
 def delete_prefix(client, prefix: str, batch: int = 1000) -> int:
     """SCAN MATCH <prefix>:* and DEL exactly those keys, in batches. Never FLUSHDB."""
-    from backends.bullmq.keys import glob_escape
+    from backends.redis_scan import glob_escape
 
     deleted = 0
     keys: list[bytes] = []

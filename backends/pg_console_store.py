@@ -28,8 +28,7 @@ import time
 from typing import Any, Awaitable, Callable
 
 from backends.contract import ConsoleStore
-from backends.pgboss.layout import quote_ident
-from backends.postgres import pg_errors
+from backends.postgres import pg_errors, quote_ident
 from backends.urls import ConnectionUrl
 
 DEFAULT_SCHEMA = "queue_console"
@@ -71,6 +70,15 @@ def ddl(schema: str) -> list[str]:
               PRIMARY KEY (schema, name, id))""",
         hold_function(schema),
     ]
+
+
+async def create_store(pool, url: ConnectionUrl, schema: str) -> None:
+    """CREATE SCHEMA/TABLE IF NOT EXISTS of the console's schema through ``pool`` (writable), under
+    a transaction-level advisory lock so two consoles starting at once do not trip over each other."""
+    async with pg_errors(url), pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"queue-console store {schema}")
+        for stmt in ddl(schema):
+            await conn.execute(stmt)
 
 
 def hold_function(schema: str) -> str:
