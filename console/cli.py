@@ -18,7 +18,7 @@ from console.actions import Refused
 from console.cli_actions import ActionUsageError
 from console.config import ConfigError, Settings, load
 from console.connections import QueueNotFound, Session
-from console.safe_text import blob_text, clean, one_line
+from console.safe_text import InertStream, blob_text, clean, one_line
 
 EXIT_OK, EXIT_USAGE, EXIT_BACKEND, EXIT_REFUSED = 0, 2, 3, 4
 
@@ -99,6 +99,15 @@ def _fail(code: int, message: str) -> NoReturn:
 
 
 def main(argv: list[str] | None = None) -> None:
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = InertStream(out), InertStream(err)  # the TUI's driver writes elsewhere
+    try:
+        _main(argv)
+    finally:
+        sys.stdout, sys.stderr = out, err
+
+
+def _main(argv: list[str] | None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -177,7 +186,7 @@ async def _status(session: Session, args: argparse.Namespace) -> int:
         for row in [header] + rows:
             print("  ".join(cell.ljust(w) if i < 3 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))))
     for note in notes:
-        print(note, file=sys.stderr)
+        print(one_line(note, 400), file=sys.stderr)
     return EXIT_OK
 
 
@@ -204,7 +213,7 @@ async def _jobs(session: Session, args: argparse.Namespace) -> int:
         print(f"{one_line(j.id, 40):<24} {one_line(j.name or '-', 30):<20} {fmt.timestamp(when)}  "
               f"attempts={j.attempts_made if j.attempts_made is not None else '-'}{reason}")
     if page.next_cursor:
-        print(f"more: --cursor {page.next_cursor}")
+        print(f"more: --cursor {clean(page.next_cursor)}")
     return EXIT_OK
 
 

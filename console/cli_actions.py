@@ -382,7 +382,7 @@ async def _audit(args, session: Session) -> int:
         _print_json({"records": records})
         return 0
     for r in records:
-        print(f"{fmt.timestamp(r.get('at'))}  {one_line(str(r.get('who')), 30)}  {r.get('action')}  "
+        print(f"{fmt.timestamp(r.get('at'))}  {one_line(str(r.get('who')), 30)}  {one_line(str(r.get('action')), 20)}  "
               f"{one_line(str(r.get('queue')), 40)}  count={r.get('count')}  {one_line(str(r.get('result')), 60)}")
     if not records:
         print("no audit records", file=sys.stderr)

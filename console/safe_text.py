@@ -62,6 +62,26 @@ def clean(text: str) -> str:
     return _UNSAFE.sub(_escape, text)
 
 
+def _clean_keeping_cr(text: str) -> str:
+    return _UNSAFE.sub(lambda m: "\r" if m.group() == "\r" else _escape(m), text)
+
+
+class InertStream:
+    """A text stream whose every write goes through the same rule as ``clean`` (a carriage return
+    also stays, for progress lines): the CLI's stdout and stderr, so that no line it prints, from
+    any code path, can carry a raw escape sequence to the terminal."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(_clean_keeping_cr(text))
+        return len(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def one_line(text: str | None, width: int = 120) -> str:
     """A single display line: cleaned, newlines folded, cut to ``width`` with an ellipsis."""
     if not text:
@@ -97,4 +117,17 @@ def blob_text(blob: Blob | None, pretty: bool = True) -> str:
         notes.append(f"truncated: showing the first {human_size(len(blob.text.encode('utf-8', 'replace')))} of {human_size(blob.size)}")
     if notes:  # first, so that a display cut further down never hides them
         out = "[" + "; ".join(notes) + "]\n" + out
+    return out
+
+
+def inert(text):
+    """A ``rich.text.Text`` with every run of its text cleaned and its styles kept: the last
+    guard of a widget that takes a Text built elsewhere (confirmation bodies)."""
+    from rich.text import Span, Text
+
+    cuts = sorted({0, len(text.plain), *(s.start for s in text.spans), *(s.end for s in text.spans)})
+    out = Text(style=text.style, justify=text.justify, no_wrap=text.no_wrap, end=text.end)
+    for part in text.divide(cuts[1:-1]) if len(cuts) > 2 else [text]:
+        plain = clean(part.plain)
+        out.append_text(Text(plain, spans=[Span(0, len(plain), s.style) for s in part.spans]))
     return out

@@ -76,8 +76,9 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
             if not snap.connected and snap.error:
                 continue  # the banner says it
             for disc in snap.discoveries:
-                lines.append(f"No queues found at {snap.connection}: looked for {', '.join(disc.looked_for)}.")
-                lines += [x for x in (disc.note, disc.hint and disc.hint[0].upper() + disc.hint[1:] + ".") if x]
+                lines.append(one_line(f"No queues found at {snap.connection}: looked for {', '.join(disc.looked_for)}.", 300))
+                lines += [one_line(x, 300) for x in (disc.note, disc.hint and disc.hint[0].upper() + disc.hint[1:] + ".")
+                          if x]
         empty.update(Text("\n".join(lines) or "connecting…"))
         empty.add_class("-shown")
 
@@ -130,7 +131,7 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
         lat = snap.latency.get(s.queue.key) if snap else None
         cells: list = [
             Text(one_line(s.queue.name, 40)),
-            Text(s.queue.backend, style="dim"),
+            Text(one_line(s.queue.backend, 20), style="dim"),
             Text("PAUSED", style="bold yellow") if s.paused else Text("-", style="dim"),
         ]
         for c in self._columns:

@@ -117,9 +117,9 @@ class QueueScreen(TableNavigation, FilterBox, Screen):
             tab_id = f"state-{state}"
             existing = tabs.query(f"#{tab_id}")
             if existing:
-                existing.first(Tab).label = label
+                existing.first(Tab).label = Text(one_line(label, 40))
             else:
-                tabs.add_tab(Tab(label, id=tab_id))
+                tabs.add_tab(Tab(Text(one_line(label, 40)), id=tab_id))
         if tabs.active != f"state-{self.state}" and self.state in states:
             tabs.active = f"state-{self.state}"
 
@@ -202,7 +202,7 @@ class QueueScreen(TableNavigation, FilterBox, Screen):
         start = (len(self.cursors) - 1) * PAGE_SIZE
         more = "  n: next page" if self.page.next_cursor else "  (last page)"
         back = "  p: previous" if len(self.cursors) > 1 else ""
-        filt = f"  filter {self.filter_text!r}: {len(self._filtered_jobs())} shown" if self.filter_text else ""
+        filt = f"  filter {one_line(repr(self.filter_text), 40)}: {len(self._filtered_jobs())} shown" if self.filter_text else ""
         filt += f"  {len(self.marks)} marked (R retry, D purge)" if self.marks else ""
         info.update(Text(f"page {len(self.cursors)}: jobs {start + 1 if n else 0}–{start + n} of "
                          f"{fmt.count(self.page.total)}{more}{back}{filt}", style="dim"))
@@ -383,7 +383,8 @@ class QueueScreen(TableNavigation, FilterBox, Screen):
         except Exception as exc:
             self.notify(one_line(str(exc), 200), severity="error")
             return
-        body = Text(f"{action} {len(ids)} {self.state} jobs of {self.queue.qualified} at {self.queue.connection}\n"
+        body = Text(f"{action} {len(ids)} {self.state} jobs of {one_line(self.queue.qualified, 80)} at "
+                    f"{one_line(self.queue.connection, 80)}\n"
                     + "\n".join(f"  {one_line(i, 60)}" for i in ids[:10]) + ("\n  …" if len(ids) > 10 else ""))
         if not await self.app.push_screen_wait(ConfirmScreen(f" {action} {len(ids)} jobs? ", body)):
             self.notify(f"{action} cancelled: nothing changed")
@@ -415,7 +416,7 @@ class QueueScreen(TableNavigation, FilterBox, Screen):
         except Refused as exc:
             self.notify(str(exc), severity="error")
             return
-        body = Text(f"{verb} {self.queue.qualified} at {self.queue.connection}\n"
+        body = Text(f"{verb} {one_line(self.queue.qualified, 80)} at {one_line(self.queue.connection, 80)}\n"
                     + ("Workers finish their active jobs and take no new ones until resumed." if paused
                        else "Workers start taking jobs again."))
         if not await self.app.push_screen_wait(ConfirmScreen(f" {verb} queue {one_line(self.queue.name, 40)}? ", body)):
