@@ -92,6 +92,8 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
         table = self.query_one(DataTable)
         statuses = self._visible()
         columns = visible_states(self.statuses)
+        # the selected queue, before a change of columns (a state appearing) clears the rows
+        selected = self._rows[table.cursor_row] if self._rows and 0 <= table.cursor_row < len(self._rows) else None
         if columns != self._columns:
             table.clear(columns=True)
             table.add_column("queue", key="queue")
@@ -105,7 +107,6 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
             table.add_column("run p50", key="run")
             self._columns, self._rows = columns, []
         keys = [_row_key(s) for s in statuses]
-        selected = self._rows[table.cursor_row] if self._rows and 0 <= table.cursor_row < len(self._rows) else None
         if keys != self._rows:
             table.clear()
             for s, key in zip(statuses, keys):

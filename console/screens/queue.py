@@ -5,6 +5,7 @@ from functools import partial
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.css.query import NoMatches
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static, Tab, Tabs
@@ -148,10 +149,13 @@ class QueueScreen(TableNavigation, FilterBox, Screen):
             self.page_error = str(exc)
             self._render_page_info()
             return
-        if state != self.state or cursor != self.cursors[-1]:
-            return  # the user moved on meanwhile
+        if state != self.state or cursor != self.cursors[-1] or not self.is_attached:
+            return  # the user moved on meanwhile (another state, page, or off this screen)
         self.page, self.page_error = page, None
-        self._render_jobs()
+        try:
+            self._render_jobs()
+        except NoMatches:
+            pass  # the screen was closed while the page was on its way
 
     def _filtered_jobs(self):
         if self.page is None:
@@ -239,8 +243,11 @@ class QueueScreen(TableNavigation, FilterBox, Screen):
             if self._detail_for == job_id:
                 self.query_one(JobDetailView).show_error(job_id, str(exc))
             return
-        if self._detail_for == job_id:
-            self.query_one(JobDetailView).show(job_id, detail)
+        if self._detail_for == job_id and self.is_attached:
+            try:
+                self.query_one(JobDetailView).show(job_id, detail)
+            except NoMatches:
+                pass  # the screen was closed meanwhile
 
     def action_show_job(self) -> None:
         detail = self.query_one("#detail")
