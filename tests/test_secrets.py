@@ -256,3 +256,53 @@ def test_json_looking_environment_url_is_a_usage_error(capsys):
     code, shown = run_cli(["status"], capsys, env={"QUEUE_CONSOLE_URL": '{"url": "redis://:pwSECRET@h/0"}'})
     assert code == 2
     assert "SECRET" not in shown and "Recursion" not in shown
+
+
+# ------------------------------------------------------------------------------- property: the TUI
+
+
+async def _tui_screen(url: str) -> str:
+    """The TUI's screen (every character of it) once the connection bar shows the connection."""
+    import html
+
+    from console.app import QueueConsoleApp
+    from console.config import Settings
+
+    app = QueueConsoleApp(Settings(urls=[url], refresh=1, connect_timeout=2))
+    async with app.run_test(size=(200, 40)) as pilot:
+        for _ in range(300):
+            snaps = list(app.snapshots.values())
+            if snaps and (snaps[0].statuses or snaps[0].error):
+                break
+            await pilot.pause(0.05)
+        await pilot.pause(0.2)
+        svg = app.export_screenshot()
+    return html.unescape(svg).replace("\xa0", " ")
+
+
+@pytest.mark.timeout(600)
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(password=passwords, form=st.sampled_from(["raw", "encoded"]), reachable=st.booleans())
+def test_property_tui_connection_bar_never_shows_the_password(server, password, form, reachable):
+    import asyncio
+
+    port = PORT if reachable else UNREACHABLE
+    _set_password(server, password)
+    screen = asyncio.run(_tui_screen(f"redis://u:{in_url(password, form)}@127.0.0.1:{port}/0"))
+    assert f"127.0.0.1:{port}" in screen  # the connection bar is there
+    vocabulary = _vocab(("tui", reachable), lambda: (_set_password(server, "zzzzzzzz"), asyncio.run(
+        _tui_screen(f"redis://u:zzzzzzzz@127.0.0.1:{port}/0")))[1])
+    _set_password(server, password)
+    assert leaked([password, in_url(password, form)], screen, vocabulary) == []
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("password", ["Pg@:/%S3cret", "pa/SECRETTAIL", "se?cr#et@tail"])
+def test_tui_issue_passwords(server, password):
+    import asyncio
+
+    _set_password(server, password)
+    screen = asyncio.run(_tui_screen(f"redis://u:{password}@127.0.0.1:{PORT}/0"))
+    assert "mail" in screen  # connected with that password: the queue is listed
+    for secret in ("S3cret", "SECRETTAIL", "cr#et", "tail"):
+        assert secret not in screen
