@@ -101,9 +101,9 @@ def redact(raw: str) -> str:
 
 @dataclass(frozen=True)
 class ConnectionUrl:
-    raw: str
-    scheme: str
-    kind: str  # "redis" or "postgres"
+    raw: str = field(repr=False)  # holds the password: never in a repr (tracebacks show locals)
+    scheme: str = ""
+    kind: str = ""  # "redis" or "postgres"
     #: the URL without credentials (what is parsed, and what messages may quote)
     bare: str = field(default="", repr=False)
     username: str = field(default="", repr=False)
@@ -112,6 +112,9 @@ class ConnectionUrl:
     @property
     def redacted(self) -> str:
         return redact(self.raw)
+
+    def __repr__(self) -> str:
+        return f"ConnectionUrl({self.redacted!r})"
 
     @property
     def connect_url(self) -> str:

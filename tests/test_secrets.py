@@ -184,7 +184,7 @@ def _vocab(key: tuple, make) -> str:
 
 
 @pytest.mark.timeout(600)
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(password=passwords, form=st.sampled_from(["raw", "encoded", "some-encoded"]))
 def test_property_cli_with_a_valid_url_never_shows_the_password(server, capsys, password, form):
     _set_password(server, password)
@@ -232,7 +232,7 @@ BAD = [
 
 
 @pytest.mark.timeout(600)
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(password=passwords, form=st.sampled_from(["raw", "encoded", "some-encoded"]), bad=st.sampled_from(BAD),
        argv=st.sampled_from([["status"], ["status", "--json"], ["jobs", "mail"], ["dlq", "list"],
                              ["dlq", "list", "--json"]]),
@@ -286,7 +286,7 @@ async def _tui_screen(url: str) -> str:
 
 
 @pytest.mark.timeout(600)
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(password=passwords, form=st.sampled_from(["raw", "encoded"]), reachable=st.booleans())
 def test_property_tui_connection_bar_never_shows_the_password(server, password, form, reachable):
     import asyncio
@@ -311,3 +311,9 @@ def test_tui_issue_passwords(server, password):
     assert "mail" in screen  # connected with that password: the queue is listed
     for secret in ("S3cret", "SECRETTAIL", "cr#et", "tail"):
         assert secret not in screen
+
+
+def test_connection_url_repr_has_no_password():
+    # crash tracebacks (Textual shows locals) print reprs
+    url = parse("redis://u:reprSECRET@h/0")
+    assert "reprSECRET" not in repr(url) and "reprSECRET" not in str(url)
