@@ -288,5 +288,13 @@ def test_cli_outputs_are_inert(hostile, capsys):
         assert "internal error" not in out, (argv, out)
         assert_inert(out, textual=False)
         outputs.append(out)
+    for hostile_url in ("redis://127.0.0.1:6429/0#\x1b]0;URLTITLE\x07", "redis://\x1b[2J@127.0.0.1:6429/0",
+                        "redis\x1b]52;c;eA==\x07://h/0", "redis://h\u202e:6379/0", "[@click=app.quit]://x"):
+        for argv in (["status"], ["dlq", "list", "--json"]):  # connection errors name the URL
+            code, out = run_cli(argv + ["--url", hostile_url], capsys)
+            assert code in (2, 3), (hostile_url, out)
+            assert "internal error" not in out, out
+            assert_inert(out, textual=False)
+            outputs.append(out)
     joined = "\n".join(outputs)
     assert "[@click=app.quit]X[/]" in joined and "\\x1b[2J" in joined and "\\u202e" in joined
