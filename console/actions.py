@@ -95,6 +95,8 @@ class Report:
     unknown: int = 0
     #: why the audit record could not be written (None: written, or this store keeps none)
     audit_error: str | None = None
+    #: jobs of the batch being sent now (0 between batches): unknown if the run is interrupted
+    in_flight: int = 0
 
     @property
     def complete(self) -> bool:
@@ -146,6 +148,22 @@ class Report:
             "audit_id": self.audit_id, "audit_error": self.audit_error, "refused": self.refused,
             "plan": self.plan_summary,
         }
+
+
+def totals(previews: list[Preview]) -> dict[str, int]:
+    """Jobs selected, and what a run would do with them: now, later (paced or scheduled by the
+    policy), refused by the policy -- the one count behind dry runs and confirmations."""
+    out = {"selected": 0, "now": 0, "later": 0, "refused": 0}
+    for p in previews:
+        out["selected"] += p.count
+        if p.plan is None:
+            out["now"] += p.count
+        else:
+            s = p.plan.summary
+            out["now"] += s.now
+            out["later"] += s.later
+            out["refused"] += s.refused
+    return out
 
 
 Progress = Callable[[int, int], None]  # (done so far, total)
@@ -274,15 +292,58 @@ class Actions:
                 await self._run_ids(reader, preview, report, progress, cancel)
         except BackendError as exc:
             report.error = str(exc)
+        except Refused as exc:  # e.g. the plan changed since the preview: nothing of it ran
+            report.error = f"refused: {exc}"
+            raise
         except asyncio.CancelledError:
             # the task itself was cancelled (the app or the process is going away), not a cancel
             # request: the batch in flight may or may not have run
             report.cancelled = True
             report.error = report.error or "interrupted"
+            report.unknown = report.unknown or report.in_flight
             raise
         finally:
             report.audit_id = await self._audit(reader, preview, report, started)
         return report
+
+    async def execute_many(self, previews: list[Preview], progress: Progress | None = None,
+                           cancel: asyncio.Event | None = None) -> list[Report | BaseException]:
+        """Run several confirmed previews; one report (or the exception that refused one) per
+        preview, in order. Planned retries run side by side, each on its own plan's clock, so
+        their paced starts interleave across queues as the plans have them (rates and budgets are
+        per queue; docs/policy.md); the rest run one after another first."""
+        done = [0] * len(previews)
+        total = sum(p.count for p in previews)
+
+        def part(i: int) -> Progress:
+            def report_progress(n: int, _total: int) -> None:
+                done[i] = n
+                if progress:
+                    progress(sum(done), total)
+            return report_progress
+
+        async def one(i: int) -> Report | BaseException:
+            try:
+                return await self.execute(previews[i], progress=part(i), cancel=cancel)
+            except (Refused, BackendError) as exc:
+                return exc
+
+        out: list[Report | BaseException | None] = [None] * len(previews)
+        planned = [i for i, p in enumerate(previews) if p.plan is not None]
+        gone: set[str] = set()  # connections that stopped a run and did not answer again
+        for i, p in enumerate(previews):
+            if p.plan is not None:
+                continue
+            conn = p.selection.queue.connection
+            if conn in gone:
+                out[i] = BackendError(f"not started: {conn} stopped answering during this run")
+                continue
+            out[i] = result = await one(i)
+            if isinstance(result, Report) and result.error and result.audit_error:
+                gone.add(conn)
+        for i, result in zip(planned, await asyncio.gather(*(one(i) for i in planned))):
+            out[i] = result
+        return [r for r in out if r is not None]
 
     async def _server_back(self, reader: Reader) -> bool:
         """Wait (up to ``reconnect_wait`` seconds) until the server answers again."""
@@ -300,7 +361,8 @@ class Actions:
 
     async def _recount(self, reader: Reader, preview: Preview, report: Report, before: int, batch: int) -> None:
         """A bulk batch's reply was lost: what it did is the drop of the selection's count on the
-        server (the batch is atomic: all of it ran, or none)."""
+        server since the last batch that answered (the batch is atomic: all of it ran, or none; a
+        batch moves at most ``batch`` jobs)."""
         sel = preview.selection
         if await self._server_back(reader):
             try:
@@ -309,7 +371,7 @@ class Actions:
             except BackendError:
                 report.unknown = batch
                 return
-            moved = max(before - after, 0)
+            moved = min(max(before - after, 0), batch)
             report.done += moved
             report.recounted += moved
             if moved:
@@ -320,23 +382,26 @@ class Actions:
     async def _run_all(self, reader, preview, report, progress, cancel) -> None:
         sel = preview.selection
         batch_call = reader.retry_batch if preview.action == "retry" else reader.purge_batch
-        while True:
+        # counted once (the selection only shrinks: a job that fails again is past the snapshot),
+        # then kept by what each batch reports, so that a batch whose reply is lost can be recounted
+        remaining = await self._call(reader.count_finished_before(sel.queue, sel.state, preview.snapshot_ms),
+                                     "counting the selection")
+        while remaining > 0:
             if cancel is not None and cancel.is_set():
                 report.cancelled = True
                 return
-            # counted before each batch, so that a batch whose reply is lost can be recounted
-            before = await self._call(reader.count_finished_before(sel.queue, sel.state, preview.snapshot_ms),
-                                      "counting the selection")
-            if before == 0:
-                return
+            report.in_flight = min(remaining, BULK_BATCH)
             try:
                 outcome = await self._call(batch_call(sel.queue, sel.state, preview.snapshot_ms, BULK_BATCH),
                                            f"{preview.action} batch")
             except (ConnectError, BackendTimeout):
-                await self._recount(reader, preview, report, before, min(before, BULK_BATCH))
+                report.in_flight = 0
+                await self._recount(reader, preview, report, remaining, min(remaining, BULK_BATCH))
                 raise
+            report.in_flight = 0
             report.batches += 1
             report.done += outcome.done
+            remaining = max(remaining - outcome.done, 0) if outcome.more else 0
             if progress:
                 progress(report.done, report.requested)
             if not outcome.more or outcome.done == 0:
@@ -350,6 +415,7 @@ class Actions:
                 report.cancelled = True
                 return
             chunk = ids[start:start + BATCH]
+            report.in_flight = len(chunk)
             try:
                 if preview.action == "retry":
                     outcomes = await self._call(reader.retry_jobs(sel.queue, chunk, sel.state, preview.reset_attempts),
@@ -359,8 +425,9 @@ class Actions:
             except (ConnectError, BackendTimeout):
                 # each job is atomic, but which of the chunk ran before the reply was lost is not
                 # known (a job may have left the state for another reason): say so
-                report.unknown = len(chunk)
+                report.unknown, report.in_flight = len(chunk), 0
                 raise
+            report.in_flight = 0
             report.batches += 1
             report.done += sum(1 for o in outcomes if o.ok)
             report.skipped += [o for o in outcomes if not o.ok]
@@ -393,13 +460,16 @@ class Actions:
             if not pending:
                 return
             ids = [d.job_id for d in pending]
+            report.in_flight = len(ids)
             try:
                 outcomes = await self._call(reader.retry_jobs(sel.queue, ids, sel.state, preview.reset_attempts,
                                                               **_timeout_kw(pending[0])), "retry batch")
             except (ConnectError, BackendTimeout):
+                report.in_flight = 0
                 await self._recount_planned(reader, sel.queue, sel.state, list(pending), report, store)
                 pending.clear()
                 raise
+            report.in_flight = 0
             executed = rp.to_datetime(await self._server_now(reader))
             ok = {o.job_id for o in outcomes if o.ok}
             await self._call(rp.append_ledger(store, [

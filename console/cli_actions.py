@@ -11,7 +11,8 @@ from typing import Any, Callable
 
 from backends.contract import QueueRef, call_with_timeout
 from console import formatting as fmt
-from console.actions import Actions, Preview, Refused, Selection, parse_duration, store_key
+from console.actions import Actions, Preview, Refused, Report, Selection, parse_duration, store_key
+from console.actions import totals as plan_totals  # the name `totals` is a local below
 from console.connections import Session
 from console.safe_text import one_line
 from console.triage import group_jobs
@@ -213,21 +214,6 @@ def _print_preview(p: Preview) -> None:
         print(f"  note: {w}", file=sys.stderr)
 
 
-def _totals(previews: list[Preview]) -> dict[str, int]:
-    """Selected jobs, and what the run would do with them: now, later (paced or scheduled), refused."""
-    out = {"selected": 0, "now": 0, "later": 0, "refused": 0}
-    for p in previews:
-        out["selected"] += p.count
-        if p.plan is None:
-            out["now"] += p.count
-        else:
-            s = p.plan.summary
-            out["now"] += s.now
-            out["later"] += s.later
-            out["refused"] += s.refused
-    return out
-
-
 def _totals_text(action: str, t: dict[str, int]) -> str:
     verb = {"retry": "retried", "purge": "purged"}.get(action, action)
     text = f"{action} of {t['selected']} selected jobs: {t['now']} would be {verb} now"
@@ -279,7 +265,7 @@ async def _dlq_mutate(args, session: Session, actions: Actions) -> int:
         sel = Selection(queue=q, state="failed", job_ids=ids, older_than_ms=older)
         previews.append(await actions.preview(action, sel, reset_attempts=getattr(args, "reset_attempts", False)))
     previews = [p for p in previews if p.count or not (p.selection.is_all or p.from_all)]
-    totals = _totals(previews)
+    totals = plan_totals(previews)
     total = totals["now"] + totals["later"]
     if args.dry_run:
         if args.json:
@@ -300,23 +286,33 @@ async def _dlq_mutate(args, session: Session, actions: Actions) -> int:
     if totals["refused"]:
         print(f"  {_totals_text(action, totals)}", file=sys.stderr)
     _confirm(f"{action} {total} jobs?", args.yes)
-    reports = []
-    for p in previews:
-        report = await actions.execute(p, progress=None if args.json else _progress(action))
-        reports.append(report)
-        if not args.json:
-            print(f"\r{one_line(p.selection.queue.qualified, 60)}: {report.summary()}", file=sys.stderr)
-    done = {"selected": sum(r.requested for r in reports), "done": sum(r.done for r in reports),
+    # planned (paced) retries of several queues run side by side: their starts interleave as planned
+    results = await actions.execute_many(previews, progress=None if args.json else _progress(action))
+    if len(results) == 1 and isinstance(results[0], BaseException):
+        raise results[0]  # one queue: the one-line error and its exit code
+    if not args.json:
+        print("", file=sys.stderr)
+        for p, r in zip(previews, results):
+            text = r.summary() if isinstance(r, Report) else f"{action}: not run: {r}"
+            print(f"{one_line(p.selection.queue.qualified, 60)}: {text}", file=sys.stderr)
+    reports = [r for r in results if isinstance(r, Report)]
+    failed = [r for r in results if not isinstance(r, Report)]
+    done = {"selected": sum(p.count for p in previews), "done": sum(r.done for r in reports),
             "refused": sum(r.refused for r in reports)}
     if args.json:
         _print_json({"action": action, "totals": done,
-                     "reports": [r.to_json() | {"plan_fingerprint": p.plan.fingerprint() if p.plan is not None else None}
-                                 for r, p in zip(reports, previews)]})
-    elif len(reports) > 1:
+                     "reports": [(r.to_json() if isinstance(r, Report) else
+                                  {"queue": p.selection.queue.name, "backend": p.selection.queue.backend,
+                                   "connection": p.selection.queue.connection, "not_run": str(r)})
+                                 | {"plan_fingerprint": p.plan.fingerprint() if p.plan is not None else None}
+                                 for r, p in zip(results, previews)]})
+    elif len(results) > 1:
         print(f"{action}: {done['done']} done of {done['selected']} selected"
               + (f", {done['refused']} refused by the policy" if done["refused"] else ""), file=sys.stderr)
-    if not all(r.complete for r in reports):
+    if not all(r.complete for r in reports) or any(not isinstance(e, Refused) for e in failed):
         return 3
+    if failed:
+        return 4
     if any(r.refused for r in reports):
         print(f"the policy refused {sum(r.refused for r in reports)} jobs (see the plan above; --force "
               "overrides permanent/too-old, --force fatal also fatal)", file=sys.stderr)

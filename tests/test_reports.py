@@ -259,3 +259,109 @@ def test_read_only_before_the_demo_verb_reaches_the_demo(capsys, monkeypatch):
     with pytest.raises(Refused):
         Actions(lambda q: None, read_only=settings.read_only).check_allowed(
             "retry", QueueRef(connection="x", backend="bullmq", namespace="p", name="q"))
+
+
+async def test_paced_retry_of_three_queues_interleaves_as_planned(redis_url, prefix, store_prefix, capsys, tmp_path):
+    """`dlq retry --all` over three queues under a rate of 1/s per queue (and a fairness key): the
+    start times BullMQ records (the `waiting` events of each queue's stream, stamped by the server)
+    interleave the queues round by round, and each queue starts its jobs in the plan's order --
+    not one queue after another."""
+    worlds = [World(redis_url, prefix, name) for name in ("qa", "qb", "qc")]
+    try:
+        for w in worlds:
+            await w.make_failed(3)
+            await w.stop_worker()
+        policy = tmp_path / "policy.toml"
+        policy.write_text('[policy.fairness]\nrate = 1\nkey = "tenant"\n')
+        flags = ["--url", redis_url, "--prefix", prefix, "--policy", str(policy), "--json"]
+        code, out, err = await asyncio.to_thread(cli, capsys, "dlq", "retry", "--all", "--dry-run", *flags)
+        assert code == 0, err
+        planned = {}
+        for p in json.loads(out)["previews"]:
+            accepted = [d for d in p["plan"]["decisions"] if d["action"] != "refuse"]
+            planned[p["queue"]] = [d["job_id"] for d in sorted(accepted, key=lambda d: (d["delay_ms"], d["position"]))]
+        assert sorted(planned) == ["qa", "qb", "qc"] and all(len(v) == 3 for v in planned.values())
+        code, out, err = await asyncio.to_thread(cli, capsys, "dlq", "retry", "--all", "--yes", *flags)
+        assert code == 0, err
+        assert json.loads(out)["totals"]["done"] == 9
+        client = redis.Redis.from_url(redis_url)
+        starts = []  # (server ms, queue, job id) of each retry, from the queues' event streams
+        for name in planned:
+            for entry_id, f in client.xrange(f"{prefix}:{name}:events"):
+                if f.get(b"event") == b"waiting" and f.get(b"prev") == b"failed":
+                    starts.append((int(entry_id.split(b"-")[0]), name, f[b"jobId"].decode()))
+        client.close()
+        starts.sort()
+        for name, ids in planned.items():
+            assert [j for _, q, j in starts if q == name] == ids, f"{name} did not start in the plan's order"
+        rounds = [sorted(q for _, q, _ in starts[k:k + 3]) for k in range(0, 9, 3)]
+        assert rounds == [["qa", "qb", "qc"]] * 3, f"queues did not interleave: {[(q, j) for _, q, j in starts]}"
+    finally:
+        for w in worlds:
+            await w.close()
+
+
+async def test_queues_after_a_server_that_stopped_answering_are_not_started(private, monkeypatch):
+    """Several queues on one server that goes away for good in the middle of the first: the rest
+    are reported as not started (instead of each waiting for the server again)."""
+    import console.actions as actions_module
+    from backends.errors import BackendError
+
+    monkeypatch.setattr(actions_module, "BULK_BATCH", 10)
+    prefix = f"qcr{uuid.uuid4().hex[:6]}"
+    worlds = [World(private.url, prefix, name) for name in ("qa", "qb")]
+    try:
+        for w in worlds:
+            await w.make_failed(20)
+            await w.stop_worker()
+        [reader] = await open_readers(private.url, ConnectOptions(prefixes=[prefix]))
+        worlds[0].readers.append(reader)
+        await reader.discover()
+        acts = Actions(lambda q: reader, operator="test@host", reconnect_wait=1.0)
+        previews = [await acts.preview("purge", Selection(w.ref())) for w in worlds]
+
+        def stop(done, total):
+            if done == 10:
+                private.stop(save=False)
+
+        first, second = await acts.execute_many(previews, progress=stop)
+        assert first.done == 10 and first.error and first.audit_error
+        assert isinstance(second, BackendError) and "not started" in str(second)
+    finally:
+        for w in worlds:
+            await w.close()
+
+
+async def test_interrupted_run_audits_cancelled_with_the_batch_in_flight_unknown(pworld, private, monkeypatch):
+    """The run's task itself is cancelled (Ctrl-C, the app closing) while a batch waits on the server
+    (CLIENT PAUSE WRITE on the private server holds it): the audit record says "N of M, cancelled"
+    and that the batch in flight may or may not have run -- not "done"."""
+    import console.actions as actions_module
+
+    monkeypatch.setattr(actions_module, "BULK_BATCH", 10)
+    await pworld.make_failed(45)
+    await pworld.stop_worker()
+    [reader] = await open_readers(private.url, ConnectOptions(prefixes=[pworld.prefix]))
+    pworld.readers.append(reader)
+    await reader.discover()
+    acts = Actions(lambda q: reader, operator="test@host")
+    preview = await acts.preview("retry", Selection(pworld.ref()))
+    admin = private.client()
+    paused = asyncio.Event()
+
+    def pause_after_first(done, total):
+        if done == 10:
+            admin.execute_command("CLIENT", "PAUSE", "30000", "WRITE")
+            paused.set()
+
+    task = asyncio.create_task(acts.execute(preview, progress=pause_after_first))
+    await asyncio.wait_for(paused.wait(), 30)
+    await asyncio.sleep(0.3)  # the next batch is now held by the pause
+    task.cancel()
+    await asyncio.sleep(0.3)  # the audit write waits behind the pause as well
+    admin.execute_command("CLIENT", "UNPAUSE")
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    [record] = audit_records(private)
+    assert record["result"] == "10 of 45, cancelled" and record["unknown"] == 10 and record["count"] == 10
+    admin.close()

@@ -25,7 +25,7 @@ from console.keymap import DANGER
 from console.screens.progress import MutationHost
 from console.poller import Snapshot
 from console.safe_text import one_line
-from console.screens.confirm import ConfirmScreen, preview_text
+from console.screens.confirm import ConfirmScreen, confirm_title, preview_text
 from console.triage import Group, group_jobs
 from console.widgets.job_detail import JobDetailView
 from console.widgets.status_bar import ConnectionBar, ErrorBanner
@@ -297,8 +297,7 @@ class DeadLetterScreen(MutationHost, TableNavigation, Screen):
         for p in previews:
             body.append_text(preview_text(p))
             body.append("\n")
-        total = sum(p.count for p in previews)
-        if not await self.app.push_screen_wait(ConfirmScreen(f" {action} {total} jobs in {len(previews)} queues? ", body)):
+        if not await self.app.push_screen_wait(ConfirmScreen(confirm_title(action, previews), body)):
             self.notify(f"{action} cancelled: nothing changed")
             return None
         return await self.execute_previews(run, previews)

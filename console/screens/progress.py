@@ -132,8 +132,9 @@ class MutationHost:
         self.notify(f"cancelling the {run.action}: it stops after the batch in flight")  # type: ignore[attr-defined]
 
     async def execute_previews(self, run: MutationRun, previews: list) -> list[tuple[object, object]]:
-        """Run confirmed previews one after another on the backend thread, with the progress
-        screen. Returns (preview, report or exception) pairs. The backend task is shielded: leaving
+        """Run confirmed previews on the backend thread (planned retries of several queues side by
+        side, interleaved as planned: Actions.execute_many), with the progress screen. Returns
+        (preview, report or exception) pairs. The backend task is shielded: leaving
         the screen or a stray keypress never cancels it; only ``run.cancel()`` stops it, between
         batches."""
         app = self.app  # type: ignore[attr-defined]
@@ -148,29 +149,20 @@ class MutationHost:
             if screen.is_attached:
                 screen.refresh_progress()
 
-        out: list[tuple[object, object]] = []
-        offset = 0
+        def progress(done: int, total: int) -> None:  # backend thread
+            run.done = done
+            loop.call_soon_threadsafe(show)
+
+        async def go():
+            return await acts.execute_many(previews, progress=progress, cancel=run.event())
+
         try:
-            for p in previews:
-                if run.cancel_requested:
-                    out.append((p, "not started: cancelled"))
-                    continue
-
-                def progress(done: int, total: int, offset: int = offset) -> None:  # backend thread
-                    run.done = offset + done
-                    loop.call_soon_threadsafe(show)
-
-                async def go(p=p, progress=progress):
-                    return await acts.execute(p, progress=progress, cancel=run.event())
-
-                try:
-                    report = await asyncio.shield(app.on_backend(go()))
-                    offset += report.done
-                    run.done = offset
-                    out.append((p, report))
-                except Exception as exc:
-                    out.append((p, exc))
+            try:
+                results = await asyncio.shield(app.on_backend(go()))
+            except Exception as exc:
+                results = [exc] * len(previews)
+            run.done = sum(getattr(r, "done", 0) for r in results)
+            return list(zip(previews, results))
         finally:
             if app.screen is screen:
                 screen.dismiss(None)
-        return out

@@ -18,7 +18,7 @@ from console.actions import Refused, Selection
 from console.app import bindings_for
 from console.screens.navigation import FilterBox, TableNavigation
 from console.keymap import DANGER
-from console.screens.confirm import ConfirmScreen, preview_text
+from console.screens.confirm import ConfirmScreen, confirm_title, preview_text
 from console.screens.progress import MutationHost
 from console.poller import Snapshot
 from console.safe_text import one_line
@@ -356,7 +356,7 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
             except Exception as exc:
                 self.notify(one_line(str(exc), 200), severity="error")
                 return
-            ok = await self.app.push_screen_wait(ConfirmScreen(f" {action} {preview.count} jobs? ",
+            ok = await self.app.push_screen_wait(ConfirmScreen(confirm_title(action, [preview]),
                                                                preview_text(preview)))
             if not ok:
                 self.notify(f"{action} cancelled: nothing changed")
