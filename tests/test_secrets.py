@@ -275,7 +275,7 @@ async def _tui_screen(url: str) -> str:
 
     app = QueueConsoleApp(Settings(urls=[url], refresh=1, connect_timeout=2))
     async with app.run_test(size=(200, 40)) as pilot:
-        for _ in range(300):
+        for _ in range(1200):  # up to a minute on a loaded machine
             snaps = list(app.snapshots.values())
             if snaps and (snaps[0].statuses or snaps[0].error):
                 break
