@@ -1,0 +1,295 @@
+"""The reader contract suite: every declared backend runs the same tests on a real server, with its
+queue made by the library itself (BullMQ for Python's Queue and Worker; pg-boss 12.38's own schema
+and rows; Gello's reference producer and worker, tests/gello_reference.py).
+
+Each world makes one queue ``contract`` with 5 waiting and 3 failed jobs and reports the ids the
+library holds per state. The suite checks counts against those, pages (every id exactly once over
+small pages, total = count), detail, cursors, bad input (the same errors everywhere), and each
+mutation capability: a backend either does it (and the job really moves) or declares it off (and
+the call raises Unsupported). A new backend adds a world here (see docs/development.md).
+"""
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+import redis.asyncio as aioredis
+
+from backends.contract import QueueRef, Reader
+from backends.errors import BadCursor, BadRequest, Unsupported, UnknownState
+from backends.registry import ConnectOptions, open_readers
+from tests import pgboss_helpers as h
+from tests.gello_reference import PgGello, RedisGello
+
+QUEUE = "contract"
+WAITING, FAILED = 5, 3
+
+
+async def _fail(job, token=None):
+    raise RuntimeError("contract boom")
+
+
+class World:
+    """One backend's queue: ``reader``, ``ref`` and ``truth()`` (ids per canonical state, as the
+    library holds them)."""
+
+    reader: Reader
+    ref: QueueRef
+
+    async def truth(self) -> dict[str, set[str]]:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        await self.reader.close()
+
+
+async def _only(url: str, options: ConnectOptions, backend: str) -> tuple[Reader, QueueRef]:
+    readers = await open_readers(url, options)
+    [reader] = [r for r in readers if r.backend == backend]
+    for other in readers:
+        if other is not reader:
+            await other.close()
+    disc = await reader.discover()
+    [ref] = [q for q in disc.queues if q.name == QUEUE]
+    return reader, ref
+
+
+class BullMQWorld(World):
+    async def setup(self, redis_url: str, prefix: str) -> None:
+        from bullmq import Queue, Worker
+
+        self.client = aioredis.Redis.from_url(redis_url)
+        self.prefix = prefix
+        conn = {"connection": redis_url, "prefix": prefix}
+        queue = Queue(QUEUE, conn)
+        try:
+            failed = [(await queue.add("task", {"i": i}, {"attempts": 1})).id for i in range(FAILED)]
+            worker = Worker(QUEUE, _fail, {**conn, "concurrency": 3})
+            try:
+                for _ in range(400):
+                    if await self.client.zcard(f"{prefix}:{QUEUE}:failed") == FAILED:
+                        break
+                    await asyncio.sleep(0.05)
+            finally:
+                await worker.close(force=True)
+            assert len(failed) == FAILED
+            for i in range(WAITING):
+                await queue.add("task", {"w": i})
+        finally:
+            await queue.close()
+        self.reader, self.ref = await _only(redis_url, ConnectOptions(prefixes=[prefix], store_prefix=f"{prefix}:console"),
+                                            "bullmq")
+
+    async def truth(self):
+        k = f"{self.prefix}:{QUEUE}"
+        return {"waiting": {m.decode() for m in await self.client.lrange(f"{k}:wait", 0, -1)},
+                "failed": {m.decode() for m in await self.client.zrange(f"{k}:failed", 0, -1)}}
+
+    async def close(self):
+        await super().close()
+        await self.client.aclose()
+
+
+class PgBossWorld(World):
+    async def setup(self, postgres_url: str) -> None:
+        self.url, self.schema = postgres_url, h.new_schema("contract")
+        self.store = f"{self.schema}_store"
+        await h.install(postgres_url, "v12", self.schema)
+        async with h.admin(postgres_url) as conn:
+            await h.create_queue(conn, self.schema, QUEUE)
+            for i in range(FAILED):
+                await h.add_job(conn, self.schema, QUEUE, "failed", started_s=-5, completed_s=-4 + i,
+                                output={"message": "contract boom"}, retry_limit=0)
+            for i in range(WAITING):
+                await h.add_job(conn, self.schema, QUEUE, "created", created_s=-10 + i)
+        self.reader, self.ref = await _only(postgres_url, ConnectOptions(schema=self.schema, store_schema=self.store),
+                                            "pgboss")
+
+    async def truth(self):
+        async with h.admin(self.url) as conn:
+            rows = await conn.fetch(f'SELECT id::text AS id, state::text AS state FROM "{self.schema}".job '
+                                    "WHERE name = $1", QUEUE)
+        return {"waiting": {r["id"] for r in rows if r["state"] in ("created", "retry")},
+                "failed": {r["id"] for r in rows if r["state"] == "failed"}}
+
+    async def close(self):
+        await super().close()
+        close_writes = getattr(self.reader, "close_writes", None)
+        if close_writes:
+            await close_writes()
+        await h.drop(self.url, self.schema)
+        await h.drop(self.url, self.store)
+
+
+class GelloRedisWorld(World):
+    async def setup(self, redis_url: str, prefix: str) -> None:
+        self.client = aioredis.Redis.from_url(redis_url)
+        self.gello = RedisGello(self.client, prefix)
+        for i in range(FAILED):
+            await self.gello.enqueue(QUEUE, "send", {"i": i}, max_attempts=1)
+        await self.gello.work(QUEUE, _fail, limit=FAILED)
+        for i in range(WAITING):
+            await self.gello.enqueue(QUEUE, "send", {"w": i})
+        self.reader, self.ref = await _only(
+            redis_url, ConnectOptions(backend="gello", prefixes=[prefix], store_prefix=f"{prefix}:console"), "gello")
+
+    async def truth(self):
+        ids = await self.gello.ids(QUEUE)
+        return {"waiting": set(ids["pending"]), "failed": set(ids["dead"])}
+
+    async def close(self):
+        await super().close()
+        await self.client.aclose()
+
+
+class GelloPgWorld(World):
+    async def setup(self, postgres_url: str) -> None:
+        import asyncpg
+
+        self.schema = f"gello_{uuid.uuid4().hex[:10]}"
+        self.conn = await asyncpg.connect(postgres_url, timeout=10)
+        self.gello = PgGello(self.conn, self.schema)
+        await self.gello.install()
+        for i in range(FAILED):
+            await self.gello.enqueue(QUEUE, "send", {"i": i}, max_attempts=1)
+        await self.gello.work(QUEUE, _fail, limit=FAILED)
+        for i in range(WAITING):
+            await self.gello.enqueue(QUEUE, "send", {"w": i})
+        self.reader, self.ref = await _only(
+            postgres_url, ConnectOptions(backend="gello", schema=self.schema, store_schema=f"{self.schema}_store"),
+            "gello")
+
+    async def truth(self):
+        ids = await self.gello.ids(QUEUE)
+        return {"waiting": {str(i) for i in ids["waiting"]}, "failed": {str(i) for i in ids["failed"]}}
+
+    async def close(self):
+        await super().close()
+        await self.conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+        await self.conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}_store" CASCADE')
+        await self.conn.close()
+
+
+@pytest.fixture(params=["bullmq", "pgboss", "gello-redis", "gello-postgres"])
+async def world(request, redis_url, prefix, postgres_url):
+    kind = request.param
+    if kind in ("bullmq", "gello-redis"):
+        w = BullMQWorld() if kind == "bullmq" else GelloRedisWorld()
+        await w.setup(redis_url, prefix)
+    else:
+        w = PgBossWorld() if kind == "pgboss" else GelloPgWorld()
+        await w.setup(postgres_url)
+    yield w
+    await w.close()
+
+
+async def walk(reader: Reader, ref: QueueRef, state: str, limit: int = 2):
+    ids, cursor, pages, total = [], None, 0, None
+    while True:
+        page = await reader.page(ref, state, cursor, limit)
+        assert len(page.jobs) <= limit and all(j.state == state for j in page.jobs)
+        ids += [j.id for j in page.jobs]
+        total = page.total if total is None else total
+        pages += 1
+        assert pages < 50
+        cursor = page.next_cursor
+        if cursor is None:
+            return ids, total
+
+
+async def count(world: World, state: str) -> int:
+    [status] = await world.reader.statuses([world.ref])
+    return status.counts[state]
+
+
+async def test_counts_match_the_library(world):
+    truth = await world.truth()
+    [status] = await world.reader.statuses([world.ref])
+    assert status.queue == world.ref
+    assert status.counts["waiting"] == len(truth["waiting"]) == WAITING
+    assert status.counts["failed"] == len(truth["failed"]) == FAILED
+
+
+async def test_pages_show_every_job_once_across_cursors(world):
+    truth = await world.truth()
+    for state in ("waiting", "failed"):
+        ids, total = await walk(world.reader, world.ref, state, limit=2)
+        assert sorted(ids) == sorted(truth[state]), state
+        assert total == len(truth[state])
+
+
+async def test_detail_of_a_listed_job_and_of_a_missing_one(world):
+    page = await world.reader.page(world.ref, "failed", None, 10)
+    one = page.jobs[0]
+    detail = await world.reader.job(world.ref, one.id)
+    assert detail is not None and detail.summary.id == one.id and detail.summary.state == "failed"
+    assert detail.summary.failed_reason is not None and "contract boom" in detail.summary.failed_reason.text
+    assert await world.reader.job(world.ref, str(uuid.uuid4())) is None
+    assert await world.reader.job(world.ref, "no-such-job") is None
+
+
+async def test_bad_input_raises_the_same_errors_everywhere(world):
+    with pytest.raises(UnknownState) as exc:
+        await world.reader.page(world.ref, "no_such_state")
+    assert isinstance(exc.value, BadRequest) and "no_such_state" in str(exc.value)
+    for bad in ("garbage", "9:z:x", "eyJzIjoid2FpdGluZyJ9"):
+        with pytest.raises(BadCursor):
+            await world.reader.page(world.ref, "waiting", bad)
+    # a cursor of one state is refused by another (keyset cursors name their state); a position
+    # cursor, which carries none, at least stays inside the other state's list
+    first = await world.reader.page(world.ref, "waiting", None, 2)
+    assert first.next_cursor is not None
+    try:
+        page = await world.reader.page(world.ref, "failed", first.next_cursor, 2)
+    except BadRequest:
+        pass
+    else:
+        assert {j.id for j in page.jobs} <= (await world.truth())["failed"]
+
+
+async def test_retry_moves_the_job_or_is_declared_off(world):
+    truth = await world.truth()
+    job_id = sorted(truth["failed"])[0]
+    caps = world.reader.queue_capabilities(world.ref)
+    if not caps.retry:
+        with pytest.raises(Unsupported):
+            await world.reader.retry_jobs(world.ref, [job_id], "failed")
+        return
+    [outcome] = await world.reader.retry_jobs(world.ref, [job_id], "failed")
+    assert outcome.ok and outcome.job_id == job_id, outcome
+    after = await world.truth()
+    assert job_id not in after["failed"] and len(after["failed"]) == FAILED - 1
+    assert await count(world, "failed") == FAILED - 1
+    assert len(after["waiting"]) == WAITING + 1 and await count(world, "waiting") == WAITING + 1
+    [outcome] = await world.reader.retry_jobs(world.ref, [job_id], "failed")
+    assert not outcome.ok  # not failed any more: nothing moves twice
+
+
+async def test_remove_deletes_the_job_or_is_declared_off(world):
+    truth = await world.truth()
+    job_id = sorted(truth["failed"])[0]
+    caps = world.reader.queue_capabilities(world.ref)
+    if not caps.purge:
+        with pytest.raises(Unsupported):
+            await world.reader.remove_jobs(world.ref, [job_id], "failed")
+        return
+    [outcome] = await world.reader.remove_jobs(world.ref, [job_id], "failed")
+    assert outcome.ok, outcome
+    after = await world.truth()
+    assert job_id not in after["failed"] and after["waiting"] == truth["waiting"]
+    assert await count(world, "failed") == FAILED - 1
+
+
+async def test_pause_resumes_or_is_declared_off(world):
+    caps = world.reader.queue_capabilities(world.ref)
+    if not caps.pause:
+        with pytest.raises(Unsupported):
+            await world.reader.set_paused(world.ref, True)
+        return
+    await world.reader.set_paused(world.ref, True)
+    [status] = await world.reader.statuses([world.ref])
+    assert status.paused
+    await world.reader.set_paused(world.ref, False)
+    [status] = await world.reader.statuses([world.ref])
+    assert not status.paused and status.counts["waiting"] == WAITING
