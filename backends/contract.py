@@ -374,7 +374,7 @@ class Reader(abc.ABC):
 
 
 def json_record(status: QueueStatus) -> dict[str, Any]:
-    """The ``status --json`` record of one queue (see DESIGN.md, command line contract)."""
+    """The ``status --json`` record of one queue (docs/architecture.md, "The command line's JSON")."""
     return {
         "connection": status.queue.connection,
         "backend": status.queue.backend,

@@ -1,4 +1,4 @@
-"""A live Gello workload for the demos: producers and workers written from shared/formats/gello.md.
+"""A live Gello workload for the demos: producers and workers written from docs/backends/gello.md.
 
 Gello is a TypeScript (Effect) queue library; there is no Gello for Python, so this module writes
 its storage layout directly, exactly as gello.md describes it (the readers in backends/gello read

@@ -1,4 +1,4 @@
-"""A reference Gello producer and worker, written from shared/formats/gello.md (tests only).
+"""A reference Gello producer and worker, written from docs/backends/gello.md (tests only).
 
 Redis: producers LPUSH onto ``pending`` (or ZADD ``scheduled`` by run time); a worker first moves
 due ``scheduled`` jobs to ``pending``, then LMOVEs the tail of ``pending`` to ``processing``

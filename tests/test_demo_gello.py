@@ -1,4 +1,4 @@
-"""The demo's Gello workload (console/demo_gello.py), written from shared/formats/gello.md.
+"""The demo's Gello workload (console/demo_gello.py), written from docs/backends/gello.md.
 
 1. Redis: the workload runs for a few seconds under the test's own key prefix (never the shared
    server's ``gello``) on the session's Redis; ``open_readers`` finds a Gello reader that sees the

@@ -1,4 +1,4 @@
-"""The headless parts never import Textual (DESIGN.md: a test proves it in a subprocess)."""
+"""The headless parts never import Textual (docs/architecture.md: a test proves it in a subprocess; tests/test_import_contracts.py checks it statically)."""
 from __future__ import annotations
 
 import json

@@ -2,7 +2,7 @@
 
 Data comes from BullMQ for Python (the library's own producer and worker) and, for layouts that
 Python BullMQ 3.x cannot make (legacy ``paused`` list, pre-v5 ``0:<ts>`` markers, Bull queues,
-other programs' keys), from raw Redis writes in exactly the shape shared/formats/bullmq.md shows.
+other programs' keys), from raw Redis writes in exactly the shape docs/backends/bullmq.md describes.
 Every reader is pinned to the test's own prefix, so other tests' keys are never seen.
 """
 from __future__ import annotations

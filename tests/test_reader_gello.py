@@ -1,5 +1,5 @@
 """Gello readers (Redis and PostgreSQL) against real servers, with jobs made by the reference
-producer and worker of tests/gello_reference.py (written from shared/formats/gello.md).
+producer and worker of tests/gello_reference.py (written from docs/backends/gello.md).
 
 Redis keys live under the test's own prefix (the Gello key prefix is configurable); PostgreSQL
 tables live in a schema of the test's own, dropped afterwards.

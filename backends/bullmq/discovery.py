@@ -1,6 +1,6 @@
 """Finding BullMQ and Bull queues with SCAN (never KEYS), bounded in time.
 
-Recipe (shared/formats/bullmq.md 1.6): SCAN for ``*:meta`` and ``*:id``; strip the suffix; the
+Recipe (docs/backends/bullmq.md, "Discovery"): SCAN for ``*:meta`` and ``*:id``; strip the suffix; the
 last colon-free segment is the queue name, the rest the prefix (or strip a pinned prefix); drop
 empty names (``<prefix>::relay``); classify by the ``meta`` fields: ``version`` or
 ``opts.maxLenEvents`` means BullMQ, a ``paused``-only meta or no meta means Bull. A candidate of

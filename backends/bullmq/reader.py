@@ -1,4 +1,4 @@
-"""Read side of BullMQ (and legacy Bull) queues in Redis, exactly per shared/formats/bullmq.md.
+"""Read side of BullMQ (and legacy Bull) queues in Redis, exactly per docs/backends/bullmq.md.
 
 Never writes: no scripts that write, no ``meta.version``. Counts run a read-only script per queue
 (backends.bullmq.read_scripts: what ``getCounts-1.lua`` does, minus its RPOP of pre-v5 markers, which

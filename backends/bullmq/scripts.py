@@ -1,4 +1,4 @@
-"""BullMQ's own Lua scripts, run from outside a worker (shared/formats/bullmq.md section 3).
+"""BullMQ's own Lua scripts, run from outside a worker (docs/backends/bullmq.md, "Changing state").
 
 Every state change goes through the scripts BullMQ itself runs. Generation "v6" uses the pinned
 BullMQ for Python package (3.4.4: the same semantics as BullMQ for Node 6.x; its files are fully

@@ -1,2 +1,2 @@
-"""Gello queues (shared/formats/gello.md): a Redis reader and a PostgreSQL reader, both with
+"""Gello queues (docs/backends/gello.md): a Redis reader and a PostgreSQL reader, both with
 retry/purge of dead jobs. Gello has no pause; both readers say so in their capabilities."""

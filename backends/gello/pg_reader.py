@@ -1,4 +1,4 @@
-"""Gello queues in PostgreSQL (shared/formats/gello.md, "PostgreSQL"): the ``jobs`` and
+"""Gello queues in PostgreSQL (docs/backends/gello.md, "PostgreSQL layout"): the ``jobs`` and
 ``failed_jobs`` tables of one schema (``public`` unless configured).
 
 Reads are single statements filtered by queue, paged by keyset (never OFFSET, never a whole

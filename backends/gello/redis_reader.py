@@ -1,4 +1,4 @@
-"""Gello queues in Redis (shared/formats/gello.md, "Redis"): read side and dead-job retry/purge.
+"""Gello queues in Redis (docs/backends/gello.md, "Redis layout"): read side and dead-job retry/purge.
 
 - Queues are found by a time-boxed SCAN over ``<prefix>:queue:*`` (known suffixes stripped).
 - Counts: one pipelined round trip (LLEN pending/processing, ZCARD scheduled/dead, TIME).

@@ -1,4 +1,4 @@
-"""pg-boss storage layouts by schema version (see shared/formats/pgboss.md and docs/backends/pgboss.md).
+"""pg-boss storage layouts by schema version (docs/backends/pgboss.md, "Layouts by schema version").
 
 Only identifiers that come from the database catalog are pasted into SQL, and always through
 ``quote_ident``. Queue names, job ids and every other value travel as bind parameters.

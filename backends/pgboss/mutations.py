@@ -1,4 +1,4 @@
-"""State changes of pg-boss queues, as pg-boss itself makes them (shared/formats/pgboss.md, sections 4, 6-8).
+"""State changes of pg-boss queues, as pg-boss itself makes them (docs/backends/pgboss.md, "Mutations").
 
 Mixed into PgBossReader. Every call is one bounded unit (an explicit id list, or one batch of at
 most ``MAX_IDS`` jobs): one short transaction on a writable pool of its own (the read pool stays

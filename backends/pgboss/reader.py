@@ -1,4 +1,4 @@
-"""Read side of pg-boss queues in PostgreSQL, per schema version (shared/formats/pgboss.md).
+"""Read side of pg-boss queues in PostgreSQL, per schema version (docs/backends/pgboss.md).
 
 Reading never writes and never runs DDL: every read session is ``default_transaction_read_only``
 with a ``statement_timeout``; each statement is one short autocommit query filtered by queue name.
