@@ -302,13 +302,13 @@ async def test_pg_connection_killed_mid_bulk_retry_then_second_run_finishes(pw, 
         try:
             for _ in range(200):
                 n = await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 "
-                                         "AND wait_event_type = 'Lock'", reader.name)
+                                         "AND wait_event_type = 'Lock'", reader.write_application_name)
                 if n:
                     break
                 await asyncio.sleep(0.02)
             assert n, "the batch never waited on the lock"
             await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
-                                reader.name)
+                                reader.write_application_name)
             return await task
         finally:
             await tx.rollback()

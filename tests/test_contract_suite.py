@@ -293,3 +293,15 @@ async def test_pause_resumes_or_is_declared_off(world):
     await world.reader.set_paused(world.ref, False)
     [status] = await world.reader.statuses([world.ref])
     assert not status.paused and status.counts["waiting"] == WAITING
+
+
+async def test_reading_never_goes_through_a_writable_session(world):
+    """A SQL reader reads through read-only sessions (its mutations open a writable pool of their
+    own); a Redis reader's client has no such mode, so this checks the SQL readers."""
+    pool = getattr(world.reader, "pool", None)
+    if pool is None:
+        pytest.skip("no SQL pool: a Redis reader")
+    import asyncpg
+
+    with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+        await pool.execute(f"CREATE TEMP TABLE qc_contract_{uuid.uuid4().hex[:8]} (x int)")

@@ -38,7 +38,9 @@ async def open_postgres(url, options):
     from backends.gello.pg_reader import GelloPgReader, open_pool
 
     pool = await open_pool(url, options.connect_timeout, options.op_timeout, options.client_name)
-    return GelloPgReader(pool, url, schema=options.gello_schema_name(), store_schema=options.store_schema)
+    return GelloPgReader(pool, url, schema=options.gello_schema_name(), store_schema=options.store_schema,
+                         connect_timeout=options.connect_timeout, op_timeout=options.op_timeout,
+                         application_name=options.client_name)
 
 
 async def detect_postgres(first, url, options) -> bool:

@@ -15,6 +15,7 @@ would fail).
 """
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import math
@@ -37,7 +38,7 @@ from backends.limits import bulk_count
 from backends.errors import BackendError, Unsupported, UnknownState
 from backends.gello.record import BACKEND, PRIORITIES
 from backends.page_cursor import pack_keys, unpack_keys
-from backends.postgres import open_write_pool, pg_errors, quote_ident
+from backends.postgres import create_pool, open_write_pool, pg_errors, quote_ident
 from backends.urls import ConnectionUrl
 
 DEFAULT_SCHEMA = "public"
@@ -75,8 +76,10 @@ async def detect(pool, schema: str) -> bool:
 
 
 async def open_pool(url: ConnectionUrl, connect_timeout: float, op_timeout: float, application_name: str):
-    """A small read-write pool (retry and purge write); every statement has a timeout."""
-    return await open_write_pool(url, connect_timeout, op_timeout, application_name, max_size=3)
+    """The reading pool: every session read-only (retry and purge open a writable pool of their
+    own on first use); every statement has a timeout."""
+    return await create_pool(url, connect_timeout, op_timeout, application_name, read_only=True, min_size=1,
+                             max_size=3)
 
 
 def _ms(value: dt.datetime | None) -> int | None:
@@ -117,8 +120,13 @@ class GelloPgReader(Reader):
 
     backend = BACKEND
 
-    def __init__(self, pool, url: ConnectionUrl, schema: str | None = None, store_schema: str | None = None) -> None:
-        self.pool = pool
+    def __init__(self, pool, url: ConnectionUrl, schema: str | None = None, store_schema: str | None = None,
+                 connect_timeout: float = 5.0, op_timeout: float = 10.0,
+                 application_name: str = "queue-console") -> None:
+        self.pool = pool  # read-only sessions
+        self._wpool = None  # writable, opened by the first mutation
+        self._wlock = asyncio.Lock()
+        self._write_args = (connect_timeout, op_timeout, f"{application_name} write")
         self.store_schema = store_schema
         self._store_done: set[str] = set()
         self.url = url
@@ -342,10 +350,23 @@ class GelloPgReader(Reader):
         if state not in (None, "failed"):
             raise BackendError(f"gello can {what} failed jobs only, not {state!r}")
 
-    async def _writable(self, what: str) -> None:
+    async def _writable(self, what: str):
+        """The writable pool, once the layout allows ``what`` (Unsupported otherwise)."""
         await self._require()
         if not getattr(self.capabilities, what):
             raise Unsupported(self.capabilities.read_only_reason or f"gello cannot {what} here")
+        return await self._write_pool()
+
+    @property
+    def write_application_name(self) -> str:
+        """application_name of this reader's writable sessions (pg_stat_activity)."""
+        return self._write_args[2]
+
+    async def _write_pool(self):
+        async with self._wlock:
+            if self._wpool is None:
+                self._wpool = await open_write_pool(self.url, *self._write_args)
+        return self._wpool
 
     async def count_finished_before(self, queue: QueueRef, state: str, before_ms: int) -> int:
         self._check_failed(state, "count finished")
@@ -375,7 +396,7 @@ class GelloPgReader(Reader):
         """Retry failed jobs by job id (newest failed row of that id), each in its own statement.
         Attempts always restart at 0: that is Gello's retry."""
         self._check_failed(state, "retry")
-        await self._writable("retry")
+        pool = await self._writable("retry")
         failed = self._t("failed_jobs")
         picked = (f"SELECT id, job_id, queue, job_type, payload FROM {failed} WHERE queue = $1 AND job_id = $2 "
                   "ORDER BY id DESC LIMIT 1 FOR UPDATE SKIP LOCKED")
@@ -384,13 +405,13 @@ class GelloPgReader(Reader):
         out = []
         async with pg_errors(self.url):
             for job_id in job_ids:
-                row = await self.pool.fetchrow(sql, queue.name, job_id, run_at)
+                row = await pool.fetchrow(sql, queue.name, job_id, run_at)
                 if row["done"]:
                     out.append(JobOutcome(job_id=job_id, ok=True, status="retried"))
                 elif row["picked"]:
                     out.append(JobOutcome(job_id=job_id, ok=False, status="exists"))  # a jobs row has this id
                 else:
-                    live = await self.pool.fetchval(
+                    live = await pool.fetchval(
                         f"SELECT count(*) FROM {self._t('jobs')} WHERE queue = $1 AND id = $2", queue.name, job_id)
                     out.append(JobOutcome(job_id=job_id, ok=False, status="not-in-state" if live else "not-found"))
         return out
@@ -399,7 +420,7 @@ class GelloPgReader(Reader):
         """Retry the oldest failed rows that failed at or before ``before_ms`` (one statement).
         Rows whose job id is already in ``jobs`` are left alone (they would conflict)."""
         self._check_failed(state, "retry")
-        await self._writable("retry")
+        pool = await self._writable("retry")
         count = bulk_count(count)
         failed, jobs = self._t("failed_jobs"), self._t("jobs")
         picked = (f"SELECT f.id, f.job_id, f.queue, f.job_type, f.payload FROM {failed} f "
@@ -407,9 +428,9 @@ class GelloPgReader(Reader):
                   f"ORDER BY f.failed_at, f.id LIMIT {count} FOR UPDATE OF f SKIP LOCKED")
         sql = self._retry_sql(picked).replace("$RUN_AT", "$3")
         async with pg_errors(self.url):
-            row = await self.pool.fetchrow(sql, queue.name, _ts(before_ms), None)
+            row = await pool.fetchrow(sql, queue.name, _ts(before_ms), None)
             done = list(row["done"] or [])
-            more = bool(done) and bool(await self.pool.fetchval(
+            more = bool(done) and bool(await pool.fetchval(
                 f"SELECT EXISTS (SELECT 1 FROM {failed} f WHERE f.queue = $1 AND f.failed_at <= $2 "
                 f"AND NOT EXISTS (SELECT 1 FROM {jobs} j WHERE j.id = f.job_id))", queue.name, _ts(before_ms)))
         return BatchOutcome(done=len(done), more=more, ids=done)
@@ -417,33 +438,33 @@ class GelloPgReader(Reader):
     async def remove_jobs(self, queue: QueueRef, job_ids: list[str], state: str | None = None) -> list[JobOutcome]:
         """Purge failed jobs by job id (every failed row of that id), one statement per id."""
         self._check_failed(state, "purge")
-        await self._writable("purge")
+        pool = await self._writable("purge")
         out = []
         async with pg_errors(self.url):
             for job_id in job_ids:
-                n = await self.pool.fetchval(
+                n = await pool.fetchval(
                     f"WITH d AS (DELETE FROM {self._t('failed_jobs')} WHERE queue = $1 AND job_id = $2 RETURNING 1) "
                     "SELECT count(*) FROM d", queue.name, job_id)
                 if n:
                     out.append(JobOutcome(job_id=job_id, ok=True, status="removed"))
                 else:
-                    live = await self.pool.fetchval(
+                    live = await pool.fetchval(
                         f"SELECT count(*) FROM {self._t('jobs')} WHERE queue = $1 AND id = $2", queue.name, job_id)
                     out.append(JobOutcome(job_id=job_id, ok=False, status="not-in-state" if live else "not-found"))
         return out
 
     async def purge_batch(self, queue: QueueRef, state: str, before_ms: int, count: int) -> BatchOutcome:
         self._check_failed(state, "purge")
-        await self._writable("purge")
+        pool = await self._writable("purge")
         count = bulk_count(count)
         failed = self._t("failed_jobs")
         async with pg_errors(self.url):
-            rows = await self.pool.fetch(
+            rows = await pool.fetch(
                 f"""DELETE FROM {failed} WHERE id IN (
                       SELECT id FROM {failed} WHERE queue = $1 AND failed_at <= $2
                       ORDER BY failed_at, id LIMIT {count} FOR UPDATE SKIP LOCKED)
                     RETURNING job_id""", queue.name, _ts(before_ms))
-            more = bool(rows) and bool(await self.pool.fetchval(
+            more = bool(rows) and bool(await pool.fetchval(
                 f"SELECT EXISTS (SELECT 1 FROM {failed} WHERE queue = $1 AND failed_at <= $2)",
                 queue.name, _ts(before_ms)))
         return BatchOutcome(done=len(rows), more=more, ids=[r["job_id"] for r in rows])
@@ -457,7 +478,7 @@ class GelloPgReader(Reader):
             return None
 
         async def write_pool():
-            return self.pool
+            return await self._write_pool()
 
         return PgConsoleStore(self.pool, write_pool, self._store_ready, self.url, self._store_schema)
 
@@ -474,11 +495,15 @@ class GelloPgReader(Reader):
         name = self._store_schema
         if name in self._store_done:
             return
-        await create_store(self.pool, self.url, name)
+        await create_store(await self._write_pool(), self.url, name)
         self._store_done.add(name)
 
     async def close(self) -> None:
-        try:
-            await self.pool.close()
-        except Exception:
-            self.pool.terminate()
+        for pool in (self.pool, self._wpool):
+            if pool is None:
+                continue
+            try:
+                await asyncio.wait_for(pool.close(), 5)
+            except Exception:
+                pool.terminate()
+        self._wpool = None
