@@ -1,7 +1,7 @@
 """Bulk purge batches: bounded per call (PURGE_BATCH), and the end found without a ZCOUNT."""
 from __future__ import annotations
 
-from backends.bullmq.mutations import PURGE_BATCH
+from backends.bullmq.writer import PURGE_BATCH
 from backends.contract import QueueRef
 from backends.registry import ConnectOptions, open_readers
 

@@ -35,7 +35,7 @@ HEADLESS = [
     "console.dlq_scan",
     "console.triage",
     "console.policy",
-    "backends.bullmq.mutations",
+    "backends.bullmq.writer",
     "backends.bullmq.scripts",
     "backends.redis_console_store",
     "backends.pgboss.reader",

@@ -19,12 +19,15 @@ from backends.bullmq.declaration import DECLARATION
 from backends.bullmq.read_scripts import HashFieldsReader, QueueCounter
 from backends.bullmq.gauges import read_gauges
 from backends.bullmq.keys import QueueKeys
-from backends.bullmq.mutations import BullMQMutations
+from backends.bullmq.writer import BullMQWriter
 from backends.contract import (
     CANONICAL_STATES,
+    BatchOutcome,
     Capabilities,
+    ConsoleStore,
     Discovery,
     JobDetail,
+    JobOutcome,
     JobSummary,
     Latency,
     LogLines,
@@ -35,7 +38,7 @@ from backends.contract import (
     Reader,
     Throughput,
 )
-from backends.errors import BadCursor, UnknownState
+from backends.errors import BackendError, BadCursor, UnknownState, Unsupported
 from backends.page_cursor import ListCursor, ZsetCursor, decode_position, encode_position
 from backends.redis_window import zset_window
 from backends.redis_client import pipelined, redis_errors
@@ -98,7 +101,7 @@ def _percentile(values: list[float], q: float) -> float | None:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-class BullMQReader(BullMQMutations, Reader):
+class BullMQReader(Reader):
     """BullMQ and Bull queues on one Redis connection."""
 
     backend = "bullmq"
@@ -133,6 +136,8 @@ class BullMQReader(BullMQMutations, Reader):
         self._tp = _ThroughputState()
         self._counter = QueueCounter(client)
         self._row_reader = HashFieldsReader(client)
+        #: the write side (retry, purge, promote, pause, console store), composed
+        self.writer = BullMQWriter(client, url, store_prefix)
         self._scanner: discovery.Scanner | None = None
         self._classified: dict[tuple[str, str], discovery.Found | None] = {}  # this pass's candidates
 
@@ -566,6 +571,49 @@ class BullMQReader(BullMQMutations, Reader):
                                wait_p95_ms=_percentile(waits, 95), run_p50_ms=_percentile(runs, 50),
                                run_p95_ms=_percentile(runs, 95)))
         return out
+
+    async def server_time_ms(self) -> int | None:
+        async with redis_errors(self.url):
+            secs, micros = await self.client.time()
+        return int(secs) * 1000 + int(micros) // 1000
+
+    async def count_finished_before(self, queue: QueueRef, state: str, before_ms: int) -> int:
+        if state not in ("failed", "completed"):
+            raise BackendError(f"{state!r} is not a finished state (failed or completed)")
+        k = QueueKeys(queue.namespace, queue.name)
+        async with redis_errors(self.url):
+            return int(await self.client.zcount(k(state), 0, before_ms))
+
+
+    # ------------------------------------------------------------------ mutations (self.writer)
+    @property
+    def scripts(self):
+        return self.writer.scripts
+
+    async def retry_jobs(self, queue: QueueRef, job_ids: list[str], state: str = "failed",
+                         reset_attempts: bool = False, run_at_ms: int | None = None,
+                         job_timeout_s: float | None = None) -> list[JobOutcome]:
+        if job_timeout_s is not None:
+            raise Unsupported("BullMQ jobs have no per-run timeout to set on a retry")
+        return await self.writer.retry_jobs(queue, job_ids, state, reset_attempts, run_at_ms)
+
+    async def retry_batch(self, queue: QueueRef, state: str, before_ms: int, count: int) -> BatchOutcome:
+        return await self.writer.retry_batch(queue, state, before_ms, count)
+
+    async def remove_jobs(self, queue: QueueRef, job_ids: list[str], state: str | None = None) -> list[JobOutcome]:
+        return await self.writer.remove_jobs(queue, job_ids, state)
+
+    async def purge_batch(self, queue: QueueRef, state: str, before_ms: int, count: int) -> BatchOutcome:
+        return await self.writer.purge_batch(queue, state, before_ms, count)
+
+    async def promote_jobs(self, queue: QueueRef, job_ids: list[str]) -> list[JobOutcome]:
+        return await self.writer.promote_jobs(queue, job_ids)
+
+    async def set_paused(self, queue: QueueRef, paused: bool) -> None:
+        await self.writer.set_paused(queue, paused)
+
+    def console_store(self) -> ConsoleStore:
+        return self.writer.console_store()
 
     async def close(self) -> None:
         await self.client.aclose()

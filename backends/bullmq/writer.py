@@ -1,6 +1,7 @@
 """State changes of BullMQ queues, through BullMQ's own Lua scripts (backends.bullmq.scripts).
 
-Each method is one bounded unit: a list of explicit job ids (one script call per job, each atomic),
+``BullMQWriter`` is composed into ``BullMQReader`` (``reader.writer``), which hands the contract's
+mutation calls to it. Each method is one bounded unit: a list of explicit job ids (one script call per job, each atomic),
 or one batch of at most ``count`` jobs (one script call). The action layer (console.actions) loops,
 reports progress, and can stop between batches. Legacy Bull queues are read-only.
 
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import json
 
+import redis.asyncio as aioredis
+
 from backends.bullmq.keys import QueueKeys
 from backends.bullmq import versions
 from backends.bullmq.scripts import GENERATIONS, Scripts
@@ -20,6 +23,7 @@ from backends.limits import bulk_count
 from backends.errors import BackendError, Unsupported
 from backends.redis_client import redis_errors
 from backends.redis_console_store import RedisConsoleStore
+from backends.urls import ConnectionUrl
 
 #: cleanJobsInSet removes each job with all its keys: 1,000 per call held the server up to ~45 ms
 #: on a loaded 2-core machine, 500 keeps a call well under 50 ms
@@ -29,10 +33,14 @@ _PROMOTE_STATUS = {0: "promoted", -3: "not-in-state"}
 _REMOVE_STATUS = {1: "removed", 0: "locked", -8: "scheduler-owned"}
 
 
-class BullMQMutations:
-    """Mixed into BullMQReader: needs ``self.client`` and ``self.url``."""
+class BullMQWriter:
+    """The write side of one Redis connection's BullMQ queues."""
 
-    _script_sets: dict[str, Scripts] | None = None
+    def __init__(self, client: aioredis.Redis, url: ConnectionUrl, store_prefix: str) -> None:
+        self.client = client
+        self.url = url
+        self.store_prefix = store_prefix
+        self._script_sets: dict[str, Scripts] = {}
 
     @property
     def scripts(self) -> Scripts:
@@ -40,12 +48,10 @@ class BullMQMutations:
         return self.scripts_for("v6")
 
     def scripts_for(self, generation: str) -> Scripts:
-        if self._script_sets is None:
-            self._script_sets = {}
         if generation not in self._script_sets:
             if generation not in GENERATIONS:
                 raise Unsupported(f"no BullMQ scripts for generation {generation!r}")
-            self._script_sets[generation] = Scripts(self.client, generation)  # type: ignore[attr-defined]
+            self._script_sets[generation] = Scripts(self.client, generation)
         return self._script_sets[generation]
 
     def _writable(self, queue: QueueRef) -> QueueKeys:
@@ -54,7 +60,7 @@ class BullMQMutations:
         return QueueKeys(queue.namespace, queue.name)
 
     async def _evidence(self, k: QueueKeys) -> tuple[versions.Evidence, versions.Generation]:
-        [ev] = await versions.read_evidence(self.client, [k])  # type: ignore[attr-defined]
+        [ev] = await versions.read_evidence(self.client, [k])
         gen = versions.generation(ev)
         if gen.unknown:
             raise Unsupported(gen.reason or "unknown BullMQ version")
@@ -65,18 +71,6 @@ class BullMQMutations:
         _, gen = await self._evidence(k)
         return self.scripts_for(versions.require_moves(gen, what))
 
-    async def server_time_ms(self) -> int | None:
-        async with redis_errors(self.url):  # type: ignore[attr-defined]
-            secs, micros = await self.client.time()  # type: ignore[attr-defined]
-        return int(secs) * 1000 + int(micros) // 1000
-
-    async def count_finished_before(self, queue: QueueRef, state: str, before_ms: int) -> int:
-        if state not in ("failed", "completed"):
-            raise BackendError(f"{state!r} is not a finished state (failed or completed)")
-        k = QueueKeys(queue.namespace, queue.name)
-        async with redis_errors(self.url):  # type: ignore[attr-defined]
-            return int(await self.client.zcount(k(state), 0, before_ms))  # type: ignore[attr-defined]
-
     async def retry_jobs(self, queue: QueueRef, job_ids: list[str], state: str = "failed",
                          reset_attempts: bool = False, run_at_ms: int | None = None) -> list[JobOutcome]:
         """reprocessJob per job (atomic per job), all of a chunk sent in one pipelined round trip."""
@@ -85,7 +79,7 @@ class BullMQMutations:
         if state not in ("failed", "completed"):
             raise BackendError(f"cannot retry jobs in state {state!r} (failed or completed)")
         k = self._writable(queue)
-        async with redis_errors(self.url):  # type: ignore[attr-defined]
+        async with redis_errors(self.url):
             scripts = await self._movers(k, "retry")
             opts = await self._opts(k, job_ids)
             codes = await scripts.reprocess_many(
@@ -94,7 +88,7 @@ class BullMQMutations:
                 for job_id, code in zip(job_ids, codes)]
 
     async def _opts(self, k: QueueKeys, job_ids: list[str]) -> dict[str, dict]:
-        pipe = self.client.pipeline(transaction=False)  # type: ignore[attr-defined]
+        pipe = self.client.pipeline(transaction=False)
         for job_id in job_ids:
             pipe.hget(k.job(job_id), "opts")
         out = {}
@@ -111,7 +105,7 @@ class BullMQMutations:
             raise BackendError(f"cannot retry jobs in state {state!r} (failed or completed)")
         k = self._writable(queue)
         count = bulk_count(count)
-        async with redis_errors(self.url):  # type: ignore[attr-defined]
+        async with redis_errors(self.url):
             scripts = await self._movers(k, "retry")
             moved, more = await scripts.move_jobs_to_wait(k, state, count, before_ms)
         return BatchOutcome(done=moved, more=bool(more) and moved > 0)
@@ -121,8 +115,8 @@ class BullMQMutations:
         not in that state is left alone ("not-in-state")."""
         k = self._writable(queue)
         out = []
-        async with redis_errors(self.url):  # type: ignore[attr-defined]
-            pipe = self.client.pipeline(transaction=False)  # type: ignore[attr-defined]
+        async with redis_errors(self.url):
+            pipe = self.client.pipeline(transaction=False)
             for job_id in job_ids:
                 pipe.exists(k.job(job_id))
                 if state is not None:
@@ -146,7 +140,7 @@ class BullMQMutations:
             raise BackendError(f"bulk purge covers failed or completed jobs, not {state!r}")
         k = self._writable(queue)
         count = max(1, min(count, PURGE_BATCH))
-        async with redis_errors(self.url):  # type: ignore[attr-defined]
+        async with redis_errors(self.url):
             removed = await self.scripts.clean(k, state, before_ms, count)
         # cleanJobsInSet removes every job of ZRANGEBYSCORE 0 before_ms LIMIT 0 count from a
         # finished set: fewer than ``count`` means none is left (no ZCOUNT round trip per batch)
@@ -155,7 +149,7 @@ class BullMQMutations:
     async def promote_jobs(self, queue: QueueRef, job_ids: list[str]) -> list[JobOutcome]:
         k = self._writable(queue)
         out = []
-        async with redis_errors(self.url):  # type: ignore[attr-defined]
+        async with redis_errors(self.url):
             scripts = await self._movers(k, "promote")
             for job_id in job_ids:
                 code = await scripts.promote(k, job_id)
@@ -169,7 +163,7 @@ class BullMQMutations:
         BullMQ 6's, which merges the legacy list into wait instead of RENAMEing over it, looping
         until it is drained (7000 ids per call) and emitting the event once, as Queue.resume() does."""
         k = self._writable(queue)
-        async with redis_errors(self.url):  # type: ignore[attr-defined]
+        async with redis_errors(self.url):
             ev, gen = await self._evidence(k)
             if paused:
                 generation = versions.pause_plan(ev, gen)
@@ -182,4 +176,4 @@ class BullMQMutations:
                 remaining = await scripts.pause(k, False, emit=False)
 
     def console_store(self) -> ConsoleStore:
-        return RedisConsoleStore(self.client, self.store_prefix)  # type: ignore[attr-defined]
+        return RedisConsoleStore(self.client, self.store_prefix)
