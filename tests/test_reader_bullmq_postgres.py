@@ -1,0 +1,204 @@
+"""BullMQ on PostgreSQL read and changed by queue-console, with BullMQ for Python 3.4.4's own
+PostgreSQL backend as producer and worker (a schema of the test's own on the session database).
+
+Counts must equal the library's ``getJobCounts``; retries, purges, promotes and pauses go through
+console.actions (preview, policy, audit) and BullMQ's own SQL commands, and a real BullMQ worker
+then processes what the console re-queued.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import pytest
+
+from backends.bullmq_postgres import layout
+from backends.contract import QueueRef
+from backends.registry import ConnectOptions, open_readers
+from console.actions import Actions, Selection
+from tests import pgboss_helpers as h
+
+pytest.importorskip("psycopg", reason="BullMQ for Python's PostgreSQL backend needs psycopg")
+from bullmq import Queue, Worker  # noqa: E402
+
+NATIVE = ("active", "completed", "delayed", "failed", "prioritized", "waiting", "waiting-children", "paused")
+
+
+class World:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.schema = f"qct_bmpg_{uuid.uuid4().hex[:8]}"
+        self.name = "mails"
+        self.opts = {"backend": "postgres", "connection": url, "schema": self.schema}
+        self.queue = Queue(self.name, self.opts)
+        self.readers: list = []
+
+    async def reader(self):
+        readers = await open_readers(self.url, ConnectOptions(backend="bullmq-postgres", schema=self.schema))
+        self.readers += readers
+        return readers[0]
+
+    def ref(self) -> QueueRef:
+        return QueueRef(connection=self.readers[0].url.redacted if self.readers else self.url, backend="bullmq-postgres",
+                        namespace=self.schema, name=self.name)
+
+    async def lib_counts(self) -> dict:
+        counts = await self.queue.getJobCounts(*NATIVE)
+        return {k: int(v) for k, v in counts.items()}
+
+    async def run_worker(self, until, fail_odd: bool = False, timeout: float = 60.0) -> list[str]:
+        """A BullMQ worker until ``until(counts)``; returns the ids it processed."""
+        seen: list[str] = []
+
+        async def process(job, token):
+            seen.append(job.id)
+            await job.log(f"processing {job.id}")
+            if fail_odd and job.data.get("i", 0) % 2 == 1:
+                raise Exception(f"boom {job.data['i']}")
+            return {"i": job.data.get("i")}
+
+        worker = Worker(self.name, process, {**self.opts, "drainDelay": 1})
+        try:
+            end = time.monotonic() + timeout
+            while not until(await self.lib_counts()):
+                assert time.monotonic() < end, f"worker did not get there: {await self.lib_counts()}"
+                await asyncio.sleep(0.05)
+        finally:
+            await worker.close()
+        return seen
+
+    async def close(self):
+        for r in self.readers:
+            await r.close()
+        await self.queue.close()
+        await h.drop(self.url, self.schema)
+
+
+@pytest.fixture
+async def world(postgres_url):
+    w = World(postgres_url)
+    try:
+        yield w
+    finally:
+        await w.close()
+
+
+async def produce(w: World, n: int = 6) -> None:
+    """n jobs (odd ones fail), then one delayed, one waiting, one prioritized."""
+    for i in range(n):
+        await w.queue.add("send", {"i": i}, {"attempts": 1})
+    await w.run_worker(lambda c: c["completed"] + c["failed"] == n, fail_odd=True)
+    await w.queue.add("later", {"i": 100}, {"delay": 3_600_000})
+    await w.queue.add("plain", {"i": 102})
+    await w.queue.add("urgent", {"i": 104}, {"priority": 3})
+
+
+def test_commands_come_from_the_pinned_bullmq_package():
+    import bullmq
+
+    assert layout.commands_dir().startswith(bullmq.__path__[0])
+    assert "SELECT reprocess_job(" in layout.command("reprocess_job")
+    assert "FROM job" in layout.command("get_counts")
+
+
+async def test_discovery_counts_pages_and_detail_equal_the_library(world):
+    w = world
+    await produce(w)
+    reader = await w.reader()
+    found = await reader.discover()
+    assert [(q.namespace, q.name) for q in found.queues] == [(w.schema, w.name)]
+    lib = await w.lib_counts()
+    [status] = await reader.statuses(found.queues)
+    assert status.native == lib
+    assert lib["failed"] == 3 and lib["prioritized"] == 1 and lib["delayed"] == 1
+    assert status.counts["waiting"] == lib["waiting"] + lib["prioritized"]
+    # failed list, newest first, in pages of 2: the same ids BullMQ lists
+    ids, cursor = [], None
+    while True:
+        page = await reader.page(found.queues[0], "failed", cursor=cursor, limit=2)
+        assert page.total == 3
+        ids += [j.id for j in page.jobs]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    lib_failed = [j.id for j in await w.queue.getJobs(["failed"])]
+    assert sorted(ids) == sorted(lib_failed) and len(ids) == 3
+    waiting = await reader.page(found.queues[0], "waiting")
+    assert [j.native_state for j in waiting.jobs] == ["waiting", "prioritized"]  # claim order: priority 0 first
+    detail = await reader.job(found.queues[0], ids[0])
+    assert detail.summary.failed_reason.text.startswith("boom")
+    assert detail.logs.total == 1 and detail.logs.lines == [f"processing {ids[0]}"]
+    assert detail.stacktrace and '"i":' in detail.data.text.replace(" ", "")
+    assert await reader.job(found.queues[0], "no-such-job") is None
+
+
+async def test_retry_by_ids_then_a_bullmq_worker_completes_them(world):
+    w = world
+    await produce(w)
+    reader = await w.reader()
+    ref = w.ref()
+    failed = [j.id for j in (await reader.page(ref, "failed")).jobs]
+    acts = Actions(lambda q: reader, operator="test@host")
+    report = await acts.execute(await acts.preview("retry", Selection(ref, job_ids=failed[:2] + ["nope"])))
+    assert report.done == 2 and [o.status for o in report.skipped] == ["not-found"]
+    lib = await w.lib_counts()
+    assert lib["failed"] == 1
+    assert (await reader.statuses([ref]))[0].native == lib
+    # the re-queued jobs run again in a real worker (everything else waiting runs too)
+    processed = await w.run_worker(lambda c: c["waiting"] + c["prioritized"] == 0 and c["active"] == 0)
+    assert set(failed[:2]) <= set(processed)
+    lib = await w.lib_counts()
+    assert lib["failed"] == 1 and lib["completed"] == 3 + 2 + 2
+    assert (await reader.statuses([ref]))[0].native == lib
+    audit = await reader.console_store().audit_read(10)
+    assert audit and audit[0]["action"] == "retry"
+
+
+async def test_retry_all_and_purge_older_than_run_bullmqs_bulk_commands(world, monkeypatch):
+    import console.actions as actions_mod
+
+    monkeypatch.setattr(actions_mod, "BULK_BATCH", 2)  # several retry_jobs / clean calls
+    w = world
+    await produce(w, n=10)
+    reader = await w.reader()
+    ref = w.ref()
+    acts = Actions(lambda q: reader, operator="test@host")
+    preview = await acts.preview("retry", Selection(ref, state="failed"))
+    assert preview.count == 5
+    report = await acts.execute(preview)
+    assert report.done == 5 and report.batches == 3
+    lib = await w.lib_counts()
+    assert lib["failed"] == 0 and lib["waiting"] == 6
+    assert (await reader.statuses([ref]))[0].native == lib
+    # purge completed jobs finished at least 0 ms ago: BullMQ's clean, in batches of 2
+    preview = await acts.preview("purge", Selection(ref, state="completed", older_than_ms=0))
+    assert preview.count == 5
+    report = await acts.execute(preview)
+    assert report.done == 5
+    lib = await w.lib_counts()
+    assert lib["completed"] == 0 and (await reader.statuses([ref]))[0].native == lib
+
+
+async def test_promote_and_pause_as_bullmq_does(world):
+    w = world
+    await produce(w, n=2)
+    reader = await w.reader()
+    ref = w.ref()
+    acts = Actions(lambda q: reader, operator="test@host")
+    await acts.set_paused([ref], True)
+    assert await w.queue.isPaused()
+    lib = await w.lib_counts()
+    assert lib["paused"] == 1 and lib["waiting"] == 0
+    [status] = await reader.statuses([ref])
+    assert status.paused and status.native == lib
+    [delayed] = (await reader.page(ref, "delayed")).jobs
+    report = await acts.apply_to_ids("promote", ref, [delayed.id, "nope"])
+    assert report.done == 1 and [o.status for o in report.skipped] == ["not-found"]
+    lib = await w.lib_counts()
+    assert lib["delayed"] == 0 and lib["paused"] == 2
+    await acts.set_paused([ref], False)
+    assert not await w.queue.isPaused()
+    await w.run_worker(lambda c: c["waiting"] + c["prioritized"] == 0 and c["active"] == 0)
+    lib = await w.lib_counts()
+    assert lib["completed"] == 1 + 3 and (await reader.statuses([ref]))[0].native == lib
