@@ -202,3 +202,29 @@ async def test_promote_and_pause_as_bullmq_does(world):
     await w.run_worker(lambda c: c["waiting"] + c["prioritized"] == 0 and c["active"] == 0)
     lib = await w.lib_counts()
     assert lib["completed"] == 1 + 3 and (await reader.statuses([ref]))[0].native == lib
+
+
+async def test_demo_workload_makes_every_state_and_the_console_reads_it(postgres_url):
+    from console.demo_bullmq_postgres import PLANS, BullMQPostgresWorkload
+
+    schema = f"qct_bmpgd_{uuid.uuid4().hex[:8]}"
+    workload = BullMQPostgresWorkload(postgres_url, schema=schema, speed=4.0)
+    [reader] = await open_readers(postgres_url, ConnectOptions(backend="bullmq-postgres", schema=schema))
+    try:
+        await asyncio.to_thread(workload.start, 60)
+        seen: set[str] = set()
+        end = time.monotonic() + 60
+        while not {"completed", "failed", "delayed", "waiting-children"} <= seen:
+            assert time.monotonic() < end, f"states seen so far: {seen}"
+            assert workload.error is None
+            found = await reader.discover()
+            for status in await reader.statuses(found.queues):
+                seen |= {k for k, v in status.native.items() if v}
+            await asyncio.sleep(0.2)
+        assert sorted(q.name for q in found.queues) == sorted(PLANS)
+        assert workload.counts["sent"] > 0
+    finally:
+        await asyncio.to_thread(workload.stop)
+        await reader.close()
+        await h.drop(postgres_url, schema)
+    assert not workload.running
