@@ -228,3 +228,50 @@ async def test_demo_workload_makes_every_state_and_the_console_reads_it(postgres
         await reader.close()
         await h.drop(postgres_url, schema)
     assert not workload.running
+
+
+async def test_throughput_counts_bullmqs_finished_events_between_samples(world):
+    w = world
+    reader = await w.reader()
+    for i in range(4):
+        await w.queue.add("send", {"i": i}, {"attempts": 1})
+    ref = w.ref()
+    assert await reader.throughput([ref]) == []  # the first sample only sets the mark
+    await w.run_worker(lambda c: c["completed"] + c["failed"] == 4, fail_odd=True)
+    [tp] = await reader.throughput([ref])
+    assert tp.source == "events"
+    assert round(tp.completed_per_s * tp.interval_s) == 2 and round(tp.failed_per_s * tp.interval_s) == 2
+
+
+async def test_purge_marked_jobs_runs_bullmqs_remove(world):
+    w = world
+    await produce(w, n=2)
+    reader = await w.reader()
+    ref = w.ref()
+    [done] = (await reader.page(ref, "completed")).jobs
+    [waiting] = [j for j in (await reader.page(ref, "waiting")).jobs if j.native_state == "waiting"]
+    acts = Actions(lambda q: reader, operator="test@host")
+    report = await acts.execute(await acts.preview("purge", Selection(ref, state="completed",
+                                                                      job_ids=[done.id, waiting.id, "nope"])))
+    assert report.done == 1 and sorted(o.status for o in report.skipped) == ["not-found", "not-in-state"]
+    assert await w.queue.getJob(done.id) is None
+    lib = await w.lib_counts()
+    assert lib["completed"] == 0 and lib["waiting"] == 1 and (await reader.statuses([ref]))[0].native == lib
+
+
+async def test_a_newer_schema_version_is_read_only(world):
+    from backends.errors import Unsupported
+
+    w = world
+    await produce(w, n=2)
+    reader = await w.reader()
+    ref = w.ref()
+    async with h.admin(w.url) as conn:
+        await conn.execute(f'INSERT INTO "{w.schema}".migration (version, name) VALUES (99, \'future.sql\')')
+    await reader.discover()
+    caps = reader.queue_capabilities(ref)
+    assert not caps.retry and not caps.pause and "99" in caps.read_only_reason
+    [failed] = (await reader.page(ref, "failed")).jobs
+    with pytest.raises(Unsupported):
+        await reader.retry_jobs(ref, [failed.id])
+    assert (await w.lib_counts())["failed"] == 1
