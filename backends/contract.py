@@ -272,6 +272,18 @@ class Reader(abc.ABC):
     async def discover(self) -> Discovery:
         """Find the queues of this system on the connection (bounded in time)."""
 
+    async def discover_step(self, budget_s: float) -> Discovery:
+        """Discovery in slices, for a console that shows queues while it looks for more: go on for
+        about ``budget_s`` (paced so the server hardly feels it) and return every queue found so
+        far; ``complete`` once the whole server has been looked through. Readers whose discovery is
+        cheap do it all at once."""
+        return await self.discover()
+
+    async def lookup(self, names: list[str]) -> list[QueueRef] | None:
+        """The queues with one of these names, found without looking through the whole server
+        (a few direct reads), or None when this reader can only find queues by ``discover``."""
+        return None
+
     @abc.abstractmethod
     async def statuses(self, queues: list[QueueRef]) -> list[QueueStatus]:
         """Counts of every given queue in one round trip."""

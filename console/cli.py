@@ -223,9 +223,14 @@ def _main(argv: list[str] | None) -> None:
         _fail(1, f"internal error: {type(exc).__name__}: {exc} (please report this)")
 
 
+#: verbs whose QUEUE argument, when given, is looked up directly instead of discovering every queue
+NAMED_QUEUE_VERBS = ("jobs", "job", "dlq", "pause", "resume", "promote", "cancel")
+
+
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     session = Session(settings)
-    await session.open()
+    named = getattr(args, "queue", None) if args.command in NAMED_QUEUE_VERBS else None
+    await session.open(named=named)
     try:
         if args.command == "status":
             return await _status(session, args)

@@ -141,7 +141,11 @@ async def _dlq_list(args, session: Session) -> int:
     return 0
 
 
-async def _scan(session: Session, queues: list[QueueRef], query: str):
+#: failed jobs read per queue for ``dlq list --group`` (complete up to this; memory ~1 KiB per job)
+GROUP_ROW_CAP = 1_000_000
+
+
+async def _scan(session: Session, queues: list[QueueRef], query: str, row_cap: int | None = None):
     from console.dlq_scan import scan_failed
     from console.filters import FilterError, parse_filter
 
@@ -150,28 +154,33 @@ async def _scan(session: Session, queues: list[QueueRef], query: str):
     except FilterError as exc:
         raise ActionUsageError(str(exc)) from None
     targets = [(q, session.reader_for(q)) for q in queues]
-    result = await scan_failed(targets, flt, timeout=session.options.op_timeout)
+    result = await scan_failed(targets, flt, timeout=session.options.op_timeout,
+                               **({"row_cap": row_cap} if row_cap else {}))
     for err in result.errors:
         print(f"warning: {err}", file=sys.stderr)
     if result.capped:
-        print(f"stopped at the scan cap in: {', '.join(result.capped)} (matches are among the jobs read; "
+        counted = ", ".join(f"{q} ({fmt.count(result.totals[q])} failed by the server's count)" if q in result.totals
+                            else q for q in result.capped)
+        print(f"stopped at the scan cap in: {counted} (matches are among the jobs read; "
               "narrow the filter with queue: or age:)", file=sys.stderr)
     return result
 
 
 async def _dlq_list_filtered(args, session: Session, queues: list[QueueRef]) -> int:
     """``--filter`` and/or ``--group``: read failed jobs in bounded, capped batches (dlq_scan)."""
-    result = await _scan(session, queues, args.filter or "")
+    result = await _scan(session, queues, args.filter or "", GROUP_ROW_CAP if args.group else None)
     if args.group:
         groups = group_jobs(result.items)
         if args.json:
             _print_json({"groups": [{"signature": g.signature, "count": g.count, "queues": sorted(g.queues),
                                      "first_ms": g.first_ms, "last_ms": g.last_ms, "sample_job": _sample_job(g),
                                      "sample_reason": g.sample_reason} for g in groups],
-                         "scanned": result.scanned, "capped_queues": result.capped})
+                         "scanned": result.scanned, "capped_queues": result.capped,
+                         "failed_totals": {q: result.totals[q] for q in result.capped if q in result.totals}})
             return 0
-        print(f"{fmt.plural(len(result.items), 'failed job')} (of {result.scanned:,} read) in "
-              f"{fmt.plural(len(groups), 'group')}")
+        total = sum(result.totals.get(q.qualified, 0) for q in queues)
+        print(f"{fmt.plural(len(result.items), 'failed job')} (of {result.scanned:,} read; {total:,} failed by the "
+              f"server's counts) in {fmt.plural(len(groups), 'group')}")
         for g in groups:
             print(f"{g.count:>8}  {one_line(g.signature, 90)}")
             print(f"          queues {', '.join(one_line(x, 40) for x in sorted(g.queues))}; "

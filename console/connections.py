@@ -5,11 +5,11 @@ Shared by the CLI and the TUI; plain asyncio, no Textual.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from backends.contract import Discovery, QueueRef, QueueStatus, Reader, call_with_timeout
 from backends.errors import BackendError
-from backends.registry import ConnectOptions, open_readers
+from backends.registry import REDIS_BACKENDS, ConnectOptions, open_readers
 from backends.urls import parse, redact
 from console.config import Settings
 
@@ -48,12 +48,14 @@ class Session:
         self.options = connect_options(settings)
         self.connections: list[Connection] = []
 
-    async def open(self, raise_errors: bool = True) -> None:
-        """Connect to every URL concurrently and discover queues."""
+    async def open(self, raise_errors: bool = True, named: str | None = None) -> None:
+        """Connect to every URL concurrently and discover queues. With ``named`` (a QUEUE argument),
+        a connection whose reader can look that queue up directly does so instead of discovering
+        every queue (no SCAN of the keyspace); only when it is not found there does it discover."""
         for raw in self.settings.effective_urls():
             parse(raw)  # bad URLs are usage errors before anything connects
         results = await asyncio.gather(
-            *(self._open_one(raw) for raw in self.settings.effective_urls()), return_exceptions=True
+            *(self._open_one(raw, named) for raw in self.settings.effective_urls()), return_exceptions=True
         )
         for raw, result in zip(self.settings.effective_urls(), results):
             if isinstance(result, BaseException):
@@ -64,7 +66,11 @@ class Session:
             else:
                 self.connections.append(result)
 
-    async def _open_one(self, raw: str) -> Connection:
+    async def _open_one(self, raw: str, named: str | None = None) -> Connection:
+        if named:
+            conn = await self._open_named(raw, named)
+            if conn is not None:
+                return conn
         readers = await open_readers(raw, self.options)
         conn = Connection(url=redact(raw), readers=readers)
         try:
@@ -73,6 +79,40 @@ class Session:
             for r in readers:
                 await r.close()
             raise
+        return conn
+
+    async def _open_named(self, raw: str, spec: str) -> Connection | None:
+        """The connection holding queue ``spec`` (``name`` or ``backend:name``) found by direct
+        lookup, or None (not found that way: the caller discovers). On Redis only the primary
+        reader (BullMQ) is opened: detecting other systems would itself scan the keyspace."""
+        if parse(raw).kind != "redis":
+            return None
+        options = self.options if self.options.backend else replace(self.options, backend=REDIS_BACKENDS[0])
+        readers = await open_readers(raw, options)
+        names = [spec] + ([spec.partition(":")[2]] if ":" in spec else [])
+        try:
+            found: dict[str, list[QueueRef]] = {}
+            for reader in readers:
+                refs = await call_with_timeout(reader.lookup(names), self.options.op_timeout,
+                                               f"looking up queue {spec!r} at {redact(raw)}")
+                if refs is None:
+                    raise LookupError
+                found[reader.backend] = refs
+        except LookupError:
+            found = {}
+        except BaseException:
+            for r in readers:
+                await r.close()
+            raise
+        if not any(found.values()):
+            for r in readers:
+                await r.close()
+            return None
+        conn = Connection(url=redact(raw), readers=readers)
+        for reader in readers:
+            conn.discoveries[reader.backend] = Discovery(
+                queues=found[reader.backend], complete=False,
+                note=f"looked up {spec!r} directly; other queues were not discovered")
         return conn
 
     async def discover(self, conn: Connection) -> None:

@@ -14,9 +14,10 @@ from backends.contract import JobSummary, QueueRef, Reader, call_with_timeout
 from console.filters import Filter
 from console.requeue_planning import DEFAULT_CALL_TIMEOUT, parse_payload, payload_of
 
-ROW_CAP = 10_000  # failed jobs read per queue
+ROW_CAP = 10_000  # failed jobs read per queue (the TUI keeps what it read in memory)
 PAYLOAD_CAP = 2_000  # payloads read per queue for data. terms
-PAGE = 500
+#: jobs per server page (the readers' largest)
+PAGE = 1000
 
 
 @dataclass
@@ -24,18 +25,23 @@ class ScanResult:
     items: list[tuple[QueueRef, JobSummary]] = field(default_factory=list)
     scanned: int = 0
     capped: list[str] = field(default_factory=list)  # queues where the cap stopped the scan
+    #: failed jobs per queue as the server counted them (the first page's total), so that a capped
+    #: scan can say how many exist
+    totals: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     cancelled: bool = False
 
 
 async def scan_failed(targets: list[tuple[QueueRef, Reader]], flt: Filter, now_ms: int | None = None,
                       progress: Callable[[int, int], None] | None = None,
-                      cancel: asyncio.Event | None = None, timeout: float = DEFAULT_CALL_TIMEOUT) -> ScanResult:
-    """``now_ms`` (for ``age:`` terms) defaults to the first server's clock, as the actions use."""
+                      cancel: asyncio.Event | None = None, timeout: float = DEFAULT_CALL_TIMEOUT,
+                      row_cap: int = ROW_CAP) -> ScanResult:
+    """``now_ms`` (for ``age:`` terms) defaults to the first server's clock, as the actions use.
+    ``row_cap``: failed jobs read per queue when no payload is needed."""
     out = ScanResult()
     if now_ms is None:
         now_ms = await _server_now(targets, timeout)
-    cap = PAYLOAD_CAP if flt.needs_payload else ROW_CAP
+    cap = PAYLOAD_CAP if flt.needs_payload else row_cap
     for queue, reader in targets:
         if not flt.queue_matches(queue):
             continue
@@ -56,6 +62,8 @@ async def scan_failed(targets: list[tuple[QueueRef, Reader]], flt: Filter, now_m
                     return out
                 page = await call_with_timeout(reader.page(queue, "failed", cursor, PAGE), timeout,
                                                f"reading failed jobs of {queue.qualified}")
+                if cursor is None and page.total is not None:
+                    out.totals[queue.qualified] = page.total
                 for job in page.jobs:
                     seen += 1
                     payload: Any = await payload_of(reader, queue, job.id, timeout) if flt.needs_payload else None

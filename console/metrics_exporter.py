@@ -159,11 +159,12 @@ def build_metrics(snapshots: Iterable[Snapshot]) -> list[Metric]:
                 if count is not None:
                     jobs.add_metric([*labels, state], float(count))
             paused.add_metric(labels, 1.0 if status.paused else 0.0)
-            history = snap.throughput.get(q.key)
-            if history:
-                last = history[-1]
-                throughput.add_metric([*labels, "completed"], last.completed_per_s)
-                throughput.add_metric([*labels, "failed"], last.failed_per_s)
+            history = snap.throughput.get(q.key)  # a RateHistory (console.poller)
+            last = history.last() if history is not None else None
+            if last is not None:
+                completed_per_s, failed_per_s, _capped = last
+                throughput.add_metric([*labels, "completed"], completed_per_s)
+                throughput.add_metric([*labels, "failed"], failed_per_s)
             lat = snap.latency.get(q.key)
             if lat is not None and lat.sample_size:
                 sample.add_metric(labels, float(lat.sample_size))

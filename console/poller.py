@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 import time
-from collections import deque
+from array import array
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Coroutine, TypeVar
 
@@ -22,6 +23,74 @@ from backends.urls import redact
 
 T = TypeVar("T")
 HISTORY = 180  # throughput samples kept per queue
+#: the first slice of discovery: the overview shows the queues found in it while discovery goes on
+FIRST_DISCOVERY_S = 0.3
+#: each later slice of background discovery (paced by the reader), between refreshes
+DISCOVERY_SLICE_S = 1.0
+
+
+class RateHistory:
+    """The last ``size`` throughput samples of one queue, as numbers in fixed arrays (a ring).
+
+    Appended on the backend thread, read on the UI thread: both go through a lock, and readers
+    get copies. About 3.4 KiB per queue, where 180 Throughput models were ~190 KiB."""
+
+    __slots__ = ("_at", "_done", "_fail", "_capped", "_next", "_len", "source", "_lock")
+
+    def __init__(self, size: int = HISTORY) -> None:
+        self._at = array("d", bytes(8 * size))
+        self._done = array("d", bytes(8 * size))
+        self._fail = array("d", bytes(8 * size))
+        self._capped = array("b", bytes(size))
+        self._next = 0
+        self._len = 0
+        self.source = "none"
+        self._lock = threading.Lock()
+
+    def append(self, sample: Throughput) -> None:
+        with self._lock:
+            i = self._next
+            self._at[i], self._done[i], self._fail[i] = sample.at_ms, sample.completed_per_s, sample.failed_per_s
+            self._capped[i] = 1 if sample.capped else 0
+            self._next = (i + 1) % len(self._at)
+            self._len = min(self._len + 1, len(self._at))
+            self.source = sample.source
+
+    def __len__(self) -> int:
+        return self._len
+
+    def _tail(self, arr: array, n: int | None) -> list:
+        count = self._len if n is None else min(n, self._len)
+        size = len(arr)
+        start = (self._next - count) % size
+        if start + count <= size:
+            return arr[start:start + count].tolist()
+        return arr[start:].tolist() + arr[:(start + count) - size].tolist()
+
+    def completed(self, n: int | None = None) -> list[float]:
+        with self._lock:
+            return self._tail(self._done, n)
+
+    def failed(self, n: int | None = None) -> list[float]:
+        with self._lock:
+            return self._tail(self._fail, n)
+
+    def series(self) -> tuple[list[float], list[float], list[float]]:
+        """(times in ms, completed/s, failed/s), oldest first, taken together."""
+        with self._lock:
+            return self._tail(self._at, None), self._tail(self._done, None), self._tail(self._fail, None)
+
+    def last(self) -> tuple[float, float, bool] | None:
+        """(completed/s, failed/s, capped) of the newest sample."""
+        with self._lock:
+            if not self._len:
+                return None
+            i = (self._next - 1) % len(self._at)
+            return self._done[i], self._fail[i], bool(self._capped[i])
+
+    def any_capped(self) -> bool:
+        with self._lock:
+            return any(self._tail(self._capped, None))
 
 
 class BackendThread:
@@ -61,7 +130,7 @@ class Snapshot:
 
     connection: str  # redacted
     statuses: list[QueueStatus] = field(default_factory=list)
-    throughput: dict[tuple, list[Throughput]] = field(default_factory=dict)  # history per queue key
+    throughput: dict[tuple, RateHistory] = field(default_factory=dict)  # history per queue key (shared, not copied)
     latency: dict[tuple, Latency] = field(default_factory=dict)
     discoveries: list[Discovery] = field(default_factory=list)
     error: str | None = None
@@ -82,7 +151,7 @@ class Poller:
         options: ConnectOptions,
         interval: float,
         on_snapshot: Callable[[Snapshot], None],
-        latency_every: int = 5,
+        latency_every: int = 30,
         discover_every_s: float = 60.0,
         read_gauges: bool = False,
     ) -> None:
@@ -96,7 +165,9 @@ class Poller:
         self.read_gauges = read_gauges  # oldest waiting age and workers (the metrics exporter)
         self.readers: list[Reader] = []
         self.snapshot = Snapshot(connection=self.url)
-        self._history: dict[tuple, deque[Throughput]] = {}
+        self._history: dict[tuple, RateHistory] = {}
+        self._reader_of: dict[tuple, Reader] = {}
+        self._discovery_task: asyncio.Task | None = None
         self._wake = asyncio.Event()
         self._last_discovery = 0.0
         self._tick = 0
@@ -104,10 +175,11 @@ class Poller:
 
     # -- helpers used by screens through the backend thread --------------------------------
     def reader_for(self, queue: QueueRef) -> Reader | None:
-        for reader, disc in zip(self.readers, self.snapshot.discoveries):
-            if any(q.key == queue.key for q in disc.queues):
-                return reader
-        return None
+        return self._reader_of.get(queue.key)
+
+    def _set_discoveries(self, discoveries: list[Discovery]) -> None:
+        self._reader_of = {q.key: reader for reader, disc in zip(self.readers, discoveries) for q in disc.queues}
+        self.snapshot.discoveries = discoveries
 
     def refresh_now(self) -> None:
         self._wake.set()
@@ -156,23 +228,44 @@ class Poller:
 
     async def _connect(self) -> None:
         self.readers = await open_readers(self.raw_url, self.options)
-        await self._discover()
+        # a first short slice, so that the first rows show at once; the rest goes on in the background
+        complete = await self._discover_step(FIRST_DISCOVERY_S)
+        self._discovery_task = asyncio.get_running_loop().create_task(self._discover_in_background(complete))
 
-    async def _discover(self) -> None:
-        budget = self.options.op_timeout + self.options.discovery_budget_s
+    async def _discover_step(self, budget_s: float) -> bool:
+        """One slice of discovery on every reader; True when every reader has been through once."""
+        timeout = self.options.op_timeout + max(budget_s, self.options.discovery_budget_s)
         discoveries = []
         for reader in self.readers:
-            discoveries.append(await call_with_timeout(reader.discover(), budget, f"discovering queues at {self.url}"))
-        self.snapshot.discoveries = discoveries
-        self._last_discovery = time.monotonic()
+            discoveries.append(await call_with_timeout(reader.discover_step(budget_s), timeout,
+                                                       f"discovering queues at {self.url}"))
+        self._set_discoveries(discoveries)
+        return all(d.complete for d in discoveries)
+
+    async def _discover_in_background(self, complete: bool) -> None:
+        """Paced discovery beside the refreshes: slice after slice until a pass is complete, then
+        again every ``discover_every_s``. A failure here is left to the refresh loop to report."""
+        while True:
+            if complete:
+                self._last_discovery = time.monotonic()
+                await asyncio.sleep(self.discover_every_s)
+            had_queues = bool(self._reader_of)
+            try:
+                complete = await self._discover_step(DISCOVERY_SLICE_S)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                complete = False
+                await asyncio.sleep(self.interval)
+                continue
+            if not had_queues and self._reader_of:
+                self.refresh_now()  # the first queues: show them without waiting for the next tick
 
     def _polled(self, started: float) -> None:
         self.snapshot.polls += 1
         self.snapshot.poll_s = time.perf_counter() - started
 
     async def _refresh(self) -> None:
-        if time.monotonic() - self._last_discovery > self.discover_every_s:
-            await self._discover()
         statuses: list[QueueStatus] = []
         started = time.perf_counter()
         for reader, disc in zip(self.readers, self.snapshot.discoveries):
@@ -184,7 +277,10 @@ class Poller:
                 samples = await call_with_timeout(reader.throughput(disc.queues), self.options.op_timeout,
                                                   f"reading throughput at {self.url}")
                 for s in samples:
-                    self._history.setdefault(s.queue.key, deque(maxlen=HISTORY)).append(s)
+                    history = self._history.get(s.queue.key)
+                    if history is None:
+                        history = self._history[s.queue.key] = RateHistory()
+                    history.append(s)
             if reader.capabilities.latency and self._tick % self.latency_every == 0:
                 for lat in await call_with_timeout(reader.latency(disc.queues), self.options.op_timeout,
                                                    f"reading latency at {self.url}"):
@@ -195,7 +291,7 @@ class Poller:
                     self.snapshot.gauges[g.queue.key] = g
         self._tick += 1
         self.snapshot.statuses = statuses
-        self.snapshot.throughput = {k: list(v) for k, v in self._history.items()}
+        self.snapshot.throughput = self._history
         self.snapshot.last_ok = time.time()
 
     def _emit(self) -> None:
@@ -208,6 +304,11 @@ class Poller:
         ))
 
     async def _close_readers(self) -> None:
+        task, self._discovery_task = self._discovery_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
         readers, self.readers = self.readers, []
         for reader in readers:
             try:

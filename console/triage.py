@@ -11,18 +11,26 @@ from dataclasses import dataclass, field
 
 from backends.contract import JobSummary, QueueRef
 
-_FOLDS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I), "<uuid>"),
-    (re.compile(r"\b\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)?\b"), "<time>"),
-    (re.compile(r"\b[\w.+-]+@[\w-]+(\.[\w-]+)+\b"), "<email>"),
-    (re.compile(r"\b\d{1,3}(\.\d{1,3}){3}(:\d+)?\b"), "<ip>"),
-    (re.compile(r"\"[^\"\n]{0,200}\"|'[^'\n]{0,200}'"), "<str>"),
-    (re.compile(r"\b(0x)?[0-9a-f]*\d[0-9a-f]*[a-f][0-9a-f]*\b|\b(0x)?[0-9a-f]*[a-f][0-9a-f]*\d[0-9a-f]*\b", re.I), "<hex>"),
-    (re.compile(r"\b[a-z]+_[A-Za-z0-9]{6,}\b"), "<id>"),
-    (re.compile(r"\b\d+(\.\d+)?(?=(ms|s|m|h|d|kb|mb|gb|b|x)\b)", re.I), "<n>"),
-    (re.compile(r"-?\b\d+(\.\d+)?\b"), "<n>"),
+#: a hex word holds a digit and a letter a-f joined by hex characters: cheaper to look for first
+_HEX_HINT = re.compile(r"\d[0-9a-f]*[a-f]|[a-f][0-9a-f]*\d", re.I)
+#: (pattern, replacement, what the text must hold for the pattern to match at all -- one of these
+#: characters, or a match of a cheap regex: skips most patterns for most messages; "" = always tried)
+_FOLDS: list[tuple[re.Pattern[str], str, str | re.Pattern[str]]] = [
+    (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I), "<uuid>", "-"),
+    (re.compile(r"\b\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)?\b"), "<time>", ":"),
+    (re.compile(r"\b[\w.+-]+@[\w-]+(\.[\w-]+)+\b"), "<email>", "@"),
+    (re.compile(r"\b\d{1,3}(\.\d{1,3}){3}(:\d+)?\b"), "<ip>", "."),
+    (re.compile(r"\"[^\"\n]{0,200}\"|'[^'\n]{0,200}'"), "<str>", "\"'"),
+    (re.compile(r"\b(0x)?[0-9a-f]*\d[0-9a-f]*[a-f][0-9a-f]*\b|\b(0x)?[0-9a-f]*[a-f][0-9a-f]*\d[0-9a-f]*\b", re.I), "<hex>", _HEX_HINT),
+    (re.compile(r"\b[a-z]+_[A-Za-z0-9]{6,}\b"), "<id>", "_"),
+    # digits right after letters ("welcome-v41", "user42", "vol7"): a version or id, not a word
+    (re.compile(r"(?<=[A-Za-z])\d+"), "<n>", ""),
+    (re.compile(r"\b\d+(\.\d+)?(?=(ms|s|m|h|d|kb|mb|gb|b|x)\b)", re.I), "<n>", ""),
+    (re.compile(r"-?\b\d+(\.\d+)?\b"), "<n>", ""),
 ]
 MAX_SIGNATURE = 200
+_SPACES = re.compile(r"\s+")
+_DIGIT = re.compile(r"\d")
 
 
 def signature(reason: str | None) -> str:
@@ -30,9 +38,12 @@ def signature(reason: str | None) -> str:
     if not reason:
         return "(no error message)"
     line = reason.strip().splitlines()[0] if reason.strip() else ""
-    for pattern, repl in _FOLDS:
-        line = pattern.sub(repl, line)
-    line = re.sub(r"\s+", " ", line).strip()
+    # every fold needs a digit, an @, a quote or an underscore: most plain messages skip them all
+    if _DIGIT.search(line) or "@" in line or '"' in line or "'" in line or "_" in line:
+        for pattern, repl, needs in _FOLDS:
+            if not needs or (needs.search(line) if isinstance(needs, re.Pattern) else any(ch in line for ch in needs)):
+                line = pattern.sub(repl, line)
+    line = _SPACES.sub(" ", line).strip()
     return line[:MAX_SIGNATURE] or "(no error message)"
 
 
@@ -68,7 +79,16 @@ class Group:
 
 def group_jobs(items: list[tuple[QueueRef, JobSummary]]) -> list[Group]:
     groups: dict[str, Group] = {}
+    seen: dict[str | None, str] = {}  # reason -> signature: identical reasons are folded once
     for queue, job in items:
-        sig = signature(job.failed_reason.text if job.failed_reason else None)
-        groups.setdefault(sig, Group(sig)).add(queue, job)
+        reason = job.failed_reason.text if job.failed_reason else None
+        sig = seen.get(reason)
+        if sig is None:
+            sig = signature(reason)
+            if len(seen) < 100_000:
+                seen[reason] = sig
+        group = groups.get(sig)
+        if group is None:
+            group = groups[sig] = Group(sig)
+        group.add(queue, job)
     return sorted(groups.values(), key=lambda g: (-g.count, g.signature))

@@ -306,6 +306,32 @@ async def test_range_mark_marks_every_row_between(redis_url, prefix, sync_redis)
         assert screen.marks == {"7", "6", "5", "4"}
 
 
+async def test_quick_next_presses_never_label_a_page_over_other_rows(redis_url, prefix, sync_redis):
+    """Five quick n presses used to show "page 7: jobs 301–350" over the rows of jobs 101–150:
+    each press appended the shown page's next cursor again while the next page was loading."""
+    write_fixed_queue(sync_redis, prefix, "many", failed=400, completed=0, waiting=0, delayed=0)
+    app = app_for(redis_url, prefix)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1, what="queue row")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
+        screen = app.screen
+        screen.query_one("#job-table").focus()
+        for _ in range(4):
+            await pilot.press("tab")
+        jobs = screen.query_one("#job-table", DataTable)
+        await wait_for(pilot, lambda: screen.state == "failed" and jobs.row_count == 50, what="first page")
+        for _ in range(5):  # five presses before the next page has come back from the server
+            screen.action_next_page()
+        await wait_for(pilot, lambda: rows(jobs) and rows(jobs)[0][0] != "400", what="a later page")
+        await pilot.pause(1.0)
+        page_no = len(screen.cursors)
+        first_id = int(rows(jobs)[0][0])
+        assert first_id == 400 - (page_no - 1) * 50, (page_no, first_id)
+        info = str(screen.query_one("#page-info").render())
+        assert info.startswith(f"page {page_no}: jobs {(page_no - 1) * 50 + 1}–{page_no * 50} of 400"), info
+
+
 async def test_second_keypress_never_cancels_a_running_retry_and_x_cancels_it_honestly(
         redis_url, prefix, sync_redis, monkeypatch):
     """A paced retry (policy rate 1 per 5 s, so that it outlasts the keypresses on a loaded machine) runs: R, D and P pressed again, on the progress screen and on

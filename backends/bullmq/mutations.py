@@ -21,6 +21,9 @@ from backends.redis_client import redis_errors
 from backends.redis_console_store import RedisConsoleStore
 
 MAX_BATCH = 1000
+#: cleanJobsInSet removes each job with all its keys: 1,000 per call held the server up to ~45 ms
+#: on a loaded 2-core machine, 500 keeps a call well under 50 ms
+PURGE_BATCH = 500
 _RETRY_STATUS = {1: "retried", -1: "not-found", -3: "not-in-state"}
 _PROMOTE_STATUS = {0: "promoted", -3: "not-in-state"}
 _REMOVE_STATUS = {1: "removed", 0: "locked", -8: "scheduler-owned"}
@@ -142,11 +145,12 @@ class BullMQMutations:
         if state not in ("failed", "completed"):
             raise BackendError(f"bulk purge covers failed or completed jobs, not {state!r}")
         k = self._writable(queue)
-        count = max(1, min(count, MAX_BATCH))
+        count = max(1, min(count, PURGE_BATCH))
         async with redis_errors(self.url):  # type: ignore[attr-defined]
             removed = await self.scripts.clean(k, state, before_ms, count)
-            more = bool(removed) and await self.client.zcount(k(state), 0, before_ms) > 0  # type: ignore[attr-defined]
-        return BatchOutcome(done=len(removed), more=more, ids=removed)
+        # cleanJobsInSet removes every job of ZRANGEBYSCORE 0 before_ms LIMIT 0 count from a
+        # finished set: fewer than ``count`` means none is left (no ZCOUNT round trip per batch)
+        return BatchOutcome(done=len(removed), more=len(removed) == count, ids=removed)
 
     async def promote_jobs(self, queue: QueueRef, job_ids: list[str]) -> list[JobOutcome]:
         k = self._writable(queue)

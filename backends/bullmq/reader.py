@@ -1,18 +1,21 @@
 """Read side of BullMQ (and legacy Bull) queues in Redis, exactly per shared/formats/bullmq.md.
 
-Never writes: no scripts that write, no ``meta.version``. Counts use pipelined LLEN/ZCARD (what
-``getCounts-1.lua`` does, minus its RPOP of pre-v5 markers, which we subtract instead).
+Never writes: no scripts that write, no ``meta.version``. Counts run a read-only script per queue
+(backends.bullmq.read_scripts: what ``getCounts-1.lua`` does, minus its RPOP of pre-v5 markers, which
+it subtracts instead).
 """
 from __future__ import annotations
 
 import json
 import statistics
+import time
 from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 
 from backends.blob import ROW_LIMIT, to_blob, to_int, to_str
 from backends.bullmq import discovery, versions
+from backends.bullmq.read_scripts import HashFieldsReader, QueueCounter
 from backends.bullmq.cursor import ListCursor, ZsetCursor, decode_cursor, encode_cursor
 from backends.bullmq.gauges import read_gauges
 from backends.bullmq.keys import QueueKeys
@@ -33,7 +36,7 @@ from backends.contract import (
     Throughput,
 )
 from backends.errors import BadCursor, BadRequest
-from backends.redis_client import redis_errors
+from backends.redis_client import pipelined, redis_errors
 from backends.urls import ConnectionUrl
 
 #: native count names reported by BullMQ's getJobCounts() for all types (+ the legacy `paused`)
@@ -62,6 +65,8 @@ LOG_TAIL = 200
 LIST_WINDOWS = 8
 EVENTS_READ_CAP = 2000
 LATENCY_SAMPLE = 50
+#: background discovery sleeps this many times as long as each SCAN took (~1/5 of its time on the server)
+DISCOVERY_PACE = 4.0
 
 
 @dataclass
@@ -124,6 +129,10 @@ class BullMQReader(BullMQMutations, Reader):
         #: per queue, as read at the last discovery: which generation writes it (versions.py)
         self._generations: dict[tuple, versions.Generation] = {}
         self._tp = _ThroughputState()
+        self._counter = QueueCounter(client)
+        self._row_reader = HashFieldsReader(client)
+        self._scanner: discovery.Scanner | None = None
+        self._classified: dict[tuple[str, str], discovery.Found | None] = {}  # this pass's candidates
 
     def retry_notes(self, queue: QueueRef, bulk: bool, reset_attempts: bool) -> list[str]:
         notes = []
@@ -156,61 +165,89 @@ class BullMQReader(BullMQMutations, Reader):
     async def discover(self) -> Discovery:
         async with redis_errors(self.url):
             result = await discovery.discover(self.client, self.prefixes, self.discovery_budget_s)
-        queues = []
-        for f in result.found:
-            ref = QueueRef(connection=self.url.redacted, backend=f.backend, namespace=f.prefix, name=f.name)
-            self._versions[ref.key] = f.version
-            queues.append(ref)
-        bullmq = [q for q in queues if q.backend == "bullmq"]
-        async with redis_errors(self.url):
-            evidence = await versions.read_evidence(self.client, [QueueKeys(q.namespace, q.name) for q in bullmq])
-        self._generations = {q.key: versions.generation(ev) for q, ev in zip(bullmq, evidence)}
-        looked_for = [p.replace("\\", "") for p in result.patterns]
         note = None
         if not result.complete:
             note = (f"discovery stopped after {self.discovery_budget_s:g} s ({result.keys_seen} keys matched): queues "
                     "not reached yet are missing (SCAN walks the whole keyspace; the console looks again later)")
-        return Discovery(queues=queues, looked_for=looked_for, complete=result.complete, note=note,
+        return await self._discovery(result.found, result.patterns, result.complete, note)
+
+    async def discover_step(self, budget_s: float) -> Discovery:
+        """Go on with a paced SCAN (discovery.Scanner, at most a fifth of the time on the server)
+        for about ``budget_s`` and return every queue found so far."""
+        if self._scanner is None:
+            self._scanner = discovery.Scanner(self.client, self.prefixes)
+        scanner = self._scanner
+        async with redis_errors(self.url):
+            just_completed = await scanner.run(time.monotonic() + budget_s, pace=DISCOVERY_PACE)
+            candidates = scanner.candidates()
+            if just_completed:
+                self._classified = {}  # a complete pass: every candidate is classified afresh
+            new = [c for c in candidates if c not in self._classified]
+            for c in new:
+                self._classified[c] = None
+            for f in await discovery.classify(self.client, new):
+                self._classified[(f.prefix, f.name)] = f
+            found = discovery.finish([f for c in candidates if (f := self._classified.get(c)) is not None],
+                                     self.prefixes)
+        complete = just_completed or scanner.last_complete is not None
+        note = None if complete else ("discovering queues in the background: the list grows until the whole "
+                                      "keyspace has been walked once")
+        return await self._discovery(found, scanner.patterns, complete, note, incremental=not just_completed)
+
+    async def _discovery(self, found: list[discovery.Found], patterns: list[str], complete: bool,
+                         note: str | None, incremental: bool = False) -> Discovery:
+        """``incremental``: read the version evidence only of queues not seen before (every count
+        refresh reads it again for all of them anyway)."""
+        queues = []
+        for f in found:
+            ref = QueueRef(connection=self.url.redacted, backend=f.backend, namespace=f.prefix, name=f.name)
+            self._versions[ref.key] = f.version
+            queues.append(ref)
+        bullmq = [q for q in queues if q.backend == "bullmq" and not (incremental and q.key in self._generations)]
+        async with redis_errors(self.url):
+            evidence = await versions.read_evidence(self.client, [QueueKeys(q.namespace, q.name) for q in bullmq])
+        generations = {q.key: versions.generation(ev) for q, ev in zip(bullmq, evidence)}
+        if incremental:
+            self._generations.update(generations)
+        else:
+            self._generations = generations
+        looked_for = [p.replace("\\", "") for p in patterns]
+        return Discovery(queues=queues, looked_for=looked_for, complete=complete, note=note,
                          hint="if your queues use another key prefix, pass --prefix PREFIX")
+
+    async def lookup(self, names: list[str]) -> list[QueueRef]:
+        """Queues named ``names`` under the pinned prefixes (or BullMQ's default prefix ``bull``),
+        classified as discovery does, in one pipelined round trip: no SCAN."""
+        prefixes = self.prefixes or [discovery.DEFAULT_PREFIX]
+        candidates = [(p, n) for p in prefixes for n in dict.fromkeys(names) if n]
+        async with redis_errors(self.url):
+            found = await discovery.classify(self.client, candidates)
+            refs = []
+            for f in found:
+                ref = QueueRef(connection=self.url.redacted, backend=f.backend, namespace=f.prefix, name=f.name)
+                self._versions[ref.key] = f.version
+                refs.append(ref)
+            bullmq = [q for q in refs if q.backend == "bullmq"]
+            evidence = await versions.read_evidence(self.client, [QueueKeys(q.namespace, q.name) for q in bullmq])
+        self._generations.update({q.key: versions.generation(ev) for q, ev in zip(bullmq, evidence)})
+        return refs
 
     # ------------------------------------------------------------------ counts
     async def statuses(self, queues: list[QueueRef]) -> list[QueueStatus]:
-        """One pipelined round trip for every queue (plus the server clock)."""
+        """One pipelined round trip for every queue (plus the server clock): each queue is counted
+        inside Redis by a short read-only script (backends.bullmq.read_scripts), one reply per queue."""
         if not queues:
             return []
-        pipe = self.client.pipeline(transaction=False)
-        pipe.time()
-        for q in queues:
-            k = QueueKeys(q.namespace, q.name)
-            pipe.llen(k("wait"))
-            pipe.lindex(k("wait"), -1)
-            pipe.llen(k("paused"))
-            pipe.lindex(k("paused"), -1)
-            pipe.llen(k("active"))
-            for suffix in ("prioritized", "delayed", "completed", "failed", "waiting-children"):
-                pipe.zcard(k(suffix))
-            pipe.hmget(k("meta"), "paused", "version", "concurrency", "max", "duration")
-            pipe.exists(k("meta-paused"))
-            pipe.get(k("limiter"))
-            pipe.pttl(k("limiter"))
         async with redis_errors(self.url):
-            replies = await pipe.execute()
-        secs, micros = replies[0]
-        now_ms = int(secs) * 1000 + int(micros) // 1000
+            now_ms, raws = await self._counter.count([QueueKeys(q.namespace, q.name) for q in queues])
         out = []
-        width = 14
-        for i, q in enumerate(queues):
-            r = replies[1 + i * width: 1 + (i + 1) * width]
-            wait, wait_tail, paused_list, paused_tail, active = r[0], r[1], r[2], r[3], r[4]
-            prioritized, delayed, completed, failed, waiting_children = r[5:10]
-            meta_paused, version, concurrency, rate_max, rate_duration = r[10]
-            legacy_paused_flag = r[11]
-            limiter_count, limiter_pttl = r[12], r[13]
-            # pre-v5 delayed markers "0:<ts>" at the tail of wait/paused are not jobs
-            if wait_tail is not None and wait_tail.startswith(b"0:"):
-                wait = max(wait - 1, 0)
-            if paused_tail is not None and paused_tail.startswith(b"0:"):
-                paused_list = max(paused_list - 1, 0)
+        for q, raw in zip(queues, raws):
+            wait, paused_list, active = raw.wait, raw.paused_list, raw.active
+            prioritized, delayed, completed, failed, waiting_children = (
+                raw.prioritized, raw.delayed, raw.completed, raw.failed, raw.waiting_children)
+            meta_paused, version, concurrency, rate_max, rate_duration = raw.meta
+            legacy_paused_flag = raw.meta_paused_key
+            limiter_count, limiter_pttl = raw.limiter_count, raw.limiter_pttl
             if q.backend == "bull":
                 native = {"active": active, "completed": completed, "delayed": delayed, "failed": failed,
                           "waiting": wait, "paused": paused_list}
@@ -341,10 +378,7 @@ class BullMQReader(BullMQMutations, Reader):
     async def _rows(self, k: QueueKeys, picked: list[tuple[str, str]], state: str) -> list[JobSummary]:
         if not picked:
             return []
-        pipe = self.client.pipeline(transaction=False)
-        for job_id, _ in picked:
-            pipe.hmget(k.job(job_id), *ROW_FIELDS)
-        replies = await pipe.execute()
+        replies = await self._row_reader.read([k.job(job_id) for job_id, _ in picked], ROW_FIELDS)
         rows = []
         for (job_id, suffix), values in zip(picked, replies):
             if all(v is None for v in values):
@@ -449,14 +483,12 @@ class BullMQReader(BullMQMutations, Reader):
         qs = [q for q in queues if q.backend == "bullmq"]
         if not qs:
             return []
-        pipe = self.client.pipeline(transaction=False)
-        pipe.time()
+        commands: list[tuple] = [("TIME",)]
         for q in qs:
             k = QueueKeys(q.namespace, q.name)
-            pipe.hget(k("metrics:completed"), "count")
-            pipe.hget(k("metrics:failed"), "count")
+            commands += [("HGET", k("metrics:completed"), "count"), ("HGET", k("metrics:failed"), "count")]
         async with redis_errors(self.url):
-            secs, micros, *metric_replies = _flatten_time(await pipe.execute())
+            secs, micros, *metric_replies = _flatten_time(await pipelined(self.client, commands))
             now_ms = int(secs) * 1000 + int(micros) // 1000
             # streams not yet tailed start at "now": only what happens from here on is counted
             streams = {}
@@ -519,20 +551,17 @@ class BullMQReader(BullMQMutations, Reader):
     # ------------------------------------------------------------------ latency
     async def latency(self, queues: list[QueueRef]) -> list[Latency]:
         """Wait (processedOn - timestamp - delay) and run time (finishedOn - processedOn) of the
-        LATENCY_SAMPLE most recently completed jobs of each queue: two pipelined round trips."""
+        LATENCY_SAMPLE most recently completed jobs of each queue: two round trips (the hashes read
+        inside Redis by HashFieldsReader)."""
         if not queues:
             return []
-        pipe = self.client.pipeline(transaction=False)
-        for q in queues:
-            pipe.zrevrange(QueueKeys(q.namespace, q.name)("completed"), 0, LATENCY_SAMPLE - 1)
         async with redis_errors(self.url):
-            id_lists = await pipe.execute()
-            pipe = self.client.pipeline(transaction=False)
-            for q, ids in zip(queues, id_lists):
-                k = QueueKeys(q.namespace, q.name)
-                for job_id in ids:
-                    pipe.hmget(k.job(to_str(job_id) or ""), "timestamp", "delay", "processedOn", "finishedOn")
-            fields = await pipe.execute() if any(id_lists) else []
+            id_lists = await pipelined(self.client, [
+                ("ZREVRANGE", QueueKeys(q.namespace, q.name)("completed"), 0, LATENCY_SAMPLE - 1) for q in queues])
+            keys = [QueueKeys(q.namespace, q.name).job(to_str(job_id) or "") for q, ids in zip(queues, id_lists)
+                    for job_id in ids]
+            # the job hashes' fields by the page-rows script: ~500 replies for 1,000 queues, not 50,000
+            fields = await self._row_reader.read(keys, ("timestamp", "delay", "processedOn", "finishedOn"))
         out, pos = [], 0
         for q, ids in zip(queues, id_lists):
             waits, runs = [], []

@@ -24,6 +24,10 @@ def visible_states(statuses: list[QueueStatus]) -> list[str]:
     return cols + extra
 
 
+def _shows(cell: Text) -> tuple:
+    return cell.plain, str(cell.style), cell.justify, tuple(cell.spans)
+
+
 def _row_key(status: QueueStatus) -> str:
     return "\x1f".join(status.queue.key)
 
@@ -38,6 +42,9 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
         self.filter_text = ""
         self._columns: list[str] = []
         self._rows: list[str] = []
+        self._shown: dict[tuple[str, str], tuple] = {}  # (row, column) -> what the cell shows now
+        self._row_sigs: dict[str, tuple] = {}  # row -> the numbers its cells were drawn from
+        self._stale = False
 
     def compose(self) -> ComposeResult:
         yield ConnectionBar(id="connections")
@@ -58,10 +65,18 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
     def update_from_snapshots(self, snapshots: list[Snapshot]) -> None:
         self.snapshots = snapshots
         self.statuses = [s for snap in snapshots for s in snap.statuses]
+        if not self.is_current:
+            self._stale = True  # under another screen: draw when it comes back, not every tick
+            return
+        self._stale = False
         self.query_one(ConnectionBar).show(snapshots, getattr(self.app, "frozen", False))
         self.query_one(ErrorBanner).show(snapshots, getattr(self.app, "banner_note", None))
         self._render_table()
         self._render_empty()
+
+    def on_screen_resume(self) -> None:
+        if self._stale:
+            self.update_from_snapshots(self.snapshots)
 
     def frozen_changed(self, frozen: bool) -> None:
         self.query_one(ConnectionBar).show(self.snapshots, frozen)
@@ -105,18 +120,33 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
             self._columns, self._rows = columns, []
         keys = [_row_key(s) for s in statuses]
         selected = self._rows[table.cursor_row] if self._rows and 0 <= table.cursor_row < len(self._rows) else None
+        col_keys = ["queue", "backend", "paused", *columns, "rate", "spark", "wait", "run"]
         if keys != self._rows:
             table.clear()
+            self._shown = {}
+            self._row_sigs = {}
             for s, key in zip(statuses, keys):
-                table.add_row(*self._cells(s), key=key)
+                self._row_sigs[key] = self._row_signature(s)
+                cells = self._cells(s)
+                table.add_row(*cells, key=key)
+                for col, value in zip(col_keys, cells):
+                    self._shown[(key, col)] = _shows(value)
             self._rows = keys
             if selected in keys:
                 table.move_cursor(row=keys.index(selected))
         else:
-            col_keys = ["queue", "backend", "paused", *columns, "rate", "spark", "wait", "run"]
+            # only rows whose numbers changed, and in them only the cells whose text or style
+            # changed: at 1,000 queues most of them do not
             for s, key in zip(statuses, keys):
+                sig = self._row_signature(s)
+                if self._row_sigs.get(key) == sig:
+                    continue
+                self._row_sigs[key] = sig
                 for col, value in zip(col_keys, self._cells(s)):
-                    table.update_cell(key, col, value)
+                    shows = _shows(value)
+                    if self._shown.get((key, col)) != shows:
+                        self._shown[(key, col)] = shows
+                        table.update_cell(key, col, value)
 
     def _snapshot_of(self, status: QueueStatus) -> Snapshot | None:
         for snap in self.snapshots:
@@ -124,9 +154,20 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
                 return snap
         return None
 
+    def _row_signature(self, s: QueueStatus) -> tuple:
+        """Everything a row's cells are drawn from, as plain values (cheap to build and compare)."""
+        snap = self._snapshot_of(s)
+        history = snap.throughput.get(s.queue.key) if snap else None
+        lat = snap.latency.get(s.queue.key) if snap else None
+        caps = self._capabilities(s)
+        return (s.queue.name, s.paused, tuple(s.counts.get(c) for c in self._columns), tuple(s.estimated),
+                (history.completed(12), history.failed(8), history.last()) if history is not None else None,
+                (lat.wait_p50_ms, lat.run_p50_ms) if lat else None,
+                None if caps is None else (caps.throughput, caps.latency))
+
     def _cells(self, s: QueueStatus) -> list:
         snap = self._snapshot_of(s)
-        history = snap.throughput.get(s.queue.key, []) if snap else []
+        history = snap.throughput.get(s.queue.key) if snap else None
         lat = snap.latency.get(s.queue.key) if snap else None
         cells: list = [
             Text(one_line(s.queue.name, 40)),
@@ -139,12 +180,13 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
             style = "bold red" if c == "failed" and value else ("dim" if not value else "")
             cells.append(Text(label, style=style, justify="right"))
         caps = self._capabilities(s)
-        if history:
-            last = history[-1]
-            rate = f"{last.completed_per_s:.1f}" + ("+" if last.capped else "")
-            spark = Text(fmt.sparkline([h.completed_per_s for h in history], 12), style="green")
+        last = history.last() if history is not None else None
+        if history is not None and last is not None:
+            done_per_s, _, capped = last
+            rate = f"{done_per_s:.1f}" + ("+" if capped else "")
+            spark = Text(fmt.sparkline(history.completed(12), 12), style="green")
             spark.append(" ")
-            spark.append(fmt.sparkline([h.failed_per_s for h in history], 8), style="red")
+            spark.append(fmt.sparkline(history.failed(8), 8), style="red")
         else:  # "…" while the first samples come in; "–" where the queue system has no such number
             rate, spark = ("…" if caps is None or caps.throughput else "–"), Text("")
         no_latency = "…" if caps is None or caps.latency else "–"

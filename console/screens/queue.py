@@ -42,6 +42,9 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
         self.snapshots: list[Snapshot] = []
         self.cursors: list[str | None] = [None]  # cursor of each page visited (server-side paging)
         self.page: Page | None = None
+        #: (state, page number) of the rows on screen: n/p move from there only, so quick presses
+        #: while a page loads cannot push the page number past the rows shown
+        self._shown_at: tuple[str, int] | None = None
         self.page_error: str | None = None
         self.filter_text = ""
         self._shown_ids: list[str] = []
@@ -85,7 +88,7 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
         self.refresh_bindings()  # capabilities are known once the connection is up
         self._render_title()
         self._render_tabs()
-        self.query_one(ThroughputChart).show(snap.throughput.get(self.queue.key, []))
+        self.query_one(ThroughputChart).show(snap.throughput.get(self.queue.key))
         self._ticks += 1
         if self.is_current and snap.connected and self._ticks % PAGE_REFRESH_EVERY.get(self.state, 1) == 0:
             self.load_page()
@@ -154,6 +157,7 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
         if state != self.state or cursor != self.cursors[-1]:
             return  # the user moved on meanwhile
         self.page, self.page_error = page, None
+        self._shown_at = (state, len(self.cursors))
         self._render_jobs()
 
     def _filtered_jobs(self):
@@ -210,13 +214,17 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
         info.update(Text(f"page {len(self.cursors)}: jobs {start + 1 if n else 0}–{start + n} of "
                          f"{fmt.count(self.page.total)}{more}{back}{filt}", style="dim"))
 
+    def _page_on_screen(self) -> bool:
+        """The rows shown are the page that ``cursors`` points at (no page move still loading)."""
+        return self.page is not None and self._shown_at == (self.state, len(self.cursors))
+
     def action_next_page(self) -> None:
-        if self.page is not None and self.page.next_cursor:
+        if self._page_on_screen() and self.page is not None and self.page.next_cursor:
             self.cursors.append(self.page.next_cursor)
             self.load_page()
 
     def action_prev_page(self) -> None:
-        if len(self.cursors) > 1:
+        if self._page_on_screen() and len(self.cursors) > 1:
             self.cursors.pop()
             self.load_page()
 

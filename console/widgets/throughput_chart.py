@@ -3,24 +3,25 @@ from __future__ import annotations
 
 from textual_plotext import PlotextPlot
 
-from backends.contract import Throughput
+from console.poller import RateHistory
 
 
 class ThroughputChart(PlotextPlot):
     def on_mount(self) -> None:
         self.plt.title("jobs/s (completed, failed)")
-        self.show([])
+        self.show(None)
 
-    def show(self, history: list[Throughput]) -> None:
+    def show(self, history: RateHistory | None) -> None:
         plt = self.plt
         plt.clear_data()
-        if history:
-            t0 = history[-1].at_ms
-            xs = [(h.at_ms - t0) / 1000.0 for h in history]
-            plt.plot(xs, [h.completed_per_s for h in history], label="completed", color="green", marker="braille")
-            plt.plot(xs, [h.failed_per_s for h in history], label="failed", color="red", marker="braille")
-            capped = any(h.capped for h in history)
-            source = history[-1].source
+        times, done, fail = history.series() if history is not None else ([], [], [])
+        if history is not None and times:
+            t0 = times[-1]
+            xs = [(t - t0) / 1000.0 for t in times]
+            plt.plot(xs, done, label="completed", color="green", marker="braille")
+            plt.plot(xs, fail, label="failed", color="red", marker="braille")
+            capped = history.any_capped()
+            source = history.source
             label = {"events": "events stream", "metrics": "library metrics", "finished": "finish times"}.get(source, source)
             plt.title(f"jobs/s over the last {abs(xs[0]):.0f} s (source: {label}{', some samples capped' if capped else ''})")
         else:

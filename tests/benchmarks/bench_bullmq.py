@@ -81,7 +81,7 @@ Method:
   Loopback makes a round trip almost free, which flatters many small calls; so the counts are also
   timed through a TCP proxy (a child process) that holds every packet for half a millisecond each
   way, standing in for a Redis on another host (the table gives the PING it actually produced).
-- **Discovery.** `reader.discover()` (SCAN for `*:meta` and `*:id`, COUNT 1000, within a time
+- **Discovery.** `reader.discover()` (one SCAN pass for `*:meta` and `*:id` keys, COUNT 1000, within a time
   budget) on the same keyspace, unpinned and with `--prefix` pinned, with the default budget and with
   a budget large enough to finish. BullMQ has no call that lists queues, so there is nothing to set
   beside it.
@@ -613,7 +613,7 @@ async def bench(args, url: str, prefix: str, small_names: list[str], results: di
             else:
                 budget_words += f", and only {min(unpinned['found'], pinned['found'])} of our {nq} queues were found"
         sentence = (
-            f"SCAN walks the whole keyspace ({dbsize:,} keys, once per pattern) whether or not the prefix is pinned: "
+            f"SCAN walks the whole keyspace ({dbsize:,} keys, in one pass for both suffixes) whether or not the prefix is pinned: "
             f"a complete discovery took {ms(full['stat'].median)} ms in {full['scan_calls']:,} SCAN calls of COUNT 1000 "
             f"(the slowest, timed from the client, {ms(full['slowest_scan_ms'])} ms, so no single call holds the server "
             f"longer than that), {budget_words}; pinning the prefix changes what is matched, not how much is scanned "
@@ -1177,8 +1177,22 @@ def write_doc(out: Path, sections: list[Section], meta: dict, retry: list[str] |
         lines += [sec.sentence, ""]
     if retry:
         lines += retry + [""]
+    scale = _existing_scale_block(out)
+    if scale:
+        lines += scale + [""]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines).rstrip() + "\n")
+
+
+def _existing_scale_block(out: Path) -> list[str] | None:
+    """The sections other benchmarks write (bench_pgboss.py, bench_scale.py: they come after this
+    script's own) are kept as they are, with any notes between them: everything from the first of
+    their markers to the end of the file."""
+    from tests.benchmarks import bench_pgboss, bench_scale
+
+    text = out.read_text() if out.exists() else ""
+    starts = [text.index(m) for m in (bench_pgboss.BEGIN, bench_scale.BEGIN, bench_scale.TUI_BEGIN) if m in text]
+    return text[min(starts):].rstrip().splitlines() if starts else None
 
 
 # ====================================================================================== bulk retry

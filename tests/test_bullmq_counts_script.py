@@ -1,0 +1,185 @@
+"""Counts of BullMQ queues are read inside Redis: read-only EVALSHAs of up to 16 queues each, in one pipeline.
+
+Runs on a private embedded Redis (its command statistics are reset and read, and an ACL user is
+added): never the machine's shared server. The numbers are checked against BullMQ for Python's own
+getJobCounts, and the plain-command path (for users without @scripting) against the script path.
+"""
+from __future__ import annotations
+
+import pytest
+import redis
+from bullmq import Queue
+
+from backends.registry import ConnectOptions, open_readers
+from tests.servers import EmbeddedRedis
+
+NATIVE_TYPES = ("active", "completed", "delayed", "failed", "prioritized", "waiting", "waiting-children", "paused")
+PREFIX = "cnt"
+
+
+@pytest.fixture(scope="module")
+def private_redis():
+    server = EmbeddedRedis()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sync(private_redis):
+    r = redis.Redis.from_url(private_redis.url)
+    r.flushall()  # the test's own server
+    yield r
+    r.close()
+
+
+def _layout(r: redis.Redis) -> None:
+    """Three queues: plain v6, a v5 queue with a legacy paused list and pre-v5 markers, a Bull queue."""
+    r.hset(f"{PREFIX}:plain:meta", mapping={"opts.maxLenEvents": 10000, "version": "bullmq:6.7.0",
+                                            "concurrency": 4, "max": 10, "duration": 1000})
+    r.lpush(f"{PREFIX}:plain:wait", "3", "2", "1")
+    r.zadd(f"{PREFIX}:plain:failed", {"4": 1, "5": 2})
+    r.zadd(f"{PREFIX}:plain:prioritized", {"6": 1})
+    r.lpush(f"{PREFIX}:plain:active", "7")
+    r.hset(f"{PREFIX}:legacy:meta", mapping={"opts.maxLenEvents": 10000, "paused": 1, "version": "bullmq:5.1.0"})
+    r.lpush(f"{PREFIX}:legacy:wait", "w1", "w2")
+    r.rpush(f"{PREFIX}:legacy:wait", "0:1700000000123")  # pre-v5 marker at the tail: not a job
+    r.lpush(f"{PREFIX}:legacy:paused", "z1", "z2", "z3")
+    r.rpush(f"{PREFIX}:legacy:paused", "0:1700000000000")
+    r.zadd(f"{PREFIX}:legacy:delayed", {"d1": 5})
+    r.set(f"{PREFIX}:bullq:id", 9)
+    r.lpush(f"{PREFIX}:bullq:wait", "1", "2")
+    r.zadd(f"{PREFIX}:bullq:completed", {"3": 1})
+    r.set(f"{PREFIX}:bullq:meta-paused", 1)
+
+
+async def _reader(url: str):
+    [reader] = await open_readers(url, ConnectOptions(prefixes=[PREFIX], connect_timeout=5))
+    return reader
+
+
+async def test_one_script_call_per_queue_and_numbers_equal_getJobCounts(private_redis, sync):
+    _layout(sync)
+    reader = await _reader(private_redis.url)
+    try:
+        refs = (await reader.discover()).queues
+        assert sorted((q.name, q.backend) for q in refs) == [("bullq", "bull"), ("legacy", "bullmq"),
+                                                            ("plain", "bullmq")]
+        sync.config_resetstat()
+        statuses = await reader.statuses(refs)
+        stats = sync.info("commandstats")
+        # one EVALSHA for up to QUEUES_PER_CALL queues; no per-key commands sent from the client
+        assert stats["cmdstat_evalsha"]["calls"] == 1
+        assert "cmdstat_hmget" not in stats or stats["cmdstat_hmget"]["calls"] == len(refs)  # inside the script
+        # markers are still there: counting never writes (BullMQ's own getJobCounts below RPOPs them)
+        assert sync.lindex(f"{PREFIX}:legacy:wait", -1) == b"0:1700000000123"
+        for st in statuses:
+            if st.queue.backend != "bullmq":
+                continue
+            q = Queue(st.queue.name, {"connection": private_redis.url, "prefix": PREFIX})
+            try:
+                assert st.native == await q.getJobCounts(*NATIVE_TYPES)
+            finally:
+                await q.close()
+        by_name = {s.queue.name: s for s in statuses}
+        assert by_name["legacy"].native["waiting"] == 2 and by_name["legacy"].native["paused"] == 3
+        assert by_name["legacy"].paused is True
+        assert by_name["plain"].info == {"version": "bullmq:6.7.0", "global concurrency": "4",
+                                         "rate limit": "10 per 1000 ms"}
+        assert by_name["bullq"].paused is True and by_name["bullq"].counts["waiting"] == 2
+    finally:
+        await reader.close()
+
+
+async def test_script_is_loaded_again_after_the_server_forgets_it(private_redis, sync):
+    _layout(sync)
+    reader = await _reader(private_redis.url)
+    try:
+        refs = (await reader.discover()).queues
+        first = await reader.statuses(refs)
+        sync.script_flush()
+        again = await reader.statuses(refs)
+        assert [s.native for s in again] == [s.native for s in first]
+    finally:
+        await reader.close()
+
+
+async def test_a_user_without_scripting_gets_the_same_numbers(private_redis, sync):
+    _layout(sync)
+    sync.acl_setuser("qcreader", enabled=True, passwords=["+pw-for-test"], keys=["*"],
+                     commands=["+@read", "+@connection", "+info", "+time", "-@scripting"])
+    try:
+        host = private_redis.url.removeprefix("redis://")
+        limited = await _reader(f"redis://qcreader:pw-for-test@{host}")
+        full = await _reader(private_redis.url)
+        try:
+            refs = (await full.discover()).queues
+            want = await full.statuses(refs)
+            got = await limited.statuses(refs)
+            assert [(s.queue.name, s.native, s.counts, s.paused, s.info) for s in got] == \
+                   [(s.queue.name, s.native, s.counts, s.paused, s.info) for s in want]
+            assert limited._counter.scripts_allowed is False
+        finally:
+            await limited.close()
+            await full.close()
+    finally:
+        sync.acl_deluser("qcreader")
+
+
+async def test_many_queues_are_split_over_calls_in_order(private_redis, sync):
+    from backends.bullmq.read_scripts import QUEUES_PER_CALL
+
+    n = QUEUES_PER_CALL * 2 + 5
+    for i in range(n):
+        base = f"{PREFIX}:m{i:03d}"
+        sync.hset(f"{base}:meta", mapping={"opts.maxLenEvents": 10000, **({"paused": 1} if i % 7 == 0 else {})})
+        if i:
+            sync.lpush(f"{base}:wait", *[f"w{j}" for j in range(i)])
+        if i % 5:
+            sync.zadd(f"{base}:failed", {f"f{j}": j for j in range(i % 5)})
+    reader = await _reader(private_redis.url)
+    try:
+        refs = (await reader.discover()).queues
+        assert len(refs) == n
+        sync.config_resetstat()
+        statuses = await reader.statuses(refs)
+        assert sync.info("commandstats")["cmdstat_evalsha"]["calls"] == 3
+        got = [(s.queue.name, s.native["waiting"], s.native["failed"], s.paused) for s in statuses]
+        assert got == [(f"m{i:03d}", i, i % 5, i % 7 == 0) for i in range(n)]
+    finally:
+        await reader.close()
+
+
+async def test_page_rows_are_read_by_script_in_chunks_and_equal_the_plain_path(private_redis, sync):
+    from backends.bullmq.read_scripts import HASHES_PER_CALL
+
+    base = f"{PREFIX}:rows"
+    sync.hset(f"{base}:meta", mapping={"opts.maxLenEvents": 10000})
+    n = HASHES_PER_CALL * 2 + 50
+    for i in range(1, n + 1):
+        if i == 150:
+            sync.zadd(f"{base}:failed", {str(i): 5000 + i})  # hash gone: skipped, as getFailed does
+            continue
+        fields = {"name": f"n{i}", "timestamp": 1000 + i, "finishedOn": 5000 + i, "failedReason": f"boom {i}"}
+        if i % 2:
+            fields["atm"] = 2  # a missing field in some hashes
+        sync.hset(f"{base}:{i}", mapping=fields)
+        sync.zadd(f"{base}:failed", {str(i): 5000 + i})
+    sync.acl_setuser("qcrows", enabled=True, passwords=["+pw-for-test"], keys=["*"],
+                     commands=["+@read", "+@connection", "+info", "+time", "-@scripting"])
+    host = private_redis.url.removeprefix("redis://")
+    full = await _reader(private_redis.url)
+    limited = await _reader(f"redis://qcrows:pw-for-test@{host}")
+    try:
+        [ref] = [q for q in (await full.discover()).queues if q.name == "rows"]
+        sync.config_resetstat()
+        page = await full.page(ref, "failed", None, 1000)
+        assert sync.info("commandstats")["cmdstat_evalsha"]["calls"] == 3
+        assert [j.id for j in page.jobs] == [str(i) for i in range(n, 0, -1) if i != 150]
+        assert page.jobs[0].attempts_made == 0 and page.jobs[1].attempts_made == 2
+        assert page.jobs[-1].failed_reason.text == "boom 1" and page.jobs[-1].name == "n1"
+        plain = await limited.page(ref, "failed", None, 1000)
+        assert plain.jobs == page.jobs
+    finally:
+        await full.close()
+        await limited.close()
+        sync.acl_deluser("qcrows")
