@@ -275,3 +275,26 @@ async def test_a_newer_schema_version_is_read_only(world):
     with pytest.raises(Unsupported):
         await reader.retry_jobs(ref, [failed.id])
     assert (await w.lib_counts())["failed"] == 1
+
+
+async def test_gauges_count_workers_as_bullmq_does_and_age_the_next_job(world):
+    w = world
+    reader = await w.reader()
+    await w.queue.add("send", {"i": 0})
+    ref = w.ref()
+    [g] = await reader.gauges([ref])
+    assert g.workers == 0 and g.oldest_waiting_s is not None and g.oldest_waiting_s >= 0
+
+    async def never(job, token):
+        await asyncio.sleep(3600)
+
+    worker = Worker(w.name, never, {**w.opts, "drainDelay": 1})
+    try:
+        end = time.monotonic() + 30
+        while len(await w.queue.get_workers()) < 1:
+            assert time.monotonic() < end
+            await asyncio.sleep(0.05)
+        [g] = await reader.gauges([ref])
+        assert g.workers == len(await w.queue.get_workers()) == 1
+    finally:
+        await worker.close(force=True)

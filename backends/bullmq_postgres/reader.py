@@ -36,6 +36,7 @@ from backends.contract import (
     JobSummary,
     LogLines,
     Page,
+    QueueGauges,
     QueueRef,
     QueueStatus,
     Reader,
@@ -247,6 +248,36 @@ class BullMQPgReader(Reader):
                          stacktrace=[s for s in stack if s is not None],
                          logs=LogLines(lines=lines, total=log_total), attempts_started=row["attempts_started"],
                          max_attempts=row["max_attempts"], extra=extra)
+
+    # ------------------------------------------------------------------ gauges
+    async def gauges(self, queues: list[QueueRef]) -> list[QueueGauges]:
+        """Oldest waiting: the jobs next in line (the head of ``(priority, seq)``, what a worker
+        claims next, and the oldest FIFO job of priority 0, which LIFO jobs may sit ahead of); a
+        job entered the line at the latest of ``added_at_ms + delay_ms``, ``processed_at_ms`` and
+        ``finished_at_ms`` (BullMQ keeps no enqueue time). Two index probes per queue.
+        Workers: BullMQ's ``get_client_list`` (pg_stat_activity of this database), matched as
+        ``getWorkers`` matches it: BullMQ for Node names a worker's LISTEN connection ``<queue>``
+        or ``<queue>:w:<name>``, BullMQ for Python ``<schema>:<queue>`` or ``<schema>:<queue>:w:<name>``."""
+        if not queues:
+            return []
+        since = "GREATEST(added_at_ms + delay_ms, processed_at_ms, finished_at_ms)"
+        out = []
+        async with pg_errors(self.url):
+            names = [r["application_name"] for r in await self.pool.fetch(command("get_client_list"))]
+            now_ms = await self.server_time_ms()
+            for q in queues:
+                s = quote_ident(q.namespace)
+                oldest = await self.pool.fetchval(
+                    f"SELECT min(since) FROM ("
+                    f"(SELECT {since} AS since FROM {s}.job WHERE queue = $1 AND state = 'waiting' "
+                    f"ORDER BY priority, seq LIMIT 1) UNION ALL "
+                    f"(SELECT {since} FROM {s}.job WHERE queue = $1 AND state = 'waiting' AND priority = 0 AND seq > 0 "
+                    f"ORDER BY priority, seq LIMIT 1)) t", q.name)
+                prefixes = (q.name, f"{q.namespace}:{q.name}")
+                workers = sum(1 for n in names if n in prefixes or n.startswith(tuple(p + ":w:" for p in prefixes)))
+                age = 0.0 if oldest is None else max((now_ms - int(oldest)) / 1000, 0.0)
+                out.append(QueueGauges(queue=q, oldest_waiting_s=age, workers=workers))
+        return out
 
     # ------------------------------------------------------------------ throughput
     async def throughput(self, queues: list[QueueRef]) -> list[Throughput]:
