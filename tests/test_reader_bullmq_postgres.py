@@ -166,8 +166,10 @@ async def test_retry_all_and_purge_older_than_run_bullmqs_bulk_commands(world, m
     acts = Actions(lambda q: reader, operator="test@host")
     preview = await acts.preview("retry", Selection(ref, state="failed"))
     assert preview.count == 5
+    assert any("resets attemptsMade" in n for n in preview.warnings)
     report = await acts.execute(preview)
     assert report.done == 5 and report.batches == 3
+    assert {j.attempts_made for j in (await reader.page(ref, "waiting")).jobs} == {0}  # as retry_jobs does
     lib = await w.lib_counts()
     assert lib["failed"] == 0 and lib["waiting"] == 6
     assert (await reader.statuses([ref]))[0].native == lib

@@ -119,6 +119,15 @@ class BullMQPgReader(Reader):
             raise Unsupported(reason)
         return version
 
+    def retry_notes(self, queue: QueueRef, bulk: bool, reset_attempts: bool) -> list[str]:
+        if bulk:
+            return ["bulk retry runs BullMQ's retry_jobs (Queue.retryJobs): it resets attemptsMade and "
+                    "attemptsStarted of every job it moves, so each gets its full retry budget again"]
+        if not reset_attempts:
+            return ["attempts are not reset: each job gets one more attempt (use --reset-attempts for its "
+                    "full retry budget)"]
+        return []
+
     def queue_capabilities(self, queue: QueueRef) -> Capabilities:
         version = self._versions.get(queue.namespace)
         reason = read_only_reason(version) if version is not None else None
