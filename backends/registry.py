@@ -87,7 +87,8 @@ async def open_readers(raw_url: str, options: ConnectOptions) -> list[Reader]:
             if await bullmq_pg.present(readers[0].pool, url, None, options.op_timeout):  # type: ignore[attr-defined]
                 readers.append(await bullmq_pg.open_reader(url, options.connect_timeout, options.op_timeout, None))
         except BaseException:
-            await readers[0].close()
+            for reader in readers:  # the Gello reader too, when BullMQ's detection failed after it
+                await reader.close()
             raise
     return readers
 
