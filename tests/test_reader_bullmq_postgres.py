@@ -300,3 +300,17 @@ async def test_gauges_count_workers_as_bullmq_does_and_age_the_next_job(world):
         assert g.workers == len(await w.queue.get_workers()) == 1
     finally:
         await worker.close(force=True)
+
+
+async def test_latency_over_recently_completed_jobs(world):
+    w = world
+    reader = await w.reader()
+    await produce(w, n=4)  # 2 completed
+    ref = w.ref()
+    [lat] = await reader.latency([ref])
+    jobs = [await w.queue.getJob(j.id) for j in (await reader.page(ref, "completed")).jobs]
+    runs = sorted(j.finishedOn - j.processedOn for j in jobs)
+    waits = sorted(j.processedOn - j.timestamp - (j.delay or 0) for j in jobs)
+    assert lat.sample_size == 2
+    assert lat.run_p50_ms == sum(runs) / 2 and lat.wait_p50_ms == sum(waits) / 2
+    assert lat.run_p95_ms == runs[0] + 0.95 * (runs[1] - runs[0])

@@ -34,6 +34,7 @@ from backends.contract import (
     JobDetail,
     JobOutcome,
     JobSummary,
+    Latency,
     LogLines,
     Page,
     QueueGauges,
@@ -54,6 +55,8 @@ CANONICAL = {"waiting": "waiting", "prioritized": "waiting", "paused": "waiting"
 LOG_TAIL = 200
 #: children listed per category in a parent's detail view
 CHILDREN_SHOWN = 20
+#: latency is taken over this many most recently completed jobs per queue (as for BullMQ on Redis)
+LATENCY_SAMPLE = 50
 SUMMARY_COLUMNS = ("id, name, state::text AS state, priority, delay_ms, attempts_made, added_at_ms, "
                    "processed_at_ms, finished_at_ms, failed_reason, seq, process_at_ms")
 
@@ -83,7 +86,7 @@ class BullMQPgReader(Reader):
     """Every BullMQ schema in one PostgreSQL database (or the one ``schema`` pins)."""
 
     backend = BACKEND
-    capabilities = Capabilities(states=STATES, job_logs=True, throughput=True, retry=True, purge=True,
+    capabilities = Capabilities(states=STATES, job_logs=True, throughput=True, latency=True, retry=True, purge=True,
                                 promote=True, pause=True, namespace_label="schema")
 
     def __init__(self, pool, url: ConnectionUrl, schema: str | None = None) -> None:
@@ -312,6 +315,27 @@ class BullMQPgReader(Reader):
             out.append(Throughput(queue=q, at_ms=int(time.time() * 1000), interval_s=interval,
                                   completed_per_s=int(row["c"]) / interval, failed_per_s=int(row["f"]) / interval,
                                   source="events"))
+        return out
+
+    # ------------------------------------------------------------------ latency
+    async def latency(self, queues: list[QueueRef]) -> list[Latency]:
+        """Wait (processed_at - added_at - delay) and run time (finished_at - processed_at) of the
+        LATENCY_SAMPLE most recently completed jobs of each queue (a backward walk of
+        job_finished_idx), percentiles interpolated as on Redis."""
+        out = []
+        for q in queues:
+            s = quote_ident(q.namespace)
+            async with pg_errors(self.url):
+                r = await self.pool.fetchrow(
+                    "SELECT count(r) AS n, "
+                    "percentile_cont(0.5) WITHIN GROUP (ORDER BY w) AS w50, percentile_cont(0.95) WITHIN GROUP (ORDER BY w) AS w95, "
+                    "percentile_cont(0.5) WITHIN GROUP (ORDER BY r) AS r50, percentile_cont(0.95) WITHIN GROUP (ORDER BY r) AS r95 "
+                    "FROM (SELECT GREATEST(processed_at_ms - added_at_ms - delay_ms, 0) AS w, "
+                    "GREATEST(finished_at_ms - processed_at_ms, 0) AS r "
+                    f"FROM {s}.job WHERE queue = $1 AND state = 'completed' "
+                    "ORDER BY finished_at_ms DESC LIMIT $2) t", q.name, LATENCY_SAMPLE)
+            out.append(Latency(queue=q, sample_size=int(r["n"]), wait_p50_ms=r["w50"], wait_p95_ms=r["w95"],
+                               run_p50_ms=r["r50"], run_p95_ms=r["r95"]))
         return out
 
     # ------------------------------------------------------------------ mutations (the writer)
