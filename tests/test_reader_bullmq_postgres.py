@@ -8,6 +8,7 @@ then processes what the console re-queued.
 from __future__ import annotations
 
 import asyncio
+import html
 import time
 import uuid
 
@@ -314,3 +315,33 @@ async def test_latency_over_recently_completed_jobs(world):
     assert lat.sample_size == 2
     assert lat.run_p50_ms == sum(runs) / 2 and lat.wait_p50_ms == sum(waits) / 2
     assert lat.run_p95_ms == runs[0] + 0.95 * (runs[1] - runs[0])
+
+
+async def test_tui_lists_the_queue_and_opens_a_failed_job(world):
+    from textual.widgets import DataTable
+
+    from console.app import QueueConsoleApp
+    from console.config import Settings
+
+    w = world
+    await produce(w, n=2)
+    app = QueueConsoleApp(Settings(urls=[w.url], backend="bullmq-postgres", schema=w.schema, refresh=0.5))
+    async with app.run_test(size=(160, 45)) as pilot:
+        table = app.screen.query_one(DataTable)
+        end = time.monotonic() + 20
+        while table.row_count < 1 and time.monotonic() < end:
+            await pilot.pause(0.1)
+        assert [str(c) for c in table.get_row_at(0)[:2]] == [w.name, "bullmq-postgres"]
+        await pilot.press("enter")
+        end = time.monotonic() + 20
+        while type(app.screen).__name__ != "QueueScreen" and time.monotonic() < end:
+            await pilot.pause(0.1)
+        for _ in range(4):  # waiting -> delayed -> active -> completed -> failed
+            await pilot.press("tab")
+            await pilot.pause(0.3)
+        end = time.monotonic() + 20
+        text = ""
+        while "boom 1" not in text and time.monotonic() < end:
+            await pilot.pause(0.2)
+            text = html.unescape(app.export_screenshot()).replace("\xa0", " ")
+        assert "boom 1" in text and "error (latest)" in text  # the error in the list and in the job's detail
