@@ -70,10 +70,12 @@ class World:
         return seen
 
     async def close(self):
-        for r in self.readers:
-            await r.close()
-        await self.queue.close()
-        await h.drop(self.url, self.schema)
+        try:
+            for r in self.readers:
+                await r.close()
+            await self.queue.close()
+        finally:  # a BullMQ schema left behind would join every later PostgreSQL test's readers
+            await h.drop(self.url, self.schema)
 
 
 @pytest.fixture
