@@ -94,6 +94,8 @@ class BullMQPgReader(Reader):
         self.url = url
         self.schema = schema
         self._versions: dict[str, int] = {}
+        #: the last refresh's canonical counts per queue: a page's "of N" (the number on the state's tab)
+        self._last_counts: dict[tuple[str, str, str, str], dict[str, int | None]] = {}
         self._events_seen: dict[tuple[str, str, str, str], tuple[int, float]] = {}
         self.writer = Writer(pool, url, self._checked_version)
 
@@ -181,6 +183,7 @@ class BullMQPgReader(Reader):
         counts = {"waiting": waiting + native["prioritized"], "delayed": native["delayed"],
                   "active": native["active"], "completed": native["completed"], "failed": native["failed"],
                   "cancelled": None, "waiting_children": native["waiting-children"]}
+        self._last_counts[q.key] = counts
         info = {"schema version": str(self._versions.get(q.namespace, "?"))}
         return QueueStatus(queue=q, paused=paused, counts=counts, native=native, info=info, server_time_ms=now_ms)
 
@@ -198,10 +201,12 @@ class BullMQPgReader(Reader):
             sql += cur.after(state, 2)
             args += values
         sql += f" ORDER BY {cur.order_by(state)} LIMIT {limit + 1}"
-        total_sql = f"SELECT count(*) FROM {s}.job WHERE queue = $1 AND {where}"
+        total = self._last_counts.get(queue.key, {}).get(state)
         async with pg_errors(self.url):
             rows = await self.pool.fetch(sql, *args)
-            total = await self.pool.fetchval(total_sql, queue.name)
+            if total is None:  # no refresh counted this queue yet: count the state once
+                total = await self.pool.fetchval(f"SELECT count(*) FROM {s}.job WHERE queue = $1 AND {where}",
+                                                 queue.name)
         more = len(rows) > limit
         rows = rows[:limit]
         nxt = cur.encode(state, [rows[-1][c] for c in cols]) if more and rows else None
