@@ -2,7 +2,8 @@
 
 SQL stores (pg-boss, Gello in PostgreSQL) page by keyset: the cursor holds the state and the ORDER BY
 values of the last row shown; ``pack_keys`` / ``unpack_keys`` encode them as URL-safe base64 JSON and
-check every value against its column's kind ("time": an aware timestamp, "int", "str", "uuid").
+check every value against its column's kind ("time": an aware timestamp, "int", "str", "uuid";
+a trailing "?" allows NULL).
 Redis stores page by position: ``encode_position`` / ``decode_position`` give
 ``<segment>[:l:<offset>|:z:<score>:<skip>]`` (a list offset, or a sorted-set ``(score, skip)``
 window from ``backends.redis_window``). A cursor that does not decode is ``BadCursor`` (exit 2).
@@ -43,6 +44,8 @@ def unpack_keys(cursor: str, state: str, kinds: tuple[str, ...]) -> list:
 
 
 def _typed(kind: str, v):
+    if kind.endswith("?"):  # a nullable column: NULL stays None
+        return None if v is None else _typed(kind[:-1], v)
     if kind == "time":
         if not isinstance(v, dict) or not isinstance(v.get("t"), str):
             raise ValueError("bad time")

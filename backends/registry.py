@@ -6,7 +6,8 @@ ship a backend. For a URL, the declarations of its kind are used in ``order``: t
 (no ``detect``: BullMQ on Redis, pg-boss on PostgreSQL) is always opened, every other one is
 opened next to it when its ``detect`` finds it (Gello: a time-boxed SCAN for
 ``<gello prefix>:queue:*`` keys; a ``failed_jobs`` table or a ``jobs`` table with a ``job_type``
-column in the Gello schema). ``--backend NAME`` opens only that system.
+column in the Gello schema; BullMQ 6 on PostgreSQL: a schema with BullMQ's tables). ``--backend
+NAME`` opens only that system.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ BUILTIN = {
     "pgboss": "backends.pgboss.declaration:DECLARATION",
     "gello-redis": "backends.gello.declaration:REDIS",
     "gello-postgres": "backends.gello.declaration:POSTGRES",
+    "bullmq-postgres": "backends.bullmq_postgres.declaration:DECLARATION",
 }
 
 

@@ -43,6 +43,12 @@ def test_keys_of_another_state_or_garbage_are_bad_cursors():
         unpack_keys(naive, "waiting", ("time",))
 
 
+def test_nullable_kinds_keep_null_and_others_refuse_it():
+    assert unpack_keys(pack_keys("failed", [None, 3]), "failed", ("int?", "int?")) == [None, 3]
+    with pytest.raises(BadCursor):
+        unpack_keys(pack_keys("failed", [None]), "failed", ("int",))
+
+
 @given(st.integers(0, 50), st.one_of(st.none(), st.builds(ListCursor, st.integers(0)),
                                      st.builds(ZsetCursor, st.floats(allow_nan=False), st.integers(0))))
 def test_positions_round_trip(segment, pos):

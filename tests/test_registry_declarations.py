@@ -94,7 +94,7 @@ def test_a_backend_from_another_package_is_declared_detected_and_opened(tmp_path
     absent = subprocess.run(run, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert absent.returncode == 0, absent.stderr
     assert "READERS ['bullmq']" in absent.stdout  # not detected: not opened
-    assert "NAMES ('bullmq', 'gello', 'fakeq') ('pgboss', 'gello')" in absent.stdout, absent.stdout
+    assert "NAMES ('bullmq', 'gello', 'fakeq') ('pgboss', 'gello', 'bullmq-postgres')" in absent.stdout, absent.stdout
     client = redis.Redis.from_url(redis_url)
     try:
         client.set(marker, "1")
@@ -112,7 +112,7 @@ def test_declared_flags_and_backend_names_reach_the_cli(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "--fakeq-marker" in proc.stdout and "fakeq is here" in proc.stdout
-    assert "{bullmq,pgboss,gello,fakeq}" in proc.stdout.replace("\n", "").replace(" ", ""), proc.stdout
+    assert "{bullmq,pgboss,gello,bullmq-postgres,fakeq}" in proc.stdout.replace("\n", "").replace(" ", ""), proc.stdout
     # --prefix is declared by BullMQ and by Gello: one flag, both helps
     flat = " ".join(proc.stdout.split())
     assert "BullMQ key prefix to look in" in flat and "with --backend gello: Gello's key prefix" in flat, flat
