@@ -1,6 +1,6 @@
 """The reader contract suite: every declared backend runs the same tests on a real server, with its
-queue made by the library itself (BullMQ for Python's Queue and Worker; pg-boss 12.38's own schema
-and rows; Gello's reference producer and worker, tests/gello_reference.py).
+queue made by the library itself (BullMQ for Python's Queue and Worker, on Redis and on PostgreSQL;
+pg-boss 12.38's own schema and rows; Gello's reference producer and worker, tests/gello_reference.py).
 
 Each world makes one queue ``contract`` with 5 waiting and 3 failed jobs and reports the ids the
 library holds per state. The suite checks counts against those, pages (every id exactly once over
@@ -171,14 +171,57 @@ class GelloPgWorld(World):
         await self.conn.close()
 
 
-@pytest.fixture(params=["bullmq", "pgboss", "gello-redis", "gello-postgres"])
+class BullMQPgWorld(World):
+    """BullMQ 6 on PostgreSQL, written by BullMQ for Python's PostgreSQL backend."""
+
+    async def setup(self, postgres_url: str) -> None:
+        from bullmq import Queue, Worker
+
+        self.url, self.schema = postgres_url, f"qct_bmpg_{uuid.uuid4().hex[:8]}"
+        opts = {"backend": "postgres", "connection": postgres_url, "schema": self.schema}
+        queue = Queue(QUEUE, opts)
+        try:
+            for i in range(FAILED):
+                await queue.add("task", {"i": i}, {"attempts": 1})
+            worker = Worker(QUEUE, _fail, {**opts, "drainDelay": 1})
+            try:
+                for _ in range(1200):
+                    if (await queue.getJobCounts("failed"))["failed"] == FAILED:
+                        break
+                    await asyncio.sleep(0.05)
+            finally:
+                await worker.close()
+            for i in range(WAITING):
+                await queue.add("task", {"w": i})
+        finally:
+            await queue.close()
+        self.reader, self.ref = await _only(
+            postgres_url, ConnectOptions(backend="bullmq-postgres", schema=self.schema,
+                                         store_schema=f"{self.schema}_store"), "bullmq-postgres")
+
+    async def truth(self):
+        async with h.admin(self.url) as conn:
+            rows = await conn.fetch(f'SELECT id::text AS id, state::text AS state FROM "{self.schema}".job '
+                                    "WHERE queue = $1", QUEUE)
+        return {"waiting": {r["id"] for r in rows if r["state"] == "waiting"},
+                "failed": {r["id"] for r in rows if r["state"] == "failed"}}
+
+    async def close(self):
+        try:
+            await super().close()
+        finally:
+            await h.drop(self.url, self.schema)
+            await h.drop(self.url, f"{self.schema}_store")
+
+
+@pytest.fixture(params=["bullmq", "pgboss", "gello-redis", "gello-postgres", "bullmq-postgres"])
 async def world(request, redis_url, prefix, postgres_url):
     kind = request.param
     if kind in ("bullmq", "gello-redis"):
         w = BullMQWorld() if kind == "bullmq" else GelloRedisWorld()
         await w.setup(redis_url, prefix)
     else:
-        w = PgBossWorld() if kind == "pgboss" else GelloPgWorld()
+        w = {"pgboss": PgBossWorld, "gello-postgres": GelloPgWorld, "bullmq-postgres": BullMQPgWorld}[kind]()
         await w.setup(postgres_url)
     yield w
     await w.close()
