@@ -17,7 +17,7 @@ Tables (all in the console's schema):
 - ``parked_job``   the original ``start_after``/``keep_until`` of every parked job:
   ``(schema, name, id, orig_start_after, orig_keep_until, parked_at)``
 
-Function ``hold_paused_job()``: the hold trigger's body (see backends.pgboss.mutations and
+Function ``hold_paused_job()``: the hold trigger's body (see backends.pgboss.writer and
 docs/backends/pgboss.md "Pause"). The trigger itself is on a pg-boss ``job`` table, installed by a
 pause and dropped by the last resume; this function is the console's own and stays.
 """
@@ -119,7 +119,7 @@ def hold_function(schema: str) -> str:
 
 class PgConsoleStore(ConsoleStore):
     """``write_pool`` is a coroutine function returning the writable pool (opened lazily);
-    ``ensure`` creates the schema once per store owner (see PgBossMutations._store_ready)."""
+    ``ensure`` creates the schema once per store owner (see PgBossWriter._store_ready)."""
 
     def __init__(self, read_pool, write_pool: Callable[[], Awaitable[Any]], ensure: Callable[[], Awaitable[None]],
                  url: ConnectionUrl, schema: str = DEFAULT_SCHEMA) -> None:

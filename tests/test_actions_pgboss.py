@@ -21,7 +21,7 @@ import pytest
 
 from backends.contract import QueueRef
 from backends.pgboss.layout import quote_ident
-from backends.pgboss.mutations import HELD_INFO, HOLD_TRIGGER, NOT_HELD_INFO, PAUSED_INFO, SENTINEL
+from backends.pgboss.writer import HELD_INFO, HOLD_TRIGGER, NOT_HELD_INFO, PAUSED_INFO, SENTINEL
 from backends.registry import ConnectOptions, open_readers
 from console.actions import Actions, Refused, Selection
 from tests import pgboss_helpers as h
@@ -496,7 +496,7 @@ async def test_parking_pause_then_resume(world, non_owner):
     # a job sent while paused is parked by the next sweep (a statuses refresh)
     late = await w.add("created")
     everyone |= set(late)
-    reader._state()["swept"] = 0.0
+    reader.writer.swept = 0.0
     await reader.statuses([w.ref()])
     assert (await w.rows(late))[late[0]]["start_after"] == SENTINEL
     # a retry into a parked queue is parked at once; promote leaves parked jobs alone

@@ -39,7 +39,7 @@ HEADLESS = [
     "backends.bullmq.scripts",
     "backends.redis_console_store",
     "backends.pgboss.reader",
-    "backends.pgboss.mutations",
+    "backends.pgboss.writer",
     "backends.pg_console_store",
     "backends.gello.redis_reader",
     "backends.gello.pg_reader",

@@ -219,7 +219,7 @@ async def _drop_schema(url: str, schema: str) -> None:
 async def test_pgboss_global_pause_keeps_an_already_paused_queue_paused(postgres_url, monkeypatch, tmp_path,
                                                                        capsys):
     from backends.pgboss.layout import quote_ident
-    from backends.pgboss.mutations import HOLD_TRIGGER
+    from backends.pgboss.writer import HOLD_TRIGGER
     from tests import pgboss_helpers as h
 
     env = node_env.require_node_dir(PGBOSS_DIR, PGBOSS_PINNED)

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from backends.pgboss.layout import quote_ident
-from backends.pgboss.mutations import HOLD_TRIGGER
+from backends.pgboss.writer import HOLD_TRIGGER
 from tests import pgboss_helpers as h
 
 PGBOSS_DIR = Path(__file__).resolve().parent / "interop" / "pgboss"
@@ -151,7 +151,7 @@ async def test_pause_holds_while_pgboss_migrates_11_to_12(postgres_url):
     import subprocess
 
     from backends.registry import ConnectOptions, open_readers
-    from backends.pgboss.mutations import HELD_INFO
+    from backends.pgboss.writer import HELD_INFO
     from tests.interop import node_env
 
     env = node_env.require_node_dir(PGBOSS_DIR, PINNED)

@@ -498,7 +498,7 @@ async def test_sessions_have_jit_off_and_no_reset_round_trip(postgres_url, monke
         await log.take()
         assert await reader.pool.fetchval("SHOW jit") == "off"
         assert await reader.pool.fetchval("SHOW max_parallel_workers_per_gather") == "0"
-        wpool = await reader._wpool()
+        wpool = await reader.writer._wpool()
         assert await wpool.fetchval("SHOW jit") == "off"
         assert await log.take() == ["SHOW jit", "SHOW max_parallel_workers_per_gather", "SHOW jit"]
     finally:

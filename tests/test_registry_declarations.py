@@ -119,7 +119,7 @@ def test_declared_flags_and_backend_names_reach_the_cli(tmp_path):
 
 
 def test_store_schema_comes_from_the_console_settings_not_the_backend(monkeypatch, tmp_path):
-    from backends.pgboss.mutations import PgBossMutations
+    from backends.pgboss.reader import PgBossReader
     from console.config import load
     from console.connections import connect_options
 
@@ -128,4 +128,4 @@ def test_store_schema_comes_from_the_console_settings_not_the_backend(monkeypatc
     monkeypatch.setenv("QUEUE_CONSOLE_STORE_SCHEMA", "qc_elsewhere")
     assert connect_options(load({})).store_schema == "qc_elsewhere"
     # inside backends/ the environment is not read: a reader without the option uses the default
-    assert PgBossMutations()._store_schema == "queue_console"
+    assert PgBossReader(None, None).writer._store_schema == "queue_console"

@@ -9,7 +9,7 @@ import uuid
 from rich.text import Text
 
 from backends.pgboss.layout import quote_ident
-from backends.pgboss.mutations import HOLD_TRIGGER
+from backends.pgboss.writer import HOLD_TRIGGER
 from console.app import QueueConsoleApp
 from console.config import Settings
 from console.screens.confirm import ConfirmScreen

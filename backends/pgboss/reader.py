@@ -4,7 +4,7 @@ Reading never writes and never runs DDL: every read session is ``default_transac
 with a ``statement_timeout``; each statement is one short autocommit query filtered by queue name.
 Only catalog identifiers (schema names) are pasted into SQL, quoted; all other values are
 parameters. Changes (retry, purge, promote, cancel, parking pause) live in
-``backends.pgboss.mutations`` on a separate writable pool; the re-park sweep of a console-paused
+``backends.pgboss.writer`` on a separate writable pool; the re-park sweep of a console-paused
 queue is the one write a refresh can do, and it is off in read-only mode.
 """
 from __future__ import annotations
@@ -19,9 +19,12 @@ from dataclasses import dataclass
 from backends.blob import ROW_LIMIT, to_blob
 from backends.contract import (
     CANONICAL_STATES,
+    BatchOutcome,
     Capabilities,
+    ConsoleStore,
     Discovery,
     JobDetail,
+    JobOutcome,
     JobSummary,
     Page,
     QueueGauges,
@@ -33,7 +36,7 @@ from backends.contract import (
 from backends.errors import BackendError, BackendTimeout, UnknownState
 from backends.pgboss.declaration import DECLARATION
 from backends.pgboss.layout import Layout, quote_ident
-from backends.pgboss.mutations import PgBossMutations
+from backends.pgboss.writer import PgBossWriter
 from backends.page_cursor import pack_keys, unpack_keys
 from backends.postgres import pg_errors
 from backends.urls import ConnectionUrl
@@ -125,7 +128,7 @@ def _iso(value) -> str | None:
     return str(value)
 
 
-class PgBossReader(PgBossMutations, Reader):
+class PgBossReader(Reader):
     """Every pg-boss schema in one PostgreSQL database (or the one ``schema`` pins)."""
 
     backend = BACKEND
@@ -140,6 +143,8 @@ class PgBossReader(PgBossMutations, Reader):
         self.schema = schema
         self.include_internal = include_internal
         self.exact_max_bytes = exact_max_bytes
+        #: the write side (mutations, pause, the console store), composed
+        self.writer = PgBossWriter(self)
         self._layouts: dict[str, Layout] = {}
         self._queues: dict[tuple[str, str], _QueueInfo] = {}
         self._tp_since: dict[str, dt.datetime] = {}
@@ -357,7 +362,7 @@ class PgBossReader(PgBossMutations, Reader):
         for schema, qs in by_schema.items():
             for status in await self._schema_statuses(schema, qs):
                 out[status.queue.key] = status
-        return await self.mark_parked([out[q.key] for q in queues if q.key in out])
+        return await self.writer.mark_parked([out[q.key] for q in queues if q.key in out])
 
     async def _schema_statuses(self, schema: str, qs: list[QueueRef]) -> list[QueueStatus]:
         """The queue table (cached counters, table sizes) in one statement, then the live counts of
@@ -820,8 +825,71 @@ class PgBossReader(PgBossMutations, Reader):
             self._tp_q_since[(layout.schema, q.name)] = now
         return out
 
+    # ------------------------------------------------------------------ the writer's settings
+    @property
+    def store_schema(self) -> str | None:
+        return self.writer.store_schema
+
+    @store_schema.setter
+    def store_schema(self, value: str | None) -> None:
+        self.writer.store_schema = value
+
+    @property
+    def sweep_parked(self) -> bool:
+        return self.writer.sweep_parked
+
+    @sweep_parked.setter
+    def sweep_parked(self, value: bool) -> None:
+        self.writer.sweep_parked = value
+
+    @property
+    def write_application_name(self) -> str:
+        return self.writer.write_application_name
+
+    # ------------------------------------------------------------------ mutations (self.writer)
+    async def server_time_ms(self) -> int | None:
+        return await self.writer.server_time_ms()
+
+    async def count_finished_before(self, queue: QueueRef, state: str, before_ms: int) -> int:
+        return await self.writer.count_finished_before(queue, state, before_ms)
+
+    async def retry_jobs(self, queue: QueueRef, job_ids: list[str], state: str = "failed",
+                         reset_attempts: bool = False, run_at_ms: int | None = None,
+                         job_timeout_s: float | None = None) -> list[JobOutcome]:
+        return await self.writer.retry_jobs(queue, job_ids, state, reset_attempts, run_at_ms, job_timeout_s)
+
+    async def retry_batch(self, queue: QueueRef, state: str, before_ms: int, count: int) -> BatchOutcome:
+        return await self.writer.retry_batch(queue, state, before_ms, count)
+
+    async def remove_jobs(self, queue: QueueRef, job_ids: list[str], state: str | None = None) -> list[JobOutcome]:
+        return await self.writer.remove_jobs(queue, job_ids, state)
+
+    async def purge_batch(self, queue: QueueRef, state: str, before_ms: int, count: int) -> BatchOutcome:
+        return await self.writer.purge_batch(queue, state, before_ms, count)
+
+    async def promote_jobs(self, queue: QueueRef, job_ids: list[str]) -> list[JobOutcome]:
+        return await self.writer.promote_jobs(queue, job_ids)
+
+    async def cancel_jobs(self, queue: QueueRef, job_ids: list[str]) -> list[JobOutcome]:
+        return await self.writer.cancel_jobs(queue, job_ids)
+
+    async def set_paused(self, queue: QueueRef, paused: bool) -> str | None:
+        return await self.writer.set_paused(queue, paused)
+
+    async def pause_notes(self, queue: QueueRef, paused: bool) -> list[str]:
+        return await self.writer.pause_notes(queue, paused)
+
+    async def hold_refusal(self, layout: Layout) -> str | None:
+        return await self.writer.hold_refusal(layout)
+
+    def console_store(self) -> ConsoleStore:
+        return self.writer.console_store()
+
+    async def close_writes(self) -> None:
+        await self.writer.close_writes()
+
     async def close(self) -> None:
-        await self.close_writes()
+        await self.writer.close_writes()
         try:
             await self.pool.close()
         except Exception:

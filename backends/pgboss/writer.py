@@ -27,7 +27,7 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from backends.contract import BatchOutcome, ConsoleStore, JobOutcome, QueueRef, QueueStatus
 from backends.errors import BackendError, Unsupported
@@ -35,6 +35,10 @@ from backends.pg_console_store import DEFAULT_SCHEMA, PgConsoleStore, create_sto
 from backends.pgboss.layout import Layout, quote_ident
 from backends.limits import MAX_IDS, bulk_count
 from backends.postgres import open_write_pool, pg_errors
+from backends.urls import ConnectionUrl
+
+if TYPE_CHECKING:  # pragma: no cover
+    from backends.pgboss.reader import PgBossReader
 
 #: far-future start_after of a parked job; finite on purpose (node-pg turns 'infinity' into a non-Date)
 SENTINEL = dt.datetime(2999, 1, 1, tzinfo=dt.timezone.utc)
@@ -122,15 +126,34 @@ def _at(ms: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc)
 
 
-class PgBossMutations:
-    """Needs ``self.pool`` (read-only), ``self.url``, ``self._layout`` and ``self._state_filter``."""
+class PgBossWriter:
+    """The write side of a PgBossReader, composed into it (``reader.writer``): it reads through the
+    reader (its read-only pool, layouts and state filters) and writes through a writable pool of
+    its own, opened by the first mutation."""
 
-    #: the console's own schema (audit, ledger, pause state); ConnectOptions.store_schema sets it
-    store_schema: str | None = None
-    write_connect_timeout: float = 5.0
-    write_op_timeout: float = 10.0
-    #: statuses() re-parks paused queues and unparks orphans (see docs/backends/pgboss.md)
-    sweep_parked: bool = True
+    def __init__(self, reader: "PgBossReader") -> None:
+        self.reader = reader
+        #: the console's own schema (audit, ledger, pause state); ConnectOptions.store_schema sets it
+        self.store_schema: str | None = None
+        self.write_connect_timeout = 5.0
+        self.write_op_timeout = 10.0
+        #: statuses() re-parks paused queues and unparks orphans (see docs/backends/pgboss.md)
+        self.sweep_parked = True
+        #: application_name of the writable sessions (pg_stat_activity)
+        self.write_application_name = f"queue-console write {uuid.uuid4().hex[:8]}"
+        self.wpool = None
+        self._wlock = asyncio.Lock()
+        self.ready: set[str] = set()  # console store schemas created
+        self.cursors: dict = {}  # bulk runs in progress (_BulkRun per queue and action)
+        self.swept = 0.0  # time.monotonic() of the last park sweep
+
+    @property
+    def pool(self):
+        return self.reader.pool
+
+    @property
+    def url(self) -> ConnectionUrl:
+        return self.reader.url
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -141,32 +164,17 @@ class PgBossMutations:
     def _st(self) -> str:
         return quote_ident(self._store_schema)
 
-    def _state(self) -> dict[str, Any]:
-        st = self.__dict__.get("_qc_state")
-        if st is None:
-            st = {"wpool": None, "lock": asyncio.Lock(), "ready": set(), "cursors": {}, "swept": 0.0,
-                  "app": f"queue-console write {uuid.uuid4().hex[:8]}"}
-            self.__dict__["_qc_state"] = st
-        return st
-
-    @property
-    def write_application_name(self) -> str:
-        """application_name of this reader's writable sessions (pg_stat_activity)."""
-        return self._state()["app"]
-
     async def _wpool(self):
-        st = self._state()
-        if st["wpool"] is None:
-            async with st["lock"]:
-                if st["wpool"] is None:
-                    st["wpool"] = await open_write_pool(self.url, self.write_connect_timeout,  # type: ignore[attr-defined]
-                                                        self.write_op_timeout, st["app"])
-        return st["wpool"]
+        if self.wpool is None:
+            async with self._wlock:
+                if self.wpool is None:
+                    self.wpool = await open_write_pool(self.url, self.write_connect_timeout, self.write_op_timeout,
+                                                       self.write_application_name)
+        return self.wpool
 
     async def close_writes(self) -> None:
-        st = self.__dict__.get("_qc_state")
-        if st and st["wpool"] is not None:
-            pool, st["wpool"] = st["wpool"], None
+        if self.wpool is not None:
+            pool, self.wpool = self.wpool, None
             try:
                 await asyncio.wait_for(pool.close(), 5)
             except Exception:
@@ -174,17 +182,16 @@ class PgBossMutations:
 
     async def _store_ready(self) -> None:
         """CREATE SCHEMA/TABLE IF NOT EXISTS in the console's own schema (never pg-boss's), once."""
-        st = self._state()
         name = self._store_schema
-        if name in st["ready"]:
+        if name in self.ready:
             return
-        await create_store(await self._wpool(), self.url, name)  # type: ignore[attr-defined]
-        st["ready"].add(name)
+        await create_store(await self._wpool(), self.url, name)
+        self.ready.add(name)
 
     async def _writable(self, queue: QueueRef) -> Layout:
         if queue.backend != "pgboss":
             raise Unsupported(f"{queue.backend} is not a pg-boss queue")
-        layout = await self._layout(queue.namespace, refresh=True)  # type: ignore[attr-defined]
+        layout = await self.reader._layout(queue.namespace, refresh=True)
         if layout.major == "v9":
             raise Unsupported("pg-boss v9 schema (version 20) is read-only in queue-console")
         if not layout.known:
@@ -197,7 +204,7 @@ class PgBossMutations:
         import asyncpg
 
         pool = await self._wpool()
-        async with pg_errors(self.url), pool.acquire() as conn:  # type: ignore[attr-defined]
+        async with pg_errors(self.url), pool.acquire() as conn:
             try:
                 async with conn.transaction():
                     return await fn(conn)
@@ -205,13 +212,13 @@ class PgBossMutations:
                 raise _Conflict(f"unique violation: {exc.constraint_name or 'unique key'}") from None
 
     def console_store(self) -> ConsoleStore:
-        return PgConsoleStore(self.pool, self._wpool, self._store_ready, self.url,  # type: ignore[attr-defined]
+        return PgConsoleStore(self.pool, self._wpool, self._store_ready, self.url,
                               self._store_schema)
 
     # ------------------------------------------------------------------ clock and counts
     async def server_time_ms(self) -> int | None:
-        async with pg_errors(self.url):  # type: ignore[attr-defined]
-            row = await self.pool.fetchrow(  # type: ignore[attr-defined]
+        async with pg_errors(self.url):
+            row = await self.pool.fetchrow(
                 "SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms")
         return int(row["ms"])
 
@@ -221,12 +228,12 @@ class PgBossMutations:
         native = FINISHED.get(state)
         if native is None:
             raise BackendError(f"{state!r} is not a finished state (failed, completed or cancelled)")
-        layout = await self._layout(queue.namespace)  # type: ignore[attr-defined]
+        layout = await self.reader._layout(queue.namespace)
         if not layout.known:
             raise Unsupported(layout.read_only_reason or "unknown pg-boss schema")
         c = layout.col
-        async with pg_errors(self.url):  # type: ignore[attr-defined]
-            row = await self.pool.fetchrow(  # type: ignore[attr-defined]
+        async with pg_errors(self.url):
+            row = await self.pool.fetchrow(
                 f"SELECT count(*) AS n FROM {layout.job} WHERE name = $1 AND state = '{native}' "
                 f"AND {c('completed_on')} <= $2", queue.name, _at(before_ms))
         return int(row["n"])
@@ -377,7 +384,7 @@ class PgBossMutations:
             raise BackendError(f"cannot {action} {state!r} jobs in bulk "
                                f"({'failed' if action == 'retry' else 'failed, completed or cancelled'})")
         key = (queue.namespace, queue.name, action, native, before_ms)
-        runs = self._state()["cursors"]
+        runs = self.cursors
         run = runs.get(key)
         if run is None:
             layout = await self._writable(queue)
@@ -387,7 +394,7 @@ class PgBossMutations:
         count = bulk_count(count)
         pool = await self._wpool()
         try:
-            async with pg_errors(self.url):  # type: ignore[attr-defined]
+            async with pg_errors(self.url):
                 row = await pool.fetchrow(run.sql, queue.name, _at(before_ms), run.after, count)
             last, n, done = row["last"], int(row["n"]), list(row["ids"])
         except asyncpg.UniqueViolationError:
@@ -414,8 +421,8 @@ class PgBossMutations:
         what it retried, batch by batch."""
         if not await self._store_exists():
             return False
-        async with pg_errors(self.url):  # type: ignore[attr-defined]
-            return bool(await self.pool.fetchval(  # type: ignore[attr-defined]
+        async with pg_errors(self.url):
+            return bool(await self.pool.fetchval(
                 # a store from before the `mode` column (added on the next write) only parks
                 f"SELECT EXISTS (SELECT 1 FROM {self._st}.paused_queue q WHERE q.schema = $1 AND q.name = $2 "
                 "AND COALESCE(to_jsonb(q) ->> 'mode', 'park') = 'park')",
@@ -436,7 +443,7 @@ class PgBossMutations:
         elif state == "active":
             raise BackendError("active jobs are not purged (cancel them first)")
         else:
-            pred = self._state_filter(layout, state)[0]  # type: ignore[attr-defined]
+            pred = self.reader._state_filter(layout, state)[0]
         sql = f"DELETE FROM {layout.job} WHERE name = $1 AND id = ANY($2::uuid[]) AND {pred} RETURNING id::text AS id"
         return await self._by_ids(queue, job_ids, sql, "removed", layout=layout)
 
@@ -470,8 +477,8 @@ class PgBossMutations:
 
     # ------------------------------------------------------------------ pause (parking, section 8)
     async def _store_exists(self) -> bool:
-        async with pg_errors(self.url):  # type: ignore[attr-defined]
-            row = await self.pool.fetchrow("SELECT to_regclass($1) IS NOT NULL AS ok",  # type: ignore[attr-defined]
+        async with pg_errors(self.url):
+            row = await self.pool.fetchrow("SELECT to_regclass($1) IS NOT NULL AS ok",
                                            f"{self._st}.parked_job")
         return bool(row["ok"])
 
@@ -526,8 +533,8 @@ class PgBossMutations:
         """Why this connection cannot install the hold trigger on ``layout``'s job table (None: it
         can). CREATE TRIGGER needs the TRIGGER privilege and DROP TRIGGER ownership of the table,
         so the role must be (a member of) the table's owner; partitioned tables need PostgreSQL 13+."""
-        async with pg_errors(self.url):  # type: ignore[attr-defined]
-            row = await self.pool.fetchrow(  # type: ignore[attr-defined]
+        async with pg_errors(self.url):
+            row = await self.pool.fetchrow(
                 """SELECT c.relkind::text AS kind, pg_get_userbyid(c.relowner) AS owner, current_user AS me,
                           pg_has_role(current_user, c.relowner, 'USAGE') AS owns,
                           current_setting('server_version_num')::int AS server
@@ -651,8 +658,8 @@ class PgBossMutations:
             if not await self._store_exists():
                 return statuses
             schemas = sorted({s.queue.namespace for s in statuses})
-            async with pg_errors(self.url):  # type: ignore[attr-defined]
-                rows = await self.pool.fetch(  # type: ignore[attr-defined]
+            async with pg_errors(self.url):
+                rows = await self.pool.fetch(
                     f"""SELECT q.schema, q.name, q.by, q.paused_at, q.mode, true AS paused,
                           (SELECT count(*) FROM {self._st}.parked_job p WHERE p.schema = q.schema AND p.name = q.name) AS parked,
                           EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = to_regclass(quote_ident(q.schema) || '.job')
@@ -685,14 +692,13 @@ class PgBossMutations:
                 s.info["paused"] = PAUSED_INFO
                 s.info["pause"] = PAUSED_NOTE
                 s.info["parked jobs"] = f"{r['parked']} ({since})"
-        st = self._state()
         parking = {k for k, r in paused.items() if r["mode"] == "park"}
-        if self.sweep_parked and (parking or orphans) and time.monotonic() - st["swept"] >= SWEEP_EVERY_S:
-            st["swept"] = time.monotonic()
+        if self.sweep_parked and (parking or orphans) and time.monotonic() - self.swept >= SWEEP_EVERY_S:
+            self.swept = time.monotonic()
             wanted = {(s.queue.namespace, s.queue.name) for s in statuses}
             for schema, name in sorted((parking | orphans) & wanted):
                 try:
-                    layout = await self._layout(schema)  # type: ignore[attr-defined]
+                    layout = await self.reader._layout(schema)
                     if layout.major not in ("v10", "v11", "v12"):
                         continue
                     if (schema, name) in parking:
