@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass
 from typing import AsyncIterator
 
+import redis.asyncio as aioredis
+
 SCAN_COUNT = 1000
 
 
@@ -22,7 +24,7 @@ class KeyScan:
     """One pass of ``SCAN MATCH match COUNT count`` that stops after the step in which
     ``deadline`` (time.monotonic) passes; ``complete`` tells whether the pass reached the end."""
 
-    client: object
+    client: aioredis.Redis
     match: str
     count: int = SCAN_COUNT
     deadline: float | None = None
@@ -31,7 +33,7 @@ class KeyScan:
     async def batches(self) -> AsyncIterator[list[bytes]]:
         cursor = 0
         while True:
-            cursor, keys = await self.client.scan(cursor=cursor, match=self.match, count=self.count)  # type: ignore[attr-defined]
+            cursor, keys = await self.client.scan(cursor=cursor, match=self.match, count=self.count)
             yield keys
             if cursor == 0:
                 self.complete = True
