@@ -280,7 +280,8 @@ async def test_reference_worker_completes_demo_jobs_pg(postgres_url, schema):
 
 
 # ------------------------------------------------------------------------------ the demo command
-def _run_demo_command(args: list[str], options: ConnectOptions, other: str, url_start: str):
+def _run_demo_command(args: list[str], options: ConnectOptions, other: str, url_start: str,
+                      also: tuple[str, ...] = ()):
     proc = subprocess.Popen([sys.executable, "-m", "console", "demo", *args, "--no-ui"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -301,7 +302,7 @@ def _run_demo_command(args: list[str], options: ConnectOptions, other: str, url_
                 await _close(readers)
 
         backends, names = asyncio.run(look())
-        assert backends == sorted([other, "gello"])
+        assert backends == sorted([other, "gello", *also])
         assert {"orders", "notifications", "exports"} <= names <= set(QUEUES)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
@@ -319,5 +320,7 @@ def test_demo_command_runs_gello_beside_bullmq():
 
 
 def test_demo_command_runs_gello_beside_pgboss():
-    """Its own embedded PostgreSQL; Gello's tables in ``public``, pg-boss in ``pgboss``."""
-    _run_demo_command(["--backend", "postgres"], ConnectOptions(schema="pgboss"), "pgboss", "postgresql://")
+    """Its own embedded PostgreSQL; Gello's tables in ``public``, pg-boss in ``pgboss`` (and BullMQ
+    for Python's PostgreSQL workload in ``bullmq``, detected as well)."""
+    _run_demo_command(["--backend", "postgres"], ConnectOptions(schema="pgboss"), "pgboss", "postgresql://",
+                      also=("bullmq-postgres",))
