@@ -90,6 +90,9 @@ class QueueStatus(BaseModel):
     info: dict[str, str] = Field(default_factory=dict)
     #: server clock (ms) when the counts were taken.
     server_time_ms: int | None = None
+    #: why this queue's keys/rows could not be read (e.g. a state key of the wrong type); its counts
+    #: are then empty. Shown apart from the other queues, which are read normally.
+    malformed: str | None = None
 
 
 class Throughput(BaseModel):
@@ -141,6 +144,10 @@ class JobSummary(BaseModel):
     priority: int | None = None
     delay_ms: int | None = None
     failed_reason: Blob | None = None
+    #: why this row could not be read as a job of its library (no job hash, a key of the wrong
+    #: type, a field that is not a number, ...), naming the raw key; None for a well-formed job.
+    #: A malformed row is listed (so a page never hides it) but kept out of plans and actions.
+    malformed: str | None = None
 
 
 class LogLines(BaseModel):
@@ -337,4 +344,5 @@ def json_record(status: QueueStatus) -> dict[str, Any]:
         "counts": status.counts,
         "native": status.native,
         "estimated": status.estimated,
+        "malformed": status.malformed,
     }

@@ -11,12 +11,16 @@ import re
 
 from backends.contract import Blob
 
-# C0 controls except \n and \t, DEL, C1 controls, and bidi (incl. U+061C ALM) / zero-width format characters
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+# C0 controls except \n and \t, DEL, C1 controls, bidi (incl. U+061C ALM) / zero-width format characters,
+# and lone surrogates (a key or id that is not valid UTF-8, decoded with surrogateescape)
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff"
+                     "\ud800-\udfff]")
 
 
 def _escape(match: re.Match[str]) -> str:
     code = ord(match.group())
+    if 0xDC80 <= code <= 0xDCFF:  # surrogateescape of the byte code - 0xDC00: show that byte
+        return f"\\x{code - 0xDC00:02x}"
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 

@@ -10,8 +10,9 @@ import statistics
 from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
-from backends.blob import ROW_LIMIT, to_blob, to_int, to_str
+from backends.blob import ROW_LIMIT, to_blob, to_int, to_key, to_ms, to_str
 from backends.bullmq import discovery
 from backends.bullmq.cursor import ListCursor, ZsetCursor, decode_cursor, encode_cursor
 from backends.bullmq.keys import QueueKeys
@@ -30,7 +31,7 @@ from backends.contract import (
     Reader,
     Throughput,
 )
-from backends.errors import BadCursor, BadRequest
+from backends.errors import BadCursor, BadRequest, Malformed
 from backends.redis_client import redis_errors
 from backends.urls import ConnectionUrl
 
@@ -169,13 +170,19 @@ class BullMQReader(BullMQMutations, Reader):
             pipe.hmget(k("meta"), "paused", "version", "concurrency", "max", "duration")
             pipe.exists(k("meta-paused"))
         async with redis_errors(self.url):
-            replies = await pipe.execute()
+            # a key of the wrong type fails its own command only (WRONGTYPE): that queue is malformed
+            replies = await pipe.execute(raise_on_error=False)
+            _raise_other_errors(replies)
         secs, micros = replies[0]
         now_ms = int(secs) * 1000 + int(micros) // 1000
         out = []
         width = 12
         for i, q in enumerate(queues):
             r = replies[1 + i * width: 1 + (i + 1) * width]
+            problem = _wrong_types(QueueKeys(q.namespace, q.name), STATUS_KEYS, r)
+            if problem is not None:
+                out.append(QueueStatus(queue=q, malformed=problem, server_time_ms=now_ms))
+                continue
             wait, wait_tail, paused_list, paused_tail, active = r[0], r[1], r[2], r[3], r[4]
             prioritized, delayed, completed, failed, waiting_children = r[5:10]
             meta_paused, version, concurrency, rate_max, rate_duration = r[10]
@@ -247,7 +254,12 @@ class BullMQReader(BullMQMutations, Reader):
         pipe = self.client.pipeline(transaction=False)
         for suffix, kind, _ in segments:
             (pipe.llen if kind == "list" else pipe.zcard)(k(suffix))
-        return sum(await pipe.execute())
+        replies = await pipe.execute(raise_on_error=False)
+        _raise_other_errors(replies)
+        problem = _wrong_types(k, [suffix for suffix, _, _ in segments], replies)
+        if problem is not None:
+            raise Malformed(f"cannot list jobs: {problem}")
+        return sum(replies)
 
     async def _window(self, key: str, kind: str, order: str, pos, want: int) -> tuple[list[str], object | None]:
         """Ids of one server-side window and the position after it (None when the key is exhausted)."""
@@ -266,7 +278,7 @@ class BullMQReader(BullMQMutations, Reader):
                         return ids, ListCursor(consumed)
                     consumed += 1
                     if not item.startswith(b"0:"):
-                        ids.append(to_str(item) or "")
+                        ids.append(to_key(item))
                 if len(raw) <= need:  # reached the head of the list
                     return ids, None
             return ids, ListCursor(consumed)  # a run of markers: a short page that continues
@@ -279,7 +291,7 @@ class BullMQReader(BullMQMutations, Reader):
             raw = await self.client.zrevrangebyscore(key, hi, "-inf", start=zc.skip if zc else 0, num=want + 1, withscores=True)
         more = len(raw) > want
         raw = raw[:want]
-        ids = [to_str(member) or "" for member, _ in raw]
+        ids = [to_key(member) for member, _ in raw]
         if not more:
             return ids, None
         last_score = raw[-1][1]
@@ -289,49 +301,71 @@ class BullMQReader(BullMQMutations, Reader):
         return ids, ZsetCursor(last_score, same)
 
     async def _rows(self, k: QueueKeys, picked: list[tuple[str, str]], state: str) -> list[JobSummary]:
+        """One row per picked id, in order. An id whose key is missing, is not a hash, or holds no
+        job (no name/timestamp) is still a row, marked ``malformed`` with the raw key: a page never
+        hides what it could not read, and one bad key never fails the page."""
         if not picked:
             return []
         pipe = self.client.pipeline(transaction=False)
         for job_id, _ in picked:
+            pipe.type(k.job(job_id))
             pipe.hmget(k.job(job_id), *ROW_FIELDS)
-        replies = await pipe.execute()
+        replies = await pipe.execute(raise_on_error=False)
         rows = []
-        for (job_id, suffix), values in zip(picked, replies):
-            if all(v is None for v in values):
-                continue  # hash gone since the window was read (as BullMQ's getJobs skips it)
-            rows.append(_summary(job_id, state, NATIVE_STATE_OF_SEGMENT.get(suffix, suffix), dict(zip(ROW_FIELDS, values))))
+        for i, (job_id, suffix) in enumerate(picked):
+            key_type, values = replies[2 * i], replies[2 * i + 1]
+            if isinstance(key_type, Exception):
+                raise key_type  # not about this key's data (NOPERM, ...): redis_errors maps it
+            native = NATIVE_STATE_OF_SEGMENT.get(suffix, suffix)
+            problem = _key_problem(k.job(job_id), key_type, values)
+            if problem is not None:
+                rows.append(JobSummary(id=job_id, state=state, native_state=native, malformed=problem))
+                continue
+            rows.append(_summary(job_id, state, native, dict(zip(ROW_FIELDS, values)), key=k.job(job_id)))
         return rows
 
     async def summaries(self, queue: QueueRef, job_ids: list[str], state: str) -> dict[str, JobSummary]:
-        """One pipelined HMGET per id (no payload); the caller knows which state it expects."""
+        """One pipelined HMGET per id (no payload); the caller knows which state it expects.
+        Ids that cannot be read as jobs (malformed) are absent, like missing ones: a plan never
+        acts on them."""
         k = QueueKeys(queue.namespace, queue.name)
         async with redis_errors(self.url):
             rows = await self._rows(k, [(i, state) for i in job_ids], state)
-        return {r.id: r for r in rows}
+        return {r.id: r for r in rows if r.malformed is None}
 
     # ------------------------------------------------------------------ detail
     async def job(self, queue: QueueRef, job_id: str) -> JobDetail | None:
         k = QueueKeys(queue.namespace, queue.name)
         pipe = self.client.pipeline(transaction=False)
+        pipe.type(k.job(job_id))
         pipe.hgetall(k.job(job_id))
         pipe.lrange(k.logs(job_id), -LOG_TAIL, -1)
         pipe.llen(k.logs(job_id))
         for suffix in ("completed", "failed", "delayed", "prioritized", "waiting-children"):
             pipe.zscore(k(suffix), job_id)
         async with redis_errors(self.url):
-            fields, logs, log_count, *scores = await pipe.execute()
-            if not fields:
+            # a key of the wrong type answers WRONGTYPE for its own command only
+            key_type, fields, logs, log_count, *scores = await pipe.execute(raise_on_error=False)
+            if isinstance(key_type, Exception):
+                raise key_type
+            if key_type == b"none":
                 return None
             native_state = None
             for suffix, score in zip(("completed", "failed", "delayed", "prioritized", "waiting-children"), scores):
-                if score is not None:
+                if score is not None and not isinstance(score, Exception):
                     native_state = suffix
                     break
             if native_state is None:
                 native_state = await self._list_state(k, job_id)
         state = _canonical(native_state)
+        if key_type != b"hash" or isinstance(fields, Exception):
+            summary = JobSummary(id=job_id, state=state, native_state=native_state,
+                                 malformed=_key_problem(k.job(job_id), key_type, None))
+            return JobDetail(summary=summary)
+        if isinstance(logs, Exception) or isinstance(log_count, Exception):
+            logs, log_count = [], 0
         f = {to_str(key): value for key, value in fields.items()}
-        summary = _summary(job_id, state, native_state, f, reason_limit=ROW_LIMIT * 20)
+        summary = _summary(job_id, state, native_state, f, reason_limit=ROW_LIMIT * 20, key=k.job(job_id))
         stack: list = []
         raw_stack = f.get("stacktrace")
         if raw_stack:
@@ -375,7 +409,9 @@ class BullMQReader(BullMQMutations, Reader):
         pipe.lpos(k("active"), job_id, maxlen=100_000)
         pipe.lpos(k("wait"), job_id, maxlen=100_000)
         pipe.lpos(k("paused"), job_id, maxlen=100_000)
-        active, wait, paused = await pipe.execute()
+        # a state key of the wrong type (WRONGTYPE) holds no job
+        active, wait, paused = [None if isinstance(r, Exception) else r
+                                for r in await pipe.execute(raise_on_error=False)]
         if active is not None:
             return "active"
         if wait is not None:
@@ -471,7 +507,7 @@ class BullMQReader(BullMQMutations, Reader):
             for q, ids in zip(queues, id_lists):
                 k = QueueKeys(q.namespace, q.name)
                 for job_id in ids:
-                    pipe.hmget(k.job(to_str(job_id) or ""), "timestamp", "delay", "processedOn", "finishedOn")
+                    pipe.hmget(k.job(to_key(job_id)), "timestamp", "delay", "processedOn", "finishedOn")
             fields = await pipe.execute() if any(id_lists) else []
         out, pos = [], 0
         for q, ids in zip(queues, id_lists):
@@ -492,6 +528,31 @@ class BullMQReader(BullMQMutations, Reader):
         await self.client.aclose()
 
 
+#: the key (suffix) each reply of one queue's block in ``statuses`` is about, in pipeline order
+STATUS_KEYS = ("wait", "wait", "paused", "paused", "active", "prioritized", "delayed", "completed", "failed",
+               "waiting-children", "meta", "meta-paused")
+_KINDS = {"meta": "hash", "wait": "list", "paused": "list", "active": "list"}
+
+
+def _is_wrongtype(reply: object) -> bool:
+    return isinstance(reply, ResponseError) and str(reply).startswith("WRONGTYPE")
+
+
+def _raise_other_errors(replies: list) -> None:
+    """Re-raise the first error reply that is not about a key's type (NOPERM, ...): redis_errors maps it."""
+    for reply in replies:
+        if isinstance(reply, Exception) and not _is_wrongtype(reply):
+            raise reply
+
+
+def _wrong_types(k: QueueKeys, suffixes: list[str] | tuple[str, ...], replies: list) -> str | None:
+    """``bull:q:wait is not a list`` for every key whose command answered WRONGTYPE, else None."""
+    bad = list(dict.fromkeys(suffix for suffix, reply in zip(suffixes, replies) if _is_wrongtype(reply)))
+    if not bad:
+        return None
+    return "; ".join(f"{k(suffix)} is not a {_KINDS.get(suffix, 'sorted set')}" for suffix in bad)
+
+
 def _flatten_time(replies: list) -> list:
     (secs, micros), *rest = replies
     return [secs, micros, *rest]
@@ -505,23 +566,58 @@ def _canonical(native_state: str) -> str:
     }.get(native_state, native_state)
 
 
-def _summary(job_id: str, state: str, native_state: str, f: dict, reason_limit: int = ROW_LIMIT) -> JobSummary:
+#: fields every job hash of BullMQ and Bull holds (addJob writes them); a hash without them is no job
+REQUIRED_FIELDS = ("name", "timestamp")
+TIME_FIELDS = ("timestamp", "processedOn", "finishedOn")
+NUMBER_FIELDS = ("atm", "attemptsMade", "priority", "delay")
+
+
+def _key_problem(key: str, key_type: object, values: object) -> str | None:
+    """Why the job key cannot be a job (None when it is a hash holding the required fields).
+    ``values`` are the HMGET replies of ROW_FIELDS (an exception for a key of the wrong type)."""
+    if key_type == b"none":
+        return f"no job hash at {key} (a dangling id, or removed while the page was read)"
+    if key_type != b"hash" or isinstance(values, Exception):
+        return f"{key} is a {to_str(key_type) if isinstance(key_type, bytes) else 'key'}, not a job hash"
+    if values is None:
+        return None
+    fields = dict(zip(ROW_FIELDS, values))  # type: ignore[call-overload]
+    missing = [name for name in REQUIRED_FIELDS if fields.get(name) is None]
+    if missing:
+        return f"job hash {key} has no {' or '.join(missing)} field"
+    return None
+
+
+def _bad_numbers(f: dict) -> list[str]:
+    bad = [name for name in TIME_FIELDS if f.get(name) is not None and to_ms(f[name]) is None]
+    bad += [name for name in NUMBER_FIELDS if f.get(name) is not None and to_int(f[name]) is None]
+    return bad
+
+
+def _summary(job_id: str, state: str, native_state: str, f: dict, reason_limit: int = ROW_LIMIT,
+             key: str | None = None) -> JobSummary:
     # as BullMQ's own decoder: parseInt(raw.attemptsMade || raw.atm || '0')
     attempts = to_int(f.get("attemptsMade"))
     if attempts is None:
         attempts = to_int(f.get("atm"))
     if attempts is None:
         attempts = 0
+    malformed = None
+    bad = _bad_numbers(f)
+    if bad:
+        shown = ", ".join(f"{name}={(to_str(f[name]) or '')[:40]!r}" for name in bad)
+        malformed = f"job hash {key or job_id} has fields that are not numbers or times: {shown}"
     return JobSummary(
         id=job_id,
         state=state,
         native_state=native_state,
         name=to_str(f.get("name")),
-        created_ms=to_int(f.get("timestamp")),
-        processed_ms=to_int(f.get("processedOn")),
-        finished_ms=to_int(f.get("finishedOn")),
+        created_ms=to_ms(f.get("timestamp")),
+        processed_ms=to_ms(f.get("processedOn")),
+        finished_ms=to_ms(f.get("finishedOn")),
         attempts_made=attempts,
         priority=to_int(f.get("priority")),
         delay_ms=to_int(f.get("delay")),
         failed_reason=to_blob(f.get("failedReason"), reason_limit),
+        malformed=malformed,
     )

@@ -174,10 +174,10 @@ class QueueScreen(TableNavigation, FilterBox, Screen):
                 table.add_row(
                     Text(("● " if j.id in self.marks else "") + one_line(j.id, 36),
                          style="bold magenta" if j.id in self.marks else ""),
-                    Text(one_line(j.name or "-", 24)),
+                    Text("MALFORMED", style="bold reverse red") if j.malformed else Text(one_line(j.name or "-", 24)),
                     Text(fmt.timestamp(when)[5:19].replace("T", " ") if when else "-", style="dim"),
                     Text("-" if j.attempts_made is None else str(j.attempts_made), justify="right"),
-                    Text(one_line(j.failed_reason.text if j.failed_reason else "", 80), style="red"),
+                    Text(one_line(j.malformed or (j.failed_reason.text if j.failed_reason else ""), 80), style="red"),
                     key=j.id,
                 )
             self._shown_ids = ids
@@ -204,6 +204,8 @@ class QueueScreen(TableNavigation, FilterBox, Screen):
         back = "  p: previous" if len(self.cursors) > 1 else ""
         filt = f"  filter {self.filter_text!r}: {len(self._filtered_jobs())} shown" if self.filter_text else ""
         filt += f"  {len(self.marks)} marked (R retry, D purge)" if self.marks else ""
+        bad = sum(1 for j in self.page.jobs if j.malformed)
+        filt += f"  {bad} could not be read (MALFORMED)" if bad else ""
         info.update(Text(f"page {len(self.cursors)}: jobs {start + 1 if n else 0}–{start + n} of "
                          f"{fmt.count(self.page.total)}{more}{back}{filt}", style="dim"))
 
