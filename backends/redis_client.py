@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import AsyncIterator
 from urllib.parse import unquote, urlsplit
 
@@ -64,9 +65,15 @@ async def redis_errors(url: ConnectionUrl) -> AsyncIterator[None]:
         raise BackendError(f"Redis at {url.host_label}: {exc}") from exc
 
 
+_PIPELINE_ERROR = re.compile(r"Command # \d+ \((.*)\) of pipeline caused error: \(['\"](.*)['\"],\)$")
+
+
 def permission_message(url: ConnectionUrl, exc: Exception) -> str:
     """One line: which user Redis refused and what it may not do (Redis's own NOPERM words)."""
     reason = str(exc).split("\n")[0].strip()
+    piped = _PIPELINE_ERROR.match(reason)
+    if piped:  # redis-py's pipeline wrapper: say Redis's words first, then the command
+        reason = f"{piped.group(2)} ({piped.group(1)[:200]})"
     if reason.upper().startswith("NOPERM"):
         reason = reason[len("NOPERM"):].strip()
     return f"Redis at {url.host_label} refused {redis_user(url)}: {reason}"

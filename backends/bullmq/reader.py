@@ -32,6 +32,7 @@ from backends.contract import (
     Throughput,
 )
 from backends.errors import BadCursor, BadRequest, Malformed
+from backends.redis_acl import acl_user, dryrun
 from backends.redis_client import redis_errors
 from backends.urls import ConnectionUrl
 
@@ -117,6 +118,8 @@ class BullMQReader(BullMQMutations, Reader):
         self.prefixes = prefixes
         self.discovery_budget_s = discovery_budget_s
         self._versions: dict[tuple, str | None] = {}
+        #: queue key -> why this connection's ACL user may not change it (ACL DRYRUN, Redis 7+)
+        self._acl_denied: dict[tuple, str] = {}
         self._tp = _ThroughputState()
 
     def retry_notes(self, queue: QueueRef, bulk: bool, reset_attempts: bool) -> list[str]:
@@ -132,6 +135,8 @@ class BullMQReader(BullMQMutations, Reader):
     def queue_capabilities(self, queue: QueueRef) -> Capabilities:
         if queue.backend == "bull":
             return self.capabilities.read_only("legacy Bull queues are read-only in queue-console")
+        if queue.key in self._acl_denied:
+            return self.capabilities.read_only(self._acl_denied[queue.key])
         return self.capabilities
 
     # ------------------------------------------------------------------ discovery
@@ -143,6 +148,8 @@ class BullMQReader(BullMQMutations, Reader):
             ref = QueueRef(connection=self.url.redacted, backend=f.backend, namespace=f.prefix, name=f.name)
             self._versions[ref.key] = f.version
             queues.append(ref)
+        async with redis_errors(self.url):
+            self._acl_denied = await self._acl_check([q for q in queues if q.backend == "bullmq"])
         looked_for = [p.replace("\\", "") for p in result.patterns]
         note = None
         if not result.complete:
@@ -150,6 +157,27 @@ class BullMQReader(BullMQMutations, Reader):
                     "not reached yet are missing (SCAN walks the whole keyspace; the console looks again later)")
         return Discovery(queues=queues, looked_for=looked_for, complete=result.complete, note=note,
                          hint="if your queues use another key prefix, pass --prefix PREFIX")
+
+    async def _acl_check(self, queues: list[QueueRef]) -> dict[tuple, str]:
+        """Which queues this ACL user may not change, asked beforehand (empty when Redis cannot say).
+        A change needs EVALSHA on the queue's keys, SCRIPT LOAD, and XADD to the audit stream."""
+        user = acl_user(self.url)
+        shared = [["SCRIPT", "LOAD", "return 1"], ["XADD", f"{self.store_prefix}:audit", "*", "record", "{}"]]
+        per_queue = []
+        for q in queues:
+            k = QueueKeys(q.namespace, q.name)
+            keys = [k("meta"), k("wait"), k("failed"), k("events"), k.job("0")]
+            per_queue.append(["EVALSHA", "0" * 40, str(len(keys)), *keys])
+        answers = await dryrun(self.client, user, shared + per_queue)
+        if answers is None:
+            return {}
+        denied = {}
+        shared_no = next((f"{cmd[0]}: {answer}" for cmd, answer in zip(shared, answers) if answer), None)
+        for q, answer in zip(queues, answers[len(shared):]):
+            if answer or shared_no:
+                why = f"EVALSHA on {q.namespace}:{q.name}: {answer}" if answer else shared_no
+                denied[q.key] = f"ACL: user {user!r} cannot run {why}"
+        return denied
 
     # ------------------------------------------------------------------ counts
     async def statuses(self, queues: list[QueueRef]) -> list[QueueStatus]:

@@ -483,7 +483,7 @@ class GelloRedisReader(Reader):
         return BatchOutcome(done=len(ids), more=bool(ids) and remaining > 0, ids=ids)
 
     def console_store(self) -> ConsoleStore:
-        return RedisConsoleStore(self.client, self.store_prefix)
+        return RedisConsoleStore(self.client, self.store_prefix, self.url)
 
     async def close(self) -> None:
         await self.client.aclose()
