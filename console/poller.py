@@ -67,6 +67,15 @@ class Snapshot:
     last_ok: float | None = None  # time.time() of the last good refresh
     connected: bool = False
     refresh_ms: float | None = None  # duration of the last counts round trip
+    interval: float | None = None  # seconds between refreshes (what "late" is measured against)
+
+    def stale_for(self, now: float | None = None, late_after: float = 2.0) -> float | None:
+        """Age in seconds of the data shown when a refresh is late (no good refresh for
+        ``late_after`` refresh intervals), else None. Known long before an op timeout fires."""
+        if self.last_ok is None or not self.interval:
+            return None
+        age = (time.time() if now is None else now) - self.last_ok
+        return age if age > late_after * self.interval else None
 
 
 class Poller:
@@ -89,7 +98,7 @@ class Poller:
         self.latency_every = latency_every
         self.discover_every_s = discover_every_s
         self.readers: list[Reader] = []
-        self.snapshot = Snapshot(connection=self.url)
+        self.snapshot = Snapshot(connection=self.url, interval=interval)
         self._history: dict[tuple, deque[Throughput]] = {}
         self._wake = asyncio.Event()
         self._last_discovery = 0.0
@@ -186,7 +195,7 @@ class Poller:
         self.on_snapshot(Snapshot(
             connection=snap.connection, statuses=list(snap.statuses), throughput=dict(snap.throughput),
             latency=dict(snap.latency), discoveries=list(snap.discoveries), error=snap.error,
-            last_ok=snap.last_ok, connected=snap.connected, refresh_ms=snap.refresh_ms,
+            last_ok=snap.last_ok, connected=snap.connected, refresh_ms=snap.refresh_ms, interval=snap.interval,
         ))
 
     async def _close_readers(self) -> None:

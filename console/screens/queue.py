@@ -102,10 +102,15 @@ class QueueScreen(TableNavigation, FilterBox, Screen):
                 t.append("  PAUSED", style="bold yellow")
             for key, value in self.status.info.items():
                 t.append(f"  {key}: {one_line(value, 40)}", style="dim")
+            if self.status.malformed:
+                t.append(f"  MALFORMED: {one_line(self.status.malformed, 80)}", style="bold red")
+        reason = reader.queue_capabilities(self.queue).read_only_reason if reader else None
+        if reason:
+            t.append(f"  read-only: {one_line(reason, 100)}", style="yellow")
         self.query_one("#queue-title", Static).update(t)
 
     def _states(self) -> list[str]:
-        if self.status is None:
+        if self.status is None or self.status.malformed:
             return [self.state]
         return [s for s, v in self.status.counts.items() if v is not None]
 
