@@ -161,3 +161,38 @@ async def test_state_key_of_the_wrong_type_marks_only_that_queue(reader, sync_re
 def test_display_escapes_lone_surrogates_as_their_bytes():
     assert one_line(b"a\xffb\x1b".decode("utf-8", "surrogateescape")) == "a\\xffb\\x1b"
     assert clean("\ud800") == "\\ud800"
+
+
+async def test_tui_shows_every_queue_with_the_bad_ones_marked(redis_url, sync_redis, prefix):
+    """Before: a name that is not UTF-8 made every refresh fail ("0 queues")."""
+    from textual.widgets import DataTable
+
+    from console.app import QueueConsoleApp
+    from console.config import Settings
+    from console.screens.queue import QueueScreen
+    from tests.test_tui import SIZE, _plain, rows, wait_for
+
+    bad = prefix.encode() + b":" + BAD_NAME
+    sync_redis.hset(bad + b":meta", mapping={"version": "bullmq:5.0.0"})
+    sync_redis.rpush(bad + b":wait", b"7")
+    _job(sync_redis, bad + b":7")
+    sync_redis.hset(f"{prefix}:fake:meta", mapping={"version": "bullmq:5.0.0"})
+    sync_redis.set(f"{prefix}:fake:wait", "a string")
+    _messy_failed_set(sync_redis, prefix)
+    app = QueueConsoleApp(Settings(urls=[redis_url], prefixes=[prefix], refresh=0.5))
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.screen.query_one(DataTable)
+        await wait_for(pilot, lambda: table.row_count == 3, what="three queues")
+        shown = {r[0]: r for r in rows(table)}
+        assert set(shown) == {"Qbad\\xff\\xfename", "fake", "messy"}
+        assert shown["fake"][2] == "MALFORMED" and f"{prefix}:fake:wait is not a list" in " ".join(shown["fake"])
+        assert "1 malformed" in _plain(app.screen.query_one("#connections").content)
+        # the messy queue opens; its unreadable jobs are rows marked MALFORMED, and the page says how many
+        table.move_cursor(row=[r[0] for r in rows(table)].index("messy"))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen), what="queue view")
+        await pilot.press("tab", "tab", "tab", "tab")  # waiting -> delayed -> active -> completed -> failed
+        jobs = app.screen.query_one("#job-table", DataTable)
+        await wait_for(pilot, lambda: app.screen.state == "failed" and jobs.row_count == 15, what="failed page")
+        assert sum(1 for r in rows(jobs) if r[1] == "MALFORMED") == 4
+        assert "4 could not be read" in _plain(app.screen.query_one("#page-info").content)
