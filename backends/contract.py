@@ -146,7 +146,8 @@ class JobSummary(BaseModel):
     failed_reason: Blob | None = None
     #: why this row could not be read as a job of its library (no job hash, a key of the wrong
     #: type, a field that is not a number, ...), naming the raw key; None for a well-formed job.
-    #: A malformed row is listed (so a page never hides it) but kept out of plans and actions.
+    #: A malformed row is listed (so a page never hides it) and never retried; whether it can be
+    #: purged is the reader's call (BullMQ leaves it out of ``summaries``; Gello purges its raw member).
     malformed: str | None = None
 
 

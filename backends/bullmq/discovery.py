@@ -101,11 +101,16 @@ async def classify(client: aioredis.Redis, candidates: list[tuple[str, str]]) ->
         pipe.type(k("id"))
         for suffix in STATE_SUFFIXES:
             pipe.type(k(suffix))
-    replies = await pipe.execute()
+    # a meta key that is not a hash answers WRONGTYPE to its HMGET only: that candidate is not a queue
+    replies = await pipe.execute(raise_on_error=False)
+    for reply in replies:
+        if isinstance(reply, Exception) and not str(reply).startswith("WRONGTYPE"):
+            raise reply  # not about the data (NOPERM, ...): the caller maps it
     width = 3 + len(STATE_SUFFIXES)
     found: list[Found] = []
     for i, (prefix, name) in enumerate(candidates):
-        meta_type, (version, max_len, _paused), id_type, *state_types = replies[i * width:(i + 1) * width]
+        meta_type, meta_fields, id_type, *state_types = replies[i * width:(i + 1) * width]
+        version, max_len, _paused = (None, None, None) if isinstance(meta_fields, Exception) else meta_fields
         has_state = any(t == _STATE_TYPES[s] for s, t in zip(STATE_SUFFIXES, state_types))
         if meta_type == b"hash" and (version is not None or max_len is not None):
             found.append(Found(prefix, name, "bullmq", version.decode("utf-8", "replace") if version else None))

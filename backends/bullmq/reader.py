@@ -134,7 +134,8 @@ class BullMQReader(BullMQMutations, Reader):
 
     def queue_capabilities(self, queue: QueueRef) -> Capabilities:
         if queue.backend == "bull":
-            return self.capabilities.read_only("legacy Bull queues are read-only in queue-console")
+            return self.capabilities.model_copy(update={"states": CANONICAL_STATES[:5]}).read_only(
+                "legacy Bull queues are read-only in queue-console")
         if queue.key in self._acl_denied:
             return self.capabilities.read_only(self._acl_denied[queue.key])
         return self.capabilities
@@ -466,7 +467,10 @@ class BullMQReader(BullMQMutations, Reader):
             pipe.hget(k("metrics:completed"), "count")
             pipe.hget(k("metrics:failed"), "count")
         async with redis_errors(self.url):
-            secs, micros, *metric_replies = _flatten_time(await pipe.execute())
+            replies = await pipe.execute(raise_on_error=False)
+            _raise_other_errors(replies)
+            # a metrics key of the wrong type counts as no metrics
+            secs, micros, *metric_replies = _flatten_time([None if _is_wrongtype(r) else r for r in replies])
             now_ms = int(secs) * 1000 + int(micros) // 1000
             # streams not yet tailed start at "now": only what happens from here on is counted
             streams = {}
@@ -478,7 +482,7 @@ class BullMQReader(BullMQMutations, Reader):
                     first_seen.add(q.key)
                 else:
                     streams[QueueKeys(q.namespace, q.name)("events")] = cur.last_id
-            read = await self.client.xread(streams, count=EVENTS_READ_CAP) if streams else []
+            read = await self._xread(streams)
         by_stream = {to_str(name): entries for name, entries in read}
         out = []
         for i, q in enumerate(qs):
@@ -520,6 +524,23 @@ class BullMQReader(BullMQMutations, Reader):
                                   failed_per_s=f_rate, source=source, capped=capped))
         return out
 
+    async def _xread(self, streams: dict[str, bytes]) -> list:
+        """XREAD of every queue's events stream in one call; when one of them is not a stream
+        (WRONGTYPE fails the whole call), one XREAD each, skipping the malformed ones."""
+        if not streams:
+            return []
+        try:
+            return await self.client.xread(streams, count=EVENTS_READ_CAP)
+        except ResponseError as exc:
+            if not _is_wrongtype(exc):
+                raise
+        pipe = self.client.pipeline(transaction=False)
+        for name, last_id in streams.items():
+            pipe.xread({name: last_id}, count=EVENTS_READ_CAP)
+        replies = await pipe.execute(raise_on_error=False)
+        _raise_other_errors(replies)
+        return [entry for reply in replies if reply and not isinstance(reply, Exception) for entry in reply]
+
     # ------------------------------------------------------------------ latency
     async def latency(self, queues: list[QueueRef]) -> list[Latency]:
         """Wait (processedOn - timestamp - delay) and run time (finishedOn - processedOn) of the
@@ -530,18 +551,23 @@ class BullMQReader(BullMQMutations, Reader):
         for q in queues:
             pipe.zrevrange(QueueKeys(q.namespace, q.name)("completed"), 0, LATENCY_SAMPLE - 1)
         async with redis_errors(self.url):
-            id_lists = await pipe.execute()
+            # a completed key or a job key of the wrong type is left out of the sample
+            id_lists = await pipe.execute(raise_on_error=False)
+            _raise_other_errors(id_lists)
+            id_lists = [[] if _is_wrongtype(ids) else ids for ids in id_lists]
             pipe = self.client.pipeline(transaction=False)
             for q, ids in zip(queues, id_lists):
                 k = QueueKeys(q.namespace, q.name)
                 for job_id in ids:
                     pipe.hmget(k.job(to_key(job_id)), "timestamp", "delay", "processedOn", "finishedOn")
-            fields = await pipe.execute() if any(id_lists) else []
+            fields = await pipe.execute(raise_on_error=False) if any(id_lists) else []
+            _raise_other_errors(fields)
+            fields = [(None, None, None, None) if _is_wrongtype(f) else f for f in fields]
         out, pos = [], 0
         for q, ids in zip(queues, id_lists):
             waits, runs = [], []
             for ts, delay, started, finished in fields[pos:pos + len(ids)]:
-                ts, delay, started, finished = to_int(ts), to_int(delay) or 0, to_int(started), to_int(finished)
+                ts, delay, started, finished = to_ms(ts), to_int(delay) or 0, to_ms(started), to_ms(finished)
                 if ts is not None and started is not None:
                     waits.append(float(max(started - ts - delay, 0)))
                 if started is not None and finished is not None:

@@ -237,7 +237,7 @@ class GelloRedisReader(Reader):
         for member, score in members:
             rec = rec_mod.parse(member)
             self._remember(queue, rec.id, suffix, member)
-            rows.append(rec_mod.summary(rec, state, suffix, score))
+            rows.append(rec_mod.summary(rec, state, suffix, score, key=key))
         return Page(queue=queue, state=state, jobs=rows, next_cursor=next_cursor, total=total)
 
     async def _zwindow(self, key: str, desc: bool, pos, limit: int):
@@ -348,7 +348,7 @@ class GelloRedisReader(Reader):
                 else:
                     extra["idempotency record"] = "(none)"
         state = SUFFIXES[suffix][1]
-        summary = rec_mod.summary(rec, state, suffix, score, reason_limit=ROW_LIMIT * 20)
+        summary = rec_mod.summary(rec, state, suffix, score, reason_limit=ROW_LIMIT * 20, key=k(suffix))
         if not rec.ok:
             return JobDetail(summary=summary, data=to_blob(member), extra=extra)
         meta = rec.meta
