@@ -45,6 +45,9 @@ class Capabilities(BaseModel):
     #: a retry can be scheduled for a later time by the store itself (pg-boss start_after,
     #: Gello's scheduled set); otherwise the console paces later requeues itself
     delayed_retry: bool = False
+    #: a retry can set how long the requeued job may run (pg-boss expire_in / expire_seconds), so
+    #: the policy's ``timeouts.job_timeout`` applies
+    job_timeout: bool = False
     payload_search: bool = False
     #: what a queue's namespace is called in this store ("prefix" for Redis keys, "schema" for SQL)
     namespace_label: str = "namespace"
@@ -53,7 +56,8 @@ class Capabilities(BaseModel):
     def read_only(self, reason: str) -> "Capabilities":
         """The same reading capabilities with every mutation off."""
         return self.model_copy(update={"pause": False, "retry": False, "purge": False, "promote": False,
-                                       "cancel": False, "delayed_retry": False, "read_only_reason": reason})
+                                       "cancel": False, "delayed_retry": False, "job_timeout": False,
+                                       "read_only_reason": reason})
 
 
 class QueueRef(BaseModel):
@@ -93,6 +97,9 @@ class QueueStatus(BaseModel):
     #: why this queue's keys/rows could not be read (e.g. a state key of the wrong type); its counts
     #: are then empty. Shown apart from the other queues, which are read normally.
     malformed: str | None = None
+    #: how long the queue's rate limiter still holds jobs back (BullMQ's getRateLimitTtl; 0 = not
+    #: limited); None where the store has no rate limiter.
+    rate_limit_ttl_ms: int | None = None
 
 
 class Throughput(BaseModel):
@@ -119,6 +126,18 @@ class Latency(BaseModel):
     wait_p95_ms: float | None = None
     run_p50_ms: float | None = None
     run_p95_ms: float | None = None
+
+
+class QueueGauges(BaseModel):
+    """Monitoring numbers of one queue beyond its counts (read by the metrics exporter), each
+    bounded in cost per queue. None: the store does not know it (never a guess)."""
+
+    queue: QueueRef
+    #: seconds the job next in line has been waiting (the oldest of the waiting jobs a reader can
+    #: see without a scan); 0.0 when nothing waits
+    oldest_waiting_s: float | None = None
+    #: workers connected for this queue, counted the way the library's own API counts them
+    workers: int | None = None
 
 
 class Blob(BaseModel):
@@ -291,6 +310,10 @@ class Reader(abc.ABC):
         """Latency over recent completed jobs (empty when unsupported)."""
         return []
 
+    async def gauges(self, queues: list[QueueRef]) -> list[QueueGauges]:
+        """Oldest waiting age and workers per queue, where the store knows them (empty: it does not)."""
+        return []
+
     async def server_time_ms(self) -> int | None:
         """The server's clock (a bulk action's snapshot is taken on it), None when unknown."""
         return None
@@ -301,8 +324,10 @@ class Reader(abc.ABC):
 
     # -- mutations: only where ``capabilities`` says so; each call is one bounded batch ------
     async def retry_jobs(self, queue: QueueRef, job_ids: list[str], state: str = "failed",
-                         reset_attempts: bool = False, run_at_ms: int | None = None) -> list[JobOutcome]:
-        """Retry jobs now, or (``run_at_ms``, where ``capabilities.delayed_retry``) at that time."""
+                         reset_attempts: bool = False, run_at_ms: int | None = None,
+                         job_timeout_s: float | None = None) -> list[JobOutcome]:
+        """Retry jobs now, or (``run_at_ms``, where ``capabilities.delayed_retry``) at that time;
+        ``job_timeout_s`` (where ``capabilities.job_timeout``) sets how long the new run may take."""
         raise Unsupported(f"{self.backend} cannot retry jobs")
 
     async def retry_batch(self, queue: QueueRef, state: str, before_ms: int, count: int) -> BatchOutcome:
@@ -322,8 +347,18 @@ class Reader(abc.ABC):
     async def cancel_jobs(self, queue: QueueRef, job_ids: list[str]) -> list[JobOutcome]:
         raise Unsupported(f"{self.backend} cannot cancel jobs")
 
-    async def set_paused(self, queue: QueueRef, paused: bool) -> None:
+    async def set_paused(self, queue: QueueRef, paused: bool) -> str | None:
+        """Pause or resume; may return a note on how (e.g. a weaker fallback mode)."""
         raise Unsupported(f"{self.backend} cannot pause queues")
+
+    async def queue_of_job(self, name: str, job_id: str) -> QueueRef | None:
+        """A queue that discovery does not list but that holds this job (e.g. a pg-boss v9 queue
+        whose rows have all moved to ``archive``); None if there is none."""
+        return None
+
+    async def pause_notes(self, queue: QueueRef, paused: bool) -> list[str]:
+        """What an operator should know before this pause/resume runs (shown before confirming)."""
+        return []
 
     def console_store(self) -> ConsoleStore | None:
         """Where this server keeps the console's own records (None: nowhere, mutations refused)."""
@@ -346,4 +381,5 @@ def json_record(status: QueueStatus) -> dict[str, Any]:
         "native": status.native,
         "estimated": status.estimated,
         "malformed": status.malformed,
+        "rate_limit_ttl_ms": status.rate_limit_ttl_ms,
     }

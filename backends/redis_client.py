@@ -32,6 +32,8 @@ def open_client(url: ConnectionUrl, connect_timeout: float, op_timeout: float,
     return aioredis.Redis.from_url(
         raw,
         decode_responses=False,
+        # key names read as bytes are kept as str with surrogateescape (a queue name need not be
+        # UTF-8); encoding them the same way gives back the exact key instead of an error
         encoding_errors="surrogateescape",
         socket_connect_timeout=connect_timeout,
         socket_timeout=op_timeout,

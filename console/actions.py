@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
 from backends.contract import JobOutcome, JobSummary, QueueRef, Reader, call_with_timeout
-from backends.errors import BackendError
+from backends.errors import BackendError, BackendTimeout, ConnectError
 from console import requeue_planning as rp
 from console.policy import Force, LedgerEntry, Plan, Policy, default_policy, plan as make_plan
 
@@ -75,6 +75,9 @@ class Preview:
 
 @dataclass
 class Report:
+    """What a run did, counted on the server: ``done`` includes a batch whose reply was lost (the
+    connection dropped or timed out while it ran), recounted once the server answered again."""
+
     action: str
     queue: QueueRef
     requested: int
@@ -86,32 +89,81 @@ class Report:
     audit_id: str | None = None
     refused: int = 0  # jobs the policy refused (reported in ``skipped`` with the reason)
     plan_summary: dict[str, Any] | None = None
+    #: jobs of a batch whose reply never came, found done by a recount on the server
+    recounted: int = 0
+    #: a batch's outcome could not be recounted (the server did not answer again in time)
+    unknown: int = 0
+    #: why the audit record could not be written (None: written, or this store keeps none)
+    audit_error: str | None = None
+    #: jobs of the batch being sent now (0 between batches): unknown if the run is interrupted
+    in_flight: int = 0
 
     @property
     def complete(self) -> bool:
         return not self.cancelled and self.error is None
 
+    @property
+    def to_do(self) -> int:
+        """The jobs this run meant to change: the selection less what the policy refused."""
+        return max(self.requested - self.refused, 0)
+
+    def status(self) -> str:
+        """``N of M, done`` / ``N of M, cancelled`` / ``N of M, stopped by: <error>`` (report and audit)."""
+        head = f"{self.done} of {self.to_do}"
+        if self.cancelled:
+            return f"{head}, cancelled"
+        if self.error:
+            return f"{head}, stopped by: {self.error}"
+        return f"{head}, done"
+
     def summary(self) -> str:
-        parts = [f"{self.action}: {self.done} of {self.requested} done in {self.batches} batches"]
-        if self.skipped:
+        parts = [f"{self.action}: {self.status()}", f"{self.batches} batches"]
+        if self.refused:
+            parts.append(f"{self.refused} refused by the policy (of {self.requested} selected)")
+        others = [o for o in self.skipped if not o.status.startswith("refused")]
+        if others:
             by: dict[str, int] = {}
-            for o in self.skipped:
+            for o in others:
                 by[o.status] = by.get(o.status, 0) + 1
             parts.append("skipped " + ", ".join(f"{n} {s}" for s, n in sorted(by.items())))
-        if self.cancelled:
-            parts.append("cancelled; run again to finish the rest")
-        if self.error:
-            parts.append(f"stopped by an error: {self.error}; nothing done is undone, run again to finish the rest")
+        if self.recounted:
+            parts.append(f"{self.recounted} of them in the batch the error interrupted (recounted on the server)")
+        if self.unknown:
+            parts.append(f"the interrupted batch of up to {self.unknown} jobs could not be recounted: "
+                         "it may or may not have run")
+        if not self.complete:
+            parts.append("nothing done is undone; run again to finish the rest")
+        if self.audit_error:
+            parts.append(f"audit record NOT written: {self.audit_error}")
         return "; ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "action": self.action, "connection": self.queue.connection, "backend": self.queue.backend,
-            "queue": self.queue.name, "requested": self.requested, "done": self.done,
+            "queue": self.queue.name, "requested": self.requested, "done": self.done, "to_do": self.to_do,
+            "status": self.status(),
             "skipped": [o.model_dump() for o in self.skipped], "batches": self.batches,
-            "cancelled": self.cancelled, "error": self.error, "complete": self.complete,
-            "audit_id": self.audit_id, "refused": self.refused, "plan": self.plan_summary,
+            "cancelled": self.cancelled, "error": self.error, "stopped_by": self.error, "complete": self.complete,
+            "recounted": self.recounted, "unknown": self.unknown,
+            "audit_id": self.audit_id, "audit_error": self.audit_error, "refused": self.refused,
+            "plan": self.plan_summary,
         }
+
+
+def totals(previews: list[Preview]) -> dict[str, int]:
+    """Jobs selected, and what a run would do with them: now, later (paced or scheduled by the
+    policy), refused by the policy -- the one count behind dry runs and confirmations."""
+    out = {"selected": 0, "now": 0, "later": 0, "refused": 0}
+    for p in previews:
+        out["selected"] += p.count
+        if p.plan is None:
+            out["now"] += p.count
+        else:
+            s = p.plan.summary
+            out["now"] += s.now
+            out["later"] += s.later
+            out["refused"] += s.refused
+    return out
 
 
 Progress = Callable[[int, int], None]  # (done so far, total)
@@ -122,13 +174,16 @@ class Actions:
 
     def __init__(self, reader_for: Callable[[QueueRef], Reader], read_only: bool = False,
                  operator: str | None = None, timeout: float = 30.0, policy: Policy | None = None,
-                 force: Force | bool | str | None = None) -> None:
+                 force: Force | bool | str | None = None, reconnect_wait: float | None = None) -> None:
         self.reader_for = reader_for
         self.read_only = read_only
         self.operator = operator or operator_name()
         self.timeout = timeout
         self.policy = policy or default_policy()
         self.force = Force.parse(force)
+        #: after a dropped connection, how long to wait for the server to answer again (to recount
+        #: the interrupted batch and write the audit record)
+        self.reconnect_wait = timeout if reconnect_wait is None else reconnect_wait
 
     # -- guards ---------------------------------------------------------------------------
     def _guard(self, what: str, queue: QueueRef, capability: str) -> Reader:
@@ -220,6 +275,10 @@ class Actions:
     # -- execution ------------------------------------------------------------------------
     async def execute(self, preview: Preview, progress: Progress | None = None,
                       cancel: asyncio.Event | None = None) -> Report:
+        """Run a confirmed preview. ``cancel`` stops the run between batches (never inside one);
+        the report and the audit record then say "N of M, cancelled". A backend error stops it
+        too ("N of M, stopped by: ..."): a batch whose reply was lost is recounted on the server
+        once it answers again, and the audit record is written then."""
         sel = preview.selection
         reader = self._guard(preview.action, sel.queue, "retry" if preview.action == "retry" else "purge")
         report = Report(action=preview.action, queue=sel.queue, requested=preview.count)
@@ -233,21 +292,116 @@ class Actions:
                 await self._run_ids(reader, preview, report, progress, cancel)
         except BackendError as exc:
             report.error = str(exc)
+        except Refused as exc:  # e.g. the plan changed since the preview: nothing of it ran
+            report.error = f"refused: {exc}"
+            raise
+        except asyncio.CancelledError:
+            # the task itself was cancelled (the app or the process is going away), not a cancel
+            # request: the batch in flight may or may not have run
+            report.cancelled = True
+            report.error = report.error or "interrupted"
+            report.unknown = report.unknown or report.in_flight
+            raise
         finally:
             report.audit_id = await self._audit(reader, preview, report, started)
         return report
 
+    async def execute_many(self, previews: list[Preview], progress: Progress | None = None,
+                           cancel: asyncio.Event | None = None) -> list[Report | BaseException]:
+        """Run several confirmed previews; one report (or the exception that refused one) per
+        preview, in order. Planned retries run side by side, each on its own plan's clock, so
+        their paced starts interleave across queues as the plans have them (rates and budgets are
+        per queue; docs/policy.md); the rest run one after another first."""
+        done = [0] * len(previews)
+        total = sum(p.count for p in previews)
+
+        def part(i: int) -> Progress:
+            def report_progress(n: int, _total: int) -> None:
+                done[i] = n
+                if progress:
+                    progress(sum(done), total)
+            return report_progress
+
+        async def one(i: int) -> Report | BaseException:
+            try:
+                return await self.execute(previews[i], progress=part(i), cancel=cancel)
+            except (Refused, BackendError) as exc:
+                return exc
+
+        out: list[Report | BaseException | None] = [None] * len(previews)
+        planned = [i for i, p in enumerate(previews) if p.plan is not None]
+        gone: set[str] = set()  # connections that stopped a run and did not answer again
+        for i, p in enumerate(previews):
+            if p.plan is not None:
+                continue
+            conn = p.selection.queue.connection
+            if conn in gone:
+                out[i] = BackendError(f"not started: {conn} stopped answering during this run")
+                continue
+            out[i] = result = await one(i)
+            if isinstance(result, Report) and result.error and result.audit_error:
+                gone.add(conn)
+        for i, result in zip(planned, await asyncio.gather(*(one(i) for i in planned))):
+            out[i] = result
+        return [r for r in out if r is not None]
+
+    async def _server_back(self, reader: Reader) -> bool:
+        """Wait (up to ``reconnect_wait`` seconds) until the server answers again."""
+        deadline = time.monotonic() + self.reconnect_wait
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                await call_with_timeout(reader.server_time_ms(), max(min(self.timeout, left), 0.5),
+                                        "waiting for the server")
+                return True
+            except BackendError:
+                if deadline - time.monotonic() <= 0:
+                    return False
+                await asyncio.sleep(min(0.25, max(deadline - time.monotonic(), 0)))
+
+    async def _recount(self, reader: Reader, preview: Preview, report: Report, before: int, batch: int) -> None:
+        """A bulk batch's reply was lost: what it did is the drop of the selection's count on the
+        server since the last batch that answered (the batch is atomic: all of it ran, or none; a
+        batch moves at most ``batch`` jobs)."""
+        sel = preview.selection
+        if await self._server_back(reader):
+            try:
+                after = await self._call(reader.count_finished_before(sel.queue, sel.state, preview.snapshot_ms),
+                                         "recounting the selection")
+            except BackendError:
+                report.unknown = batch
+                return
+            moved = min(max(before - after, 0), batch)
+            report.done += moved
+            report.recounted += moved
+            if moved:
+                report.batches += 1
+        else:
+            report.unknown = batch
+
     async def _run_all(self, reader, preview, report, progress, cancel) -> None:
         sel = preview.selection
         batch_call = reader.retry_batch if preview.action == "retry" else reader.purge_batch
-        while True:
+        # counted once (the selection only shrinks: a job that fails again is past the snapshot),
+        # then kept by what each batch reports, so that a batch whose reply is lost can be recounted
+        remaining = await self._call(reader.count_finished_before(sel.queue, sel.state, preview.snapshot_ms),
+                                     "counting the selection")
+        while remaining > 0:
             if cancel is not None and cancel.is_set():
                 report.cancelled = True
                 return
-            outcome = await self._call(batch_call(sel.queue, sel.state, preview.snapshot_ms, BULK_BATCH),
-                                       f"{preview.action} batch")
+            report.in_flight = min(remaining, BULK_BATCH)
+            try:
+                outcome = await self._call(batch_call(sel.queue, sel.state, preview.snapshot_ms, BULK_BATCH),
+                                           f"{preview.action} batch")
+            except (ConnectError, BackendTimeout):
+                report.in_flight = 0
+                await self._recount(reader, preview, report, remaining, min(remaining, BULK_BATCH))
+                raise
+            report.in_flight = 0
             report.batches += 1
             report.done += outcome.done
+            remaining = max(remaining - outcome.done, 0) if outcome.more else 0
             if progress:
                 progress(report.done, report.requested)
             if not outcome.more or outcome.done == 0:
@@ -261,11 +415,19 @@ class Actions:
                 report.cancelled = True
                 return
             chunk = ids[start:start + BATCH]
-            if preview.action == "retry":
-                outcomes = await self._call(reader.retry_jobs(sel.queue, chunk, sel.state, preview.reset_attempts),
-                                            "retry batch")
-            else:
-                outcomes = await self._call(reader.remove_jobs(sel.queue, chunk, sel.state), "purge batch")
+            report.in_flight = len(chunk)
+            try:
+                if preview.action == "retry":
+                    outcomes = await self._call(reader.retry_jobs(sel.queue, chunk, sel.state, preview.reset_attempts),
+                                                "retry batch")
+                else:
+                    outcomes = await self._call(reader.remove_jobs(sel.queue, chunk, sel.state), "purge batch")
+            except (ConnectError, BackendTimeout):
+                # each job is atomic, but which of the chunk ran before the reply was lost is not
+                # known (a job may have left the state for another reason): say so
+                report.unknown, report.in_flight = len(chunk), 0
+                raise
+            report.in_flight = 0
             report.batches += 1
             report.done += sum(1 for o in outcomes if o.ok)
             report.skipped += [o for o in outcomes if not o.ok]
@@ -298,8 +460,16 @@ class Actions:
             if not pending:
                 return
             ids = [d.job_id for d in pending]
-            outcomes = await self._call(reader.retry_jobs(sel.queue, ids, sel.state, preview.reset_attempts),
-                                        "retry batch")
+            report.in_flight = len(ids)
+            try:
+                outcomes = await self._call(reader.retry_jobs(sel.queue, ids, sel.state, preview.reset_attempts,
+                                                              **_timeout_kw(pending[0])), "retry batch")
+            except (ConnectError, BackendTimeout):
+                report.in_flight = 0
+                await self._recount_planned(reader, sel.queue, sel.state, list(pending), report, store)
+                pending.clear()
+                raise
+            report.in_flight = 0
             executed = rp.to_datetime(await self._server_now(reader))
             ok = {o.job_id for o in outcomes if o.ok}
             await self._call(rp.append_ledger(store, [
@@ -317,7 +487,7 @@ class Actions:
             now_ms = await self._server_now(reader)
             run_at = now_ms + max((d.delay_ms or 0) - int((time.monotonic() - start_wall) * 1000), 0)
             outcomes = await self._call(reader.retry_jobs(sel.queue, [d.job_id], sel.state, preview.reset_attempts,
-                                                          run_at_ms=run_at), "scheduled retry")
+                                                          run_at_ms=run_at, **_timeout_kw(d)), "scheduled retry")
             executed = rp.to_datetime(now_ms)
             if outcomes and outcomes[0].ok:
                 await self._call(rp.append_ledger(store, [LedgerEntry.make(
@@ -344,10 +514,37 @@ class Actions:
                 if await _sleep_or_cancel(wait_s, cancel):
                     report.cancelled = True
                     return
+            if pending and d.job_timeout_s != pending[0].job_timeout_s:
+                await flush()  # one batch, one timeout
             pending.append(d)
             if len(pending) >= BATCH:
                 await flush()
         await flush()
+
+    async def _recount_planned(self, reader: Reader, queue: QueueRef, state: str, pending: list,
+                               report: Report, store) -> None:
+        """A planned batch's reply was lost. Its jobs were all in ``state`` when the run re-planned:
+        each one no longer there was retried by this batch (recorded in the ledger as well)."""
+        if not await self._server_back(reader):
+            report.unknown = len(pending)
+            return
+        try:
+            moved = []
+            for d in pending:
+                detail = await self._call(reader.job(queue, d.job_id), f"reading job {d.job_id}")
+                if detail is not None and detail.summary.state != state:
+                    moved.append(d)
+            executed = rp.to_datetime(await self._server_now(reader))
+            await self._call(rp.append_ledger(store, [
+                LedgerEntry.make(d.queue, d.job_id, executed, run_at=executed, operator=self.operator)
+                for d in moved]), "writing the requeue ledger")
+        except BackendError:
+            report.unknown = len(pending)
+            return
+        report.done += len(moved)
+        report.recounted += len(moved)
+        if moved:
+            report.batches += 1
 
     # -- promote / cancel (explicit ids) ---------------------------------------------------
     async def apply_to_ids(self, action: Literal["promote", "cancel"], queue: QueueRef, job_ids: list[str],
@@ -371,14 +568,11 @@ class Actions:
         finally:
             store = reader.console_store()
             if store is not None:
-                try:
-                    report.audit_id = await self._call(store.audit_append({
-                        "at": int(started * 1000), "who": self.operator, "action": action, "queue": queue.name,
-                        "backend": queue.backend, "connection": queue.connection, "requested": report.requested,
-                        "count": report.done, "skipped": len(report.skipped), "job_ids": ids[:100],
-                        "result": "ok" if report.complete else f"error: {report.error}"}), "writing the audit record")
-                except BackendError as exc:
-                    report.error = (report.error + "; " if report.error else "") + f"audit record not written: {exc}"
+                report.audit_id = await self._append_audit(reader, store, {
+                    "at": int(started * 1000), "who": self.operator, "action": action, "queue": queue.name,
+                    "backend": queue.backend, "connection": queue.connection, "requested": report.requested,
+                    "count": report.done, "done": report.done, "to_do": report.to_do, "skipped": len(report.skipped),
+                    "job_ids": ids[:100], "result": report.status(), "stopped_by": report.error}, report)
         return report
 
     # -- pause / resume -------------------------------------------------------------------
@@ -394,8 +588,10 @@ class Actions:
             reader = self.reader_for(q)
             store = reader.console_store()
             try:
-                await self._call(reader.set_paused(q, paused), f"{verb} {q.qualified}")
+                note = await self._call(reader.set_paused(q, paused), f"{verb} {q.qualified}")
                 result = {"queue": q.name, "backend": q.backend, "connection": q.connection, "ok": True}
+                if isinstance(note, str) and note:
+                    result["note"] = note
             except BackendError as exc:
                 result = {"queue": q.name, "backend": q.backend, "connection": q.connection, "ok": False,
                           "error": str(exc)}
@@ -427,6 +623,9 @@ class Actions:
             await self._call(store.paused_remove(keys), "forgetting vanished queues")
 
     async def _audit(self, reader: Reader, preview: Preview, report: Report, started: float) -> str | None:
+        """One record per run, written also when the run stopped on an error: if the server does not
+        answer, it is written once it answers again (within ``reconnect_wait``); if it cannot be
+        written at all, the report says so."""
         store = reader.console_store()
         if store is None:
             return None
@@ -436,17 +635,26 @@ class Actions:
             "queue": sel.queue.name, "backend": sel.queue.backend, "connection": sel.queue.connection,
             "state": sel.state, "selection": "all" if sel.is_all else f"{len(sel.job_ids or [])} ids",
             "snapshot_ms": preview.snapshot_ms, "requested": report.requested, "count": report.done,
+            "done": report.done, "to_do": report.to_do,
             "skipped": len(report.skipped), "batches": report.batches,
-            "result": "ok" if report.complete else ("cancelled" if report.cancelled else f"error: {report.error}"),
+            "result": report.status(), "cancelled": report.cancelled, "stopped_by": report.error,
+            "recounted": report.recounted, "unknown": report.unknown,
             "reset_attempts": preview.reset_attempts,
             "job_ids": (sel.job_ids or [])[:100],
             "policy": report.plan_summary, "refused": report.refused, "force": self.force.value,
         }
-        try:
-            return await self._call(store.audit_append(record), "writing the audit record")
-        except BackendError as exc:
-            report.error = (report.error + "; " if report.error else "") + f"audit record not written: {exc}"
-            return None
+        return await self._append_audit(reader, store, record, report)
+
+    async def _append_audit(self, reader: Reader, store, record: dict[str, Any], report: Report) -> str | None:
+        for attempt in (1, 2):
+            try:
+                return await self._call(store.audit_append(record), "writing the audit record")
+            except Exception as exc:  # a store that lets a driver error through must not lose the report
+                if attempt == 1 and await self._server_back(reader):
+                    continue
+                report.audit_error = str(exc) if isinstance(exc, BackendError) else type(exc).__name__
+                return None
+        return None
 
 
 async def _sleep_or_cancel(seconds: float, cancel: asyncio.Event | None) -> bool:
@@ -474,3 +682,9 @@ def parse_duration(text: str) -> int:
     if value < 0:
         raise ValueError(f"bad duration {text!r}: must not be negative")
     return int(value * 1000)
+
+
+def _timeout_kw(decision) -> dict[str, Any]:
+    """The policy's job timeout for a retry, passed only when planned (only stores whose
+    capabilities say ``job_timeout`` get one planned)."""
+    return {"job_timeout_s": decision.job_timeout_s} if decision.job_timeout_s is not None else {}

@@ -55,8 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="start an embedded server with a live workload and open the console")
     demo.add_argument("--backend", choices=["redis", "postgres"], default="redis", dest="demo_backend")
-    demo.add_argument("--refresh", type=float, metavar="S")
-    demo.add_argument("--theme")
+    # global flags given before the verb stay in force (a verb's own default must not reset them)
+    demo.add_argument("--refresh", type=float, metavar="S", default=argparse.SUPPRESS)
+    demo.add_argument("--theme", default=argparse.SUPPRESS)
+    demo.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS, help="refuse every mutation")
     demo.add_argument("--no-ui", action="store_true", help="run the server and workload only; print its URL")
 
     status = sub.add_parser("status", help="counts of every queue")
@@ -81,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     from console.cli_actions import add_parsers
 
     add_parsers(sub, _connection_flags)
+    from console.metrics_exporter import add_parser as add_metrics_parser
+
+    add_metrics_parser(sub, _connection_flags)
     return parser
 
 
@@ -105,13 +110,21 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "demo":
             from console.demo import run_demo
 
-            run_demo(backend=args.demo_backend, refresh=args.refresh, theme=args.theme, no_ui=args.no_ui)
+            # the global flags and layers (--read-only, QUEUE_CONSOLE_READ_ONLY, config) apply here too
+            base = load(_flags(args))
+            run_demo(backend=args.demo_backend, refresh=args.refresh, theme=args.theme, no_ui=args.no_ui,
+                     read_only=base.read_only)
             return
         settings = load(_flags(args))
         if args.command is None:
             from console.app import run_app
 
             run_app(settings)
+            return
+        if args.command == "metrics":
+            from console.metrics_exporter import run_cli as run_metrics
+
+            run_metrics(args, settings)
             return
         if args.command == "jobs" and not 1 <= args.limit <= 1000:
             raise UsageError(f"--limit must be between 1 and 1000, got {args.limit}")
@@ -220,9 +233,24 @@ async def _jobs(session: Session, args: argparse.Namespace) -> int:
 
 
 async def _job(session: Session, args: argparse.Namespace) -> int:
-    queue = session.find(args.queue)
-    reader = session.reader_for(queue)
     from backends.contract import call_with_timeout
+
+    try:
+        queue = session.find(args.queue)
+        reader = session.reader_for(queue)
+    except QueueNotFound:  # a queue only its archive still holds (pg-boss v9): ask the readers
+        for conn in session.connections:
+            for reader in conn.readers:
+                ref = await call_with_timeout(reader.queue_of_job(args.queue, args.id), session.options.op_timeout,
+                                              f"looking for job {args.id} at {conn.url}")
+                if ref is not None:
+                    queue = ref
+                    break
+            else:
+                continue
+            break
+        else:
+            raise
 
     detail = await call_with_timeout(reader.job(queue, args.id), session.options.op_timeout,
                                      f"reading job {args.id} of {queue.name}")

@@ -11,7 +11,8 @@ from typing import Any, Callable
 
 from backends.contract import QueueRef, call_with_timeout
 from console import formatting as fmt
-from console.actions import Actions, Preview, Refused, Selection, parse_duration, store_key
+from console.actions import Actions, Preview, Refused, Report, Selection, parse_duration, store_key
+from console.actions import totals as plan_totals  # the name `totals` is a local below
 from console.connections import Session
 from console.safe_text import one_line
 from console.triage import group_jobs
@@ -161,7 +162,7 @@ async def _dlq_list_filtered(args, session: Session, queues: list[QueueRef]) -> 
         groups = group_jobs(result.items)
         if args.json:
             _print_json({"groups": [{"signature": g.signature, "count": g.count, "queues": sorted(g.queues),
-                                     "first_ms": g.first_ms, "last_ms": g.last_ms, "sample_job": g.sample_id,
+                                     "first_ms": g.first_ms, "last_ms": g.last_ms, "sample_job": _sample_job(g),
                                      "sample_reason": g.sample_reason} for g in groups],
                          "scanned": result.scanned, "capped_queues": result.capped})
             return 0
@@ -169,7 +170,7 @@ async def _dlq_list_filtered(args, session: Session, queues: list[QueueRef]) -> 
         for g in groups:
             print(f"{g.count:>8}  {one_line(g.signature, 90)}")
             print(f"          queues {', '.join(one_line(x, 40) for x in sorted(g.queues))}; "
-                  f"first {fmt.timestamp(g.first_ms)}, last {fmt.timestamp(g.last_ms)}; e.g. job {one_line(g.sample_id, 30)}")
+                  f"first {fmt.timestamp(g.first_ms)}, last {fmt.timestamp(g.last_ms)}; e.g. {_sample_text(g)}")
         return 0
     if args.json:
         _print_json({"jobs": [{"connection": q.connection, "backend": q.backend, "queue": q.name, **j.model_dump()}
@@ -182,6 +183,20 @@ async def _dlq_list_filtered(args, session: Session, queues: list[QueueRef]) -> 
     if len(result.items) > args.limit:
         print(f"  … {len(result.items) - args.limit} more (--limit)")
     return 0
+
+
+def _sample_job(g) -> dict[str, str] | None:
+    """The group's sample as {queue, id} (a bare id is ambiguous when two queues both have it)."""
+    if g.sample_id is None or g.sample_queue is None:
+        return None
+    q = g.sample_queue
+    return {"connection": q.connection, "backend": q.backend, "queue": q.name, "id": g.sample_id}
+
+
+def _sample_text(g) -> str:
+    if g.sample_queue is None:
+        return "-"
+    return f"{one_line(g.sample_queue.qualified, 40)} job {one_line(g.sample_id or '', 30)}"
 
 
 def _print_preview(p: Preview) -> None:
@@ -197,6 +212,16 @@ def _print_preview(p: Preview) -> None:
             print("  policy: no rule applies to this queue: every job is retried now, in bulk", file=sys.stderr)
     for w in p.warnings:
         print(f"  note: {w}", file=sys.stderr)
+
+
+def _totals_text(action: str, t: dict[str, int]) -> str:
+    verb = {"retry": "retried", "purge": "purged"}.get(action, action)
+    text = f"{action} of {t['selected']} selected jobs: {t['now']} would be {verb} now"
+    if t["later"] or action == "retry":
+        text += f", {t['later']} later (paced or scheduled by the policy)"
+    if t["refused"] or action == "retry":
+        text += f", {t['refused']} refused by the policy"
+    return text
 
 
 def _preview_json(p: Preview) -> dict[str, Any]:
@@ -240,15 +265,16 @@ async def _dlq_mutate(args, session: Session, actions: Actions) -> int:
         sel = Selection(queue=q, state="failed", job_ids=ids, older_than_ms=older)
         previews.append(await actions.preview(action, sel, reset_attempts=getattr(args, "reset_attempts", False)))
     previews = [p for p in previews if p.count or not (p.selection.is_all or p.from_all)]
-    total = sum(p.count for p in previews)
+    totals = plan_totals(previews)
+    total = totals["now"] + totals["later"]
     if args.dry_run:
         if args.json:
-            _print_json({"dry_run": True, "action": action, "total": total,
+            _print_json({"dry_run": True, "action": action, "total": total, "totals": totals,
                          "previews": [_preview_json(p) for p in previews]})
         else:
             for p in previews:
                 _print_preview(p)
-            print(f"dry run: {action} would touch {total} jobs; nothing changed", file=sys.stderr)
+            print(f"dry run: {_totals_text(action, totals)}; nothing changed", file=sys.stderr)
         return 0
     if not previews:
         print(f"nothing to {action}", file=sys.stderr)
@@ -257,19 +283,36 @@ async def _dlq_mutate(args, session: Session, actions: Actions) -> int:
         return 0
     for p in previews:
         _print_preview(p)
+    if totals["refused"]:
+        print(f"  {_totals_text(action, totals)}", file=sys.stderr)
     _confirm(f"{action} {total} jobs?", args.yes)
-    reports = []
-    for p in previews:
-        report = await actions.execute(p, progress=None if args.json else _progress(action))
-        reports.append(report)
-        if not args.json:
-            print(f"\r{one_line(p.selection.queue.qualified, 60)}: {report.summary()}", file=sys.stderr)
+    # planned (paced) retries of several queues run side by side: their starts interleave as planned
+    results = await actions.execute_many(previews, progress=None if args.json else _progress(action))
+    if len(results) == 1 and isinstance(results[0], BaseException):
+        raise results[0]  # one queue: the one-line error and its exit code
+    if not args.json:
+        print("", file=sys.stderr)
+        for p, r in zip(previews, results):
+            text = r.summary() if isinstance(r, Report) else f"{action}: not run: {r}"
+            print(f"{one_line(p.selection.queue.qualified, 60)}: {text}", file=sys.stderr)
+    reports = [r for r in results if isinstance(r, Report)]
+    failed = [r for r in results if not isinstance(r, Report)]
+    done = {"selected": sum(p.count for p in previews), "done": sum(r.done for r in reports),
+            "refused": sum(r.refused for r in reports)}
     if args.json:
-        _print_json({"action": action, "reports": [r.to_json() | {"plan_fingerprint": p.plan.fingerprint()
-                                                                   if p.plan is not None else None}
-                                                   for r, p in zip(reports, previews)]})
-    if not all(r.complete for r in reports):
+        _print_json({"action": action, "totals": done,
+                     "reports": [(r.to_json() if isinstance(r, Report) else
+                                  {"queue": p.selection.queue.name, "backend": p.selection.queue.backend,
+                                   "connection": p.selection.queue.connection, "not_run": str(r)})
+                                 | {"plan_fingerprint": p.plan.fingerprint() if p.plan is not None else None}
+                                 for r, p in zip(results, previews)]})
+    elif len(results) > 1:
+        print(f"{action}: {done['done']} done of {done['selected']} selected"
+              + (f", {done['refused']} refused by the policy" if done["refused"] else ""), file=sys.stderr)
+    if not all(r.complete for r in reports) or any(not isinstance(e, Refused) for e in failed):
         return 3
+    if failed:
+        return 4
     if any(r.refused for r in reports):
         print(f"the policy refused {sum(r.refused for r in reports)} jobs (see the plan above; --force "
               "overrides permanent/too-old, --force fatal also fatal)", file=sys.stderr)
@@ -287,10 +330,22 @@ async def _pause(args, session: Session, actions: Actions) -> int:
     paused = args.command == "pause"
     if bool(args.queue) == bool(args.all):
         raise ActionUsageError(f"{args.command} takes QUEUE or --all")
+    cannot: list[dict[str, str]] = []
     if args.queue:
         targets = [session.find(args.queue)]
     elif paused:
-        targets = [q for q in session.queues if session.reader_for(q).queue_capabilities(q).pause]
+        targets = []
+        for q in session.queues:
+            caps = session.reader_for(q).queue_capabilities(q)
+            if caps.pause:
+                targets.append(q)
+            else:
+                cannot.append({"queue": q.name, "backend": q.backend, "connection": q.connection,
+                               "reason": caps.read_only_reason or _no_pause(q.backend)})
+        if cannot:
+            print(f"cannot be paused, left running ({len(cannot)}): "
+                  + "; ".join(f"{one_line(c['backend'] + ':' + c['queue'], 60)} ({one_line(c['reason'], 120)})"
+                              for c in cannot), file=sys.stderr)
         statuses = {s.queue.key: s for s in await session.statuses()}
         already = [q for q in targets if statuses.get(q.key) and statuses[q.key].paused]
         targets = [q for q in targets if q not in already]
@@ -319,17 +374,23 @@ async def _pause(args, session: Session, actions: Actions) -> int:
     if not targets:
         print(f"nothing to {args.command}", file=sys.stderr)
         if args.json:
-            _print_json({"action": args.command, "results": []})
+            _print_json({"action": args.command, "results": [], "cannot_pause": cannot})
         return 0
+    for q in targets:
+        for note in await call_with_timeout(session.reader_for(q).pause_notes(q, paused), session.options.op_timeout,
+                                            f"checking how to {args.command} {q.qualified}"):
+            print(f"note: {one_line(note, 300)}", file=sys.stderr)
     _confirm(f"{args.command} {len(targets)} queues ({', '.join(q.qualified for q in targets[:10])})?", args.yes)
     results = await actions.set_paused(targets, paused, remember=bool(args.all))
     if args.json:
-        _print_json({"action": args.command, "results": results})
+        _print_json({"action": args.command, "results": results, "cannot_pause": cannot})
     else:
         for r in results:
             state = "ok" if r["ok"] else f"FAILED: {r.get('error')}"
             if r.get("warning"):
                 state += f" (warning: {r['warning']})"
+            if r.get("note"):
+                state += f" ({one_line(r['note'], 300)})"
             print(f"{args.command} {one_line(r['queue'], 60)} ({r['backend']}): {state}")
     return 0 if all(r["ok"] for r in results) else 3
 
@@ -344,6 +405,12 @@ async def _promote_cancel(args, session: Session, actions: Actions) -> int:
     else:
         print(f"{one_line(queue.qualified, 60)}: {report.summary()}", file=sys.stderr)
     return 0 if report.complete else 3
+
+
+def _no_pause(backend: str) -> str:
+    if backend == "gello":
+        return "Gello has no pause: its storage format has no paused flag that its workers read"
+    return f"{backend} queues cannot be paused by queue-console"
 
 
 def _vanished(remembered: dict[str, str], found: list[QueueRef], discovery, backend: str,
@@ -371,11 +438,15 @@ def _vanished(remembered: dict[str, str], found: list[QueueRef], discovery, back
 async def _audit(args, session: Session) -> int:
     records = []
     for conn in session.connections:
+        seen: set[str] = set()
         for reader in conn.readers:
             store = reader.console_store()
-            if store is not None:
-                records += await call_with_timeout(store.audit_read(args.limit), session.options.op_timeout,
-                                                   f"reading the audit records at {conn.url}")
+            # several queue systems on one server (BullMQ and Gello in one Redis) share one store
+            if store is None or store.location in seen:
+                continue
+            seen.add(store.location)
+            records += await call_with_timeout(store.audit_read(args.limit), session.options.op_timeout,
+                                               f"reading the audit records at {conn.url}")
     records.sort(key=lambda r: r.get("_id", ""), reverse=True)
     records = records[: args.limit]
     if args.json:
@@ -383,7 +454,15 @@ async def _audit(args, session: Session) -> int:
         return 0
     for r in records:
         print(f"{fmt.timestamp(r.get('at'))}  {one_line(str(r.get('who')), 30)}  {r.get('action')}  "
-              f"{one_line(str(r.get('queue')), 40)}  count={r.get('count')}  {one_line(str(r.get('result')), 60)}")
+              f"{one_line(str(r.get('queue')), 40)}  {_audit_counts(r)}  {one_line(str(r.get('result')), 80)}")
     if not records:
         print("no audit records", file=sys.stderr)
     return 0
+
+
+def _audit_counts(r: dict[str, Any]) -> str:
+    """requested, done and refused (records of pause/resume have a count only)."""
+    done = r.get("done", r.get("count"))
+    if r.get("requested") is None:
+        return f"count={done}"
+    return f"requested={r.get('requested')} done={done} refused={r.get('refused') or 0}"

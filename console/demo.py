@@ -193,11 +193,11 @@ def running_redis_demo() -> Iterator[str]:
 
 
 def run_demo(backend: str = "redis", refresh: float | None = None, theme: str | None = None,
-             no_ui: bool = False) -> None:
+             no_ui: bool = False, read_only: bool = False) -> None:
     if backend == "postgres":
         from console.demo_pgboss import run_demo_pgboss
 
-        return run_demo_pgboss(refresh=refresh, theme=theme, no_ui=no_ui)
+        return run_demo_pgboss(refresh=refresh, theme=theme, no_ui=no_ui, read_only=read_only)
     if backend != "redis":
         raise ValueError(f"demo backend {backend!r} is not available")
     print("starting an embedded Redis, a BullMQ workload and a Gello workload…", file=sys.stderr)
@@ -213,7 +213,8 @@ def run_demo(backend: str = "redis", refresh: float | None = None, theme: str | 
             return
         from console.app import run_app
 
-        run_app(demo_settings(url, refresh=refresh or 1.0, **({"theme": theme} if theme else {})), banner_note=None)
+        run_app(demo_settings(url, refresh=refresh or 1.0, read_only=read_only, **({"theme": theme} if theme else {})),
+                banner_note=None)
 
 
 def demo_settings(url: str, **extra: Any):

@@ -416,7 +416,8 @@ class PgBossWorkload(ThreadedWorkload):
 
 
 # ------------------------------------------------------------------------------------------ run
-def run_demo_pgboss(refresh: float | None = None, theme: str | None = None, no_ui: bool = False) -> None:
+def run_demo_pgboss(refresh: float | None = None, theme: str | None = None, no_ui: bool = False,
+                    read_only: bool = False) -> None:
     from console.config import Settings
 
     print(f"starting an embedded PostgreSQL (pgserver), a pg-boss {PGBOSS_VERSION} workload and a Gello workload…",
@@ -449,7 +450,7 @@ def run_demo_pgboss(refresh: float | None = None, theme: str | None = None, no_u
             return
         from console.app import run_app
 
-        settings = Settings(urls=[server.url], schema=DEMO_SCHEMA, refresh=refresh or 1.0,
+        settings = Settings(urls=[server.url], schema=DEMO_SCHEMA, refresh=refresh or 1.0, read_only=read_only,
                             **({"theme": theme} if theme else {}))
         run_app(settings, banner_note=None)
     finally:

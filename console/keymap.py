@@ -49,6 +49,10 @@ KEYS: tuple[Key, ...] = (
     Key("promote", "O", "Promote (run now)", ("queue",), tier="danger"),
     Key("cancel_jobs", "C", "Cancel job", ("queue",), tier="danger"),
     Key("toggle_pause", "P", "Pause/resume", ("queue",), tier="danger"),
+    # stopping a running retry/purge is safe: it never undoes, it stops after the batch in flight
+    Key("cancel_mutation", "x", "Cancel the running retry/purge (after its current batch)",
+        ("queue", "dlq", "progress"), show=False),
+    Key("hide", "escape", "Hide (the run goes on)", ("progress",)),
 )
 
 #: actions that change a queue: absent from the footer and refused in read-only mode
@@ -69,7 +73,8 @@ def markdown() -> str:
     """docs/keys.md, generated from the table (``python -m console.keymap > docs/keys.md``)."""
     out = ["# Key bindings", "", "Generated from `console/keymap.py` by `python -m console.keymap`; do not edit.", ""]
     titles = {"app": "Everywhere", "overview": "Overview (every queue)", "queue": "Queue view (jobs of one queue)",
-              "dlq": "Failures (dead letters of every queue, grouped by error)", "help": "Help screen"}
+              "dlq": "Failures (dead letters of every queue, grouped by error)",
+              "progress": "A running retry or purge", "help": "Help screen"}
     for screen, title in titles.items():
         keys = for_screen(screen)
         if not keys:
@@ -78,7 +83,10 @@ def markdown() -> str:
         out += [f"| `{label(k.keys)}` | {k.description} |" for k in keys]
         out.append("")
     out += ["Keys that change a queue (Shift) ask for confirmation with a preview and are absent in",
-            "read-only mode. Arrow keys, Page Up/Down and Home/End work in every list as well.", ""]
+            "read-only mode. Arrow keys, Page Up/Down and Home/End work in every list as well.",
+            "One retry or purge runs at a time: pressing R, D or P again while it runs only says so; it",
+            "never cancels it. `x` cancels it explicitly, after the batch in flight, and the report and",
+            "the audit record say \"N of M, cancelled\".", ""]
     return "\n".join(out)
 
 

@@ -14,7 +14,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Coroutine, TypeVar
 
-from backends.contract import Discovery, Latency, QueueRef, QueueStatus, Reader, Throughput, call_with_timeout
+from backends.contract import (Discovery, Latency, QueueGauges, QueueRef, QueueStatus, Reader, Throughput,
+                               call_with_timeout)
 from backends.errors import BackendError
 from backends.registry import ConnectOptions, open_readers
 from backends.urls import redact
@@ -67,6 +68,9 @@ class Snapshot:
     last_ok: float | None = None  # time.time() of the last good refresh
     connected: bool = False
     refresh_ms: float | None = None  # duration of the last counts round trip
+    gauges: dict[tuple, QueueGauges] = field(default_factory=dict)  # only when the poller reads them
+    poll_s: float | None = None  # duration of the last poll (connect if needed, counts, rates, latency, gauges)
+    polls: int = 0  # polls done so far, good or failed (a failed connect is one)
     interval: float | None = None  # seconds between refreshes (what "late" is measured against)
 
     def stale_for(self, now: float | None = None, late_after: float = 2.0) -> float | None:
@@ -89,6 +93,7 @@ class Poller:
         on_snapshot: Callable[[Snapshot], None],
         latency_every: int = 5,
         discover_every_s: float = 60.0,
+        read_gauges: bool = False,
     ) -> None:
         self.raw_url = raw_url
         self.url = redact(raw_url)
@@ -97,6 +102,7 @@ class Poller:
         self.on_snapshot = on_snapshot
         self.latency_every = latency_every
         self.discover_every_s = discover_every_s
+        self.read_gauges = read_gauges  # oldest waiting age and workers (the metrics exporter)
         self.readers: list[Reader] = []
         self.snapshot = Snapshot(connection=self.url, interval=interval)
         self._history: dict[tuple, deque[Throughput]] = {}
@@ -125,6 +131,7 @@ class Poller:
     async def run(self) -> None:
         backoff = 1.0
         while True:
+            started = time.perf_counter()
             try:
                 if not self.readers:
                     await self._connect()
@@ -140,10 +147,12 @@ class Poller:
                 self.snapshot.error = str(exc) if isinstance(exc, BackendError) else f"{type(exc).__name__}: {exc}"
                 self.snapshot.connected = False
                 await self._close_readers()
+                self._polled(started)
                 self._emit()
                 await self._sleep(min(backoff, 30.0))
                 backoff *= 2
                 continue
+            self._polled(started)
             self._emit()
             await self._sleep(self.interval)
 
@@ -166,6 +175,10 @@ class Poller:
         self.snapshot.discoveries = discoveries
         self._last_discovery = time.monotonic()
 
+    def _polled(self, started: float) -> None:
+        self.snapshot.polls += 1
+        self.snapshot.poll_s = time.perf_counter() - started
+
     async def _refresh(self) -> None:
         if time.monotonic() - self._last_discovery > self.discover_every_s:
             await self._discover()
@@ -185,6 +198,10 @@ class Poller:
                 for lat in await call_with_timeout(reader.latency(disc.queues), self.options.op_timeout,
                                                    f"reading latency at {self.url}"):
                     self.snapshot.latency[lat.queue.key] = lat
+            if self.read_gauges:
+                for g in await call_with_timeout(reader.gauges(disc.queues), self.options.op_timeout,
+                                                 f"reading waiting age and workers at {self.url}"):
+                    self.snapshot.gauges[g.queue.key] = g
         self._tick += 1
         self.snapshot.statuses = statuses
         self.snapshot.throughput = {k: list(v) for k, v in self._history.items()}
@@ -196,6 +213,7 @@ class Poller:
             connection=snap.connection, statuses=list(snap.statuses), throughput=dict(snap.throughput),
             latency=dict(snap.latency), discoveries=list(snap.discoveries), error=snap.error,
             last_ok=snap.last_ok, connected=snap.connected, refresh_ms=snap.refresh_ms, interval=snap.interval,
+            gauges=dict(snap.gauges), poll_s=snap.poll_s, polls=snap.polls,
         ))
 
     async def _close_readers(self) -> None:

@@ -30,7 +30,8 @@ def caps_for(reader: Reader):
     store where it can (pg-boss start_after, Gello's scheduled set), else paced by the console
     (BullMQ has no script that retries a failed job into `delayed`)."""
     def caps(queue: QueueRef) -> BackendCaps:
-        return BackendCaps(delay=reader.queue_capabilities(queue).delayed_retry, job_timeout=False, retention=False)
+        can = reader.queue_capabilities(queue)
+        return BackendCaps(delay=can.delayed_retry, job_timeout=can.job_timeout, retention=False)
     return caps
 
 

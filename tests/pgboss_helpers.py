@@ -64,3 +64,26 @@ async def add_job(conn, schema: str, name: str, state: str = "created", *, data=
         created_s, started_s, completed_s, json.dumps(output) if output is not None else None,
         retry_count, retry_limit, singleton_key, policy)
     return job_id
+
+
+@contextlib.asynccontextmanager
+async def non_owner(url: str, schema: str, store: str):
+    """A URL for a login role that may read and write pg-boss's tables in ``schema`` (and create the
+    console's schema ``store``) but does not own the job table, so the pause trigger is out of its
+    reach. Its sessions, ``store`` and the role are dropped afterwards."""
+    role = f"qct_role_{uuid.uuid4().hex[:8]}"
+    async with admin(url) as conn:
+        db = await conn.fetchval("SELECT current_database()")
+        await conn.execute(f"CREATE ROLE {role} LOGIN")
+        await conn.execute(f'GRANT CREATE ON DATABASE "{db}" TO {role}')
+        await conn.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO {role}')
+        await conn.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO {role}')
+    head, _, tail = url.partition("://")
+    try:
+        yield f"{head}://{role}@{tail.split('@', 1)[1]}"
+    finally:
+        async with admin(url) as conn:
+            await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", role)
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{store}" CASCADE')
+            await conn.execute(f"DROP OWNED BY {role}")
+            await conn.execute(f"DROP ROLE {role}")

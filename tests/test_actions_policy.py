@@ -110,3 +110,19 @@ async def test_bad_policy_file_is_a_usage_error(world, capsys, tmp_path):
     code, out, err = await asyncio.to_thread(cli, capsys, "dlq", "retry", "work", "--all", "--yes", "--url", world.url,
                                              "--prefix", world.prefix, "--policy", str(policy))
     assert code == 2 and "per_job" in err and "-1" in err and str(policy) in err
+
+
+async def test_a_run_refused_because_the_plan_changed_is_audited_as_refused_not_done(world, sync_redis):
+    from console.actions import Refused
+
+    ids = await world.make_failed(4)
+    await world.stop_worker()
+    reader = await world.reader()
+    a = acts(reader, "[policy.budgets]\nper_job = 3\n")
+    preview = await a.preview("retry", Selection(world.ref()))
+    other = acts(await world.reader(), "[policy.budgets]\nper_job = 3\n")
+    await other.execute(await other.preview("retry", Selection(world.ref(), job_ids=[ids[0]])))
+    with pytest.raises(Refused):
+        await a.execute(preview)
+    record = (await reader.console_store().audit_read(1))[0]
+    assert record["count"] == 0 and record["result"].startswith("0 of 4, stopped by: refused: the plan changed")

@@ -17,12 +17,15 @@ from console import cli
 from tests.fixed_data import write_fixed_queue
 from tests.private_redis import PrivateRedis
 
+#: this suite's own ports (other fault suites use other ranges)
+FAULT_PORTS = range(6431, 6440)
+
 PREFIX = "bull"
 
 
 @pytest.fixture(scope="module")
 def server():
-    srv = PrivateRedis()
+    srv = PrivateRedis(ports=FAULT_PORTS)
     with srv.client() as c:
         write_fixed_queue(c, PREFIX, "orders", failed=3, completed=0, waiting=0, delayed=0)
         # may read everything, write nothing (and may not ask ACL DRYRUN: Redis cannot say beforehand)
@@ -32,7 +35,7 @@ def server():
         c.execute_command("ACL", "SETUSER", "auditor", "on", ">auditor-pw", "~*", "&*", "-@all", "+@read",
                           "+@connection", "+time", "+scan", "+type", "+info", "+acl|dryrun")
     yield srv
-    srv.stop()
+    srv.close()
 
 
 async def _run_cli(capsys, *argv: str) -> tuple[int, str, str]:

@@ -22,6 +22,9 @@ from console.screens.overview import OverviewScreen
 from console.screens.queue import QueueScreen
 from tests.fixed_data import write_fixed_queue
 from tests.private_redis import PrivateRedis
+
+#: this suite's own ports (other fault suites use other ranges)
+FAULT_PORTS = range(6431, 6440)
 from tests.test_tui import SIZE, _plain, wait_for
 
 PREFIX = "bull"
@@ -29,11 +32,11 @@ PREFIX = "bull"
 
 @pytest.fixture
 def server():
-    srv = PrivateRedis()
+    srv = PrivateRedis(ports=FAULT_PORTS)
     with srv.client() as c:
         write_fixed_queue(c, PREFIX, "orders", failed=3, completed=0, waiting=2, delayed=0)
     yield srv
-    srv.stop()
+    srv.close()
 
 
 def _bar(app) -> str:
@@ -69,9 +72,7 @@ async def test_late_refresh_is_marked_stale_with_its_age_before_the_timeout(serv
 
 
 def _restart(server: PrivateRedis) -> None:
-    server.restart()  # no persistence: the queue comes back only when written again
-    with server.client() as c:
-        write_fixed_queue(c, PREFIX, "orders", failed=3, completed=0, waiting=2, delayed=0)
+    server.start()  # stopped with SHUTDOWN SAVE: the queue comes back from the RDB file
 
 
 def _kill_clients(server: PrivateRedis) -> None:

@@ -7,10 +7,11 @@
     exactly one state key, none lost, none duplicated), and every retried job completed exactly
     once (one ``completed`` event per job in the queue's events stream, and the Node worker's own
     log of the ids it processed).
-(b) pg-boss 12.38 (real pg-boss for Node installs the schema and sends the jobs): one queue parked
+(b) pg-boss 12.38 (real pg-boss for Node installs the schema and sends the jobs): one queue paused
     with ``pause QUEUE`` before, then ``pause --all`` and ``resume --all`` through the CLI. The
-    queue that was already parked stays parked; while paused a real pg-boss worker fetches nothing
-    from any parked queue; after the resume it processes the others, and never the parked one.
+    queue that was already paused stays paused (held by the trigger); while paused a real pg-boss
+    worker fetches nothing from any paused queue; after the resume it processes the others, and
+    never the paused one.
 
 Node and ``npm ci`` come from ``tests/interop/node_env.py``: without Node these tests are skipped
 loudly ("INTEROP SKIPPED: ..."); with ``CI`` set they fail instead. Everything is written under the
@@ -215,10 +216,10 @@ async def _drop_schema(url: str, schema: str) -> None:
     await h.drop(url, schema)
 
 
-async def test_pgboss_global_pause_keeps_an_already_parked_queue_parked(postgres_url, monkeypatch, tmp_path,
+async def test_pgboss_global_pause_keeps_an_already_paused_queue_paused(postgres_url, monkeypatch, tmp_path,
                                                                        capsys):
     from backends.pgboss.layout import quote_ident
-    from backends.pgboss.mutations import SENTINEL
+    from backends.pgboss.mutations import HOLD_TRIGGER
     from tests import pgboss_helpers as h
 
     env = node_env.require_node_dir(PGBOSS_DIR, PGBOSS_PINNED)
@@ -254,7 +255,10 @@ async def test_pgboss_global_pause_keeps_an_already_parked_queue_parked(postgres
         assert sorted(r["queue"] for r in json.loads(out)["results"]) == ["qa", "qc"]
         rows = await job_rows()
         assert set(rows) == everyone
-        assert all(r["start_after"] == SENTINEL and r["state"] == "created" for r in rows.values()), rows
+        assert all(r["state"] == "created" for r in rows.values()), rows
+        async with h.admin(postgres_url) as conn:
+            assert await conn.fetchval("SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass($1) "
+                                       "AND tgname = $2", f"{s}.job", HOLD_TRIGGER) == 1
         async with h.admin(postgres_url) as conn:
             remembered = {r[0] for r in await conn.fetch(f"SELECT queue_key FROM {quote_ident(store)}.paused")}
             parked_queues = {r[0] for r in await conn.fetch(f"SELECT name FROM {quote_ident(store)}.paused_queue")}
@@ -270,9 +274,9 @@ async def test_pgboss_global_pause_keeps_an_already_parked_queue_parked(postgres
         code, out, err = await asyncio.to_thread(cli, capsys, "resume", "--all", *flags, "--yes", "--json")
         assert code == 0, err
         assert sorted(r["queue"] for r in json.loads(out)["results"]) == ["qa", "qc"], out
-        rows = await job_rows()
-        assert all(rows[i]["start_after"] == SENTINEL for i in ids["qb"]), "resume --all unparked qb"
-        assert all(rows[i]["start_after"] < SENTINEL for q in ("qa", "qc") for i in ids[q])
+        async with h.admin(postgres_url) as conn:  # qb is still held, so the trigger stays
+            assert await conn.fetchval("SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass($1) "
+                                       "AND tgname = $2", f"{s}.job", HOLD_TRIGGER) == 1
 
         want = {"qa": ids["qa"], "qc": ids["qc"]}
         worked = await asyncio.to_thread(pgboss_node, env, postgres_url, schema, "work", names, json.dumps(want))
@@ -283,7 +287,7 @@ async def test_pgboss_global_pause_keeps_an_already_parked_queue_parked(postgres
         rows = await job_rows()
         assert set(rows) == everyone
         assert {rows[i]["state"] for q in ("qa", "qc") for i in ids[q]} == {"completed"}
-        assert {(rows[i]["state"], rows[i]["start_after"]) for i in ids["qb"]} == {("created", SENTINEL)}
+        assert {rows[i]["state"] for i in ids["qb"]} == {"created"}
         code, out, err = await asyncio.to_thread(cli, capsys, "status", *flags, "--json")
         assert code == 0, err
         assert '"paused": true' in out

@@ -263,6 +263,36 @@ async def test_details_equal_getjobbyid_including_archived_jobs(world):
         await reader.close()
 
 
+def test_cli_opens_a_job_whose_queue_is_only_in_the_archive(world, monkeypatch, tmp_path, capsys):
+    """``job exp ID`` where every row of ``exp`` was archived: discovery (which reads ``job``) does
+    not list ``exp``, but the job opens as ``getJobById`` finds it; an unknown id still exits 2."""
+    from console.cli import main
+
+    w = world
+    arch = w.doc["archivedQueue"]
+    api = arch["job"]
+    assert api["state"] == "expired" and api["archivedon"], api
+    for name in ("QUEUE_CONSOLE_URL", "QUEUE_CONSOLE_CONTEXT", "QUEUE_CONSOLE_READ_ONLY"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "empty.toml").write_text("")
+    monkeypatch.setenv("QUEUE_CONSOLE_CONFIG", str(tmp_path / "empty.toml"))
+
+    def run(*argv):
+        with pytest.raises(SystemExit) as info:
+            main(["--url", w.url, "--schema", w.schema, *argv])
+        out, err = capsys.readouterr()
+        return info.value.code or 0, out, err
+
+    code, out, err = run("job", "exp", arch["id"], "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["queue"] == "exp" and doc["summary"]["id"] == arch["id"]
+    assert doc["summary"]["native_state"] == "expired" and doc["summary"]["state"] == "failed"
+    assert doc["extra"]["archived"] and json.loads(doc["data"]["text"]) == api["data"]
+    code, out, err = run("job", "exp", "00000000-0000-0000-0000-000000000000")
+    assert code == 2 and "no queue named 'exp'" in err
+
+
 def _ms(iso: str | None) -> int | None:
     return None if iso is None else int(dt.datetime.fromisoformat(iso).timestamp() * 1000)
 

@@ -301,6 +301,39 @@ async def test_job_detail(world, postgres_url):
         await reader.close()
 
 
+async def test_expired_and_wrapped_failures_show_and_group_by_the_message(world, postgres_url):
+    """pg-boss stores a timed-out job's error as ``{"value": {"message": "job timed out"}}`` (10.x:
+    "job failed by timeout in active state"; 12.x heartbeat: "job heartbeat timeout") and a string
+    error as ``{"value": "text"}`` (plans.js failJobsByTimeout / manager's mapCompletionDataArg)."""
+    from console.triage import group_jobs
+
+    _, schema, _ = world
+    outputs = [{"value": {"message": "job timed out"}}, {"value": {"message": "job timed out"}},
+               {"value": {"message": "job heartbeat timeout"}}, {"value": "plain text error"},
+               {"message": "boom", "stack": "Error: boom\n    at x (y.js:1:1)"}, [1, 2]]
+    async with h.admin(postgres_url) as conn:
+        await h.create_queue(conn, schema, "expiry")
+        ids = [await h.add_job(conn, schema, "expiry", "failed", started_s=-40, completed_s=-30 + i, output=o)
+               for i, o in enumerate(outputs)]
+    reader = await open_reader(postgres_url, schema=schema)
+    try:
+        q = next(x for x in (await reader.discover()).queues if x.name == "expiry")
+        page = await reader.page(q, "failed", None, 50)
+        reasons = {j.id: j.failed_reason.text for j in page.jobs}
+        assert [reasons[i] for i in ids] == ["job timed out", "job timed out", "job heartbeat timeout",
+                                             "plain text error", "boom", "[1, 2]"]
+        groups = {g.signature: g.count for g in group_jobs([(q, j) for j in page.jobs])}
+        assert groups["job timed out"] == 2 and groups["job heartbeat timeout"] == 1
+        d = await reader.job(q, ids[0])
+        assert d.summary.failed_reason.text == "job timed out"
+        d = await reader.job(q, ids[3])
+        assert d.summary.failed_reason.text == "plain text error"
+        d = await reader.job(q, ids[4])
+        assert d.summary.failed_reason.text == "boom" and "at x" in d.stacktrace[0].text
+    finally:
+        await reader.close()
+
+
 # ------------------------------------------------------------------------------------ throughput
 async def test_throughput_counts_completions_on_the_db_clock(world, postgres_url, monkeypatch):
     _, schema, _ = world

@@ -304,3 +304,63 @@ async def test_range_mark_marks_every_row_between(redis_url, prefix, sync_redis)
         await pilot.press("j", "space")  # mark row 1 (id 7), cursor moves to row 2
         await pilot.press("j", "j", "V")  # range from row 1 to row 4
         assert screen.marks == {"7", "6", "5", "4"}
+
+
+async def test_second_keypress_never_cancels_a_running_retry_and_x_cancels_it_honestly(
+        redis_url, prefix, sync_redis, monkeypatch):
+    """A paced retry (policy rate 1 per 5 s, so that it outlasts the keypresses on a loaded machine) runs: R, D and P pressed again, on the progress screen and on
+    the queue view after hiding it, neither cancel it nor start another one. x cancels it after the
+    batch in flight; the audit record says "N of 5, cancelled" (3 of the 8 refused by the policy)
+    with N the jobs really retried."""
+    import json
+
+    from console.screens.confirm import ConfirmScreen
+    from console.screens.progress import ProgressScreen
+
+    monkeypatch.setenv("QUEUE_CONSOLE_STORE_PREFIX", f"{prefix}:console")
+    write_fixed_queue(sync_redis, prefix, "slow", failed=8, completed=0, waiting=0, delayed=0)
+    app = app_for(redis_url, prefix, store_prefix=f"{prefix}:console", policy={"fairness": {"rate": 0.2},
+                                 "failure_classes": [{"pattern": "timeout after", "class": "fatal"}]})
+    waiting = lambda: sync_redis.llen(f"{prefix}:slow:wait")  # noqa: E731
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
+        screen = app.screen
+        for _ in range(4):
+            await pilot.press("tab")
+        jobs = screen.query_one("#job-table", DataTable)
+        await wait_for(pilot, lambda: screen.state == "failed" and jobs.row_count == 8)
+        jobs.focus()
+        await pilot.press(*["space"] * 8)
+        assert len(screen.marks) == 8
+        await pilot.press("R")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirmation")
+        # the 3 "timeout" failures are fatal: the title counts the 5 that would be retried, apart
+        assert app.screen.title_text == " retry 5 jobs (4 of them later), 3 refused by the policy? "
+        await pilot.press("y")
+        await wait_for(pilot, lambda: isinstance(app.screen, ProgressScreen), what="progress screen")
+        await wait_for(pilot, lambda: waiting() >= 1, what="the first retry")
+        await pilot.press("R", "D", "P")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, ProgressScreen)
+        await pilot.press("escape")  # hide: the run goes on
+        await wait_for(pilot, lambda: app.screen is screen, what="back on the queue view")
+        await pilot.press("R")
+        await pilot.pause(0.3)
+        assert app.screen is screen, "a second R opened another confirmation"
+        await pilot.press("D", "P")
+        await pilot.pause(0.3)
+        assert app.screen is screen
+        await wait_for(pilot, lambda: waiting() >= 2, timeout=30, what="the paced run to go on after the keypresses")
+        assert not sync_redis.xlen(f"{prefix}:console:audit"), "the run ended early"
+        await pilot.press("x")
+        await wait_for(pilot, lambda: sync_redis.xlen(f"{prefix}:console:audit") == 1, timeout=30,
+                       what="the audit record")
+        [(_, fields)] = sync_redis.xrange(f"{prefix}:console:audit")
+        record = json.loads(fields[b"record"])
+        done = waiting()
+        assert 2 <= done < 5
+        assert record["count"] == done and record["result"] == f"{done} of 5, cancelled" and record["cancelled"]
+        assert record["requested"] == 8 and record["refused"] == 3
+        assert sync_redis.zcard(f"{prefix}:slow:failed") == 8 - done

@@ -17,6 +17,8 @@ import redis.asyncio as aioredis
 from backends.bullmq.keys import STATE_SUFFIXES, QueueKeys, glob_escape
 
 SCAN_COUNT = 1000
+#: BullMQ's (and Bull's) key prefix when none is given
+DEFAULT_PREFIX = "bull"
 _STATE_TYPES = {
     "wait": b"list", "paused": b"list", "active": b"list", "prioritized": b"zset", "delayed": b"zset",
     "completed": b"zset", "failed": b"zset", "waiting-children": b"zset",
@@ -86,7 +88,19 @@ async def discover(client: aioredis.Redis, prefixes: list[str] | None, time_budg
             if parts:
                 candidates.add(parts)
     found = await classify(client, sorted(candidates))
+    if not prefixes:
+        found = sorted(set(map(_v4_default_prefix, found)), key=lambda f: (f.prefix, f.name))
     return ScanResult(found=found, patterns=patterns, complete=complete, keys_seen=seen)
+
+
+def _v4_default_prefix(f: Found) -> Found:
+    """BullMQ 4 allows ``:`` in queue names (5 and 6 refuse them), so without ``--prefix`` a v4
+    queue under BullMQ's default prefix ``bull`` is ``bull`` + the rest, not split at the last colon.
+    The keys are the same either way; ``--prefix`` settles a custom prefix that contains colons."""
+    if (f.backend == "bullmq" and f.version and f.version.startswith("bullmq:4.")
+            and f.prefix.startswith(DEFAULT_PREFIX + ":")):
+        return Found(DEFAULT_PREFIX, f"{f.prefix[len(DEFAULT_PREFIX) + 1:]}:{f.name}", f.backend, f.version)
+    return f
 
 
 async def classify(client: aioredis.Redis, candidates: list[tuple[str, str]]) -> list[Found]:

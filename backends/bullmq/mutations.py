@@ -3,13 +3,18 @@
 Each method is one bounded unit: a list of explicit job ids (one script call per job, each atomic),
 or one batch of at most ``count`` jobs (one script call). The action layer (console.actions) loops,
 reports progress, and can stop between batches. Legacy Bull queues are read-only.
+
+Retry, bulk retry, promote, pause and resume first read the queue's evidence (one pipelined round
+trip) and run the scripts of the generation that writes it (backends.bullmq.versions), or refuse
+with the reason (Unsupported).
 """
 from __future__ import annotations
 
 import json
 
 from backends.bullmq.keys import QueueKeys
-from backends.bullmq.scripts import Scripts
+from backends.bullmq import versions
+from backends.bullmq.scripts import GENERATIONS, Scripts
 from backends.contract import BatchOutcome, ConsoleStore, JobOutcome, QueueRef
 from backends.errors import BackendError, Unsupported
 from backends.redis_client import redis_errors
@@ -24,18 +29,38 @@ _REMOVE_STATUS = {1: "removed", 0: "locked", -8: "scheduler-owned"}
 class BullMQMutations:
     """Mixed into BullMQReader: needs ``self.client`` and ``self.url``."""
 
-    _scripts: Scripts | None = None
+    _script_sets: dict[str, Scripts] | None = None
 
     @property
     def scripts(self) -> Scripts:
-        if self._scripts is None:
-            self._scripts = Scripts(self.client)  # type: ignore[attr-defined]
-        return self._scripts
+        """BullMQ 6's scripts (BullMQ for Python 3.4.4): purge, and v6 queues."""
+        return self.scripts_for("v6")
+
+    def scripts_for(self, generation: str) -> Scripts:
+        if self._script_sets is None:
+            self._script_sets = {}
+        if generation not in self._script_sets:
+            if generation not in GENERATIONS:
+                raise Unsupported(f"no BullMQ scripts for generation {generation!r}")
+            self._script_sets[generation] = Scripts(self.client, generation)  # type: ignore[attr-defined]
+        return self._script_sets[generation]
 
     def _writable(self, queue: QueueRef) -> QueueKeys:
         if queue.backend != "bullmq":
             raise Unsupported(f"{queue.backend} queues are read-only in queue-console (legacy Bull layout)")
         return QueueKeys(queue.namespace, queue.name)
+
+    async def _evidence(self, k: QueueKeys) -> tuple[versions.Evidence, versions.Generation]:
+        [ev] = await versions.read_evidence(self.client, [k])  # type: ignore[attr-defined]
+        gen = versions.generation(ev)
+        if gen.unknown:
+            raise Unsupported(gen.reason or "unknown BullMQ version")
+        return ev, gen
+
+    async def _movers(self, k: QueueKeys, what: str) -> Scripts:
+        """The scripts that move jobs of this queue the way its own generation does, or refuse."""
+        _, gen = await self._evidence(k)
+        return self.scripts_for(versions.require_moves(gen, what))
 
     async def server_time_ms(self) -> int | None:
         async with redis_errors(self.url):  # type: ignore[attr-defined]
@@ -58,8 +83,9 @@ class BullMQMutations:
             raise BackendError(f"cannot retry jobs in state {state!r} (failed or completed)")
         k = self._writable(queue)
         async with redis_errors(self.url):  # type: ignore[attr-defined]
+            scripts = await self._movers(k, "retry")
             opts = await self._opts(k, job_ids)
-            codes = await self.scripts.reprocess_many(
+            codes = await scripts.reprocess_many(
                 k, [(job_id, bool(opts.get(job_id, {}).get("lifo"))) for job_id in job_ids], state, reset_attempts)
         return [JobOutcome(job_id=job_id, ok=code == 1, status=_RETRY_STATUS.get(code, f"code {code}"))
                 for job_id, code in zip(job_ids, codes)]
@@ -83,7 +109,8 @@ class BullMQMutations:
         k = self._writable(queue)
         count = max(1, min(count, MAX_BATCH))
         async with redis_errors(self.url):  # type: ignore[attr-defined]
-            moved, more = await self.scripts.move_jobs_to_wait(k, state, count, before_ms)
+            scripts = await self._movers(k, "retry")
+            moved, more = await scripts.move_jobs_to_wait(k, state, count, before_ms)
         return BatchOutcome(done=moved, more=bool(more) and moved > 0)
 
     async def remove_jobs(self, queue: QueueRef, job_ids: list[str], state: str | None = None) -> list[JobOutcome]:
@@ -125,22 +152,30 @@ class BullMQMutations:
         k = self._writable(queue)
         out = []
         async with redis_errors(self.url):  # type: ignore[attr-defined]
+            scripts = await self._movers(k, "promote")
             for job_id in job_ids:
-                code = await self.scripts.promote(k, job_id)
+                code = await scripts.promote(k, job_id)
                 out.append(JobOutcome(job_id=job_id, ok=code == 0, status=_PROMOTE_STATUS.get(code, f"code {code}")))
         return out
 
     async def set_paused(self, queue: QueueRef, paused: bool) -> None:
-        """BullMQ's pause script; resume loops until the legacy ``paused`` list is drained
-        (7000 ids per call), emitting the event only once, as Queue.resume() in Node does."""
+        """Pause or resume in the representation the queue's writers use (backends.bullmq.versions):
+        v4/v5 RENAME wait to paused and back; v6 sets/clears ``meta.paused``. A pause of a paused
+        queue does nothing. When both lists hold jobs, or the generation cannot be told, resume is
+        BullMQ 6's, which merges the legacy list into wait instead of RENAMEing over it, looping
+        until it is drained (7000 ids per call) and emitting the event once, as Queue.resume() does."""
         k = self._writable(queue)
         async with redis_errors(self.url):  # type: ignore[attr-defined]
+            ev, gen = await self._evidence(k)
             if paused:
-                await self.scripts.pause(k, True)
+                generation = versions.pause_plan(ev, gen)
+                if generation is not None:
+                    await self.scripts_for(generation).pause(k, True)
                 return
-            remaining = await self.scripts.pause(k, False, emit=True)
+            scripts = self.scripts_for(versions.resume_plan(ev, gen))
+            remaining = await scripts.pause(k, False, emit=True)
             while remaining > 0:
-                remaining = await self.scripts.pause(k, False, emit=False)
+                remaining = await scripts.pause(k, False, emit=False)
 
     def console_store(self) -> ConsoleStore:
         return RedisConsoleStore(self.client, self.store_prefix, self.url)  # type: ignore[attr-defined]

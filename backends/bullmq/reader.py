@@ -13,8 +13,9 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from backends.blob import ROW_LIMIT, to_blob, to_int, to_key, to_ms, to_str
-from backends.bullmq import discovery
+from backends.bullmq import discovery, versions
 from backends.bullmq.cursor import ListCursor, ZsetCursor, decode_cursor, encode_cursor
+from backends.bullmq.gauges import read_gauges
 from backends.bullmq.keys import QueueKeys
 from backends.bullmq.mutations import BullMQMutations
 from backends.contract import (
@@ -27,6 +28,7 @@ from backends.contract import (
     LogLines,
     Page,
     QueueRef,
+    QueueGauges,
     QueueStatus,
     Reader,
     Throughput,
@@ -51,7 +53,10 @@ SEGMENTS: dict[str, list[tuple[str, str, str]]] = {
     "waiting_children": [("waiting-children", "zset", "asc")],
 }
 BULL_SEGMENTS = {**SEGMENTS, "waiting": [("wait", "list", "oldest"), ("paused", "list", "oldest")]}
-NATIVE_STATE_OF_SEGMENT = {"wait": "waiting", "waiting-children": "waiting-children"}
+#: a job in the legacy ``paused`` list is "waiting" to BullMQ's getState (every version); the list
+#: it sits in is shown beside it (JobDetail.extra["list"], the queue's "legacy paused list" info)
+NATIVE_STATE_OF_SEGMENT = {"wait": "waiting", "paused": "waiting", "waiting-children": "waiting-children"}
+PAUSED_LIST_NOTE = "paused (the legacy list of a BullMQ 4/5 pause; getJobs type 'paused')"
 
 ROW_FIELDS = ("name", "timestamp", "processedOn", "finishedOn", "failedReason", "atm", "attemptsMade", "priority", "delay")
 LOG_TAIL = 200
@@ -120,11 +125,17 @@ class BullMQReader(BullMQMutations, Reader):
         self._versions: dict[tuple, str | None] = {}
         #: queue key -> why this connection's ACL user may not change it (ACL DRYRUN, Redis 7+)
         self._acl_denied: dict[tuple, str] = {}
+        #: per queue, as read at the last discovery: which generation writes it (versions.py)
+        self._generations: dict[tuple, versions.Generation] = {}
         self._tp = _ThroughputState()
 
     def retry_notes(self, queue: QueueRef, bulk: bool, reset_attempts: bool) -> list[str]:
         notes = []
-        if bulk:
+        gen = self._generations.get(queue.key)
+        if gen is not None and gen.legacy:
+            notes.append(f"{gen.label}: a retried job goes to the plain wait list (the paused list while the "
+                         "queue is paused), as that version's retry does: its priority is not kept")
+        elif bulk:
             notes.append("bulk retry moves jobs to the plain wait list (BullMQ's retryJobs): a job's priority is "
                          "not kept; retry marked jobs (--job) to keep priorities")
         if not reset_attempts:
@@ -133,11 +144,19 @@ class BullMQReader(BullMQMutations, Reader):
         return notes
 
     def queue_capabilities(self, queue: QueueRef) -> Capabilities:
+        """From the last discovery; every mutation reads the evidence again before it runs."""
         if queue.backend == "bull":
             return self.capabilities.model_copy(update={"states": CANONICAL_STATES[:5]}).read_only(
                 "legacy Bull queues are read-only in queue-console")
         if queue.key in self._acl_denied:
             return self.capabilities.read_only(self._acl_denied[queue.key])
+        gen = self._generations.get(queue.key)
+        if gen is not None and gen.unknown:
+            return self.capabilities.read_only(gen.reason or "unknown BullMQ version")
+        if gen is not None and gen.scripts is None:
+            # resume stays possible (and is the way out); purge does not move jobs between lists
+            return self.capabilities.model_copy(update={"retry": False, "promote": False,
+                                                        "read_only_reason": gen.reason})
         return self.capabilities
 
     # ------------------------------------------------------------------ discovery
@@ -149,8 +168,11 @@ class BullMQReader(BullMQMutations, Reader):
             ref = QueueRef(connection=self.url.redacted, backend=f.backend, namespace=f.prefix, name=f.name)
             self._versions[ref.key] = f.version
             queues.append(ref)
+        bullmq = [q for q in queues if q.backend == "bullmq"]
         async with redis_errors(self.url):
-            self._acl_denied = await self._acl_check([q for q in queues if q.backend == "bullmq"])
+            evidence = await versions.read_evidence(self.client, [QueueKeys(q.namespace, q.name) for q in bullmq])
+            self._acl_denied = await self._acl_check(bullmq)
+        self._generations = {q.key: versions.generation(ev) for q, ev in zip(bullmq, evidence)}
         looked_for = [p.replace("\\", "") for p in result.patterns]
         note = None
         if not result.complete:
@@ -198,6 +220,8 @@ class BullMQReader(BullMQMutations, Reader):
                 pipe.zcard(k(suffix))
             pipe.hmget(k("meta"), "paused", "version", "concurrency", "max", "duration")
             pipe.exists(k("meta-paused"))
+            pipe.get(k("limiter"))
+            pipe.pttl(k("limiter"))
         async with redis_errors(self.url):
             # a key of the wrong type fails its own command only (WRONGTYPE): that queue is malformed
             replies = await pipe.execute(raise_on_error=False)
@@ -205,7 +229,7 @@ class BullMQReader(BullMQMutations, Reader):
         secs, micros = replies[0]
         now_ms = int(secs) * 1000 + int(micros) // 1000
         out = []
-        width = 12
+        width = 14
         for i, q in enumerate(queues):
             r = replies[1 + i * width: 1 + (i + 1) * width]
             problem = _wrong_types(QueueKeys(q.namespace, q.name), STATUS_KEYS, r)
@@ -216,6 +240,7 @@ class BullMQReader(BullMQMutations, Reader):
             prioritized, delayed, completed, failed, waiting_children = r[5:10]
             meta_paused, version, concurrency, rate_max, rate_duration = r[10]
             legacy_paused_flag = r[11]
+            limiter_count, limiter_pttl = r[12], r[13]
             # pre-v5 delayed markers "0:<ts>" at the tail of wait/paused are not jobs
             if wait_tail is not None and wait_tail.startswith(b"0:"):
                 wait = max(wait - 1, 0)
@@ -244,8 +269,17 @@ class BullMQReader(BullMQMutations, Reader):
                 info["rate limit"] = f"{to_str(rate_max)} per {to_str(rate_duration)} ms"
             if paused_list:
                 info["legacy paused list"] = f"{paused_list} jobs (counted as waiting)"
+            ttl = None
+            if q.backend == "bullmq":
+                # the same evidence as versions.read_evidence, so capabilities follow every refresh
+                self._generations[q.key] = versions.generation(versions.Evidence(
+                    version=to_str(version) if version is not None else None, paused=meta_paused is not None,
+                    legacy_jobs=paused_list, wait_items=wait))
+                ttl = rate_limit_ttl(rate_max, limiter_count, limiter_pttl)
+                if ttl > 0:
+                    info["rate limited"] = f"{ttl} ms more (workers take no job until then)"
             out.append(QueueStatus(queue=q, paused=paused, counts=counts, native=native, info=info,
-                                   server_time_ms=now_ms))
+                                   server_time_ms=now_ms, rate_limit_ttl_ms=ttl))
         return out
 
     # ------------------------------------------------------------------ pages
@@ -280,15 +314,30 @@ class BullMQReader(BullMQMutations, Reader):
         return Page(queue=queue, state=state, jobs=rows, next_cursor=next_cursor, total=total)
 
     async def _total(self, k: QueueKeys, segments: list[tuple[str, str, str]]) -> int:
+        """LLEN/ZCARD sums; a pre-v5 ``0:<ts>`` marker at a list's tail is no job (as in statuses)."""
         pipe = self.client.pipeline(transaction=False)
         for suffix, kind, _ in segments:
-            (pipe.llen if kind == "list" else pipe.zcard)(k(suffix))
+            if kind == "list":
+                pipe.llen(k(suffix))
+                pipe.lindex(k(suffix), -1)
+            else:
+                pipe.zcard(k(suffix))
         replies = await pipe.execute(raise_on_error=False)
         _raise_other_errors(replies)
-        problem = _wrong_types(k, [suffix for suffix, _, _ in segments], replies)
+        suffixes = [suffix for suffix, kind, _ in segments for _ in range(2 if kind == "list" else 1)]
+        problem = _wrong_types(k, suffixes, replies)
         if problem is not None:
             raise Malformed(f"cannot list jobs: {problem}")
-        return sum(replies)
+        total, i = 0, 0
+        for _, kind, _ in segments:
+            if kind == "list":
+                length, tail = replies[i], replies[i + 1]
+                total += max(length - 1, 0) if tail is not None and tail.startswith(b"0:") else length
+                i += 2
+            else:
+                total += replies[i]
+                i += 1
+        return total
 
     async def _window(self, key: str, kind: str, order: str, pos, want: int) -> tuple[list[str], object | None]:
         """Ids of one server-side window and the position after it (None when the key is exhausted)."""
@@ -384,8 +433,10 @@ class BullMQReader(BullMQMutations, Reader):
                 if score is not None and not isinstance(score, Exception):
                     native_state = suffix
                     break
+            in_list = None
             if native_state is None:
-                native_state = await self._list_state(k, job_id)
+                in_list = await self._list_state(k, job_id)
+                native_state = "waiting" if in_list == "paused" else in_list
         state = _canonical(native_state)
         if key_type != b"hash" or isinstance(fields, Exception):
             summary = JobSummary(id=job_id, state=state, native_state=native_state,
@@ -416,6 +467,8 @@ class BullMQReader(BullMQMutations, Reader):
             except ValueError:
                 pass
         extra = {}
+        if in_list == "paused":
+            extra["list"] = PAUSED_LIST_NOTE
         for name in ("parentKey", "parent", "deid", "rjk", "pb", "stc", "defa"):
             if f.get(name) is not None:
                 extra[name] = (to_str(f[name]) or "")[:ROW_LIMIT]
@@ -541,6 +594,12 @@ class BullMQReader(BullMQMutations, Reader):
         _raise_other_errors(replies)
         return [entry for reply in replies if reply and not isinstance(reply, Exception) for entry in reply]
 
+    # ------------------------------------------------------------------ monitoring gauges
+    async def gauges(self, queues: list[QueueRef]) -> list[QueueGauges]:
+        """Oldest waiting age and workers (backends/bullmq/gauges.py): bounded, no scan."""
+        async with redis_errors(self.url):
+            return await read_gauges(self.client, queues)
+
     # ------------------------------------------------------------------ latency
     async def latency(self, queues: list[QueueRef]) -> list[Latency]:
         """Wait (processedOn - timestamp - delay) and run time (finishedOn - processedOn) of the
@@ -584,8 +643,8 @@ class BullMQReader(BullMQMutations, Reader):
 
 #: the key (suffix) each reply of one queue's block in ``statuses`` is about, in pipeline order
 STATUS_KEYS = ("wait", "wait", "paused", "paused", "active", "prioritized", "delayed", "completed", "failed",
-               "waiting-children", "meta", "meta-paused")
-_KINDS = {"meta": "hash", "wait": "list", "paused": "list", "active": "list"}
+               "waiting-children", "meta", "meta-paused", "limiter", "limiter")
+_KINDS = {"meta": "hash", "wait": "list", "paused": "list", "active": "list", "limiter": "string"}
 
 
 def _is_wrongtype(reply: object) -> bool:
@@ -605,6 +664,17 @@ def _wrong_types(k: QueueKeys, suffixes: list[str] | tuple[str, ...], replies: l
     if not bad:
         return None
     return "; ".join(f"{k(suffix)} is not a {_KINDS.get(suffix, 'sorted set')}" for suffix in bad)
+
+
+def rate_limit_ttl(rate_max: bytes | None, count: bytes | None, pttl: int) -> int:
+    """What BullMQ's Queue.getRateLimitTtl() answers (getRateLimitTtl-2.lua with maxJobs 0), read
+    without its write (it DELs a limiter whose PTTL is 0): with a global ``meta.max``, the
+    limiter's PTTL once its count reached max; without, the limiter's PTTL. Negative PTTLs (no key,
+    no expiry) and an unreached max are 0: a worker is not held back then."""
+    limit = to_int(rate_max)
+    if limit is not None and limit > (to_int(count) or 0):
+        return 0
+    return max(int(pttl), 0)
 
 
 def _flatten_time(replies: list) -> list:

@@ -11,10 +11,15 @@ Tables (all in the console's schema):
 - ``ledger``       one row per manual requeue (shared retry budgets): ``seq``, ``at_ms``, ``record``
 - ``paused``       queues paused by a global pause (``queue_key``, ``by``, ``at_ms``), so that a
   global resume resumes exactly those
-- ``paused_queue`` pg-boss queues parked by queue-console (formats/pgboss.md section 8):
-  ``(schema, name, paused_at, by)``
+- ``paused_queue`` pg-boss queues paused by queue-console: ``(schema, name, paused_at, by, mode)``;
+  ``mode`` is ``hold`` (the hold trigger keeps their jobs from being claimed) or ``park``
+  (best-effort parking, formats/pgboss.md section 8)
 - ``parked_job``   the original ``start_after``/``keep_until`` of every parked job:
   ``(schema, name, id, orig_start_after, orig_keep_until, parked_at)``
+
+Function ``hold_paused_job()``: the hold trigger's body (see backends.pgboss.mutations and
+docs/backends/pgboss.md "Pause"). The trigger itself is on a pg-boss ``job`` table, installed by a
+pause and dropped by the last resume; this function is the console's own and stays.
 """
 from __future__ import annotations
 
@@ -55,6 +60,7 @@ def ddl(schema: str) -> list[str]:
               paused_at timestamptz NOT NULL DEFAULT now(),
               by text NOT NULL,
               PRIMARY KEY (schema, name))""",
+        f"ALTER TABLE {s}.paused_queue ADD COLUMN IF NOT EXISTS mode text NOT NULL DEFAULT 'park'",
         f"""CREATE TABLE IF NOT EXISTS {s}.parked_job (
               schema text NOT NULL,
               name text NOT NULL,
@@ -63,7 +69,44 @@ def ddl(schema: str) -> list[str]:
               orig_keep_until timestamptz NOT NULL,
               parked_at timestamptz NOT NULL DEFAULT now(),
               PRIMARY KEY (schema, name, id))""",
+        hold_function(schema),
     ]
+
+
+def hold_function(schema: str) -> str:
+    """The hold trigger's function. On a pg-boss job table (any version: it reads only ``name``,
+    ``state``, ``keep_until``, late-bound, so pg-boss can alter those columns' types while it is
+    installed), for a queue held in ``paused_queue`` (``TG_ARGV[0]`` = the pg-boss schema):
+
+    * an UPDATE that would move a queued job (``created``/``retry``) to ``active`` -- a worker's
+      fetch, every version -- is skipped (``RETURN NULL``): the row stays exactly as it was;
+    * a DELETE of a queued job whose retention has ended (``keep_until`` passed: pg-boss's
+      maintenance drops never-started jobs then) is skipped, so a long pause loses nothing.
+
+    Everything else (sends, completes, fails into ``retry``, cancels, other queues) passes.
+    SECURITY DEFINER so that pg-boss's own role needs no rights on the console's schema."""
+    s = quote_ident(schema)
+    literal = "'" + f"{s}.hold_paused_job()".replace("'", "''") + "'"
+    # created once, never replaced: another console's role may own it (and only the owner may replace)
+    return f"""DO $do$ BEGIN IF to_regprocedure({literal}) IS NULL THEN EXECUTE $create$
+        CREATE FUNCTION {s}.hold_paused_job() RETURNS trigger
+        LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+        BEGIN
+          IF TG_OP = 'UPDATE' THEN
+            IF NEW.state::text = 'active' AND OLD.state::text IN ('created', 'retry') AND EXISTS (
+                 SELECT 1 FROM {s}.paused_queue q
+                 WHERE q.schema = TG_ARGV[0] AND q.name = OLD.name AND q.mode = 'hold') THEN
+              RETURN NULL;
+            END IF;
+            RETURN NEW;
+          END IF;
+          IF OLD.state::text IN ('created', 'retry') AND OLD.keep_until < now() AND EXISTS (
+               SELECT 1 FROM {s}.paused_queue q
+               WHERE q.schema = TG_ARGV[0] AND q.name = OLD.name AND q.mode = 'hold') THEN
+            RETURN NULL;
+          END IF;
+          RETURN OLD;
+        END $fn$ $create$; END IF; END $do$"""
 
 
 class PgConsoleStore(ConsoleStore):

@@ -11,8 +11,11 @@ bind parameter.
 Schema versions: v10 (21-24), v11 (25-26), v12 (27-46) run the statements below; v9 (20) and
 unknown future versions are read-only (``Unsupported``).
 
-pg-boss has no pause: ``set_paused`` parks waiting jobs (section 8) and keeps its state in the
-console's own schema (backends.pgboss.console_store). That pause is best effort and labelled so.
+pg-boss has no pause. ``set_paused`` holds a queue with a trigger of the console's own on the job
+table (``hold``: a worker's claim of a queued job of a held queue is skipped, so nothing of that
+queue is taken while no console runs), when the connecting role owns the job table; otherwise it
+parks waiting jobs (section 8), best effort and labelled so. State lives in the console's own
+schema (backends.pgboss.console_store).
 """
 from __future__ import annotations
 
@@ -40,6 +43,14 @@ SWEEP_EVERY_S = 2.0
 #: set_paused parks / unparks inline for at most this long; the sweep (pause) or a second run
 #: (resume) does the rest
 INLINE_BUDGET_S = 15.0
+#: the hold trigger on a pg-boss job table (its function is the console store's hold_paused_job)
+HOLD_TRIGGER = "queue_console_hold"
+#: PostgreSQL 13 is the first with BEFORE row triggers on partitioned tables (v10+ ``job``)
+HOLD_MIN_SERVER = 130000
+HELD_INFO = "held by queue-console (trigger)"
+HELD_NOTE = ("a trigger of queue-console's on the job table skips every worker claim of this queue's "
+             "jobs; sends, retries and failures are stored as usual and run after resume")
+NOT_HELD_INFO = "NOT HELD: the hold trigger is missing (pg-boss re-created its job table?); run pause again"
 PAUSED_INFO = "parked by queue-console (best effort)"
 PAUSED_NOTE = ("console-managed: waiting jobs are parked (start_after far in the future, retention "
                "extended); jobs sent or re-queued between sweeps may slip through; a fetch with "
@@ -77,6 +88,24 @@ def _uuids(job_ids: list[str]) -> tuple[list[uuid.UUID], list[str]]:
         except (ValueError, AttributeError, TypeError):
             bad.append(j)
     return good, bad
+
+
+def _timeout_value(seconds: float) -> int:
+    """Whole seconds, at least 1 (pg-boss's expireInSeconds is an integer)."""
+    return max(1, int(-(-float(seconds) // 1)))
+
+
+def _timeout_set(layout: Layout, param: int) -> str:
+    """The job's own expiry: ``expire_seconds`` (int, v11+) or ``expire_in`` (interval, v10)."""
+    if "expire_seconds" in layout.job_columns:
+        return f"expire_seconds = ${param}::int"
+    if "expire_in" in layout.job_columns:
+        return f"expire_in = make_interval(secs => ${param}::int)"
+    raise Unsupported(f"pg-boss schema version {layout.version} has no job expiry column")
+
+
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _at(ms: int) -> dt.datetime:
@@ -258,7 +287,7 @@ class PgBossMutations:
         return out
 
     # ------------------------------------------------------------------ retry
-    def _retry_sql(self, layout: Layout, reset: bool, delayed: bool = False) -> str:
+    def _retry_sql(self, layout: Layout, reset: bool, delayed: bool = False, timeout_param: int | None = None) -> str:
         sets = RETRY_SET_RESET if reset else RETRY_SET
         if delayed:
             # a requeue planned for later ($3): start then, and keep the job's retention window from
@@ -266,19 +295,27 @@ class PgBossMutations:
             sets = sets.replace("start_after = GREATEST(start_after, now())",
                                 "start_after = GREATEST(start_after, now(), $3::timestamptz), "
                                 "keep_until = GREATEST(keep_until, $3::timestamptz + (keep_until - created_on))")
+        if timeout_param is not None:
+            sets += ", " + _timeout_set(layout, timeout_param)
         return (f"UPDATE {layout.job} SET {sets} "
                 "WHERE name = $1 AND id = ANY($2::uuid[]) AND state = 'failed' RETURNING id::text AS id")
 
     async def retry_jobs(self, queue: QueueRef, job_ids: list[str], state: str = "failed",
-                         reset_attempts: bool = False, run_at_ms: int | None = None) -> list[JobOutcome]:
+                         reset_attempts: bool = False, run_at_ms: int | None = None,
+                         job_timeout_s: float | None = None) -> list[JobOutcome]:
+        """The retry statement; ``job_timeout_s`` (the policy's ``timeouts.job_timeout``) becomes the
+        job's own expiry for its next run (v10 ``expire_in``, v11+ ``expire_seconds``), which pg-boss
+        reads when it expires active jobs."""
         if state != "failed":
             raise BackendError(f"pg-boss retries failed jobs only, not {state!r}")
         layout = await self._writable(queue)
-        if run_at_ms is not None:
-            out = await self._by_ids(queue, job_ids, self._retry_sql(layout, reset_attempts, delayed=True),
-                                     "retried", extra=(_at(run_at_ms),), layout=layout)
-        else:
-            out = await self._by_ids(queue, job_ids, self._retry_sql(layout, reset_attempts), "retried", layout=layout)
+        extra: tuple = (_at(run_at_ms),) if run_at_ms is not None else ()
+        timeout_param = None
+        if job_timeout_s is not None:
+            extra += (_timeout_value(job_timeout_s),)
+            timeout_param = 2 + len(extra)
+        sql = self._retry_sql(layout, reset_attempts, delayed=run_at_ms is not None, timeout_param=timeout_param)
+        out = await self._by_ids(queue, job_ids, sql, "retried", extra=extra, layout=layout)
         await self._repark_if_paused(layout, queue.name)
         return out
 
@@ -381,8 +418,8 @@ class PgBossMutations:
     async def _park(self, conn, layout: Layout, name: str, count: int = MAX_BATCH) -> int | None:
         """Park one batch of waiting jobs of a queue that is still paused (None: not paused)."""
         st = self._st
-        held = await conn.fetchrow(f"SELECT 1 FROM {st}.paused_queue WHERE schema = $1 AND name = $2 FOR SHARE",
-                                   layout.schema, name)
+        held = await conn.fetchrow(f"SELECT 1 FROM {st}.paused_queue WHERE schema = $1 AND name = $2 "
+                                   "AND mode = 'park' FOR SHARE", layout.schema, name)
         if held is None:
             return None
         rows = await conn.fetch(
@@ -425,41 +462,114 @@ class PgBossMutations:
             layout.schema, name, count, SENTINEL, ids)
         return int(row["taken"])
 
-    async def set_paused(self, queue: QueueRef, paused: bool) -> None:
-        """Pause = record the queue in ``paused_queue``, then park its waiting jobs in batches (for at
-        most INLINE_BUDGET_S; sweeps park the rest and whatever arrives later). Resume = delete that
-        row first (it is locked FOR SHARE by sweeps, so no sweep parks after it), then unpark every
-        parked job of the queue in batches."""
+    async def hold_refusal(self, layout: Layout) -> str | None:
+        """Why this connection cannot install the hold trigger on ``layout``'s job table (None: it
+        can). CREATE TRIGGER needs the TRIGGER privilege and DROP TRIGGER ownership of the table,
+        so the role must be (a member of) the table's owner; partitioned tables need PostgreSQL 13+."""
+        async with pg_errors(self.url):  # type: ignore[attr-defined]
+            row = await self.pool.fetchrow(  # type: ignore[attr-defined]
+                """SELECT c.relkind::text AS kind, pg_get_userbyid(c.relowner) AS owner, current_user AS me,
+                          pg_has_role(current_user, c.relowner, 'USAGE') AS owns,
+                          current_setting('server_version_num')::int AS server
+                   FROM pg_class c WHERE c.oid = to_regclass($1)""", layout.job)
+        if row is None:
+            return f"{layout.job} not found"
+        if row["kind"] == "p" and row["server"] < HOLD_MIN_SERVER:
+            return f"PostgreSQL {row['server']} has no row triggers on partitioned tables (13+ needed)"
+        if not row["owns"]:
+            return (f"role {row['me']} does not own {layout.schema}.job (owner {row['owner']}), which the "
+                    "pause trigger needs")
+        return None
+
+    async def pause_notes(self, queue: QueueRef, paused: bool) -> list[str]:
+        """Said before a pause runs: whether it will hold (trigger) or only park (best effort)."""
+        if not paused:
+            return []
+        layout = await self._writable(queue)
+        why = await self.hold_refusal(layout)
+        if why is None:
+            return []
+        return [f"{queue.qualified}: {why}: falling back to best-effort parking (jobs sent or re-queued "
+                "while no queue-console runs may be processed)"]
+
+    def _lock_pause(self, conn, layout: Layout):
+        """Serialises pause/resume of one pg-boss schema (trigger install/drop decisions)."""
+        return conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"queue-console pause {layout.schema}")
+
+    async def _trigger_present(self, conn, layout: Layout) -> bool:
+        return bool(await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2)",
+            layout.job, HOLD_TRIGGER))
+
+    async def set_paused(self, queue: QueueRef, paused: bool) -> str | None:
+        """Pause: hold the queue (row ``mode = 'hold'`` in ``paused_queue`` and, if missing, the hold
+        trigger on the job table, in one transaction) when this role may; otherwise park (best
+        effort, returns a note saying so). Resume: in one transaction, extend the retention of the
+        queue's queued jobs by the time held, delete the row and drop the trigger when no queue of
+        the schema stays held; then unpark whatever parking left. Idempotent: a resume after a crash
+        anywhere releases everything."""
         layout = await self._writable(queue)
         deadline = time.monotonic() + INLINE_BUDGET_S
         if paused:
             await self._store_ready()
             who = _who()
+            refusal = await self.hold_refusal(layout)
+            mode = "park" if refusal else "hold"
 
             async def add(conn):
-                await conn.execute(f"INSERT INTO {self._st}.paused_queue (schema, name, by) VALUES ($1, $2, $3) "
-                                   "ON CONFLICT (schema, name) DO NOTHING", layout.schema, queue.name, who)
+                await self._lock_pause(conn, layout)
+                await conn.execute(f"INSERT INTO {self._st}.paused_queue (schema, name, by, mode) VALUES ($1, $2, $3, $4) "
+                                   "ON CONFLICT (schema, name) DO UPDATE SET mode = EXCLUDED.mode "
+                                   "WHERE paused_queue.mode = 'park'", layout.schema, queue.name, who, mode)
+                if mode == "hold" and not await self._trigger_present(conn, layout):
+                    await conn.execute(
+                        f"CREATE TRIGGER {quote_ident(HOLD_TRIGGER)} BEFORE UPDATE OR DELETE ON {layout.job} "
+                        f"FOR EACH ROW EXECUTE FUNCTION {self._st}.hold_paused_job({_sql_literal(layout.schema)})")
 
             await self._tx(add)
+            if mode == "hold":
+                return None
             while time.monotonic() < deadline:
                 n = await self._tx(lambda conn: self._park(conn, layout, queue.name))
                 if not n or n < MAX_BATCH:
-                    return
-            return
+                    break
+            return f"not held: {refusal}; parked (best effort)"
         if not await self._store_exists():
-            return
+            return None
+        import asyncpg
+
+        drop_errors: list[str] = []
 
         async def remove(conn):
-            await conn.execute(f"DELETE FROM {self._st}.paused_queue WHERE schema = $1 AND name = $2",
-                               layout.schema, queue.name)
+            await self._lock_pause(conn, layout)
+            row = await conn.fetchrow(f"DELETE FROM {self._st}.paused_queue WHERE schema = $1 AND name = $2 "
+                                      "RETURNING mode, paused_at", layout.schema, queue.name)
+            if row is not None and row["mode"] == "hold":
+                # the retention clock stood still while held: never-started jobs whose keep_until
+                # passed (or would pass within the hold's length) get the hold's length back
+                await conn.execute(
+                    f"UPDATE {layout.job} SET keep_until = keep_until + (now() - $2::timestamptz) "
+                    "WHERE name = $1 AND state < 'active' AND keep_until < now() + (now() - $2::timestamptz)",
+                    queue.name, row["paused_at"])
+            others = await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {self._st}.paused_queue "
+                                         "WHERE schema = $1 AND mode = 'hold')", layout.schema)
+            if not others and await self._trigger_present(conn, layout):
+                try:
+                    async with conn.transaction():  # a savepoint: a lock timeout leaves it, inert
+                        await conn.execute(f"DROP TRIGGER IF EXISTS {quote_ident(HOLD_TRIGGER)} ON {layout.job}")
+                except asyncpg.PostgresError as exc:  # lock timeout, no ownership: resume anyway
+                    drop_errors.append(str(exc))
 
         await self._tx(remove)
+        note = None
+        if drop_errors:
+            note = f"resumed; the hold trigger (inert now) was not dropped ({drop_errors[0]}); the next resume drops it"
         total = 0
         while True:
             n = await self._tx(lambda conn: self._unpark(conn, layout, queue.name))
             total += n
             if n < MAX_BATCH:
-                return
+                return note
             if time.monotonic() > deadline:
                 raise BackendError(f"resume of {queue.qualified}: {total} parked jobs released so far, more remain; "
                                    "run resume again to release the rest")
@@ -471,9 +581,10 @@ class PgBossMutations:
         await self._tx(lambda conn: self._park(conn, layout, name))
 
     async def mark_parked(self, statuses: list[QueueStatus]) -> list[QueueStatus]:
-        """Called by PgBossReader.statuses: ``paused`` (and the honest label) for parked queues, and,
-        at most every SWEEP_EVERY_S, one re-park batch per paused queue and one unpark batch per
-        queue whose pause is gone but whose jobs are still parked (an interrupted resume)."""
+        """Called by PgBossReader.statuses: ``paused`` and the honest label for paused queues (held by
+        the trigger, or -- if the trigger is gone -- NOT HELD; or parked, best effort), and, at most
+        every SWEEP_EVERY_S, one re-park batch per parked queue and one unpark batch per queue whose
+        pause is gone but whose jobs are still parked (an interrupted resume)."""
         if not statuses:
             return statuses
         try:
@@ -482,14 +593,17 @@ class PgBossMutations:
             schemas = sorted({s.queue.namespace for s in statuses})
             async with pg_errors(self.url):  # type: ignore[attr-defined]
                 rows = await self.pool.fetch(  # type: ignore[attr-defined]
-                    f"""SELECT q.schema, q.name, q.by, q.paused_at, true AS paused,
-                          (SELECT count(*) FROM {self._st}.parked_job p WHERE p.schema = q.schema AND p.name = q.name) AS parked
+                    f"""SELECT q.schema, q.name, q.by, q.paused_at, q.mode, true AS paused,
+                          (SELECT count(*) FROM {self._st}.parked_job p WHERE p.schema = q.schema AND p.name = q.name) AS parked,
+                          EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = to_regclass(quote_ident(q.schema) || '.job')
+                                  AND t.tgname = $2) AS trigger
                         FROM {self._st}.paused_queue q WHERE q.schema = ANY($1::text[])
                         UNION ALL
-                        SELECT DISTINCT p.schema, p.name, NULL::text, NULL::timestamptz, false, NULL::bigint FROM {self._st}.parked_job p
+                        SELECT DISTINCT p.schema, p.name, NULL::text, NULL::timestamptz, NULL::text, false, NULL::bigint,
+                          NULL::boolean FROM {self._st}.parked_job p
                         WHERE p.schema = ANY($1::text[]) AND NOT EXISTS (
                           SELECT 1 FROM {self._st}.paused_queue q WHERE q.schema = p.schema AND q.name = p.name)""",
-                    schemas)
+                    schemas, HOLD_TRIGGER)
         except BackendError as exc:
             for s in statuses:
                 s.info["pause state"] = f"unreadable: {exc}"
@@ -501,19 +615,27 @@ class PgBossMutations:
             if r is None:
                 continue
             s.paused = True
-            s.info["paused"] = PAUSED_INFO
-            s.info["pause"] = PAUSED_NOTE
-            s.info["parked jobs"] = f"{r['parked']} (by {r['by']} at {r['paused_at'].isoformat(timespec='seconds')})"
+            since = f"by {r['by']} at {r['paused_at'].isoformat(timespec='seconds')}"
+            if r["mode"] == "hold":
+                s.info["paused"] = HELD_INFO if r["trigger"] else NOT_HELD_INFO
+                s.info["pause"] = f"{HELD_NOTE} ({since})"
+                if r["parked"]:
+                    s.info["parked jobs"] = f"{r['parked']} (from an earlier best-effort pause)"
+            else:
+                s.info["paused"] = PAUSED_INFO
+                s.info["pause"] = PAUSED_NOTE
+                s.info["parked jobs"] = f"{r['parked']} ({since})"
         st = self._state()
-        if self.sweep_parked and (paused or orphans) and time.monotonic() - st["swept"] >= SWEEP_EVERY_S:
+        parking = {k for k, r in paused.items() if r["mode"] == "park"}
+        if self.sweep_parked and (parking or orphans) and time.monotonic() - st["swept"] >= SWEEP_EVERY_S:
             st["swept"] = time.monotonic()
             wanted = {(s.queue.namespace, s.queue.name) for s in statuses}
-            for schema, name in sorted((paused.keys() | orphans) & wanted):
+            for schema, name in sorted((parking | orphans) & wanted):
                 try:
                     layout = await self._layout(schema)  # type: ignore[attr-defined]
                     if layout.major not in ("v10", "v11", "v12"):
                         continue
-                    if (schema, name) in paused:
+                    if (schema, name) in parking:
                         await self._tx(lambda conn: self._park(conn, layout, name))
                     else:
                         await self._tx(lambda conn: self._unpark(conn, layout, name))

@@ -24,6 +24,7 @@ from backends.contract import (
     JobDetail,
     JobSummary,
     Page,
+    QueueGauges,
     QueueRef,
     QueueStatus,
     Reader,
@@ -80,6 +81,8 @@ STATES = CANONICAL_STATES + ("blocked",)
 @dataclass
 class _QueueInfo:
     table_bytes: int | None = None
+    #: seconds the longest-waiting ready job has been runnable, at the last counts read
+    oldest_waiting_s: float | None = None
 
 
 #: what asyncpg gives for PostgreSQL's 'infinity' / '-infinity' timestamps (naive, even for timestamptz)
@@ -125,7 +128,8 @@ class PgBossReader(PgBossMutations, Reader):
 
     backend = BACKEND
     capabilities = Capabilities(states=STATES, throughput=True, latency=False, retry=True, purge=True, promote=True,
-                                cancel=True, pause=True, delayed_retry=True, namespace_label="schema")
+                                cancel=True, pause=True, delayed_retry=True, job_timeout=True,
+                                namespace_label="schema")
 
     def __init__(self, pool, url: ConnectionUrl, schema: str | None = None, include_internal: bool = False,
                  exact_max_bytes: int = EXACT_MAX_BYTES) -> None:
@@ -244,6 +248,10 @@ class PgBossReader(PgBossMutations, Reader):
             cols.append(f"count(*) FILTER (WHERE state = '{st}'{nb} AND NOT ({ready})) AS {short}_later")
             cols.append(f"count(*) FILTER (WHERE state = '{st}' AND blocked) AS {short}_blocked"
                         if layout.has_blocked else f"0::bigint AS {short}_blocked")
+        # the oldest moment a ready job became runnable: the exporter's oldest-waiting age, read by
+        # the same statement (no extra round trip; the rows are filtered here anyway)
+        cols.append(f"min({c('start_after')}) FILTER (WHERE state IN ('created', 'retry'){nb} AND {ready}) "
+                    "AS ready_since")
         live_only = not exact
         with_i14 = live_only and layout.i14
         for st in ("active", "failed"):
@@ -331,6 +339,8 @@ class PgBossReader(PgBossMutations, Reader):
         info_state = self._queues.setdefault((layout.schema, q.name), _QueueInfo())
         info_state.table_bytes = r["table_bytes"]
         now: dt.datetime = r["db_now"]
+        since_ms = _ms(r["ready_since"])
+        info_state.oldest_waiting_s = max(_ms(now) - since_ms, 0) / 1000.0 if since_ms is not None else 0.0
         created = r["c_ready"] + r["c_later"] + r["c_blocked"]
         retry = r["r_ready"] + r["r_later"] + r["r_blocked"]
         native: dict[str, int] = {"created": created, "retry": retry}
@@ -448,7 +458,7 @@ class PgBossReader(PgBossMutations, Reader):
         c = layout.col
         blocked = "blocked" if layout.has_blocked else "false"
         reason = ("CASE WHEN state IN ('failed'" + (", 'expired'" if layout.major == "v9" else "") +
-                  ") THEN left(COALESCE(output->>'message', output::text), 2000) END")
+                  f") THEN left({REASON_SQL}, 2000) END")
         sql = (f"SELECT id::text AS id, state::text AS native_state, priority, {c('created_on')} AS created_on, "
                f"{c('started_on')} AS started_on, {c('completed_on')} AS completed_on, {c('start_after')} AS start_after, "
                f"{c('retry_count')} AS retry_count, {blocked} AS blocked, {reason} AS reason, now() AS db_now "
@@ -509,6 +519,20 @@ class PgBossReader(PgBossMutations, Reader):
         )
 
     # ------------------------------------------------------------------ detail
+    async def queue_of_job(self, name: str, job_id: str) -> QueueRef | None:
+        """A queue whose rows are all in ``archive`` (discovery reads ``job`` only, so it does not list
+        it) still opens its archived jobs, as ``getJobById`` finds them: looked up by id (indexed)."""
+        try:
+            uid = uuid.UUID(job_id)
+        except (ValueError, AttributeError, TypeError):
+            return None
+        for r in await self._fetch(SCHEMAS_SQL, self.schema):
+            layout = await self._layout(r["nspname"])
+            if layout.known and layout.has_archive and await self._fetchrow(
+                    f"SELECT 1 FROM {layout.archive} WHERE id = $1 AND name = $2", uid, name):
+                return self._ref(layout.schema, name)
+        return None
+
     async def job(self, queue: QueueRef, job_id: str) -> JobDetail | None:
         try:
             uid = uuid.UUID(job_id)
@@ -541,12 +565,10 @@ class PgBossReader(PgBossMutations, Reader):
         reason = None
         stack: list = []
         if failed and output is not None:
-            if isinstance(output, dict) and isinstance(output.get("message"), str):
-                reason = output["message"]
-            else:
-                reason = row["output"]
-            if isinstance(output, dict) and isinstance(output.get("stack"), str):
-                stack = [to_blob(output["stack"])]
+            error = _error_of(output)
+            reason = error["message"] if isinstance(error.get("message"), str) else row["output"]
+            if isinstance(error.get("stack"), str):
+                stack = [to_blob(error["stack"])]
         summary_row = dict(row)
         summary_row["reason"] = reason
         summary = self._summary(layout, summary_row, reason_limit=ROW_LIMIT * 20)
@@ -584,6 +606,18 @@ class PgBossReader(PgBossMutations, Reader):
             max_attempts=retry_limit + 1 if retry_limit is not None else None,
             extra=extra,
         )
+
+    # ------------------------------------------------------------------ monitoring gauges
+    async def gauges(self, queues: list[QueueRef]) -> list[QueueGauges]:
+        """Oldest waiting age from the last counts read (``ready_since`` in the counts statement:
+        the earliest ``start_after`` of a ready created/retry job, on the database clock); no I/O.
+        pg-boss keeps no record of its workers."""
+        out = []
+        for q in queues:
+            info = self._queues.get((q.namespace, q.name))
+            if info is not None and info.oldest_waiting_s is not None:
+                out.append(QueueGauges(queue=q, oldest_waiting_s=info.oldest_waiting_s))
+        return out
 
     # ------------------------------------------------------------------ throughput
     async def throughput(self, queues: list[QueueRef]) -> list[Throughput]:
@@ -656,6 +690,27 @@ def _size(n: int | None) -> str:
     if n is None:
         return "of unknown size"
     return f"{n / 1024 / 1024:.0f} MiB"
+
+
+#: the failure message of a failed job's ``output``: serialize-error's ``{message, stack}``, or
+#: pg-boss's wrapper ``{"value": ...}`` of a non-object (its expiry and heartbeat failures are
+#: ``{"value": {"message": "job timed out"}}``; ``fail(id, 'text')`` stores ``{"value": "text"}``)
+REASON_SQL = ("COALESCE(output->>'message', output->'value'->>'message', "
+              "CASE WHEN jsonb_typeof(output->'value') = 'string' THEN output->>'value' END, output::text)")
+
+
+def _error_of(output) -> dict:
+    """The error object in a failed job's output, unwrapped as REASON_SQL does."""
+    if not isinstance(output, dict):
+        return {}
+    if isinstance(output.get("message"), str):
+        return output
+    value = output.get("value")
+    if isinstance(value, dict) and isinstance(value.get("message"), str):
+        return value
+    if isinstance(value, str):
+        return {"message": value}
+    return {}
 
 
 def _canonical(layout: Layout, native: str, start_after, now, blocked) -> str:

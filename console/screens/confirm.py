@@ -8,7 +8,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from console import formatting as fmt
-from console.actions import Preview
+from console.actions import Preview, totals
 from console.safe_text import one_line
 
 
@@ -25,6 +25,21 @@ def preview_text(preview: Preview) -> Text:
     for warning in preview.warnings:
         t.append(f"\nnote: {one_line(warning, 300)}", style="yellow")
     return t
+
+
+def confirm_title(action: str, previews: list[Preview]) -> str:
+    """`` retry 23 jobs (13 more refused by the policy) in 2 queues? ``: the jobs that would change,
+    never the refused ones counted among them."""
+    t = totals(previews)
+    now, later, refused = t["now"], t["later"], t["refused"]
+    text = f" {action} {now + later} jobs"
+    if later:
+        text += f" ({later} of them later)"
+    if refused:
+        text += f", {refused} refused by the policy"
+    if len(previews) > 1:
+        text += f", in {len(previews)} queues"
+    return text + "? "
 
 
 class ConfirmScreen(ModalScreen[bool]):

@@ -22,15 +22,16 @@ from console.screens.navigation import TableNavigation
 from console.dlq_scan import PAYLOAD_CAP, ROW_CAP, ScanResult, scan_failed
 from console.filters import FilterError, parse_filter
 from console.keymap import DANGER
+from console.screens.progress import MutationHost
 from console.poller import Snapshot
 from console.safe_text import one_line
-from console.screens.confirm import ConfirmScreen, preview_text
+from console.screens.confirm import ConfirmScreen, confirm_title, preview_text
 from console.triage import Group, group_jobs
 from console.widgets.job_detail import JobDetailView
 from console.widgets.status_bar import ConnectionBar, ErrorBanner
 
 
-class DeadLetterScreen(TableNavigation, Screen):
+class DeadLetterScreen(MutationHost, TableNavigation, Screen):
     BINDINGS = bindings_for("dlq")
 
     def __init__(self, query: str = "") -> None:
@@ -261,10 +262,25 @@ class DeadLetterScreen(TableNavigation, Screen):
         if not chosen:
             cur = self._current()
             chosen = [cur] if cur else []
-        if chosen:
-            self.run_worker(self._act_flow(action, chosen), group="mutate", exclusive=True)
+        if chosen and (run := self.claim_mutation(action)) is not None:
+            # an app worker, not exclusive: neither a second keypress nor leaving the view cancels it
+            self.app.run_worker(self._act_flow(run, action, chosen), group="mutate")
 
-    async def _act_flow(self, action: str, chosen: list[tuple[QueueRef, JobSummary]]) -> None:
+    async def _act_flow(self, run, action: str, chosen: list[tuple[QueueRef, JobSummary]]) -> None:
+        try:
+            results = await self._act_steps(run, action, chosen)
+        finally:
+            self.release_mutation(run)
+        if results is None:
+            return
+        summaries = [f"{p.selection.queue.qualified}: {r.summary() if not isinstance(r, (Exception, str)) else r}"
+                     for p, r in results]
+        self.notify(one_line("; ".join(summaries), 400), timeout=10)
+        if self.is_attached:
+            self.marks.clear()
+            self.rescan()
+
+    async def _act_steps(self, run, action: str, chosen: list[tuple[QueueRef, JobSummary]]):
         acts = self.app.actions()
         by_queue: dict[tuple, tuple[QueueRef, list[str]]] = {}
         for q, j in chosen:
@@ -276,22 +292,12 @@ class DeadLetterScreen(TableNavigation, Screen):
                 previews.append(await self.app.on_backend(acts.preview(action, Selection(q, job_ids=ids))))
         except Exception as exc:
             self.notify(one_line(str(exc), 200), severity="error")
-            return
+            return None
         body = Text()
         for p in previews:
             body.append_text(preview_text(p))
             body.append("\n")
-        total = sum(p.count for p in previews)
-        if not await self.app.push_screen_wait(ConfirmScreen(f" {action} {total} jobs in {len(previews)} queues? ", body)):
+        if not await self.app.push_screen_wait(ConfirmScreen(confirm_title(action, previews), body)):
             self.notify(f"{action} cancelled: nothing changed")
-            return
-        summaries = []
-        for p in previews:
-            try:
-                report = await self.app.on_backend(acts.execute(p))
-                summaries.append(f"{p.selection.queue.qualified}: {report.summary()}")
-            except Exception as exc:
-                summaries.append(f"{p.selection.queue.qualified}: {exc}")
-        self.notify(one_line("; ".join(summaries), 400), timeout=10)
-        self.marks.clear()
-        self.rescan()
+            return None
+        return await self.execute_previews(run, previews)

@@ -1,6 +1,7 @@
 """One queue: throughput chart, state tabs, a server-paged job table and the job detail pane."""
 from __future__ import annotations
 
+import asyncio
 from functools import partial
 
 from rich.text import Text
@@ -10,12 +11,14 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static, Tab, Tabs
 
 from backends.contract import JobDetail, Page, QueueRef, QueueStatus
+from backends.errors import BackendError
 from console import formatting as fmt
 from console.actions import Refused, Selection
 from console.app import bindings_for
 from console.screens.navigation import FilterBox, TableNavigation
 from console.keymap import DANGER
-from console.screens.confirm import ConfirmScreen, preview_text
+from console.screens.confirm import ConfirmScreen, confirm_title, preview_text
+from console.screens.progress import MutationHost
 from console.poller import Snapshot
 from console.safe_text import one_line
 from console.widgets.job_detail import JobDetailView
@@ -28,7 +31,7 @@ PAGE_SIZE = 50
 PAGE_REFRESH_EVERY = {"completed": 10, "cancelled": 10, "failed": 3}
 
 
-class QueueScreen(TableNavigation, FilterBox, Screen):
+class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
     BINDINGS = bindings_for("queue")
 
     def __init__(self, queue: QueueRef, state: str = "waiting") -> None:
@@ -339,32 +342,37 @@ class QueueScreen(TableNavigation, FilterBox, Screen):
             self.notify(f"{action} applies to failed or completed jobs", severity="warning")
             return
         ids = sorted(self.marks) if self.marks else [i for i in [self._highlighted_id()] if i]
-        if ids:
-            self.run_worker(self._mutate_flow(action, ids), group="mutate", exclusive=True)
+        if ids and (run := self.claim_mutation(action)) is not None:
+            # an app worker, not exclusive: neither a second keypress nor leaving the view cancels it
+            self.app.run_worker(self._mutate_flow(run, action, ids), group="mutate")
 
-    async def _mutate_flow(self, action: str, ids: list[str]) -> None:
-        acts = self.app.actions()
+    async def _mutate_flow(self, run, action: str, ids: list[str]) -> None:
         try:
-            acts.check_allowed(action, self.queue)
-            preview = await self.app.on_backend(acts.preview(action, Selection(self.queue, state=self.state,
-                                                                               job_ids=ids)))
-        except Exception as exc:
-            self.notify(one_line(str(exc), 200), severity="error")
-            return
-        ok = await self.app.push_screen_wait(ConfirmScreen(f" {action} {preview.count} jobs? ", preview_text(preview)))
-        if not ok:
-            self.notify(f"{action} cancelled: nothing changed")
-            return
-        try:
-            report = await self.app.on_backend(acts.execute(preview))
-        except Exception as exc:
-            self.notify(one_line(str(exc), 200), severity="error")
+            acts = self.app.actions()
+            try:
+                acts.check_allowed(action, self.queue)
+                preview = await self.app.on_backend(acts.preview(action, Selection(self.queue, state=self.state,
+                                                                                   job_ids=ids)))
+            except Exception as exc:
+                self.notify(one_line(str(exc), 200), severity="error")
+                return
+            ok = await self.app.push_screen_wait(ConfirmScreen(confirm_title(action, [preview]),
+                                                               preview_text(preview)))
+            if not ok:
+                self.notify(f"{action} cancelled: nothing changed")
+                return
+            [(_, report)] = await self.execute_previews(run, [preview])
+        finally:
+            self.release_mutation(run)
+        if isinstance(report, Exception):
+            self.notify(one_line(str(report), 200), severity="error")
             return
         self.notify(one_line(report.summary(), 300), severity="information" if report.complete else "error",
                     timeout=8)
-        self.marks.clear()
-        self._shown_ids = []
-        self.load_page()
+        if self.is_attached:
+            self.marks.clear()
+            self._shown_ids = []
+            self.load_page()
 
     def action_promote(self) -> None:
         if self.state != "delayed":
@@ -380,10 +388,16 @@ class QueueScreen(TableNavigation, FilterBox, Screen):
 
     def _simple(self, action: str) -> None:
         ids = sorted(self.marks) if self.marks else [i for i in [self._highlighted_id()] if i]
-        if ids:
-            self.run_worker(self._simple_flow(action, ids), group="mutate", exclusive=True)
+        if ids and (run := self.claim_mutation(action)) is not None:
+            self.app.run_worker(self._simple_flow(run, action, ids), group="mutate")
 
-    async def _simple_flow(self, action: str, ids: list[str]) -> None:
+    async def _simple_flow(self, run, action: str, ids: list[str]) -> None:
+        try:
+            await self._simple_steps(run, action, ids)
+        finally:
+            self.release_mutation(run)
+
+    async def _simple_steps(self, run, action: str, ids: list[str]) -> None:
         acts = self.app.actions()
         try:
             acts.check_allowed(action, self.queue)
@@ -395,15 +409,17 @@ class QueueScreen(TableNavigation, FilterBox, Screen):
         if not await self.app.push_screen_wait(ConfirmScreen(f" {action} {len(ids)} jobs? ", body)):
             self.notify(f"{action} cancelled: nothing changed")
             return
+        run.started, run.total = True, len(ids)
         try:
-            report = await self.app.on_backend(acts.apply_to_ids(action, self.queue, ids))
+            report = await asyncio.shield(self.app.on_backend(acts.apply_to_ids(action, self.queue, ids)))
         except Exception as exc:
             self.notify(one_line(str(exc), 200), severity="error")
             return
         self.notify(one_line(report.summary(), 300), severity="information" if report.complete else "error")
-        self.marks.clear()
-        self._shown_ids = []
-        self.load_page()
+        if self.is_attached:
+            self.marks.clear()
+            self._shown_ids = []
+            self.load_page()
 
     def action_dead_letters(self) -> None:
         from console.screens.dead_letters import DeadLetterScreen
@@ -411,9 +427,16 @@ class QueueScreen(TableNavigation, FilterBox, Screen):
         self.app.push_screen(DeadLetterScreen(f"queue:{self.queue.qualified}"))
 
     def action_toggle_pause(self) -> None:
-        self.run_worker(self._pause_flow(), group="mutate", exclusive=True)
+        if (run := self.claim_mutation("pause")) is not None:
+            self.app.run_worker(self._pause_flow(run), group="mutate")
 
-    async def _pause_flow(self) -> None:
+    async def _pause_flow(self, run) -> None:
+        try:
+            await self._pause_steps(run)
+        finally:
+            self.release_mutation(run)
+
+    async def _pause_steps(self, run) -> None:
         paused = not (self.status.paused if self.status else False)
         verb = "pause" if paused else "resume"
         acts = self.app.actions()
@@ -422,14 +445,23 @@ class QueueScreen(TableNavigation, FilterBox, Screen):
         except Refused as exc:
             self.notify(str(exc), severity="error")
             return
+        try:  # how this store will pause (e.g. pg-boss: best-effort parking without the trigger)
+            notes = await self.app.backend_call(self.queue, lambda r: r.pause_notes(self.queue, paused),
+                                                f"checking how to {verb}")
+        except BackendError as exc:
+            notes = [f"could not check how to {verb}: {exc}"]
         body = Text(f"{verb} {self.queue.qualified} at {self.queue.connection}\n"
                     + ("Workers finish their active jobs and take no new ones until resumed." if paused
-                       else "Workers start taking jobs again."))
+                       else "Workers start taking jobs again.")
+                    + "".join(f"\nnote: {one_line(n, 200)}" for n in notes))
         if not await self.app.push_screen_wait(ConfirmScreen(f" {verb} queue {one_line(self.queue.name, 40)}? ", body)):
             return
-        [result] = await self.app.on_backend(acts.set_paused([self.queue], paused))
+        run.started, run.total = True, 1
+        [result] = await asyncio.shield(self.app.on_backend(acts.set_paused([self.queue], paused)))
         if result["ok"]:
-            self.notify(f"{verb}d {one_line(self.queue.name, 60)}")
+            self.notify(f"{verb}d {one_line(self.queue.name, 60)}"
+                        + (f": {one_line(result['note'], 200)}" if result.get("note") else ""),
+                        severity="warning" if result.get("note") else "information")
         else:
             self.notify(one_line(str(result.get("error")), 200), severity="error")
         self.app.action_refresh()

@@ -30,7 +30,7 @@ NATIVE_COUNT_TYPES = ("active", "completed", "delayed", "failed", "prioritized",
 #: canonical reader state -> the library's job types it concatenates, in the reader's order:
 #: (library getJobs type, the reader's native_state for rows from that key)
 READER_SEGMENTS: dict[str, list[tuple[str, str]]] = {
-    "waiting": [("wait", "waiting"), ("prioritized", "prioritized"), ("paused", "paused")],
+    "waiting": [("wait", "waiting"), ("prioritized", "prioritized"), ("paused", "waiting")],
     "delayed": [("delayed", "delayed")],
     "active": [("active", "active")],
     "completed": [("completed", "completed")],
@@ -158,10 +158,9 @@ def blob_json(blob) -> Any:
 def compare_detail(detail: JobDetail | None, lib: dict, in_paused_list: bool = False) -> dict[str, tuple[Any, Any]]:
     """Detail fields that differ: field -> (library, reader). ``attemptsMade`` is compared elsewhere.
 
-    ``in_paused_list``: the library's getJobs('paused') lists the job. BullMQ's getState (v5 and
-    v6 getStateV2-8.lua) answers "waiting" for an id in the legacy ``paused`` list; the reader's
-    native_state names the key instead ("paused", as getJobCounts/getJobs do), so there the
-    expected native_state is "paused" while the canonical state is "waiting" either way.
+    ``in_paused_list``: the library's getJobs('paused') lists the job. BullMQ's getState (v4, v5
+    and v6 getState-8.lua) answers "waiting" for an id in the legacy ``paused`` list, and so does
+    the reader's native_state; the list it sits in is the detail's ``extra["list"]``.
     """
     if detail is None:
         return {"exists": (True, False)}
@@ -184,9 +183,8 @@ def compare_detail(detail: JobDetail | None, lib: dict, in_paused_list: bool = F
     check("logs (last LOG_TAIL lines)", list(lib["logs"])[-LOG_TAIL:], logs.lines if logs else None)
     check("log count", lib["logCount"], logs.total if logs else None)
     lib_native = LIBRARY_STATE_TO_NATIVE.get(lib["state"], lib["state"])
-    if in_paused_list and lib["state"] == "waiting":
-        lib_native = "paused"
     check("state", lib_native, s.native_state)
+    check("list", "paused" if in_paused_list else None, (detail.extra.get("list") or "").split(" ")[0] or None)
     check("canonical state", CANONICAL_OF_NATIVE.get(lib["state"], lib["state"]), s.state)
     return diffs
 

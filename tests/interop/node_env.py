@@ -30,7 +30,7 @@ NODE_MODULES = INTEROP_DIR / "node_modules"
 #: written after a successful ``npm ci``: sha256 of package-lock.json and the node version
 STAMP = NODE_MODULES / ".queue-console-npm-ci.stamp"
 #: the packages fixture.js requires, with the versions package.json pins
-PINNED = {"bullmq": "6.7.0", "bullmq5": "5.81.5"}
+PINNED = {"bullmq": "6.7.0", "bullmq5": "5.81.5", "bullmq4": "4.18.3"}
 MIN_NODE_MAJOR = 16
 NPM_CI_TIMEOUT_S = 300
 

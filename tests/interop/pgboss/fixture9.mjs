@@ -9,6 +9,7 @@
 // interval of an hour so that nothing runs by itself after the first pass; the fixture calls
 // boss.expire() and boss.archive() itself (both are public in v9) at known moments.
 //
+// exp: one job, expired and then archived (its queue has no row left in `job`).
 // main: archived (completed, cancelled and failed rows moved to `archive`), completed (with
 // onComplete, so a `__state__completed__main` job appears), expired (expireInSeconds 1, then
 // expire()), failed after one retry, retry later (retryDelay 3600), active (fetched, never
@@ -81,9 +82,15 @@ id = await boss.send('main', { kind: 'archived-fail' })
 await fetchOne('main', id)
 await boss.fail(id, new Error('archived failure'))
 arch.push(id)
+// exp: a queue whose only job expired and was archived, so no row of it is left in `job`
+const expOnly = await boss.send('exp', { kind: 'archived-expired' }, { expireInSeconds: 1 })
+await fetchOne('exp', expOnly)
 await sleep(1200)
+await boss.expire()
+await sleep(1100)
 await boss.archive()
 ids.archived = arch
+out.archivedQueue = { name: 'exp', id: expOnly, job: await boss.getJobById(expOnly) }
 
 // completed, with a completion job (__state__completed__main)
 id = await boss.send('main', { kind: 'done' }, { onComplete: true })
