@@ -106,3 +106,29 @@ async def test_acl_dryrun_makes_the_queue_read_only_beforehand(server, capsys):
         assert admin.queue_capabilities(q).retry and admin.queue_capabilities(q).read_only_reason is None
     finally:
         await admin.close()
+
+
+async def test_tui_does_not_offer_what_the_acl_user_may_not_do(server):
+    """Pilot: the queue view of a user Redis says (ACL DRYRUN) may not change the queue names the
+    reason in its title and offers no mutating key; the default user gets them."""
+    if server.version() < (7,):
+        pytest.skip("ACL DRYRUN needs Redis 7 (this redis-server is older)")
+    from textual.widgets import DataTable
+
+    from console.app import QueueConsoleApp
+    from console.config import Settings
+    from console.screens.queue import QueueScreen
+    from tests.test_tui import SIZE, _plain, wait_for
+
+    for user, offered in (("auditor", False), (None, True)):
+        url = _url(server, user) if user else server.url
+        app = QueueConsoleApp(Settings(urls=[url], prefixes=[PREFIX], refresh=0.5))
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1, what="the queue")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen), what="queue view")
+            title = app.screen.query_one("#queue-title")
+            await wait_for(pilot, lambda: "orders" in _plain(title.content), what="title")
+            assert ("read-only: ACL: user 'auditor' cannot run" in _plain(title.content)) is not offered
+            for action in ("retry", "purge", "toggle_pause"):
+                assert bool(app.screen.check_action(action, ())) is offered, action
