@@ -17,6 +17,7 @@ from typing import Any, Callable, Literal
 
 from backends.contract import JobOutcome, JobSummary, QueueRef, Reader, call_with_timeout
 from backends.errors import BackendError, BackendTimeout, ConnectError
+from console import formatting as fmt
 from console import requeue_planning as rp
 from console.policy import Force, LedgerEntry, Plan, Policy, default_policy, plan as make_plan
 
@@ -69,8 +70,9 @@ class Preview:
     def describe(self) -> str:
         q = self.selection.queue
         what = "all" if self.selection.is_all or self.from_all else "the selected"
-        age = f" older than {self.selection.older_than_ms // 1000}s" if self.selection.older_than_ms else ""
-        return f"{self.action} {what} {self.count} {self.selection.state} jobs{age} of {q.qualified} at {q.connection}"
+        age = f" older than {fmt.duration_ms(self.selection.older_than_ms)}" if self.selection.older_than_ms else ""
+        jobs = fmt.plural(self.count, f"{self.selection.state} job")
+        return f"{self.action} {what} {jobs}{age} of {q.qualified} at {q.connection}"
 
 
 @dataclass
@@ -117,7 +119,7 @@ class Report:
         return f"{head}, done"
 
     def summary(self) -> str:
-        parts = [f"{self.action}: {self.status()}", f"{self.batches} batches"]
+        parts = [f"{self.action}: {self.status()}", fmt.plural(self.batches, "batch")]
         if self.refused:
             parts.append(f"{self.refused} refused by the policy (of {self.requested} selected)")
         others = [o for o in self.skipped if not o.status.startswith("refused")]

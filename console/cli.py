@@ -1,26 +1,33 @@
 """The ``queue-console`` command: the TUI by default, and headless verbs (status, jobs, job, demo).
 
-Exit codes: 0 done; 2 bad usage or bad input; 3 cannot connect / backend error; 4 refused.
-Errors are one line on stderr, never a traceback.
+Exit codes: 0 done; 2 bad usage or bad input; 3 cannot connect / backend error; 4 refused;
+141 stdout closed by its reader (``| head``: quietly, as a process ended by SIGPIPE).
+Errors are one line on stderr, never a traceback. Results and data go to stdout; progress, notes
+and errors to stderr.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
 from backends.contract import json_record
 from backends.errors import BackendError, BadRequest, BadUrl
+from backends.registry import ALL_BACKENDS, POSTGRES_BACKENDS, REDIS_BACKENDS
 from console import formatting as fmt
 from console.actions import Refused
 from console.cli_actions import ActionUsageError
-from console.config import ConfigError, Settings, load
+from console.config import ConfigError, Settings, check_file, config_path, load
 from console.connections import QueueNotFound, Session
 from console.safe_text import blob_text, clean, one_line
 
 EXIT_OK, EXIT_USAGE, EXIT_BACKEND, EXIT_REFUSED = 0, 2, 3, 4
+EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer ended by a closed pipe
+SHELLS = ("bash", "zsh", "tcsh")  # shtab's
 
 
 class UsageError(Exception):
@@ -35,18 +42,40 @@ def _connection_flags(p: argparse.ArgumentParser, top: bool = False) -> None:
     g.add_argument("--url", action="append", dest="urls", metavar="URL",
                    help="redis://, rediss://, unix://, postgresql:// (repeatable; default $QUEUE_CONSOLE_URL)")
     g.add_argument("--context", help="a named context from the config file")
-    g.add_argument("--backend", help="force the queue system (bullmq) instead of detecting it")
+    g.add_argument("--backend", choices=ALL_BACKENDS,
+                   help=f"force the queue system ({', '.join(ALL_BACKENDS)}) instead of detecting it")
     g.add_argument("--prefix", action="append", dest="prefixes", metavar="PREFIX",
                    help="BullMQ key prefix to look in (repeatable; default: discover every prefix)")
     g.add_argument("--schema", help="pg-boss schema (default pgboss)")
     g.add_argument("--connect-timeout", type=float, metavar="S", help="seconds to wait for a server (default 5)")
+    o = p.add_argument_group("output")
+    if not top:
+        o.argument_default = argparse.SUPPRESS
+    o.add_argument("--utc", action="store_true", default=None if top else argparse.SUPPRESS,
+                   help="timestamps in UTC (default: local time; both show their offset; config key utc)")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("queue-console")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "unknown (not installed)"
+
+
+def _description() -> str:
+    """What the registry knows, so that --help never lags behind the backends."""
+    return ("A keyboard-first console for live job queues: "
+            f"{', '.join(REDIS_BACKENDS)} on Redis; {', '.join(POSTGRES_BACKENDS)} on PostgreSQL.")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="queue-console",
-        description="A keyboard-first console for live job queues (BullMQ on Redis).",
+        description=_description(),
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     _connection_flags(parser, top=True)
     parser.add_argument("--read-only", action="store_true", default=None, help="refuse every mutation")
     parser.add_argument("--theme", help="TUI theme name")
@@ -86,12 +115,21 @@ def build_parser() -> argparse.ArgumentParser:
     from console.metrics_exporter import add_parser as add_metrics_parser
 
     add_metrics_parser(sub, _connection_flags)
+
+    comp = sub.add_parser("completion", help="print a shell completion script (bash, zsh, tcsh)",
+                          description='e.g. eval "$(queue-console completion bash)" in ~/.bashrc')
+    comp.add_argument("shell", choices=SHELLS)
+    config = sub.add_parser("config", help="the config file: where it is, is it valid")
+    csub = config.add_subparsers(dest="config_command", metavar="CONFIG_COMMAND", required=True)
+    csub.add_parser("path", help="print the config file's path ($QUEUE_CONSOLE_CONFIG or the user config dir)")
+    check = csub.add_parser("check", help="validate a config file (default: the one in force); exit 0 ok, 2 errors")
+    check.add_argument("file", nargs="?", metavar="FILE")
     return parser
 
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
     names = ("urls", "context", "backend", "prefixes", "schema", "connect_timeout", "read_only", "theme", "refresh",
-             "policy_file")
+             "policy_file", "utc")
     flags = {name: getattr(args, name, None) for name in names}
     if "schema" in flags:
         flags["schema_"] = flags.pop("schema")
@@ -104,9 +142,49 @@ def _fail(code: int, message: str) -> NoReturn:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The entry point: ``_main``, and a quiet exit when the reader of stdout went away (``| head``)."""
+    try:
+        try:
+            _main(argv)
+        finally:
+            sys.stdout.flush()  # here, not at interpreter exit, where a closed pipe cannot be caught
+    except BrokenPipeError:
+        _closed_pipe()
+
+
+def _closed_pipe() -> NoReturn:
+    try:  # whatever is still buffered goes nowhere instead of failing again at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no file descriptor (a wrapped or captured stream)
+        pass
+    raise SystemExit(EXIT_CLOSED_PIPE)
+
+
+def _config_command(args: argparse.Namespace) -> int:
+    if args.config_command == "path":
+        print(config_path())
+        return EXIT_OK
+    path = config_path() if args.file is None else Path(args.file).expanduser()
+    if args.file is None and "QUEUE_CONSOLE_CONFIG" not in os.environ and not path.exists():
+        print(f"{path}: ok (no such file: the defaults apply)")  # as load() reads it
+        return EXIT_OK
+    check_file(path)  # ConfigError: exit 2 naming the file, key and value
+    print(f"{path}: ok")
+    return EXIT_OK
+
+
+def _main(argv: list[str] | None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command == "completion":
+            import shtab
+
+            print(shtab.complete(parser, shell=args.shell), end="")
+            return
+        if args.command == "config":
+            raise SystemExit(_config_command(args))
         if args.command == "demo":
             from console.demo import run_demo
 
@@ -116,6 +194,7 @@ def main(argv: list[str] | None = None) -> None:
                      read_only=base.read_only)
             return
         settings = load(_flags(args))
+        args.utc = settings.utc  # flag, env or config file: the CLI's timestamps follow it
         if args.command is None:
             from console.app import run_app
 
@@ -138,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
         _fail(EXIT_BACKEND, str(exc))
     except KeyboardInterrupt:
         _fail(130, "interrupted")
-    except SystemExit:
+    except (SystemExit, BrokenPipeError):
         raise
     except Exception as exc:  # never a traceback on an operator's terminal
         _fail(1, f"internal error: {type(exc).__name__}: {exc} (please report this)")
@@ -217,7 +296,7 @@ async def _jobs(session: Session, args: argparse.Namespace) -> int:
         return EXIT_OK
     bad = sum(1 for j in page.jobs if j.malformed)
     unreadable = f" ({bad} could not be read: marked MALFORMED)" if bad else ""
-    print(f"{page.state} jobs of {one_line(queue.name, 60)} ({queue.backend}): {len(page.jobs)} of "
+    print(f"{page.state} jobs of {one_line(queue.name, 60)} ({queue.backend}): {fmt.count(len(page.jobs))} of "
           f"{fmt.count(page.total)}{unreadable}")
     for j in page.jobs:
         if j.malformed:
@@ -225,7 +304,7 @@ async def _jobs(session: Session, args: argparse.Namespace) -> int:
             continue
         when = j.finished_ms or j.processed_ms or j.created_ms
         reason = f"  {one_line(j.failed_reason.text, 80)}" if j.failed_reason else ""
-        print(f"{one_line(j.id, 40):<24} {one_line(j.name or '-', 30):<20} {fmt.timestamp(when)}  "
+        print(f"{one_line(j.id, 40):<24} {one_line(j.name or '-', 30):<20} {fmt.clock(when, args.utc)}  "
               f"attempts={j.attempts_made if j.attempts_made is not None else '-'}{reason}")
     if page.next_cursor:
         print(f"more: --cursor {page.next_cursor}")
@@ -268,9 +347,9 @@ async def _job(session: Session, args: argparse.Namespace) -> int:
     print(f"  state     {s.state} ({s.native_state})")
     print(f"  attempts  {s.attempts_made if s.attempts_made is not None else '-'}"
           f" of {detail.max_attempts if detail.max_attempts is not None else '-'}")
-    print(f"  created   {fmt.timestamp(s.created_ms)}")
-    print(f"  processed {fmt.timestamp(s.processed_ms)}")
-    print(f"  finished  {fmt.timestamp(s.finished_ms)}")
+    print(f"  created   {fmt.clock(s.created_ms, args.utc)}")
+    print(f"  processed {fmt.clock(s.processed_ms, args.utc)}")
+    print(f"  finished  {fmt.clock(s.finished_ms, args.utc)}")
     if s.failed_reason:
         print(f"  error     {one_line(s.failed_reason.text, 200)}")
     print("data:")

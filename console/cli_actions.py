@@ -1,13 +1,15 @@
 """The mutating and triage verbs of the CLI: dlq list/retry/purge, pause, resume, audit.
 
 Thin: parsing and printing only; everything that changes a queue goes through console.actions.
+Results (dry runs, reports) go to stdout; progress, previews before a prompt and notes to stderr.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from typing import Any, Callable
+import time
+from typing import Any, Callable, TextIO
 
 from backends.contract import QueueRef, call_with_timeout
 from console import formatting as fmt
@@ -61,6 +63,8 @@ def add_parsers(sub: argparse._SubParsersAction, connection_flags: Callable[[arg
         common(p)
         p.add_argument("queue", nargs="?", metavar="QUEUE")
         p.add_argument("--all", action="store_true")
+        p.add_argument("--dry-run", action="store_true",
+                       help=f"show what would be {verb}d, what is already {verb}d and what cannot be; change nothing")
         p.add_argument("--yes", action="store_true")
     for verb, what in (("promote", "run delayed jobs now"), ("cancel", "cancel jobs (pg-boss)")):
         p = sub.add_parser(verb, help=what)
@@ -133,7 +137,7 @@ async def _dlq_list(args, session: Session) -> int:
         print(f"{one_line(q.qualified, 60)}: {fmt.count(p.total)} failed (newest first)")
         for j in p.jobs:
             reason = one_line(j.failed_reason.text if j.failed_reason else "", 90)
-            print(f"  {one_line(j.id, 24):<24} {fmt.timestamp(j.finished_ms)}  {reason}")
+            print(f"  {one_line(j.id, 24):<24} {fmt.clock(j.finished_ms, args.utc)}  {reason}")
     return 0
 
 
@@ -166,20 +170,22 @@ async def _dlq_list_filtered(args, session: Session, queues: list[QueueRef]) -> 
                                      "sample_reason": g.sample_reason} for g in groups],
                          "scanned": result.scanned, "capped_queues": result.capped})
             return 0
-        print(f"{len(result.items)} failed jobs (of {result.scanned} read) in {len(groups)} groups")
+        print(f"{fmt.plural(len(result.items), 'failed job')} (of {result.scanned:,} read) in "
+              f"{fmt.plural(len(groups), 'group')}")
         for g in groups:
             print(f"{g.count:>8}  {one_line(g.signature, 90)}")
             print(f"          queues {', '.join(one_line(x, 40) for x in sorted(g.queues))}; "
-                  f"first {fmt.timestamp(g.first_ms)}, last {fmt.timestamp(g.last_ms)}; e.g. {_sample_text(g)}")
+                  f"first {fmt.clock(g.first_ms, args.utc)}, last {fmt.clock(g.last_ms, args.utc)}; "
+                  f"e.g. {_sample_text(g)}")
         return 0
     if args.json:
         _print_json({"jobs": [{"connection": q.connection, "backend": q.backend, "queue": q.name, **j.model_dump()}
                               for q, j in result.items], "scanned": result.scanned, "capped_queues": result.capped})
         return 0
-    print(f"{len(result.items)} matching failed jobs (of {result.scanned} read)")
+    print(f"{fmt.plural(len(result.items), 'matching failed job')} (of {result.scanned:,} read)")
     for q, j in result.items[: args.limit]:
         reason = one_line(j.failed_reason.text if j.failed_reason else "", 80)
-        print(f"  {one_line(q.qualified, 30):<30} {one_line(j.id, 24):<24} {fmt.timestamp(j.finished_ms)}  {reason}")
+        print(f"  {one_line(q.qualified, 30):<30} {one_line(j.id, 24):<24} {fmt.clock(j.finished_ms, args.utc)}  {reason}")
     if len(result.items) > args.limit:
         print(f"  … {len(result.items) - args.limit} more (--limit)")
     return 0
@@ -199,24 +205,25 @@ def _sample_text(g) -> str:
     return f"{one_line(g.sample_queue.qualified, 40)} job {one_line(g.sample_id or '', 30)}"
 
 
-def _print_preview(p: Preview) -> None:
-    print(p.describe(), file=sys.stderr)
+def _print_preview(p: Preview, utc: bool, out: TextIO) -> None:
+    """A preview: on stdout as a dry run's result, on stderr before a confirmation prompt."""
+    print(p.describe(), file=out)
     if p.plan is not None:
         for line in p.plan.render(limit=20):
-            print(f"  {line}", file=sys.stderr)
+            print(f"  {line}", file=out)
     else:
         for j in p.sample:
             reason = one_line(j.failed_reason.text if j.failed_reason else "", 80)
-            print(f"  e.g. {one_line(j.id, 24)}  {fmt.timestamp(j.finished_ms)}  {reason}", file=sys.stderr)
+            print(f"  e.g. {one_line(j.id, 24)}  {fmt.clock(j.finished_ms, utc)}  {reason}", file=out)
         if p.action == "retry":
-            print("  policy: no rule applies to this queue: every job is retried now, in bulk", file=sys.stderr)
+            print("  policy: no rule applies to this queue: every job is retried now, in bulk", file=out)
     for w in p.warnings:
-        print(f"  note: {w}", file=sys.stderr)
+        print(f"  note: {w}", file=out)
 
 
 def _totals_text(action: str, t: dict[str, int]) -> str:
     verb = {"retry": "retried", "purge": "purged"}.get(action, action)
-    text = f"{action} of {t['selected']} selected jobs: {t['now']} would be {verb} now"
+    text = f"{action} of {fmt.plural(t['selected'], 'selected job')}: {t['now']} would be {verb} now"
     if t["later"] or action == "retry":
         text += f", {t['later']} later (paced or scheduled by the policy)"
     if t["refused"] or action == "retry":
@@ -273,8 +280,8 @@ async def _dlq_mutate(args, session: Session, actions: Actions) -> int:
                          "previews": [_preview_json(p) for p in previews]})
         else:
             for p in previews:
-                _print_preview(p)
-            print(f"dry run: {_totals_text(action, totals)}; nothing changed", file=sys.stderr)
+                _print_preview(p, args.utc, sys.stdout)
+            print(f"dry run: {_totals_text(action, totals)}; nothing changed")
         return 0
     if not previews:
         print(f"nothing to {action}", file=sys.stderr)
@@ -282,19 +289,23 @@ async def _dlq_mutate(args, session: Session, actions: Actions) -> int:
             _print_json({"action": action, "reports": []})
         return 0
     for p in previews:
-        _print_preview(p)
+        _print_preview(p, args.utc, sys.stderr)
     if totals["refused"]:
         print(f"  {_totals_text(action, totals)}", file=sys.stderr)
-    _confirm(f"{action} {total} jobs?", args.yes)
+    _confirm(f"{action} {fmt.plural(total, 'job')}?", args.yes)
+    progress = None if args.json else Progress(action)
     # planned (paced) retries of several queues run side by side: their starts interleave as planned
-    results = await actions.execute_many(previews, progress=None if args.json else _progress(action))
+    try:
+        results = await actions.execute_many(previews, progress=progress)
+    finally:
+        if progress is not None:
+            progress.end()
     if len(results) == 1 and isinstance(results[0], BaseException):
         raise results[0]  # one queue: the one-line error and its exit code
     if not args.json:
-        print("", file=sys.stderr)
         for p, r in zip(previews, results):
             text = r.summary() if isinstance(r, Report) else f"{action}: not run: {r}"
-            print(f"{one_line(p.selection.queue.qualified, 60)}: {text}", file=sys.stderr)
+            print(f"{one_line(p.selection.queue.qualified, 60)}: {text}")
     reports = [r for r in results if isinstance(r, Report)]
     failed = [r for r in results if not isinstance(r, Report)]
     done = {"selected": sum(p.count for p in previews), "done": sum(r.done for r in reports),
@@ -307,51 +318,92 @@ async def _dlq_mutate(args, session: Session, actions: Actions) -> int:
                                  | {"plan_fingerprint": p.plan.fingerprint() if p.plan is not None else None}
                                  for r, p in zip(results, previews)]})
     elif len(results) > 1:
-        print(f"{action}: {done['done']} done of {done['selected']} selected"
-              + (f", {done['refused']} refused by the policy" if done["refused"] else ""), file=sys.stderr)
+        print(f"{action}: {done['done']:,} done of {done['selected']:,} selected"
+              + (f", {done['refused']:,} refused by the policy" if done["refused"] else ""))
     if not all(r.complete for r in reports) or any(not isinstance(e, Refused) for e in failed):
         return 3
     if failed:
         return 4
     if any(r.refused for r in reports):
-        print(f"the policy refused {sum(r.refused for r in reports)} jobs (see the plan above; --force "
+        print(f"the policy refused {fmt.plural(sum(r.refused for r in reports), 'job')} (see the plan above; --force "
               "overrides permanent/too-old, --force fatal also fatal)", file=sys.stderr)
         return 4
     return 0
 
 
-def _progress(action: str):
-    def show(done: int, total: int) -> None:
-        print(f"\r{action}: {done}/{total}", end="", file=sys.stderr, flush=True)
-    return show
+class Progress:
+    """``retry: 12/36`` on stderr as a run goes. On a terminal one line redrawn in place (``\r``);
+    anywhere else (a file, a pipe, a CI log) whole lines, at most one per ``interval`` seconds, and
+    the last state always (``end``)."""
+
+    def __init__(self, action: str, stream: TextIO | None = None, interval: float = 2.0) -> None:
+        self.action = action
+        self.stream = stream if stream is not None else sys.stderr
+        try:
+            self.tty = self.stream.isatty()
+        except (AttributeError, ValueError):
+            self.tty = False
+        self.interval = interval
+        self._shown_at: float | None = None
+        self._last: str | None = None  # the newest text
+        self._printed: str | None = None  # the newest text printed
+
+    def __call__(self, done: int, total: int) -> None:
+        self._last = f"{self.action}: {done:,}/{total:,}"
+        if self.tty:
+            self._write(f"\r{self._last}", end="")
+            return
+        now = time.monotonic()
+        if self._shown_at is None or now - self._shown_at >= self.interval:
+            self._shown_at = now
+            self._write(self._last)
+
+    def _write(self, text: str, end: str = "\n") -> None:
+        print(text, end=end, file=self.stream, flush=True)
+        self._printed = self._last
+
+    def end(self) -> None:
+        """Close the progress line: a newline on a terminal, the last state if it was not printed."""
+        if self._last is None:
+            return
+        if self.tty:
+            print("", file=self.stream, flush=True)
+        elif self._printed != self._last:
+            self._write(self._last)
+
+
+def _ref(q: QueueRef, **extra: Any) -> dict[str, Any]:
+    return {"queue": q.name, "backend": q.backend, "connection": q.connection, **extra}
 
 
 async def _pause(args, session: Session, actions: Actions) -> int:
+    """pause/resume QUEUE or --all; with --dry-run only what would happen (reads only)."""
     paused = args.command == "pause"
+    verb, dry = args.command, args.dry_run
     if bool(args.queue) == bool(args.all):
-        raise ActionUsageError(f"{args.command} takes QUEUE or --all")
+        raise ActionUsageError(f"{verb} takes QUEUE or --all")
     cannot: list[dict[str, str]] = []
+    unchanged: list[QueueRef] = []  # pause: already paused (stays paused); resume: not paused
+    gone: list[tuple[Any, list[str]]] = []  # resume --all: remembered queues that no longer exist
     if args.queue:
         targets = [session.find(args.queue)]
+        if dry:
+            targets = _pausable(session, targets, cannot)
+            state = await _paused_states(session, targets)
+            unchanged = [q for q in targets if state.get(q.key) == paused]
+            targets = [q for q in targets if q not in unchanged]
     elif paused:
-        targets = []
-        for q in session.queues:
-            caps = session.reader_for(q).queue_capabilities(q)
-            if caps.pause:
-                targets.append(q)
-            else:
-                cannot.append({"queue": q.name, "backend": q.backend, "connection": q.connection,
-                               "reason": caps.read_only_reason or _no_pause(q.backend)})
-        if cannot:
+        targets = _pausable(session, session.queues, cannot)
+        if cannot and not dry:
             print(f"cannot be paused, left running ({len(cannot)}): "
                   + "; ".join(f"{one_line(c['backend'] + ':' + c['queue'], 60)} ({one_line(c['reason'], 120)})"
                               for c in cannot), file=sys.stderr)
         statuses = {s.queue.key: s for s in await session.statuses()}
-        already = [q for q in targets if statuses.get(q.key) and statuses[q.key].paused]
-        targets = [q for q in targets if q not in already]
-        if already:
+        unchanged = [q for q in targets if statuses.get(q.key) and statuses[q.key].paused]
+        targets = [q for q in targets if q not in unchanged]
+        if unchanged and not dry:
             print(f"already paused, left alone (and not resumed by resume --all): "
-                  f"{', '.join(q.qualified for q in already)}", file=sys.stderr)
+                  f"{', '.join(q.qualified for q in unchanged)}", file=sys.stderr)
     else:
         targets = []
         for conn in session.connections:
@@ -363,27 +415,45 @@ async def _pause(args, session: Session, actions: Actions) -> int:
                                                      f"reading the paused-queue records at {conn.url}")
                 found = [q for q in conn.discoveries[reader.backend].queues if store_key(q) in remembered]
                 targets += found
-                gone = _vanished(remembered, found, conn.discoveries[reader.backend], reader.backend,
+                keys = _vanished(remembered, found, conn.discoveries[reader.backend], reader.backend,
                                  session.settings.prefixes)
-                if gone and not actions.read_only:
-                    await actions.forget_paused(reader, gone)
-                    print(f"forgot {len(gone)} remembered paused queues that no longer exist at {conn.url}: "
-                          f"{', '.join(one_line(k.replace(chr(31), ':'), 60) for k in gone[:5])}", file=sys.stderr)
+                if keys and not dry and not actions.read_only:
+                    await actions.forget_paused(reader, keys)
+                    print(f"forgot {fmt.plural(len(keys), 'remembered paused queue')} no longer found at "
+                          f"{conn.url}: {', '.join(one_line(k.replace(chr(31), ':'), 60) for k in keys[:5])}",
+                          file=sys.stderr)
+                elif keys:
+                    gone.append((conn.url, keys))
+    if dry:
+        allowed = []
+        for q in targets:
+            try:
+                actions.check_allowed(verb, q)
+                allowed.append(q)
+            except Refused as exc:
+                cannot.append(_ref(q, reason=str(exc)))
+        targets = allowed
+    else:
+        for q in targets:
+            actions.check_allowed(verb, q)
+    notes: dict[tuple, list[str]] = {}
     for q in targets:
-        actions.check_allowed(args.command, q)
+        notes[q.key] = await call_with_timeout(session.reader_for(q).pause_notes(q, paused),
+                                               session.options.op_timeout, f"checking how to {verb} {q.qualified}")
+    if dry:
+        return _pause_dry_run(args, targets, unchanged, cannot, gone, notes)
     if not targets:
-        print(f"nothing to {args.command}", file=sys.stderr)
+        print(f"nothing to {verb}", file=sys.stderr)
         if args.json:
-            _print_json({"action": args.command, "results": [], "cannot_pause": cannot})
+            _print_json({"action": verb, "results": [], "cannot_pause": cannot})
         return 0
     for q in targets:
-        for note in await call_with_timeout(session.reader_for(q).pause_notes(q, paused), session.options.op_timeout,
-                                            f"checking how to {args.command} {q.qualified}"):
+        for note in notes[q.key]:
             print(f"note: {one_line(note, 300)}", file=sys.stderr)
-    _confirm(f"{args.command} {len(targets)} queues ({', '.join(q.qualified for q in targets[:10])})?", args.yes)
+    _confirm(f"{verb} {fmt.plural(len(targets), 'queue')} ({', '.join(q.qualified for q in targets[:10])})?", args.yes)
     results = await actions.set_paused(targets, paused, remember=bool(args.all))
     if args.json:
-        _print_json({"action": args.command, "results": results, "cannot_pause": cannot})
+        _print_json({"action": verb, "results": results, "cannot_pause": cannot})
     else:
         for r in results:
             state = "ok" if r["ok"] else f"FAILED: {r.get('error')}"
@@ -391,19 +461,71 @@ async def _pause(args, session: Session, actions: Actions) -> int:
                 state += f" (warning: {r['warning']})"
             if r.get("note"):
                 state += f" ({one_line(r['note'], 300)})"
-            print(f"{args.command} {one_line(r['queue'], 60)} ({r['backend']}): {state}")
+            print(f"{verb} {one_line(r['queue'], 60)} ({r['backend']}): {state}")
     return 0 if all(r["ok"] for r in results) else 3
+
+
+def _pausable(session: Session, queues: list[QueueRef], cannot: list[dict[str, str]]) -> list[QueueRef]:
+    """The queues whose backend can pause them; the others go to ``cannot`` with the reason."""
+    out = []
+    for q in queues:
+        caps = session.reader_for(q).queue_capabilities(q)
+        if caps.pause:
+            out.append(q)
+        else:
+            cannot.append(_ref(q, reason=caps.read_only_reason or _no_pause(q.backend)))
+    return out
+
+
+async def _paused_states(session: Session, queues: list[QueueRef]) -> dict[tuple, bool]:
+    out = {}
+    for q in queues:
+        for st in await call_with_timeout(session.reader_for(q).statuses([q]), session.options.op_timeout,
+                                          f"reading the state of {q.qualified}"):
+            out[st.queue.key] = bool(st.paused)
+    return out
+
+
+def _pause_dry_run(args, targets: list[QueueRef], unchanged: list[QueueRef], cannot: list[dict[str, str]],
+                   gone: list[tuple[Any, list[str]]], notes: dict[tuple, list[str]]) -> int:
+    """What pause/resume would do, on stdout; nothing was changed (and nothing forgotten)."""
+    verb = args.command
+    if args.json:
+        _print_json({"dry_run": True, "action": verb,
+                     "would": [_ref(q, notes=notes.get(q.key, [])) for q in targets],
+                     "unchanged": [_ref(q) for q in unchanged], "cannot": cannot,
+                     "forget": [{"connection": url, "records": keys} for url, keys in gone]})
+        return 0
+    print(f"would {verb} ({len(targets)}):" + ("" if targets else " nothing"))
+    for q in targets:
+        print(f"  {one_line(q.qualified, 60)} at {q.connection}")
+        for note in notes.get(q.key, []):
+            print(f"    note: {one_line(note, 300)}")
+    if unchanged:
+        what = "already paused, stays paused" if verb == "pause" else "not paused, nothing to resume"
+        print(f"{what} ({len(unchanged)}):")
+        for q in unchanged:
+            print(f"  {one_line(q.qualified, 60)} at {q.connection}")
+    if cannot:
+        print(f"cannot be {verb}d ({len(cannot)}):")
+        for c in cannot:
+            print(f"  {one_line(c['backend'] + ':' + c['queue'], 60)} at {c['connection']}: {one_line(c['reason'], 200)}")
+    for url, keys in gone:
+        print(f"would forget {fmt.plural(len(keys), 'remembered paused queue')} no longer found at {url}: "
+              f"{', '.join(one_line(k.replace(chr(31), ':'), 60) for k in keys[:5])}")
+    print(f"dry run: {verb} of {fmt.plural(len(targets), 'queue')}; nothing changed")
+    return 0
 
 
 async def _promote_cancel(args, session: Session, actions: Actions) -> int:
     queue = session.find(args.queue)
     actions.check_allowed(args.command, queue)
-    _confirm(f"{args.command} {len(args.jobs)} jobs of {queue.qualified}?", args.yes)
+    _confirm(f"{args.command} {fmt.plural(len(args.jobs), 'job')} of {queue.qualified}?", args.yes)
     report = await actions.apply_to_ids(args.command, queue, list(args.jobs))
     if args.json:
         _print_json({"action": args.command, "reports": [report.to_json()]})
     else:
-        print(f"{one_line(queue.qualified, 60)}: {report.summary()}", file=sys.stderr)
+        print(f"{one_line(queue.qualified, 60)}: {report.summary()}")
     return 0 if report.complete else 3
 
 
@@ -453,7 +575,7 @@ async def _audit(args, session: Session) -> int:
         _print_json({"records": records})
         return 0
     for r in records:
-        print(f"{fmt.timestamp(r.get('at'))}  {one_line(str(r.get('who')), 30)}  {r.get('action')}  "
+        print(f"{fmt.clock(r.get('at'), args.utc)}  {one_line(str(r.get('who')), 30)}  {r.get('action')}  "
               f"{one_line(str(r.get('queue')), 40)}  {_audit_counts(r)}  {one_line(str(r.get('result')), 80)}")
     if not records:
         print("no audit records", file=sys.stderr)

@@ -1,6 +1,8 @@
 """Settings: defaults < config file (TOML) < environment < command-line flags.
 
-The file is ``$QUEUE_CONSOLE_CONFIG`` or ``~/.config/queue-console/config.toml``::
+The file is ``$QUEUE_CONSOLE_CONFIG`` or ``config.toml`` in the platform's user config directory
+(platformdirs: ``$XDG_CONFIG_HOME/queue-console``, by default ``~/.config/queue-console`` on Linux;
+``queue-console config path`` prints it)::
 
     refresh = 2.0
     read_only = true
@@ -9,8 +11,12 @@ The file is ``$QUEUE_CONSOLE_CONFIG`` or ``~/.config/queue-console/config.toml``
     read_only = true
 
 Environment: ``QUEUE_CONSOLE_URL`` (one or more URLs separated by spaces or commas),
-``QUEUE_CONSOLE_READ_ONLY``, ``QUEUE_CONSOLE_REFRESH``, ``QUEUE_CONSOLE_THEME``.
+``QUEUE_CONSOLE_READ_ONLY``, ``QUEUE_CONSOLE_REFRESH``, ``QUEUE_CONSOLE_THEME``, ``QUEUE_CONSOLE_UTC``.
 Errors name the file, the key and the bad value.
+
+The layering is this module's own (a dict merged layer by layer, each layer validated by the one
+pydantic model ``Settings`` so that an error names the layer it came from); pydantic-settings is not
+used and is not a dependency.
 """
 from __future__ import annotations
 
@@ -59,6 +65,8 @@ class Settings(BaseModel):
     contexts: dict[str, Context] = Field(default_factory=dict)
     read_only: bool = False
     theme: str = "queue-console"
+    #: CLI timestamps in UTC instead of local time (both carry their offset)
+    utc: bool = False
     refresh: float = Field(default=2.0, gt=0.2, le=3600)
     connect_timeout: float = Field(default=5.0, gt=0, le=120)
     op_timeout: float = Field(default=10.0, gt=0, le=600)
@@ -81,7 +89,23 @@ def config_path() -> Path:
     env = os.environ.get("QUEUE_CONSOLE_CONFIG")
     if env:
         return Path(env).expanduser()
-    return Path("~/.config/queue-console/config.toml").expanduser()
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("queue-console")) / "config.toml"
+
+
+def check_file(path: Path) -> Settings:
+    """Validate one config file as ``load`` would read it, and its ``[policy]`` table and the
+    context it names; ConfigError names the file, key and value."""
+    settings = _validate(_read_file(path, required=True), f"config file {path}")
+    if settings.context and settings.context not in settings.contexts:
+        known = ", ".join(sorted(settings.contexts)) or "none defined"
+        raise ConfigError(f"config file {path}: key 'context': unknown context {settings.context!r} (known: {known})")
+    if settings.policy is not None:
+        from console.policy import policy_from_dict
+
+        policy_from_dict({"policy": settings.policy}, str(path))  # PolicyError is a ConfigError
+    return settings
 
 
 def _read_file(path: Path, required: bool) -> dict[str, Any]:
@@ -102,7 +126,7 @@ def _env() -> dict[str, Any]:
     out: dict[str, Any] = {}
     if os.environ.get("QUEUE_CONSOLE_URL"):
         out["urls"] = [u for u in re.split(r"[\s,]+", os.environ["QUEUE_CONSOLE_URL"]) if u]
-    for key in ("read_only", "refresh", "theme", "context", "store_prefix", "policy_file"):
+    for key in ("read_only", "refresh", "theme", "context", "store_prefix", "policy_file", "utc"):
         value = os.environ.get(f"QUEUE_CONSOLE_{key.upper()}") or (
             os.environ.get("QUEUE_CONSOLE_POLICY") if key == "policy_file" else None)
         if value:

@@ -17,19 +17,59 @@ def timestamp(ms: int | None) -> str:
         return f"{ms} (bad timestamp)"
 
 
-def duration_ms(ms: float | None) -> str:
+def clock(ms: int | None, utc: bool = False) -> str:
+    """A moment for people: local time with its UTC offset (``2026-11-30 03:12:05 +01:00``), or UTC
+    (``+00:00``) with ``utc`` (--utc, the config key ``utc``). The CLI's one timestamp format."""
     if ms is None:
         return "-"
+    try:
+        moment = dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc)
+        if not utc:
+            moment = moment.astimezone()
+    except (OverflowError, OSError, ValueError):
+        return f"{ms} (bad timestamp)"
+    offset = moment.strftime("%z")  # +0100
+    return f"{moment:%Y-%m-%d %H:%M:%S} {offset[:3]}:{offset[3:]}"
+
+
+_UNITS = ((86400, "d"), (3600, "h"), (60, "m"), (1, "s"))
+
+
+def duration_ms(ms: float | None) -> str:
+    """The one duration format: ``104ms``, ``4.2s``, ``44s``, ``1m 44s``, ``2h 5m``, ``3d 4h`` (two units at
+    most: the smaller one truncated)."""
+    if ms is None:
+        return "-"
+    if ms < 0:
+        return "-" + duration_ms(-ms)
     if ms < 1000:
         return f"{ms:.0f}ms"
-    s = ms / 1000
-    if s < 120:
-        return f"{s:.1f}s"
-    if s < 7200:
-        return f"{s / 60:.0f}m"
-    if s < 172800:
-        return f"{s / 3600:.0f}h"
-    return f"{s / 86400:.0f}d"
+    if ms < 9_950:
+        return f"{ms / 1000:.1f}s"
+    total = int((ms + 500) // 1000)  # whole seconds
+    parts = []
+    for size, unit in _UNITS:
+        value, total = divmod(total, size)
+        if value or parts:
+            parts.append(f"{value}{unit}")
+        if len(parts) == 2:
+            break
+    if len(parts) == 2 and parts[1].startswith("0"):
+        parts.pop()
+    return " ".join(parts)
+
+
+def duration(seconds: float | None) -> str:
+    return "-" if seconds is None else duration_ms(seconds * 1000)
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 queue``, ``2 queues``, ``1 batch``, ``3 batches`` (``many`` for irregular words)."""
+    if n == 1:
+        return f"{n:,} {word}"
+    if many is None:
+        many = word + ("es" if word.endswith(("s", "sh", "ch", "x", "z")) else "s")
+    return f"{n:,} {many}"
 
 
 def count(value: int | None) -> str:

@@ -87,3 +87,40 @@ async def non_owner(url: str, schema: str, store: str):
             await conn.execute(f'DROP SCHEMA IF EXISTS "{store}" CASCADE')
             await conn.execute(f"DROP OWNED BY {role}")
             await conn.execute(f"DROP ROLE {role}")
+
+
+class StatementLog:
+    """Every statement sent on the connections of pools opened while it is installed (an asyncpg
+    query logger on each connection): ``texts`` in order, each whitespace-folded."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def __call__(self, record) -> None:
+        self.texts.append(" ".join(str(record.query).split()))
+
+    def install(self, monkeypatch) -> "StatementLog":
+        orig = asyncpg.create_pool
+
+        def create_pool(*args, **kwargs):
+            user_init = kwargs.get("init")
+
+            async def init(conn):
+                conn.add_query_logger(self)
+                if user_init is not None:
+                    await user_init(conn)
+
+            kwargs["init"] = init
+            return orig(*args, **kwargs)
+
+        monkeypatch.setattr(asyncpg, "create_pool", create_pool)
+        return self
+
+    async def take(self) -> list[str]:
+        """The statements logged so far (loggers run from call_soon), and a fresh start."""
+        import asyncio
+
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        out, self.texts = self.texts, []
+        return out

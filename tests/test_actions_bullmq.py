@@ -405,5 +405,5 @@ async def test_resume_all_forgets_paused_queues_that_no_longer_exist(redis_url, 
         sync_redis.delete(key)
     code, out, err = await asyncio.to_thread(cli, capsys, "resume", "--all", *flags)
     assert code == 0, err
-    assert "forgot 1 remembered paused queues" in err and "resume stays" in out
+    assert "forgot 1 remembered paused queue no longer found at" in err and "resume stays" in out
     assert sync_redis.hlen(f"{prefix}:console:paused") == 0

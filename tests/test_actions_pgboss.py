@@ -268,6 +268,97 @@ async def test_purge_by_ids_and_older_than_in_batches(world, monkeypatch):
     await w.conserved(set(new[1:]) | set(waiting[1:]) | set(active))
 
 
+async def test_bulk_run_reads_the_layout_once_and_sends_one_statement_per_batch(world, monkeypatch):
+    """A bulk retry/purge run reads the schema layout once (not per batch) and each batch is ONE
+    statement on the job table: pick the next ids FOR UPDATE, change them, in the same statement (no
+    BEGIN/COMMIT, no separate SELECT)."""
+    import console.actions as actions_module
+
+    monkeypatch.setattr(actions_module, "BULK_BATCH", 10)
+    log = h.StatementLog().install(monkeypatch)
+    w = world
+    job = f"{quote_ident(w.schema)}.job"
+    reader = await w.reader()
+    acts = actions_for(reader)
+    for action in ("retry", "purge"):
+        ids = await w.make_failed(45)
+        preview = await acts.preview(action, Selection(w.ref()))
+        await log.take()
+        report = await acts.execute(preview)
+        texts = await log.take()
+        assert report.complete and report.done == 45 and report.batches == 5
+        assert sum("information_schema.columns" in t for t in texts) == 1, "layout read per batch"
+        on_jobs = [t for t in texts if job in t]
+        assert len(on_jobs) == 5 and all(t.startswith("WITH c AS (SELECT id FROM") for t in on_jobs)
+        assert not any(t.upper().startswith(("BEGIN", "COMMIT")) for t in texts if job in t)
+        rows = await w.rows(ids)
+        assert ({r["state"] for r in rows.values()} == {"retry"} and len(rows) == 45) if action == "retry" else rows == {}
+
+
+async def test_bulk_selection_count_follows_the_runs_batches_and_is_real_after_a_failed_batch(world):
+    """count_finished_before (asked before every batch) is the server's count minus what this
+    reader's batches changed since; never below the truth; a failed batch makes the next one real."""
+    from backends.errors import BackendError as _BackendError
+    from backends.pgboss import mutations
+
+    w = world
+    ids = await w.make_failed(30)
+    reader = await w.reader()
+    snap = await reader.server_time_ms()
+    assert await reader.count_finished_before(w.ref(), "failed", snap) == 30
+    out = await reader.retry_batch(w.ref(), "failed", snap, 10)
+    assert out.done == 10 and await reader.count_finished_before(w.ref(), "failed", snap) == 20
+    async with h.admin(w.url) as conn:  # another client takes 5 out of the selection
+        await conn.execute(f"DELETE FROM {quote_ident(w.schema)}.job WHERE id = ANY($1::uuid[]) AND state = 'failed'",
+                           sorted(ids, key=uuid.UUID)[-5:])
+    assert await reader.count_finished_before(w.ref(), "failed", snap) == 20  # >= the truth (15)
+    class LostReply:  # the batch's connection fails before its reply arrives
+        async def fetchrow(self, *a, **kw):
+            raise _BackendError("reply lost")
+
+    async def lost_pool():
+        return LostReply()
+
+    reader._wpool = lost_pool
+    try:
+        with pytest.raises(_BackendError):
+            await reader.retry_batch(w.ref(), "failed", snap, 10)
+    finally:
+        del reader._wpool
+    assert await reader.count_finished_before(w.ref(), "failed", snap) == 15  # counted on the server
+    assert mutations.SELECTION_RECOUNT_S > 0
+
+
+async def test_bulk_purge_of_completed_leaves_the_cached_retained_count_as_pg_boss_does(world, monkeypatch):
+    """12.38's deleteJob takes the deleted completed/cancelled jobs that its monitor already counted
+    (completed_on <= retained_on) off retained_count and total_count; the console's purge does the
+    same, in its batch statement, so the cached counts it shows stay right."""
+    import console.actions as actions_module
+
+    monkeypatch.setattr(actions_module, "BULK_BATCH", 4)
+    w = world
+    counted = await w.add("completed", 6, started_s=-700, completed_s=-600)
+    later = await w.add("completed", 3, started_s=-20, completed_s=-10)
+    q = f"{quote_ident(w.schema)}.queue"
+    async with h.admin(w.url) as conn:
+        cols = {r[0] for r in await conn.fetch("SELECT column_name FROM information_schema.columns "
+                                               "WHERE table_schema = $1 AND table_name = 'queue'", w.schema)}
+        if "retained_on" in cols:  # the monitor counted the first 6 (retained_on 5 min ago)
+            await conn.execute(f"UPDATE {q} SET retained_count = 6, total_count = 8, "
+                               "retained_on = now() - interval '5 minutes' WHERE name = $1", w.name)
+    reader = await w.reader()
+    acts = actions_for(reader)
+    report = await acts.execute(await acts.preview("purge", Selection(w.ref(), state="completed")))
+    assert report.complete and report.done == 9
+    await w.conserved(set())
+    if "retained_on" not in cols:
+        return  # v10, v11: no retained count (the monitor recounts)
+    async with h.admin(w.url) as conn:
+        row = await conn.fetchrow(f"SELECT retained_count, total_count FROM {q} WHERE name = $1", w.name)
+    assert (row["retained_count"], row["total_count"]) == (0, 2)
+    assert len(counted) == 6 and len(later) == 3
+
+
 async def test_promote_and_cancel(world):
     w = world
     delayed = await w.add("created", 2, start_after_s=3600)
@@ -287,14 +378,17 @@ async def test_promote_and_cancel(world):
 
 
 # ----------------------------------------------------------------------------------- faults
-async def _kill_when_blocked(w: World, reader, lock_id: str, task: asyncio.Task) -> None:
-    """Hold a row lock on ``lock_id`` so the console's batch waits on it inside its transaction;
-    then pg_terminate_backend the console's connection mid-transaction, and let go."""
+async def _kill_when_blocked(w: World, reader, lock_id: str, start) -> asyncio.Task:
+    """Hold a row lock on ``lock_id``, then ``start()`` the console's run, so its batch waits on the
+    lock inside its transaction; then pg_terminate_backend the console's connection mid-transaction,
+    and let go. (The lock is taken first: a batch is one fast statement, and a run started before the
+    lock could be past that row already.)"""
     async with h.admin(w.url) as conn, h.admin(w.url) as watcher:
         tr = conn.transaction()
         await tr.start()
         await conn.execute(f"SELECT 1 FROM {quote_ident(w.schema)}.job WHERE name = $1 AND id = $2::uuid FOR UPDATE",
                            w.name, lock_id)
+        task = start()
         killed = 0
         for _ in range(250):  # pg_stat_activity is read outside the lock holder's transaction (snapshot)
             if task.done():
@@ -308,6 +402,7 @@ async def _kill_when_blocked(w: World, reader, lock_id: str, task: asyncio.Task)
         seen = await watcher.fetch("SELECT application_name, wait_event_type, state FROM pg_stat_activity")
         await tr.rollback()
     assert killed, f"the console's batch never waited on the lock: {[tuple(r) for r in seen]}"
+    return task
 
 
 @pytest.mark.parametrize("action", ["retry", "purge"])
@@ -322,8 +417,7 @@ async def test_connection_killed_mid_bulk_then_second_run_finishes(world, monkey
     acts = actions_for(reader)
     preview = await acts.preview(action, Selection(w.ref()))
     in_second_batch = sorted(ids, key=uuid.UUID)[15]  # bulk batches walk ids in order
-    task = asyncio.create_task(acts.execute(preview))
-    await _kill_when_blocked(w, reader, in_second_batch, task)
+    task = await _kill_when_blocked(w, reader, in_second_batch, lambda: asyncio.create_task(acts.execute(preview)))
     report = await asyncio.wait_for(task, 30)
     assert not report.complete and report.error and report.done == 10 and report.batches == 1
     assert "10 of 45" in report.summary() and "run again" in report.summary()
@@ -439,6 +533,10 @@ async def test_parking_pause_then_resume(world, non_owner):
     # a retry into a parked queue is parked at once; promote leaves parked jobs alone
     report = await acts.execute(await acts.preview("retry", Selection(w.ref(), job_ids=failed)))
     assert report.done == 1 and (await w.rows(failed))[failed[0]]["start_after"] == SENTINEL
+    bulk = await w.make_failed(3)  # the same for a bulk retry (--all): each batch re-parks
+    everyone |= set(bulk)
+    report = await acts.execute(await acts.preview("retry", Selection(w.ref())))
+    assert report.done == 3 and all(r["start_after"] == SENTINEL for r in (await w.rows(bulk)).values())
     assert (await reader.promote_jobs(w.ref(), delayed))[0].status == "not-in-state"
     await w.conserved(everyone)
     assert (await reader.console_store().paused_list()).keys() == {f"pgboss\x1f{w.schema}\x1fwork"}
@@ -448,11 +546,12 @@ async def test_parking_pause_then_resume(world, non_owner):
     rows = await w.rows()
     for i in waiting + retry:
         assert rows[i]["start_after"] <= rows[i]["now"] and rows[i]["keep_until"] >= before[i]["keep_until"]
+    assert all(rows[i]["start_after"] <= rows[i]["now"] and rows[i]["state"] == "retry" for i in bulk)
     assert rows[delayed[0]]["start_after"] == before[delayed[0]]["start_after"]
     assert rows[failed[0]]["start_after"] <= rows[failed[0]]["now"] and rows[failed[0]]["state"] == "retry"
     assert max(r["start_after"] for r in rows.values()) < SENTINEL
     [st] = await reader.statuses([w.ref()])
-    assert not st.paused and "paused" not in st.info and st.counts["waiting"] == 7
+    assert not st.paused and "paused" not in st.info and st.counts["waiting"] == 10
     assert await reader.console_store().paused_list() == {}
     async with h.admin(w.url) as conn:
         s = quote_ident(w.store)

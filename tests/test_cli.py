@@ -25,7 +25,7 @@ NATIVE_TYPES = ("active", "completed", "delayed", "failed", "prioritized", "wait
 def isolated_env(monkeypatch, tmp_path):
     """No developer config or environment leaks into a test."""
     for name in ("QUEUE_CONSOLE_URL", "QUEUE_CONSOLE_REFRESH", "QUEUE_CONSOLE_READ_ONLY", "QUEUE_CONSOLE_THEME",
-                 "QUEUE_CONSOLE_CONTEXT"):
+                 "QUEUE_CONSOLE_CONTEXT", "QUEUE_CONSOLE_UTC", "XDG_CONFIG_HOME"):
         monkeypatch.delenv(name, raising=False)
     cfg = tmp_path / "empty.toml"
     cfg.write_text("")

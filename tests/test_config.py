@@ -8,14 +8,14 @@ import pytest
 from console.config import DEFAULT_URL, ConfigError, Settings, load
 
 ENV_VARS = ("QUEUE_CONSOLE_CONFIG", "QUEUE_CONSOLE_URL", "QUEUE_CONSOLE_REFRESH", "QUEUE_CONSOLE_READ_ONLY",
-            "QUEUE_CONSOLE_THEME", "QUEUE_CONSOLE_CONTEXT")
+            "QUEUE_CONSOLE_THEME", "QUEUE_CONSOLE_CONTEXT", "QUEUE_CONSOLE_UTC", "XDG_CONFIG_HOME")
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch, tmp_path):
     for name in ENV_VARS:
         monkeypatch.delenv(name, raising=False)
-    # never read the developer's own ~/.config/queue-console/config.toml
+    # never read the developer's own config file (XDG_CONFIG_HOME unset, HOME elsewhere)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
 
 
@@ -274,3 +274,28 @@ def test_wrong_type_for_urls_does_not_echo_the_password(config_file):
     assert str(path) in msg and "'urls'" in msg
     assert "redis://:***@host:6379/0" in msg
     assert "hunter2" not in msg
+
+
+def test_utc_layers_file_env_flag(config_file, monkeypatch):
+    assert load({}).utc is False
+    config_file("utc = true\n")
+    assert load({}).utc is True
+    config_file("utc = false\n")
+    monkeypatch.setenv("QUEUE_CONSOLE_UTC", "1")
+    assert load({}).utc is True
+    monkeypatch.delenv("QUEUE_CONSOLE_UTC")
+    assert load({"utc": True}).utc is True and load({"utc": None}).utc is False
+
+
+def test_check_file_names_an_unknown_context_and_a_bad_policy_key(tmp_path):
+    from console.config import check_file
+
+    path = tmp_path / "c.toml"
+    path.write_text('context = "prod"\n[contexts.staging]\nurls = ["redis://s:6379/0"]\n')
+    with pytest.raises(ConfigError, match=r"c\.toml: key 'context': unknown context 'prod' \(known: staging\)"):
+        check_file(path)
+    path.write_text("[policy.fairness]\nrate = \"fast\"\n")
+    with pytest.raises(ConfigError, match=r"c\.toml.*rate.*fast"):
+        check_file(path)
+    path.write_text('utc = true\ncontext = "staging"\n[contexts.staging]\nurls = ["redis://s:6379/0"]\n')
+    assert check_file(path).utc is True

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 import asyncpg
 import pytest
@@ -176,7 +177,75 @@ async def test_large_table_counts_are_indexed_or_estimated(world, postgres_url):
     if major == "v12":  # 12.38's job_i14 makes active and failed exact too
         assert main.counts["active"] == 1 and main.counts["failed"] == 3
         assert "failed" not in main.estimated and main.native["failed"] == 3
-    assert main.native["created"] + main.native["retry"] == 13
+    if major == "v12" or major == "v9":
+        assert main.native["created"] + main.native["retry"] == 13
+    else:  # v10/v11: waiting/delayed from the fetch index alone (index-only), created + retry not split
+        assert "created" not in main.native and "retry" not in main.native
+
+
+async def _set_counters(url, schema, name, age_s: float, **values) -> None:
+    """Write the queue row's cached counters as pg-boss's monitor does (the columns this version has)."""
+    async with h.admin(url) as conn:
+        cols = {r[0] for r in await conn.fetch("SELECT column_name FROM information_schema.columns "
+                                               "WHERE table_schema = $1 AND table_name = 'queue'", schema)}
+        if "monitor_on" not in cols:  # v10: no counters
+            return
+        sets = [f"{k} = {int(v)}" for k, v in values.items() if k in cols]
+        sets.append("monitor_on = now() - make_interval(secs => $2::int)")
+        await conn.execute(f"UPDATE {quote_ident(schema)}.queue SET {', '.join(sets)} WHERE name = $1", name, age_s)
+
+
+async def test_fresh_cached_counters_are_the_counts_labelled_with_their_age(world, postgres_url):
+    """On a big table (11+) the fresh counters pg-boss's monitor keeps are the counts: no job row is
+    read, every count is labelled (estimated + "cached, N s old"). Stale counters are not used; a
+    small table is still counted exactly; v10 has no counters."""
+    major, schema, ids = world
+    await _set_counters(postgres_url, schema, "main", 5, queued_count=70, ready_count=40, deferred_count=20,
+                        blocked_count=10, active_count=3, failed_count=6, total_count=1079, retained_count=1000)
+    reader = await open_reader(postgres_url, schema=schema)
+    try:
+        disc = await reader.discover()
+        small = by_name(await reader.statuses(disc.queues))["main"]
+        assert small.counts["waiting"] == 8 and small.estimated == []  # exact wins while the table is small
+        reader.exact_max_bytes = -1
+        main = by_name(await reader.statuses(disc.queues))["main"]
+        if major == "v10":
+            assert main.counts["waiting"] == 8 and "counts" not in main.info
+            return
+        assert re.fullmatch(r"cached, [5-9] s old", main.info["counts"]), main.info
+        assert set(main.estimated) == set(main.counts) and main.native == {}
+        if major == "v12":
+            assert main.counts == {"waiting": 40, "delayed": 20, "blocked": 10, "active": 3, "failed": 6,
+                                   "completed": 1000, "cancelled": None}
+        else:  # v11: no ready/blocked/failed counters; completed = total - queued - active (incl. failed)
+            assert main.counts == {"waiting": 50, "delayed": 20, "active": 3, "failed": None, "completed": 1006,
+                                   "cancelled": None}
+        await _set_counters(postgres_url, schema, "main", 600)  # stale: counted live again
+        main = by_name(await reader.statuses(disc.queues))["main"]
+        assert main.counts["waiting"] == 8 and main.counts["delayed"] == 5 and "counts" not in main.info
+        assert "(stale)" in main.info["cached counters"]
+    finally:
+        await reader.close()
+
+
+async def test_exact_counting_has_a_budget_per_refresh(world, postgres_url, monkeypatch):
+    """Exact counting (a pass over the queue's rows) goes smallest table first while the sizes add up
+    to at most exact_max_bytes: one refresh never scans more than that. (Live counts go LIVE_CHUNK
+    queues per statement: 2 here, so the queues come from several statements.)"""
+    major, schema, _ = world
+    monkeypatch.setattr(pgreader, "LIVE_CHUNK", 2)
+    reader = await open_reader(postgres_url, schema=schema)
+    try:
+        disc = await reader.discover()
+        await reader.statuses(disc.queues)
+        sizes = {q.name: reader._queues[(schema, q.name)].table_bytes for q in disc.queues}
+        reader.exact_max_bytes = min(sizes.values())
+        st = by_name(await reader.statuses(disc.queues))
+        exact = [n for n, s in st.items() if not s.estimated]
+        assert exact and sum(sizes[n] for n in exact) <= reader.exact_max_bytes
+        assert st["main"].counts["waiting"] == 8
+    finally:
+        await reader.close()
 
 
 async def test_version_is_read_every_refresh(world, postgres_url):
@@ -253,6 +322,33 @@ async def test_pages_are_keyset_in_pgboss_order(world, postgres_url):
                     assert {j.state for j in jobs} == {state}
         failed, _ = await _all_pages(reader, main, "failed", 50)
         assert failed[0].failed_reason.text == "boom 2" and failed[0].attempts_made == 2
+    finally:
+        await reader.close()
+
+
+async def test_page_total_is_not_counted_on_every_page(world, postgres_url, monkeypatch):
+    """A page is one statement: its total is the last refresh's live count of that state; a state the
+    refresh only estimated is counted once on demand and reused by the next pages and reloads."""
+    major, schema, _ = world
+    log = h.StatementLog().install(monkeypatch)
+    reader = await open_reader(postgres_url, schema=schema)
+    try:
+        main = next(q for q in (await reader.discover()).queues if q.name == "main")
+        await reader.statuses([main])
+        await log.take()
+        p1 = await reader.page(main, "failed", None, 2)
+        p2 = await reader.page(main, "failed", p1.next_cursor, 2)
+        assert p1.total == p2.total == 3 and len(await log.take()) == 2
+        reader.exact_max_bytes = -1  # a big table: completed is an estimate
+        status = (await reader.statuses([main]))[0]
+        assert "completed" in status.estimated
+        await log.take()
+        p1 = await reader.page(main, "completed", None, 2)
+        p2 = await reader.page(main, "completed", p1.next_cursor, 2)
+        p1_again = await reader.page(main, "completed", None, 2)
+        texts = await log.take()
+        assert p1.total == p2.total == p1_again.total == 5
+        assert len([t for t in texts if "count(*)" in t]) == 1 and len(texts) == 4
     finally:
         await reader.close()
 
@@ -352,6 +448,59 @@ async def test_throughput_counts_completions_on_the_db_clock(world, postgres_url
         assert round(main.completed_per_s * main.interval_s) == 4
         assert round(main.failed_per_s * main.interval_s) == 1
         assert tp["empty"].completed_per_s == 0
+    finally:
+        await reader.close()
+
+
+async def test_throughput_without_a_completed_on_index_scans_a_bounded_turn(world, postgres_url, monkeypatch):
+    """v10/v11 keep no index on completed_on: a sample scans queue tables only while their sizes add
+    up to THROUGHPUT_SCAN_BYTES, queue by queue in turn, each over its own window; a queue bigger
+    than that is never scanned and says so. 12.38 (job_i16) samples every queue every time."""
+    major, schema, _ = world
+    monkeypatch.setattr(pgreader, "THROUGHPUT_MIN_S", 0.0)
+    reader = await open_reader(postgres_url, schema=schema)
+    try:
+        disc = await reader.discover()
+        queues = disc.queues
+        await reader.statuses(queues)
+        sizes = {q.name: reader._queues[(schema, q.name)].table_bytes for q in queues}
+        monkeypatch.setattr(pgreader, "THROUGHPUT_SCAN_BYTES", max(sizes.values()))
+        assert await reader.throughput(queues) == []  # the baseline
+        async with h.admin(postgres_url) as conn:
+            for _ in range(4):
+                await h.add_job(conn, schema, "main", "completed", completed_s=0)
+            await h.add_job(conn, schema, "main", "failed", completed_s=0)
+        await asyncio.sleep(0.05)
+        calls = [await reader.throughput(queues) for _ in range(len(queues))]
+        done = sum(round(t.completed_per_s * t.interval_s) for c in calls for t in c if t.queue.name == "main")
+        fail = sum(round(t.failed_per_s * t.interval_s) for c in calls for t in c if t.queue.name == "main")
+        assert (done, fail) == (4, 1)
+        assert {t.queue.name for c in calls for t in c} == {q.name for q in queues}
+        if major == "v12":
+            assert all(len(c) == len(queues) for c in calls)
+        else:
+            assert all(sum(sizes[t.queue.name] for t in c) <= max(sizes.values()) for c in calls)
+            assert len(calls[0]) < len(queues)
+            monkeypatch.setattr(pgreader, "THROUGHPUT_SCAN_BYTES", 0)  # only empty tables fit
+            assert all(sizes[t.queue.name] == 0 for t in await reader.throughput(queues))
+            main = by_name(await reader.statuses(queues))["main"]
+            assert main.info["throughput"].startswith("not measured")
+    finally:
+        await reader.close()
+
+
+async def test_sessions_have_jit_off_and_no_reset_round_trip(postgres_url, monkeypatch):
+    """JIT and parallel workers are off on the console's sessions; giving a connection back to the pool sends nothing
+    (asyncpg's default reset query was one more round trip per pooled statement)."""
+    log = h.StatementLog().install(monkeypatch)
+    reader = await open_reader(postgres_url)
+    try:
+        await log.take()
+        assert await reader.pool.fetchval("SHOW jit") == "off"
+        assert await reader.pool.fetchval("SHOW max_parallel_workers_per_gather") == "0"
+        wpool = await reader._wpool()
+        assert await wpool.fetchval("SHOW jit") == "off"
+        assert await log.take() == ["SHOW jit", "SHOW max_parallel_workers_per_gather", "SHOW jit"]
     finally:
         await reader.close()
 

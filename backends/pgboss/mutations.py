@@ -26,6 +26,7 @@ import os
 import socket
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from backends.contract import BatchOutcome, ConsoleStore, JobOutcome, QueueRef, QueueStatus
@@ -36,6 +37,14 @@ from backends.postgres import open_write_pool, pg_errors
 
 #: jobs per statement: bounded, so row locks (fetchers SKIP LOCKED past them) stay few and short
 MAX_BATCH = 500
+#: jobs per bulk retry/purge batch (one statement, one commit; the action layer asks for its
+#: BULK_BATCH and gets at most this many): the one place the pg-boss batch size is set. 1,000 is
+#: pg-boss's own chunk in the comparison; measured on a 2.4M-row 12.38 table (docs/performance.md)
+#: a batch of 500 spent a commit (~4 ms fsync) per 500 rows where pg-boss spends one per 1,000
+BULK_BATCH = 1000
+#: the bulk selection's count is counted on the server at least this often during a run (see
+#: count_finished_before)
+SELECTION_RECOUNT_S = 10.0
 #: far-future start_after of a parked job; finite on purpose (node-pg turns 'infinity' into a non-Date)
 SENTINEL = dt.datetime(2999, 1, 1, tzinfo=dt.timezone.utc)
 #: a statuses() refresh re-parks paused queues at most this often (per reader)
@@ -66,6 +75,16 @@ RETRY_SET = ("state = 'retry', retry_limit = retry_limit + 1, completed_on = NUL
 RETRY_SET_RESET = ("state = 'retry', retry_count = 0, started_on = NULL, completed_on = NULL, "
                    "start_after = GREATEST(start_after, now())")
 FINISHED = {"failed": "failed", "completed": "completed", "cancelled": "cancelled"}
+
+
+@dataclass
+class _BulkRun:
+    """A bulk retry/purge run in progress: what its batches share."""
+
+    layout: Layout
+    sql: str
+    parking: bool
+    after: uuid.UUID = _ZERO_UUID
 
 
 class _Conflict(BackendError):
@@ -210,18 +229,35 @@ class PgBossMutations:
         return int(row["ms"])
 
     async def count_finished_before(self, queue: QueueRef, state: str, before_ms: int) -> int:
+        """Jobs of ``state`` finished at or before the snapshot: the bulk selection. The action layer
+        asks before every batch; counting it on the server costs a visit to every remaining row
+        (100,000 failed jobs: ~100 ms a count, 100 counts per run, 3x the run itself), so within
+        SELECTION_RECOUNT_S of a server count the answer is that count minus what this reader's own
+        bulk batches changed since. The selection only shrinks (its jobs finished before the
+        snapshot), so that is never below the truth; a batch that fails (its reply lost, say) drops
+        the figure, so the recount after it is a real count."""
         native = FINISHED.get(state)
         if native is None:
             raise BackendError(f"{state!r} is not a finished state (failed, completed or cancelled)")
         layout = await self._layout(queue.namespace)  # type: ignore[attr-defined]
         if not layout.known:
             raise Unsupported(layout.read_only_reason or "unknown pg-boss schema")
+        key = (queue.namespace, queue.name, native, before_ms)
+        known = self._selection_counts().get(key)
+        if known is not None and time.monotonic() - known[1] < SELECTION_RECOUNT_S:
+            return known[0]
         c = layout.col
         async with pg_errors(self.url):  # type: ignore[attr-defined]
             row = await self.pool.fetchrow(  # type: ignore[attr-defined]
                 f"SELECT count(*) AS n FROM {layout.job} WHERE name = $1 AND state = '{native}' "
                 f"AND {c('completed_on')} <= $2", queue.name, _at(before_ms))
+        self._selection_counts()[key] = (int(row["n"]), time.monotonic())
         return int(row["n"])
+
+    def _selection_counts(self) -> dict:
+        """(schema, queue, state, snapshot) -> (jobs left in the bulk selection, when last counted on
+        the server). A bulk run's batches take what they changed off it (see count_finished_before)."""
+        return self._state().setdefault("selection_counts", {})
 
     async def _classify(self, conn, layout: Layout, name: str, ids: list[uuid.UUID], done: set[str],
                         bad: list[str], why: str = "not-in-state") -> list[tuple[str, str]]:
@@ -326,40 +362,105 @@ class PgBossMutations:
             "AND id > $3 ORDER BY id LIMIT $4 FOR UPDATE", queue.name, _at(before_ms), after, count)
         return [r["id"] for r in rows]
 
+    def _bulk_sql(self, layout: Layout, action: str, native: str) -> str:
+        """One statement per batch: pick the next ``$4`` jobs of the run (keyset after ``$3``, finished
+        at or before ``$2``), change them, and return the batch's last id, its size and the ids changed.
+        A single statement is its own transaction, so the batch is atomic without BEGIN/COMMIT."""
+        # no FOR UPDATE: the change below re-checks the state guard on each row it locks (a job a
+        # worker or another console moved meanwhile is skipped), and locking first would write
+        # every row's lock before the change writes it again
+        pick = (f"SELECT id FROM {layout.job} WHERE name = $1 AND state = '{native}' AND completed_on <= $2 "
+                "AND id > $3 ORDER BY id LIMIT $4")
+        if action == "retry":
+            # RETRY_SET's unqualified columns are the job's (c has only id)
+            change = (f"UPDATE {layout.job} j SET {RETRY_SET} FROM c WHERE j.name = $1 AND j.id = c.id "
+                      f"AND j.state = '{native}' RETURNING j.id")
+        else:
+            change = (f"DELETE FROM {layout.job} j USING c WHERE j.name = $1 AND j.id = c.id "
+                      f"AND j.state = '{native}' RETURNING j.id, j.completed_on")
+        counted = ""
+        if action == "purge" and native in ("completed", "cancelled") and \
+                {"retained_count", "retained_on", "total_count"} <= layout.queue_columns:
+            # as 12.38's deleteJob (reduceRetainedCount): deleted completed/cancelled jobs that the
+            # monitor already counted (completed_on <= retained_on) leave retained_count and
+            # total_count, in the same statement here
+            q = f"{layout.q}.queue"
+            counted = (f", r AS (UPDATE {q} SET retained_count = CASE WHEN retained_count IS NULL THEN NULL "
+                       "ELSE GREATEST(retained_count - x.n, 0) END, total_count = GREATEST(total_count - x.n, 0) "
+                       f"FROM (SELECT count(*) AS n FROM u WHERE u.completed_on <= (SELECT retained_on FROM {q} "
+                       f"WHERE name = $1)) x WHERE {q}.name = $1 AND x.n > 0)")
+        return (f"WITH c AS ({pick}), u AS ({change}){counted} "
+                "SELECT (SELECT id FROM c ORDER BY id DESC LIMIT 1) AS last, (SELECT count(*) FROM c) AS n, "
+                "ARRAY(SELECT id::text FROM u) AS ids")
+
     async def _bulk(self, queue: QueueRef, action: str, state: str, before_ms: int, count: int) -> BatchOutcome:
+        """One batch of a bulk run. The run (queue, action, state, snapshot) keeps its keyset cursor,
+        its layout (read once, when the run starts: not per batch) and whether the queue was parked
+        (console-paused) when it started; each batch is ONE statement on the writable pool (no BEGIN/COMMIT round trips,
+        no layout re-read, no per-batch store check)."""
+        import asyncpg
+
         native = FINISHED.get(state)
         if native is None or (action == "retry" and native != "failed"):
             raise BackendError(f"cannot {action} {state!r} jobs in bulk "
                                f"({'failed' if action == 'retry' else 'failed, completed or cancelled'})")
-        layout = await self._writable(queue)
-        count = max(1, min(int(count), MAX_BATCH))
         key = (queue.namespace, queue.name, action, native, before_ms)
-        cursors = self._state()["cursors"]
-        after = cursors.get(key, _ZERO_UUID)
-        stmt = (self._retry_sql(layout, False) if action == "retry" else
-                f"DELETE FROM {layout.job} WHERE name = $1 AND id = ANY($2::uuid[]) AND state = '{native}' "
-                "RETURNING id::text AS id")
-
-        async def run(conn):
-            ids = await self._candidates(conn, layout, queue, native, before_ms, after, count)
-            rows = await conn.fetch(stmt, queue.name, ids) if ids else []
-            return ids, [r["id"] for r in rows]
-
+        runs = self._state()["cursors"]
+        run = runs.get(key)
+        if run is None:
+            layout = await self._writable(queue)
+            run = runs[key] = _BulkRun(layout=layout, sql=self._bulk_sql(layout, action, native),
+                                       parking=action == "retry" and await self._parked_queue(layout, queue.name))
+        layout = run.layout
+        count = max(1, min(int(count), BULK_BATCH))
+        counts = self._selection_counts()
+        ckey = (queue.namespace, queue.name, native, before_ms)
+        pool = await self._wpool()
         try:
-            ids, done = await self._tx(run)
-        except _Conflict:
+            async with pg_errors(self.url):  # type: ignore[attr-defined]
+                row = await pool.fetchrow(run.sql, queue.name, _at(before_ms), run.after, count)
+            last, n, done = row["last"], int(row["n"]), list(row["ids"])
+        except asyncpg.UniqueViolationError:
             # a retry conflicting with a waiting job's singleton key: this batch job by job
             async def run_ids(conn):
-                return await self._candidates(conn, layout, queue, native, before_ms, after, count)
+                return await self._candidates(conn, layout, queue, native, before_ms, run.after, count)
 
-            ids = await self._tx(run_ids)
-            outs = await self._by_ids(queue, [str(i) for i in ids], stmt, "retried", layout=layout)
-            done = [o.job_id for o in outs if o.ok]
-        if ids:
-            cursors[key] = max(ids)
-        if action == "retry":
+            try:
+                ids = await self._tx(run_ids)
+                stmt = self._retry_sql(layout, False)
+                outs = await self._by_ids(queue, [str(i) for i in ids], stmt, "retried", layout=layout)
+            except BaseException:
+                counts.pop(ckey, None)
+                raise
+            last, n, done = (max(ids) if ids else None), len(ids), [o.job_id for o in outs if o.ok]
+        except BaseException:
+            counts.pop(ckey, None)  # the batch may or may not have run: the next count is a real one
+            raise
+        known = counts.get(ckey)
+        if known is not None:
+            counts[ckey] = (max(known[0] - len(done), 0), known[1])
+        if last is not None:
+            run.after = last
+        more = n == count
+        if run.parking and done:
             await self._repark_if_paused(layout, queue.name)
-        return BatchOutcome(done=len(done), more=len(ids) == count, ids=done)
+        if not more:
+            runs.pop(key, None)
+            counts.pop(ckey, None)
+        return BatchOutcome(done=len(done), more=more, ids=done)
+
+    async def _parked_queue(self, layout: Layout, name: str) -> bool:
+        """Whether the console has this queue paused by parking now (a held queue needs nothing: its
+        trigger holds what a retry releases): a bulk retry into it re-parks
+        what it retried, batch by batch."""
+        if not await self._store_exists():
+            return False
+        async with pg_errors(self.url):  # type: ignore[attr-defined]
+            return bool(await self.pool.fetchval(  # type: ignore[attr-defined]
+                # a store from before the `mode` column (added on the next write) only parks
+                f"SELECT EXISTS (SELECT 1 FROM {self._st}.paused_queue q WHERE q.schema = $1 AND q.name = $2 "
+                "AND COALESCE(to_jsonb(q) ->> 'mode', 'park') = 'park')",
+                layout.schema, name))
 
     async def retry_batch(self, queue: QueueRef, state: str, before_ms: int, count: int) -> BatchOutcome:
         """Retry at most ``count`` failed jobs with ``completed_on`` at or before the snapshot, in id
