@@ -176,4 +176,4 @@ class BullMQWriter:
                 remaining = await scripts.pause(k, False, emit=False)
 
     def console_store(self) -> ConsoleStore:
-        return RedisConsoleStore(self.client, self.store_prefix)
+        return RedisConsoleStore(self.client, self.store_prefix, self.url)
