@@ -55,6 +55,9 @@ class Context(BaseModel):
     prefixes: list[str] = Field(default_factory=list)
     schema_: str | None = Field(default=None, alias="schema")
     backend: str | None = None
+    #: the TUI's context badge colour (a colour name or #rrggbb); a context named like "prod"
+    #: without one is shown white on red
+    color: str | None = None
 
 
 class Settings(BaseModel):

@@ -18,6 +18,8 @@ class Key:
     show: bool = True  # shown in the footer
     tier: str = "safe"  # "safe" | "danger"
     priority: bool = False  # wins over the focused widget's own binding for the same key
+    #: the queue capability the action needs (``QueueCapabilities`` field); None: always works
+    capability: str | None = None
 
 
 KEYS: tuple[Key, ...] = (
@@ -27,6 +29,8 @@ KEYS: tuple[Key, ...] = (
     Key("refresh", "r", "Refresh now", ("app",), show=False),
     Key("open_queue", "enter", "Open queue", ("overview",), priority=True),
     Key("dead_letters", "f", "Failures", ("overview", "queue")),
+    Key("pause_all", "P", "Pause all", ("overview",), tier="danger", capability="pause"),
+    Key("resume_all", "U", "Resume all", ("overview",), tier="danger", capability="pause"),
     Key("filter", "slash", "Filter", ("overview", "queue")),
     Key("cursor_down", "j", "Down", ("overview", "queue", "dlq"), show=False),
     Key("cursor_up", "k", "Up", ("overview", "queue", "dlq"), show=False),
@@ -44,11 +48,11 @@ KEYS: tuple[Key, ...] = (
     Key("mark_all", "a", "Mark all matching", ("dlq",)),
     Key("rescan", "r", "Rescan", ("dlq",), show=False),
     Key("edit_filter", "slash", "Filter", ("dlq",)),
-    Key("retry", "R", "Retry", ("queue", "dlq"), tier="danger"),
-    Key("purge", "D", "Purge", ("queue", "dlq"), tier="danger"),
-    Key("promote", "O", "Promote (run now)", ("queue",), tier="danger"),
-    Key("cancel_jobs", "C", "Cancel job", ("queue",), tier="danger"),
-    Key("toggle_pause", "P", "Pause/resume", ("queue",), tier="danger"),
+    Key("retry", "R", "Retry", ("queue", "dlq"), tier="danger", capability="retry"),
+    Key("purge", "D", "Purge", ("queue", "dlq"), tier="danger", capability="purge"),
+    Key("promote", "O", "Promote (run now)", ("queue",), tier="danger", capability="promote"),
+    Key("cancel_jobs", "C", "Cancel job", ("queue",), tier="danger", capability="cancel"),
+    Key("toggle_pause", "P", "Pause/resume", ("queue",), tier="danger", capability="pause"),
     # stopping a running retry/purge is safe: it never undoes, it stops after the batch in flight
     Key("cancel_mutation", "x", "Cancel the running retry/purge (after its current batch)",
         ("queue", "dlq", "progress"), show=False),
@@ -57,12 +61,27 @@ KEYS: tuple[Key, ...] = (
 
 #: actions that change a queue: absent from the footer and refused in read-only mode
 DANGER = frozenset(k.id for k in KEYS if k.tier == "danger")
+#: actions that only make sense where queues can change: off in read-only mode (stopping a running
+#: retry/purge is safe, but a read-only session never has one)
+WRITES = DANGER | {"cancel_mutation"}
 
 _KEY_LABELS = {"question_mark": "?", "slash": "/", "escape": "esc", "enter": "enter", "shift+tab": "shift+tab"}
 
 
+#: action id -> the queue capability it needs
+CAPABILITY = {k.id: k.capability for k in KEYS if k.capability}
+
+
 def label(keys: str) -> str:
     return " ".join(_KEY_LABELS.get(k, k) for k in keys.split(","))
+
+
+def hint(action_ids: list[str], allowed) -> str:
+    """``R retry, D purge``: the keys of those actions that ``allowed(id)`` lets through here (a
+    screen's ``check_action``), so that no line names a key that does nothing (read-only)."""
+    by_id = {k.id: k for k in KEYS}
+    return ", ".join(f"{label(by_id[a].keys)} {by_id[a].description.lower()}" for a in action_ids
+                     if allowed(a))
 
 
 def for_screen(screen: str) -> list[Key]:

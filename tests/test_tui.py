@@ -390,3 +390,121 @@ async def test_second_keypress_never_cancels_a_running_retry_and_x_cancels_it_ho
         assert record["count"] == done and record["result"] == f"{done} of 5, cancelled" and record["cancelled"]
         assert record["requested"] == 8 and record["refused"] == 3
         assert sync_redis.zcard(f"{prefix}:slow:failed") == 8 - done
+
+
+def _screen_text(screen) -> str:
+    from textual.widgets import Static
+
+    return "\n".join(_plain(w.content) for w in screen.query(Static))
+
+
+async def test_pause_all_and_resume_all_from_the_overview(redis_url, prefix, sync_redis):
+    """P pauses every queue that can be paused and is not yet (listing those already paused and
+    those that cannot be paused, with why); U resumes exactly those, never the one paused by hand."""
+    from console.screens.confirm import ConfirmScreen
+
+    write_fixed_queue(sync_redis, prefix, "mail", failed=1, completed=0, waiting=2, delayed=0)
+    write_fixed_queue(sync_redis, prefix, "sms", failed=0, completed=0, waiting=1, delayed=0)
+    write_fixed_queue(sync_redis, prefix, "held", failed=0, completed=0, waiting=1, delayed=0, paused=True)
+    write_fixed_queue(sync_redis, prefix, "future", failed=0, completed=0, waiting=1, delayed=0)
+    sync_redis.hset(f"{prefix}:future:meta", "version", "bullmq:99.0.0")  # unknown version: read-only
+
+    def paused(name: str) -> bool:
+        return sync_redis.hexists(f"{prefix}:{name}:meta", "paused")
+
+    app = app_for(redis_url, prefix, store_prefix=f"{prefix}:console")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 4, what="four queues")
+        await pilot.press("P")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="pause-all confirmation")
+        text = _screen_text(app.screen)
+        assert "pause 2 queues?" in text
+        will, rest = text.split("will pause (2):")[1].split("already paused, stays paused")
+        assert "mail" in will and "sms" in will and "held" not in will and "future" not in will
+        stays, cannot = rest.split("cannot be paused (1):")
+        assert "held" in stays and "future" in cannot and "99.0.0" in cannot
+        await pilot.press("y")
+        await wait_for(pilot, lambda: paused("mail") and paused("sms"), what="mail and sms paused")
+        assert paused("held") and not paused("future")
+
+        await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen)
+                       and sum(s.paused for s in app.screen.statuses) == 3, what="three paused on screen")
+        await pilot.pause(0.3)
+        await pilot.press("U")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="resume-all confirmation")
+        text = _screen_text(app.screen)
+        assert "resume 2 queues?" in text
+        will, stays = text.split("will resume (2):")[1].split("paused, but not by pause all")
+        assert "mail" in will and "sms" in will and "held" not in will and "held" in stays
+        await pilot.press("y")
+        await wait_for(pilot, lambda: not paused("mail") and not paused("sms"), what="mail and sms resumed")
+        assert paused("held")
+
+
+async def test_pause_all_confirmation_scrolls_at_80x24(redis_url, prefix, sync_redis):
+    """A plan longer than the screen scrolls between the title and the y / n line, both visible."""
+    from console.screens.confirm import ConfirmScreen
+
+    for i in range(30):
+        write_fixed_queue(sync_redis, prefix, f"q{i:02d}", failed=0, completed=0, waiting=1, delayed=0)
+    app = app_for(redis_url, prefix, store_prefix=f"{prefix}:console")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 30, what="30 queues")
+        await pilot.press("P")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirmation")
+        await pilot.pause(0.2)
+        keys = app.screen.query_one("#confirm-keys")
+        body = app.screen.query_one("#confirm-body")
+        assert keys.region.bottom <= 24 and keys.region.height == 1 and keys.region.width > 0
+        assert body.max_scroll_y > 0  # the plan is longer than the box: it scrolls
+        await pilot.press("end")
+        await pilot.pause(0.2)
+        assert body.scroll_y == body.max_scroll_y
+        await pilot.press("n")
+        await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen), what="cancelled")
+        assert not any(sync_redis.hexists(f"{prefix}:q{i:02d}:meta", "paused") for i in range(30))
+
+
+async def test_read_only_badge_and_no_mutating_key_anywhere(redis_url, prefix, sync_redis):
+    write_fixed_queue(sync_redis, prefix, "ro", failed=2, completed=0, waiting=1, delayed=0)
+    app = app_for(redis_url, prefix, read_only=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
+        assert "READ-ONLY" in _plain(app.screen.query_one("#connections").content)
+        await pilot.press("P", "U")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, OverviewScreen) and not sync_redis.hexists(f"{prefix}:ro:meta", "paused")
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        listed = {k.id for k in app.screen.keys()}
+        assert not listed & {"pause_all", "resume_all"} and "open_queue" in listed
+        await pilot.press("escape")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
+        screen = app.screen
+        for _ in range(4):
+            await pilot.press("tab")
+        jobs = screen.query_one("#job-table", DataTable)
+        await wait_for(pilot, lambda: screen.state == "failed" and jobs.row_count == 2)
+        await pilot.press("space")
+        await wait_for(pilot, lambda: "1 marked" in _plain(screen.query_one("#page-info").content))
+        info = _plain(screen.query_one("#page-info").content)
+        assert "retry" not in info and "purge" not in info and "R " not in info
+        assert "READ-ONLY" in _plain(screen.query_one("#connections").content)
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        listed = {k.id for k in app.screen.keys()}
+        assert not listed & {"retry", "purge", "promote", "cancel_jobs", "toggle_pause", "cancel_mutation"}
+        assert {"mark", "next_state", "back"} <= listed
+
+
+async def test_context_badge_names_the_context(redis_url, prefix, sync_redis):
+    from console.config import Context
+
+    write_fixed_queue(sync_redis, prefix, "c", failed=0, completed=0, waiting=1, delayed=0)
+    app = app_for(redis_url, prefix, context="prod-eu", contexts={"prod-eu": Context(urls=[redis_url])})
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
+        bar = app.screen.query_one("#connections").content
+        assert _plain(bar).startswith(" prod-eu ")
+        assert "on red" in str(bar.spans[0].style)  # a production-like context without a colour: red

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -52,10 +52,16 @@ class ConfirmScreen(ModalScreen[bool]):
         self.body = body
 
     def compose(self) -> ComposeResult:
+        # the title and the answer line stay on screen; a long plan scrolls between them
         with Vertical(id="confirm-box"):
             yield Static(Text(self.title_text, style="bold reverse"))
-            yield Static(self.body)
-            yield Static(Text("\ny: go ahead    n / esc: cancel", style="bold"))
+            with VerticalScroll(id="confirm-body"):
+                yield Static(self.body)
+            yield Static(Text("y: go ahead    n / esc: cancel    ↑↓ PgUp PgDn: scroll", style="bold"),
+                         id="confirm-keys")
+
+    def on_mount(self) -> None:
+        self.query_one("#confirm-body").focus()
 
     def action_answer(self, value: bool) -> None:
         self.dismiss(value)

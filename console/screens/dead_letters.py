@@ -21,7 +21,7 @@ from console.app import bindings_for
 from console.screens.navigation import TableNavigation
 from console.dlq_scan import PAYLOAD_CAP, ROW_CAP, ScanResult, scan_failed
 from console.filters import FilterError, parse_filter
-from console.keymap import DANGER
+from console.keymap import WRITES, hint
 from console.screens.progress import MutationHost
 from console.poller import Snapshot
 from console.safe_text import one_line
@@ -136,7 +136,8 @@ class DeadLetterScreen(MutationHost, TableNavigation, Screen):
         if r.errors:
             t.append(f"  · {len(r.errors)} queues unreadable: {one_line(r.errors[0], 80)}", style="red")
         if self.marks:
-            t.append(f"  · {len(self.marks)} marked (R retry, D purge)", style="magenta")
+            keys = hint(["retry", "purge"], lambda a: self.check_action(a, ()) is not False)
+            t.append(f"  · {len(self.marks)} marked" + (f" ({keys})" if keys else ""), style="magenta")
         info.update(t)
 
     def _render_groups(self) -> None:
@@ -213,7 +214,7 @@ class DeadLetterScreen(MutationHost, TableNavigation, Screen):
 
     # -- marks and actions ---------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in DANGER and self.app.settings.read_only:
+        if action in WRITES and self.app.settings.read_only:
             return False
         return True
 

@@ -1,6 +1,8 @@
 """The overview: every queue on every connection, with counts, throughput and latency."""
 from __future__ import annotations
 
+import asyncio
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.screen import Screen
@@ -9,7 +11,9 @@ from textual.widgets import DataTable, Footer, Input, Static
 from backends.contract import CANONICAL_STATES, QueueStatus
 from console import formatting as fmt
 from console.app import bindings_for
+from console.keymap import CAPABILITY, WRITES
 from console.screens.navigation import FilterBox, TableNavigation
+from console.screens.progress import MutationHost
 from console.poller import Snapshot
 from console.safe_text import one_line
 from console.widgets.status_bar import ConnectionBar, ErrorBanner
@@ -32,7 +36,7 @@ def _row_key(status: QueueStatus) -> str:
     return "\x1f".join(status.queue.key)
 
 
-class OverviewScreen(TableNavigation, FilterBox, Screen):
+class OverviewScreen(MutationHost, TableNavigation, FilterBox, Screen):
     BINDINGS = bindings_for("overview")
 
     def __init__(self) -> None:
@@ -228,6 +232,60 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
 
     def refilter(self) -> None:
         self._render_table()
+
+    # -- pause / resume every queue (console.screens.pause_all) ----------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in WRITES and self.app.settings.read_only:
+            return False  # not offered in read-only mode (and the action layer refuses anyway)
+        capability = CAPABILITY.get(action)
+        if capability is not None and self.statuses:
+            caps = [self._capabilities(s) for s in self.statuses]
+            if all(c is not None and not getattr(c, capability) for c in caps):
+                return False  # no queue on screen can do it (e.g. Gello alone has no pause)
+        return True
+
+    def action_pause_all(self) -> None:
+        self.pause_all("pause")
+
+    def action_resume_all(self) -> None:
+        self.pause_all("resume")
+
+    def pause_all(self, verb: str) -> None:
+        if self.check_action(f"{verb}_all", ()) is False:
+            self.notify(f"{verb} all is not available here" + (" (read-only)" if self.app.settings.read_only else ""),
+                        severity="warning")
+            return
+        if (run := self.claim_mutation(verb)) is not None:
+            self.app.run_worker(self._pause_all_flow(run, verb), group="mutate")
+
+    async def _pause_all_flow(self, run, verb: str) -> None:
+        from console.screens import pause_all
+        from console.screens.confirm import ConfirmScreen
+
+        try:
+            statuses = {s.queue.key: s for s in self.statuses}
+            try:
+                p = await self.app.on_backend(pause_all.plan(self.app, verb, statuses))
+            except Exception as exc:
+                self.notify(one_line(f"{verb} all: {exc}", 200), severity="error")
+                return
+            answer = await self.app.push_screen_wait(ConfirmScreen(pause_all.title(p), pause_all.body(p)))
+            if not answer:
+                self.notify(f"{verb} all cancelled: nothing changed")
+                return
+            if not p.targets and not p.forget:
+                return
+            run.started, run.total = True, len(p.targets)
+            try:
+                results = await asyncio.shield(self.app.on_backend(pause_all.execute(self.app, p)))
+            except Exception as exc:
+                self.notify(one_line(f"{verb} all: {exc}", 200), severity="error")
+                return
+            text, severity = pause_all.summary(p, results)
+            self.notify(text, severity=severity, timeout=8)
+        finally:
+            self.release_mutation(run)
+        self.app.action_refresh()
 
     def key_escape(self) -> None:
         box = self.query_one("#filter", Input)

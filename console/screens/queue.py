@@ -16,7 +16,7 @@ from console import formatting as fmt
 from console.actions import Refused, Selection
 from console.app import bindings_for
 from console.screens.navigation import FilterBox, TableNavigation
-from console.keymap import DANGER
+from console.keymap import CAPABILITY, WRITES, hint
 from console.screens.confirm import ConfirmScreen, confirm_title, preview_text
 from console.screens.progress import MutationHost
 from console.poller import Snapshot
@@ -210,7 +210,9 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
         more = "  n: next page" if self.page.next_cursor else "  (last page)"
         back = "  p: previous" if len(self.cursors) > 1 else ""
         filt = f"  filter {self.filter_text!r}: {len(self._filtered_jobs())} shown" if self.filter_text else ""
-        filt += f"  {len(self.marks)} marked (R retry, D purge)" if self.marks else ""
+        if self.marks:
+            keys = hint(["retry", "purge"], lambda a: self.check_action(a, ()) is not False)
+            filt += f"  {len(self.marks)} marked" + (f" ({keys})" if keys else "")
         info.update(Text(f"page {len(self.cursors)}: jobs {start + 1 if n else 0}–{start + n} of "
                          f"{fmt.count(self.page.total)}{more}{back}{filt}", style="dim"))
 
@@ -286,13 +288,10 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
         self._render_jobs()
 
     # -- mutations (through console.actions, on the backend thread) -----------------------
-    _CAPABILITY = {"retry": "retry", "purge": "purge", "promote": "promote", "cancel_jobs": "cancel",
-                   "toggle_pause": "pause"}
-
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in DANGER and self.app.settings.read_only:
+        if action in WRITES and self.app.settings.read_only:
             return False  # not offered in read-only mode (and the action layer refuses anyway)
-        capability = self._CAPABILITY.get(action)
+        capability = CAPABILITY.get(action)
         if capability is not None:
             poller = self.app.poller_for(self.queue)
             reader = poller.reader_for(self.queue) if poller else None

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 
+from rich.color import Color, ColorParseError
 from rich.text import Text
 from textual.widgets import Static
 
@@ -17,11 +18,36 @@ def _ago(t: float | None) -> str:
     return f"{s:.0f}s ago" if s < 120 else f"{s / 60:.0f} min ago"
 
 
+def context_badge(settings) -> Text:
+    """`` prod `` in the context's colour (white on red for a production-like name without one);
+    `` READ-ONLY `` when the session is read-only. Empty when neither applies."""
+    text = Text()
+    name = getattr(settings, "context", None)
+    if name:
+        ctx = settings.contexts.get(name)
+        colour = getattr(ctx, "color", None) if ctx is not None else None
+        style = "bold white on red" if "prod" in name.lower() else "bold black on cyan"
+        if colour:
+            try:
+                parsed = Color.parse(colour)
+                ink = "black" if sum(parsed.get_truecolor()) > 382 else "white"
+                style = f"bold {ink} on {parsed.name}"
+            except ColorParseError:
+                pass  # config check reports it; the default badge stays
+        text.append(f" {one_line(name, 24)} ", style=style)
+        text.append(" ")
+    if getattr(settings, "read_only", False):
+        text.append(" READ-ONLY ", style="bold black on yellow")
+        text.append(" ")
+    return text
+
+
 class ConnectionBar(Static):
-    """One badge per connection: the redacted URL, queue count, refresh time; FROZEN when frozen."""
+    """One badge per connection: the redacted URL, queue count, refresh time; FROZEN when frozen.
+    The context and READ-ONLY badges come first."""
 
     def show(self, snapshots: list[Snapshot], frozen: bool) -> None:
-        text = Text()
+        text = context_badge(self.app.settings) if hasattr(self.app, "settings") else Text()
         for i, snap in enumerate(snapshots):
             if i:
                 text.append("  │  ", style="dim")
