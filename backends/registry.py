@@ -145,7 +145,10 @@ async def _redis_client(url: ConnectionUrl, options: ConnectOptions):
     try:
         client = open_client(url, options.connect_timeout, options.op_timeout, options.client_name)
     except ValueError as exc:
-        raise BadUrl(f"{exc} ({url.redacted})") from None
+        message = str(exc)
+        for secret in url.secrets:  # a client library's message may quote the URL
+            message = message.replace(secret, "***")
+        raise BadUrl(f"{message} ({url.redacted})") from None
     try:
         async with redis_errors(url):
             await call_with_timeout(client.ping(), options.connect_timeout, f"connecting to Redis at {url.host_label}")

@@ -41,7 +41,7 @@ class HelpScreen(ModalScreen[None]):
         table.add_column("key", style="bold cyan")
         table.add_column("action")
         for key in self.keys():
-            table.add_row(label(key.keys), key.description)
+            table.add_row(Text(label(key.keys)), Text(key.description))  # Text: a "[" key is not markup
         with VerticalScroll(id="help-box"):
             yield Static(Text(f"Keys: {self.under_name}", style="bold"))
             yield Static(table)
