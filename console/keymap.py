@@ -36,13 +36,14 @@ KEYS: tuple[Key, ...] = (
     Key("cursor_up", "k", "Up", ("overview", "queue", "dlq"), show=False),
     Key("cursor_top", "g", "Top", ("overview", "queue", "dlq"), show=False),
     Key("cursor_bottom", "G", "Bottom", ("overview", "queue", "dlq"), show=False),
-    Key("back", "escape", "Back", ("queue", "dlq", "help")),
+    Key("back", "escape", "Back", ("queue", "dlq", "job", "help")),
     Key("next_state", "tab", "Next state", ("queue",)),
     Key("prev_state", "shift+tab", "Prev state", ("queue",), show=False),
-    Key("show_job", "enter", "Job detail", ("queue",), priority=True, show=False),
+    Key("show_job", "enter", "Open job (full screen)", ("queue",), priority=True, show=False),
     Key("next_page", "n", "Next page", ("queue",)),
     Key("prev_page", "p", "Prev page", ("queue",), show=False),
     Key("toggle_detail", "d", "Detail pane", ("queue",), show=False),
+    Key("toggle_chart", "c", "Chart", ("queue",), show=False),
     Key("mark", "space", "Mark", ("queue", "dlq")),
     Key("mark_range", "V", "Mark range", ("queue", "dlq"), show=False),
     Key("mark_all", "a", "Mark all matching", ("dlq",)),
@@ -93,7 +94,8 @@ def markdown() -> str:
     out = ["# Key bindings", "", "Generated from `console/keymap.py` by `python -m console.keymap`; do not edit.", ""]
     titles = {"app": "Everywhere", "overview": "Overview (every queue)", "queue": "Queue view (jobs of one queue)",
               "dlq": "Failures (dead letters of every queue, grouped by error)",
-              "progress": "A running retry or purge", "help": "Help screen"}
+              "job": "Job view (one job, full screen)", "progress": "A running retry or purge",
+              "help": "Help screen"}
     for screen, title in titles.items():
         keys = for_screen(screen)
         if not keys:

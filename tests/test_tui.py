@@ -458,8 +458,7 @@ async def test_pause_all_confirmation_scrolls_at_80x24(redis_url, prefix, sync_r
         assert keys.region.bottom <= 24 and keys.region.height == 1 and keys.region.width > 0
         assert body.max_scroll_y > 0  # the plan is longer than the box: it scrolls
         await pilot.press("end")
-        await pilot.pause(0.2)
-        assert body.scroll_y == body.max_scroll_y
+        await wait_for(pilot, lambda: body.scroll_y == body.max_scroll_y, what="scrolled to the end of the plan")
         await pilot.press("n")
         await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen), what="cancelled")
         assert not any(sync_redis.hexists(f"{prefix}:q{i:02d}:meta", "paused") for i in range(30))
@@ -508,3 +507,74 @@ async def test_context_badge_names_the_context(redis_url, prefix, sync_redis):
         bar = app.screen.query_one("#connections").content
         assert _plain(bar).startswith(" prod-eu ")
         assert "on red" in str(bar.spans[0].style)  # a production-like context without a colour: red
+
+
+def _screen_lines(app) -> list[str]:
+    """The terminal's text as the user sees it (from the app's own SVG screenshot)."""
+    import html
+    import re
+
+    rows: dict[float, list[tuple[float, str]]] = {}
+    for m in re.finditer(r'<text class="[^"]*" x="([\d.]+)" y="([\d.]+)"[^>]*>(.*?)</text>', app.export_screenshot()):
+        rows.setdefault(float(m.group(2)), []).append((float(m.group(1)), html.unescape(m.group(3))))
+    return ["".join(t for _, t in sorted(rows[y])).replace("\xa0", " ") for y in sorted(rows)]
+
+
+def _help_key_visible(screen, width: int) -> bool:
+    from textual.widgets._footer import FooterKey
+
+    keys = [k for k in screen.query(FooterKey) if k.action == "help"]
+    return bool(keys) and keys[0].region.width > 0 and keys[0].region.right <= width
+
+
+async def test_80x24_keeps_names_job_columns_and_help_on_screen(redis_url, prefix, sync_redis):
+    """At 80x24: the overview's queue name stays when the counts scroll right; the queue view gives
+    its rows to the jobs (chart and detail pane folded, c / d bring them back) with every job column
+    on screen; ``?`` is in every footer; enter opens the job full screen and esc comes back."""
+    from console.screens.job import JobScreen
+
+    write_fixed_queue(sync_redis, prefix, "emails-transactional-eu", failed=12, completed=0, waiting=1, delayed=0)
+    app = app_for(redis_url, prefix)
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.screen.query_one(DataTable)
+        await wait_for(pilot, lambda: table.row_count == 1)
+        await wait_for(pilot, lambda: _help_key_visible(app.screen, 80), what="? in the footer")
+        table.scroll_to(x=table.max_scroll_x, animate=False)
+        await pilot.pause(0.3)
+        assert table.max_scroll_x > 0 and table.scroll_x == table.max_scroll_x
+        assert any(line.startswith(" emails-transactional-eu") for line in _screen_lines(app))
+        assert any("failed" in line for line in _screen_lines(app))  # the last columns are reachable
+
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
+        screen = app.screen
+        jobs = screen.query_one("#job-table", DataTable)
+        for _ in range(4):
+            await pilot.press("tab")
+        await wait_for(pilot, lambda: screen.state == "failed" and jobs.row_count == 12)
+        await pilot.pause(0.3)
+        assert not screen.query_one("#chart").display and not screen.query_one("#detail").display
+        assert jobs.region.height >= 12
+        await wait_for(pilot, lambda: _help_key_visible(screen, 80), what="? in the footer")
+        header = next(line for line in _screen_lines(app) if line.startswith(" id "))
+        for column in ("id", "name", "when", "att", "error"):
+            assert f" {column} " in header + " "
+        assert any("SMTP 550 mailbox unavailable for user 4011" in line for line in _screen_lines(app))
+        await pilot.press("c")
+        await pilot.pause(0.2)
+        assert screen.query_one("#chart").display
+        await pilot.press("c")
+        await pilot.pause(0.2)
+        assert not screen.query_one("#chart").display
+
+        jobs.move_cursor(row=2)
+        third = screen._shown_ids[2]
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, JobScreen))
+        await wait_for(pilot, lambda: any(line.startswith(f"job {third} ") for line in _screen_lines(app))
+                       and "stack traces, newest first" in "\n".join(_screen_lines(app)), what="job view")
+        assert app.screen.job_id == third
+        await wait_for(pilot, lambda: _help_key_visible(app.screen, 80), what="? in the footer")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is screen)
+        assert screen.state == "failed" and jobs.cursor_row == 2

@@ -12,7 +12,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from backends.contract import JobSummary, QueueRef
 from console import formatting as fmt
@@ -28,6 +28,7 @@ from console.safe_text import one_line
 from console.screens.confirm import ConfirmScreen, confirm_title, preview_text
 from console.triage import Group, group_jobs
 from console.widgets.job_detail import JobDetailView
+from console.widgets.footer import KeyFooter
 from console.widgets.status_bar import ConnectionBar, ErrorBanner
 
 
@@ -58,7 +59,7 @@ class DeadLetterScreen(MutationHost, TableNavigation, Screen):
                 yield DataTable(id="group-jobs", cursor_type="row", zebra_stripes=True)
             with VerticalScroll(id="detail"):
                 yield JobDetailView(id="job-detail")
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         groups = self.query_one("#groups", DataTable)

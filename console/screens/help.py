@@ -21,8 +21,11 @@ class HelpScreen(ModalScreen[None]):
         from console.screens.dead_letters import DeadLetterScreen
         from console.screens.overview import OverviewScreen
 
+        from console.screens.job import JobScreen
+
         self.under_name = ("overview" if isinstance(under, OverviewScreen)
-                           else "dlq" if isinstance(under, DeadLetterScreen) else "queue")
+                           else "dlq" if isinstance(under, DeadLetterScreen)
+                           else "job" if isinstance(under, JobScreen) else "queue")
         self.under = under
 
     def keys(self) -> list:

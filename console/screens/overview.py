@@ -6,7 +6,7 @@ import asyncio
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from backends.contract import CANONICAL_STATES, QueueStatus
 from console import formatting as fmt
@@ -16,6 +16,7 @@ from console.screens.navigation import FilterBox, TableNavigation
 from console.screens.progress import MutationHost
 from console.poller import Snapshot
 from console.safe_text import one_line
+from console.widgets.footer import KeyFooter
 from console.widgets.status_bar import ConnectionBar, ErrorBanner
 
 
@@ -55,9 +56,10 @@ class OverviewScreen(MutationHost, TableNavigation, FilterBox, Screen):
         yield ErrorBanner(id="banner", classes="banner")
         yield Input(placeholder="filter queues by name (esc to clear)", id="filter")
         yield Static(id="empty")
-        table = DataTable(id="queues", cursor_type="row", zebra_stripes=True)
+        # the queue name stays on screen when the counts scroll right (80 columns)
+        table = DataTable(id="queues", cursor_type="row", zebra_stripes=True, fixed_columns=1)
         yield table
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#empty", Static).update("connecting…")

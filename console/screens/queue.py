@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.css.query import NoMatches
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static, Tab, Tabs
+from textual.widgets import DataTable, Input, Static, Tab, Tabs
 
 from backends.contract import JobDetail, Page, QueueRef, QueueStatus
 from backends.errors import BackendError
@@ -23,6 +23,7 @@ from console.screens.progress import MutationHost
 from console.poller import Snapshot
 from console.safe_text import one_line
 from console.widgets.job_detail import JobDetailView
+from console.widgets.footer import KeyFooter
 from console.widgets.status_bar import ConnectionBar, ErrorBanner
 from console.widgets.throughput_chart import ThroughputChart
 
@@ -53,6 +54,9 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
         self.marks: set[str] = set()
         self._ticks = 0
         self._anchor: int | None = None  # row of the last mark, for a range mark
+        #: the user's c / d choice; None: the chart and the detail pane follow the terminal's size
+        self._chart_shown: bool | None = None
+        self._detail_shown: bool | None = None
 
     def compose(self) -> ComposeResult:
         yield ConnectionBar(id="connections")
@@ -67,15 +71,36 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
                 yield Static(id="page-info")
             with VerticalScroll(id="detail"):
                 yield JobDetailView(id="job-detail")
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         table = self.query_one("#job-table", DataTable)
         for key, label in (("id", "id"), ("name", "name"), ("when", "when"), ("attempts", "att"), ("error", "error")):
             table.add_column(label, key=key)
         table.focus()
+        self._fit(self.app.size)
         self.update_from_snapshots(list(self.app.snapshots.values()))
         self.load_page()
+
+    # -- layout --------------------------------------------------------------------------
+    #: below these sizes the chart (9 rows) and the detail pane (half the width) start hidden, so
+    #: that an 80x24 terminal keeps its rows and columns for the jobs; c and d show them
+    CHART_MIN_HEIGHT = 32
+    DETAIL_MIN_WIDTH = 110
+
+    def on_resize(self, event) -> None:
+        self._fit(event.size)
+
+    def _fit(self, size) -> None:
+        chart = self._chart_shown if self._chart_shown is not None else size.height >= self.CHART_MIN_HEIGHT
+        detail = self._detail_shown if self._detail_shown is not None else size.width >= self.DETAIL_MIN_WIDTH
+        self.query_one("#chart").set_class(not chart, "-hidden")
+        self.query_one("#detail").set_class(not detail, "-hidden")
+
+    def action_toggle_chart(self) -> None:
+        chart = self.query_one("#chart")
+        self._chart_shown = chart.has_class("-hidden")
+        chart.set_class(not self._chart_shown, "-hidden")
 
     # -- snapshots -----------------------------------------------------------------------
     def update_from_snapshots(self, snapshots: list[Snapshot]) -> None:
@@ -263,12 +288,16 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
                 pass  # the screen was closed meanwhile
 
     def action_show_job(self) -> None:
-        detail = self.query_one("#detail")
-        detail.remove_class("-hidden")
-        detail.focus()
+        from console.screens.job import JobScreen
+
+        job_id = self._highlighted_id()
+        if job_id is not None:
+            self.app.push_screen(JobScreen(self.queue, job_id))
 
     def action_toggle_detail(self) -> None:
-        self.query_one("#detail").toggle_class("-hidden")
+        detail = self.query_one("#detail")
+        self._detail_shown = detail.has_class("-hidden")
+        detail.set_class(not self._detail_shown, "-hidden")
 
     # -- navigation ----------------------------------------------------------------------
     def action_back(self) -> None:
