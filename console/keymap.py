@@ -25,6 +25,7 @@ class Key:
 KEYS: tuple[Key, ...] = (
     Key("quit", "q", "Quit", ("app",)),
     Key("help", "question_mark", "Help", ("app",)),
+    Key("command", "colon", "Command", ("app",)),
     Key("freeze", "z", "Freeze", ("app",)),
     Key("refresh", "r", "Refresh now", ("app",), show=False),
     Key("open_queue", "enter", "Open queue", ("overview",), priority=True),
@@ -60,13 +61,28 @@ KEYS: tuple[Key, ...] = (
     Key("hide", "escape", "Hide (the run goes on)", ("progress",)),
 )
 
-#: actions that change a queue: absent from the footer and refused in read-only mode
+#: (usage, what it does), in the order the help lists them
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("q NAME", "open a queue"),
+    ("dlq", "the failures view"),
+    ("pause all", "pause every queue (confirmation first)"),
+    ("resume all", "resume the queues pause all paused"),
+    ("pause NAME", "pause one queue"),
+    ("resume NAME", "resume one queue"),
+    ("ctx NAME", "switch to a context of the config file"),
+    ("theme NAME", "switch theme"),
+    ("ro", "read-only for the rest of the session"),
+    ("help", "the keys of this screen"),
+    ("quit", "quit"),
+)
+
+#: actions that change a queue: need a confirmation; not offered (nor shown) in read-only mode
 DANGER = frozenset(k.id for k in KEYS if k.tier == "danger")
 #: actions that only make sense where queues can change: off in read-only mode (stopping a running
 #: retry/purge is safe, but a read-only session never has one)
 WRITES = DANGER | {"cancel_mutation"}
 
-_KEY_LABELS = {"question_mark": "?", "slash": "/", "escape": "esc", "enter": "enter", "shift+tab": "shift+tab"}
+_KEY_LABELS = {"question_mark": "?", "colon": ":", "slash": "/", "escape": "esc", "enter": "enter", "shift+tab": "shift+tab"}
 
 
 #: action id -> the queue capability it needs
@@ -107,7 +123,10 @@ def markdown() -> str:
             "read-only mode. Arrow keys, Page Up/Down and Home/End work in every list as well.",
             "One retry or purge runs at a time: pressing R, D or P again while it runs only says so; it",
             "never cancels it. `x` cancels it explicitly, after the batch in flight, and the report and",
-            "the audit record say \"N of M, cancelled\".", ""]
+            "the audit record say \"N of M, cancelled\".", "",
+            "## Command line (`:`)", "", "| command | what it does |", "|---|---|"]
+    out += [f"| `:{usage}` | {what} |" for usage, what in COMMANDS]
+    out += ["", "`tab` or `→` completes (commands, queue, theme and context names), `↑` `↓` walk the history.", ""]
     return "\n".join(out)
 
 

@@ -578,3 +578,81 @@ async def test_80x24_keeps_names_job_columns_and_help_on_screen(redis_url, prefi
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is screen)
         assert screen.state == "failed" and jobs.cursor_row == 2
+
+
+async def _command(pilot, app, line: str) -> None:
+    from console.screens.command import CommandScreen
+
+    await pilot.press("colon")
+    await wait_for(pilot, lambda: isinstance(app.screen, CommandScreen), what="command line")
+    await pilot.press(*line, "enter")
+    await wait_for(pilot, lambda: not isinstance(app.screen, CommandScreen), what="command run")
+
+
+async def test_command_line_opens_pauses_switches_and_remembers(redis_url, prefix, sync_redis):
+    """`:q NAME`, `:dlq`, `:pause NAME` (same confirmation), `:theme`, `:ctx`, `:ro`, completion and
+    history; the breadcrumbs say where the user is."""
+    from console.config import Context
+    from console.screens.command import CommandScreen
+    from console.screens.confirm import ConfirmScreen
+    from console.screens.dead_letters import DeadLetterScreen
+
+    other = f"{prefix}x"
+    write_fixed_queue(sync_redis, prefix, "emails", failed=2, completed=0, waiting=1, delayed=0)
+    write_fixed_queue(sync_redis, prefix, "sms", failed=0, completed=0, waiting=1, delayed=0)
+    write_fixed_queue(sync_redis, other, "reports", failed=0, completed=0, waiting=1, delayed=0)
+    try:
+        app = app_for(redis_url, prefix, store_prefix=f"{prefix}:console",
+                      contexts={"staging": Context(urls=[redis_url], prefixes=[other])})
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 2)
+            await _command(pilot, app, "q emai")
+            await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen) and app.screen.queue.name == "emails")
+            await wait_for(pilot, lambda: "queues › emails › waiting" in _plain(app.screen.query_one("#connections").content))
+
+            await _command(pilot, app, "dlq")
+            await wait_for(pilot, lambda: isinstance(app.screen, DeadLetterScreen))
+            assert len(app.screen_stack) == 3  # overview, failures: the queue view was left, not stacked
+            await wait_for(pilot, lambda: "queues › failures" in _plain(app.screen.query_one("#connections").content))
+
+            await _command(pilot, app, "pause sms")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="pause confirmation")
+            text = _screen_text(app.screen)
+            assert "will pause (1):" in text and "sms" in text and "emails" not in text
+            await pilot.press("y")
+            await wait_for(pilot, lambda: sync_redis.hexists(f"{prefix}:sms:meta", "paused"), what="sms paused")
+            assert not sync_redis.hexists(f"{prefix}:emails:meta", "paused")
+
+            await _command(pilot, app, "theme queue-console-light")
+            assert app.theme == "queue-console-light"
+
+            await pilot.press("colon")  # history: ↑ brings the last line back; tab completes
+            await wait_for(pilot, lambda: isinstance(app.screen, CommandScreen))
+            await pilot.press("up")
+            assert app.screen.query_one("Input").value == "theme queue-console-light"
+            app.screen.query_one("Input").value = ""
+            await pilot.press(*"resume s")
+            await wait_for(pilot, lambda: app.screen.query_one("Input")._suggestion == "resume sms", what="suggestion")
+            await pilot.press("tab")
+            assert app.screen.query_one("Input").value == "resume sms"
+            await pilot.press("escape")
+
+            await _command(pilot, app, "ctx staging")
+            table = app.screen.query_one(DataTable)
+            await wait_for(pilot, lambda: rows(table) and [r[0] for r in rows(table)] == ["reports"], what="staging queues")
+            assert _plain(app.screen.query_one("#connections").content).startswith(" staging ")
+
+            await _command(pilot, app, "ro")
+            await wait_for(pilot, lambda: "READ-ONLY" in _plain(app.screen.query_one("#connections").content))
+            await pilot.press("P")
+            await pilot.pause(0.3)
+            assert not isinstance(app.screen, ConfirmScreen)
+            await _command(pilot, app, "pause all")
+            await pilot.pause(0.3)
+            assert not isinstance(app.screen, ConfirmScreen)
+            assert not sync_redis.hexists(f"{other}:reports:meta", "paused")
+            await _command(pilot, app, "quit")
+            await wait_for(pilot, lambda: app.return_code == 0, what="exit")
+    finally:
+        for key in sync_redis.scan_iter(f"{other}:*"):
+            sync_redis.delete(key)

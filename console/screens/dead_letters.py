@@ -34,6 +34,7 @@ from console.widgets.status_bar import ConnectionBar, ErrorBanner
 
 class DeadLetterScreen(MutationHost, TableNavigation, Screen):
     BINDINGS = bindings_for("dlq")
+    crumb = "failures"
 
     def __init__(self, query: str = "") -> None:
         super().__init__()

@@ -22,6 +22,9 @@ from console.widgets.status_bar import ConnectionBar
 class JobScreen(Screen):
     BINDINGS = bindings_for("job")
 
+    def crumb(self) -> str:
+        return f"job {one_line(self.job_id, 30)}"
+
     def __init__(self, queue: QueueRef, job_id: str) -> None:
         super().__init__()
         self.queue = queue

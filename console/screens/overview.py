@@ -1,8 +1,6 @@
 """The overview: every queue on every connection, with counts, throughput and latency."""
 from __future__ import annotations
 
-import asyncio
-
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.screen import Screen
@@ -39,6 +37,7 @@ def _row_key(status: QueueStatus) -> str:
 
 class OverviewScreen(MutationHost, TableNavigation, FilterBox, Screen):
     BINDINGS = bindings_for("overview")
+    crumb = "queues"
 
     def __init__(self) -> None:
         super().__init__()
@@ -254,42 +253,16 @@ class OverviewScreen(MutationHost, TableNavigation, FilterBox, Screen):
     def action_resume_all(self) -> None:
         self.pause_all("resume")
 
-    def pause_all(self, verb: str) -> None:
+    def pause_all(self, verb: str, only: set[tuple] | None = None) -> None:
+        from console.screens import pause_all
+
         if self.check_action(f"{verb}_all", ()) is False:
-            self.notify(f"{verb} all is not available here" + (" (read-only)" if self.app.settings.read_only else ""),
+            self.notify(f"{verb} is not available here" + (" (read-only)" if self.app.settings.read_only else ""),
                         severity="warning")
             return
         if (run := self.claim_mutation(verb)) is not None:
-            self.app.run_worker(self._pause_all_flow(run, verb), group="mutate")
-
-    async def _pause_all_flow(self, run, verb: str) -> None:
-        from console.screens import pause_all
-        from console.screens.confirm import ConfirmScreen
-
-        try:
             statuses = {s.queue.key: s for s in self.statuses}
-            try:
-                p = await self.app.on_backend(pause_all.plan(self.app, verb, statuses))
-            except Exception as exc:
-                self.notify(one_line(f"{verb} all: {exc}", 200), severity="error")
-                return
-            answer = await self.app.push_screen_wait(ConfirmScreen(pause_all.title(p), pause_all.body(p)))
-            if not answer:
-                self.notify(f"{verb} all cancelled: nothing changed")
-                return
-            if not p.targets and not p.forget:
-                return
-            run.started, run.total = True, len(p.targets)
-            try:
-                results = await asyncio.shield(self.app.on_backend(pause_all.execute(self.app, p)))
-            except Exception as exc:
-                self.notify(one_line(f"{verb} all: {exc}", 200), severity="error")
-                return
-            text, severity = pause_all.summary(p, results)
-            self.notify(text, severity=severity, timeout=8)
-        finally:
-            self.release_mutation(run)
-        self.app.action_refresh()
+            self.app.run_worker(pause_all.flow(self, run, verb, statuses, only), group="mutate")
 
     def key_escape(self) -> None:
         box = self.query_one("#filter", Input)

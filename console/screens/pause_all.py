@@ -8,6 +8,7 @@ The plan is read and run on the backend thread through the action layer (``Actio
 """
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,19 +33,33 @@ class PausePlan:
     notes: dict[tuple, list[str]] = field(default_factory=dict)
     #: resume: records of queues that pause all paused and that no longer exist (forgotten on yes)
     forget: list[tuple[Reader, list[str]]] = field(default_factory=list)
+    #: pause all / resume all record the queues in the console store; one named queue does not
+    remember: bool = True
 
 
-async def plan(app: Any, verb: str, statuses: dict[tuple, Any]) -> PausePlan:
+async def plan(app: Any, verb: str, statuses: dict[tuple, Any], only: set[tuple] | None = None) -> PausePlan:
     """Runs on the backend thread: the pollers' readers and discoveries; ``statuses`` (queue key ->
-    QueueStatus) are the ones on screen, taken on the UI thread."""
+    QueueStatus) are the ones on screen, taken on the UI thread. ``only`` (queue keys: ``:pause
+    NAME``) limits the plan to those queues, with the same lists; resume then takes them when paused,
+    whoever paused them, and nothing is remembered."""
     paused = verb == "pause"
     acts: Actions = app.actions()
     timeout = app.settings.op_timeout
-    out = PausePlan(verb)
+    out = PausePlan(verb, remember=only is None)
     for poller in app.pollers:
         for reader, disc in zip(list(poller.readers), list(poller.snapshot.discoveries)):
+            queues = [q for q in disc.queues if only is None or q.key in only]
+            if only is not None and not paused:
+                for q in queues:
+                    is_paused = statuses.get(q.key) is not None and statuses[q.key].paused
+                    caps = reader.queue_capabilities(q)
+                    if not caps.pause:
+                        out.cannot.append((q, caps.read_only_reason or _no_pause(q.backend)))
+                    else:
+                        (out.targets if is_paused else out.unchanged).append(q)
+                continue
             if paused:
-                for q in disc.queues:
+                for q in queues:
                     caps = reader.queue_capabilities(q)
                     if not caps.pause:
                         out.cannot.append((q, caps.read_only_reason or _no_pause(q.backend)))
@@ -106,8 +121,11 @@ def body(p: PausePlan) -> Text:
     else:
         t.append(f"nothing to {p.verb}\n", style="bold")
     if p.unchanged:
-        what = ("already paused, stays paused (resume all leaves it paused)" if p.verb == "pause"
-                else "paused, but not by pause all: stays paused (P in its queue view resumes it)")
+        if p.verb == "pause":
+            what = "already paused, stays paused" + (" (resume all leaves it paused)" if p.remember else "")
+        else:
+            what = ("paused, but not by pause all: stays paused (:resume NAME resumes it)" if p.remember
+                    else "not paused, nothing to resume")
         t.append(f"\n{what} ({len(p.unchanged)}):\n", style="bold")
         for q in p.unchanged:
             queue_line(q)
@@ -125,7 +143,7 @@ def body(p: PausePlan) -> Text:
 async def execute(app: Any, p: PausePlan) -> list[dict[str, Any]]:
     """Runs on the backend thread, after the confirmation."""
     acts: Actions = app.actions()
-    results = await acts.set_paused(p.targets, p.verb == "pause", remember=True) if p.targets else []
+    results = await acts.set_paused(p.targets, p.verb == "pause", remember=p.remember) if p.targets else []
     for reader, keys in p.forget:
         await acts.forget_paused(reader, keys)
     return results
@@ -145,3 +163,33 @@ def summary(p: PausePlan, results: list[dict[str, Any]]) -> tuple[str, str]:
     if warnings:
         text += f"; warning: {one_line(warnings[0], 200)}"
     return text, "error" if failed else ("warning" if warnings else "information")
+
+
+async def flow(host: Any, run: Any, verb: str, statuses: dict[tuple, Any], only: set[tuple] | None = None) -> None:
+    """Plan, confirm, run, report: ``host`` is the screen that claimed the mutation slot ``run``."""
+    from console.screens.confirm import ConfirmScreen
+
+    app = host.app
+    what = verb if only is not None else f"{verb} all"
+    try:
+        try:
+            p = await app.on_backend(plan(app, verb, statuses, only))
+        except Exception as exc:
+            host.notify(one_line(f"{what}: {exc}", 200), severity="error")
+            return
+        if not await app.push_screen_wait(ConfirmScreen(title(p), body(p))):
+            host.notify(f"{what} cancelled: nothing changed")
+            return
+        if not p.targets and not p.forget:
+            return
+        run.started, run.total = True, len(p.targets)
+        try:
+            results = await asyncio.shield(app.on_backend(execute(app, p)))
+        except Exception as exc:
+            host.notify(one_line(f"{what}: {exc}", 200), severity="error")
+            return
+        text, severity = summary(p, results)
+        host.notify(text, severity=severity, timeout=8)
+    finally:
+        host.release_mutation(run)
+    app.action_refresh()

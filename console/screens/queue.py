@@ -36,6 +36,9 @@ PAGE_REFRESH_EVERY = {"completed": 10, "cancelled": 10, "failed": 3}
 class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
     BINDINGS = bindings_for("queue")
 
+    def crumb(self) -> str:
+        return f"{one_line(self.queue.name, 40)} › {self.state.replace('_', ' ')}"
+
     def __init__(self, queue: QueueRef, state: str = "waiting") -> None:
         super().__init__()
         self.queue = queue
@@ -161,6 +164,7 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
         state = event.tab.id.removeprefix("state-")
         if state != self.state:
             self.state = state
+            self.query_one(ConnectionBar).show(self.snapshots, getattr(self.app, "frozen", False))
             self.cursors = [None]
             self.marks.clear()
             self.load_page()

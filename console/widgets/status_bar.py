@@ -48,6 +48,10 @@ class ConnectionBar(Static):
 
     def show(self, snapshots: list[Snapshot], frozen: bool) -> None:
         text = context_badge(self.app.settings) if hasattr(self.app, "settings") else Text()
+        crumbs = self.app.breadcrumbs() if hasattr(self.app, "breadcrumbs") else []
+        if crumbs:
+            text.append(" › ".join(one_line(c, 40) for c in crumbs), style="bold")
+            text.append("  │  ", style="dim")
         for i, snap in enumerate(snapshots):
             if i:
                 text.append("  │  ", style="dim")
