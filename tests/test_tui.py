@@ -656,3 +656,47 @@ async def test_command_line_opens_pauses_switches_and_remembers(redis_url, prefi
     finally:
         for key in sync_redis.scan_iter(f"{other}:*"):
             sync_redis.delete(key)
+
+
+async def test_retry_confirmation_toggles_reset_attempts(redis_url, prefix, sync_redis):
+    """t in the retry confirmation previews again with attempts reset (no CLI flag named), and y
+    retries with them reset: the job's attempt count starts from 0 again."""
+    from console.screens.confirm import ConfirmScreen
+
+    write_fixed_queue(sync_redis, prefix, "rs", failed=2, completed=0, waiting=0, delayed=0)
+    app = app_for(redis_url, prefix, store_prefix=f"{prefix}:console")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
+        screen = app.screen
+        for _ in range(4):
+            await pilot.press("tab")
+        jobs = screen.query_one("#job-table", DataTable)
+        await wait_for(pilot, lambda: screen.state == "failed" and jobs.row_count == 2)
+        job_id = screen._shown_ids[0]
+        before = {k.decode(): v.decode() for k, v in sync_redis.hgetall(f"{prefix}:rs:{job_id}").items()}
+        assert int(before.get("atm", before.get("attemptsMade", "0"))) > 0
+        await pilot.press("R")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="retry confirmation")
+        text = _screen_text(app.screen)
+        assert "t: reset attempts [off]" in text and "--reset-attempts" not in text
+        first = app.screen
+        await pilot.press("t")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen is not first, what="again")
+        text = _screen_text(app.screen)
+        assert "t: reset attempts [on]" in text and "attempts reset" in text and "not reset" not in text
+        await pilot.press("y")
+        await wait_for(pilot, lambda: sync_redis.zscore(f"{prefix}:rs:failed", job_id) is None, what="retried")
+        after = {k.decode(): v.decode() for k, v in sync_redis.hgetall(f"{prefix}:rs:{job_id}").items()}
+        assert int(after.get("atm", after.get("attemptsMade", "0")) or 0) == 0
+
+
+def test_attempts_in_one_form():
+    from console.widgets.job_detail import attempts_text
+
+    assert attempts_text(2, 3, 2) == "2 of 3 used"
+    assert attempts_text(3, 2, None) == "3 used, limit 2 (retried by hand)"  # was "3 made of 2"
+    assert attempts_text(5, 3, 5) == "5 used, limit 3 (retried by hand)"  # was "5 made of 3, 5 started"
+    assert attempts_text(1, 3, 2) == "1 of 3 used; 2 started"  # a run in progress or a stalled one
+    assert attempts_text(None, None, None) == "-" and attempts_text(0, None, None) == "0 used"

@@ -25,7 +25,7 @@ from console.keymap import WRITES, hint
 from console.screens.progress import MutationHost
 from console.poller import Snapshot
 from console.safe_text import one_line
-from console.screens.confirm import ConfirmScreen, confirm_title, preview_text
+from console.screens.confirm import TOGGLE, ConfirmScreen, confirm_title, preview_text
 from console.triage import Group, group_jobs
 from console.widgets.job_detail import JobDetailView
 from console.widgets.footer import KeyFooter
@@ -288,19 +288,26 @@ class DeadLetterScreen(MutationHost, TableNavigation, Screen):
         by_queue: dict[tuple, tuple[QueueRef, list[str]]] = {}
         for q, j in chosen:
             by_queue.setdefault(q.key, (q, []))[1].append(j.id)
-        previews = []
-        try:
-            for q, ids in by_queue.values():
-                acts.check_allowed(action, q)
-                previews.append(await self.app.on_backend(acts.preview(action, Selection(q, job_ids=ids))))
-        except Exception as exc:
-            self.notify(one_line(str(exc), 200), severity="error")
-            return None
-        body = Text()
-        for p in previews:
-            body.append_text(preview_text(p))
-            body.append("\n")
-        if not await self.app.push_screen_wait(ConfirmScreen(confirm_title(action, previews), body)):
+        reset, ok = False, TOGGLE
+        while ok == TOGGLE:  # t in the retry confirmation: preview again with attempts reset
+            previews = []
+            try:
+                for q, ids in by_queue.values():
+                    acts.check_allowed(action, q)
+                    previews.append(await self.app.on_backend(acts.preview(action, Selection(q, job_ids=ids),
+                                                                           reset_attempts=reset)))
+            except Exception as exc:
+                self.notify(one_line(str(exc), 200), severity="error")
+                return None
+            body = Text()
+            for p in previews:
+                body.append_text(preview_text(p))
+                body.append("\n")
+            ok = await self.app.push_screen_wait(ConfirmScreen(
+                confirm_title(action, previews), body, toggle="reset attempts" if action == "retry" else None,
+                toggle_on=reset))
+            reset = not reset if ok == TOGGLE else reset
+        if not ok:
             self.notify(f"{action} cancelled: nothing changed")
             return None
         return await self.execute_previews(run, previews)

@@ -18,7 +18,7 @@ from console.actions import Refused, Selection
 from console.app import bindings_for
 from console.screens.navigation import FilterBox, TableNavigation
 from console.keymap import CAPABILITY, WRITES, hint
-from console.screens.confirm import ConfirmScreen, confirm_title, preview_text
+from console.screens.confirm import TOGGLE, ConfirmScreen, confirm_title, preview_text
 from console.screens.progress import MutationHost
 from console.poller import Snapshot
 from console.safe_text import one_line
@@ -389,15 +389,19 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
     async def _mutate_flow(self, run, action: str, ids: list[str]) -> None:
         try:
             acts = self.app.actions()
-            try:
-                acts.check_allowed(action, self.queue)
-                preview = await self.app.on_backend(acts.preview(action, Selection(self.queue, state=self.state,
-                                                                                   job_ids=ids)))
-            except Exception as exc:
-                self.notify(one_line(str(exc), 200), severity="error")
-                return
-            ok = await self.app.push_screen_wait(ConfirmScreen(confirm_title(action, [preview]),
-                                                               preview_text(preview)))
+            reset, ok = False, TOGGLE
+            while ok == TOGGLE:  # t in the retry confirmation: preview again with attempts reset
+                try:
+                    acts.check_allowed(action, self.queue)
+                    preview = await self.app.on_backend(acts.preview(
+                        action, Selection(self.queue, state=self.state, job_ids=ids), reset_attempts=reset))
+                except Exception as exc:
+                    self.notify(one_line(str(exc), 200), severity="error")
+                    return
+                ok = await self.app.push_screen_wait(ConfirmScreen(
+                    confirm_title(action, [preview]), preview_text(preview),
+                    toggle="reset attempts" if action == "retry" else None, toggle_on=reset))
+                reset = not reset if ok == TOGGLE else reset
             if not ok:
                 self.notify(f"{action} cancelled: nothing changed")
                 return
