@@ -700,3 +700,35 @@ def test_attempts_in_one_form():
     assert attempts_text(5, 3, 5) == "5 used, limit 3 (retried by hand)"  # was "5 made of 3, 5 started"
     assert attempts_text(1, 3, 2) == "1 of 3 used; 2 started"  # a run in progress or a stalled one
     assert attempts_text(None, None, None) == "-" and attempts_text(0, None, None) == "0 used"
+
+
+async def test_times_local_with_offset_or_utc(redis_url, prefix, sync_redis, monkeypatch):
+    """The job detail and the job table show local time with its offset, as the CLI does; the
+    ``utc`` setting shows UTC (+00:00)."""
+    monkeypatch.setenv("TZ", "Asia/Kolkata")  # +05:30 all year
+    time.tzset()
+    try:
+        write_fixed_queue(sync_redis, prefix, "tz", failed=1, completed=0, waiting=0, delayed=0)
+        for utc, offset in ((False, "+05:30"), (True, "+00:00")):
+            app = app_for(redis_url, prefix, utc=utc)
+            async with app.run_test(size=SIZE) as pilot:
+                await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
+                await pilot.press("enter")
+                await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
+                screen = app.screen
+                for _ in range(4):
+                    await pilot.press("tab")
+                detail = screen.query_one(JobDetailView)
+                await wait_for(pilot, lambda: screen.state == "failed" and "finished" in _plain(detail.content))
+                text = _plain(detail.content)
+                finished = next(line for line in text.splitlines() if "finished" in line)
+                assert finished.rstrip().endswith(offset) and "Z" not in finished
+                job = await app.backend_call(screen.queue, lambda r: r.job(screen.queue, screen._shown_ids[0]), "t")
+                from console import formatting as fmt
+
+                assert fmt.clock(job.summary.finished_ms, utc) in finished
+                when = str(screen.query_one("#job-table", DataTable).get_row_at(0)[2])
+                assert when == fmt.clock(job.summary.finished_ms, utc)[5:19]
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()

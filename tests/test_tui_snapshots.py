@@ -36,7 +36,7 @@ def snapshot_redis():
 
 
 def make_app(url: str) -> QueueConsoleApp:
-    return QueueConsoleApp(Settings(urls=[url], prefixes=["snap"], refresh=3600))
+    return QueueConsoleApp(Settings(urls=[url], prefixes=["snap"], refresh=3600, utc=True))  # times: +00:00 anywhere
 
 
 async def _wait(pilot, cond, timeout=15.0):
@@ -113,7 +113,7 @@ async def _queue_failed_ready(app, pilot):
 @pytest.mark.parametrize("view", ["overview", "queue_failed"])
 def test_sizes_and_themes_snapshot(snap_compare, snapshot_redis, size, theme, view):
     """80x24 (chart and detail folded, ? first in the footer) and 200x60 in the light theme."""
-    app = QueueConsoleApp(Settings(urls=[snapshot_redis], prefixes=["snap"], refresh=3600, theme=theme))
+    app = QueueConsoleApp(Settings(urls=[snapshot_redis], prefixes=["snap"], refresh=3600, theme=theme, utc=True))
     ready = _overview_ready if view == "overview" else _queue_failed_ready
 
     async def run_before(pilot):

@@ -12,7 +12,8 @@ from console.actions import Preview, totals
 from console.safe_text import inert, one_line
 
 
-def preview_text(preview: Preview) -> Text:
+def preview_text(preview: Preview, utc: bool = False) -> Text:
+    """The body of a retry/purge confirmation; times in local time with their offset (``utc``: UTC)."""
     t = Text()
     t.append(one_line(preview.describe(), 200) + "\n\n", style="bold")
     if preview.plan is not None:
@@ -21,7 +22,7 @@ def preview_text(preview: Preview) -> Text:
             t.append(f"  {one_line(line, 140)}\n")
     for job in preview.sample if preview.plan is None else []:
         reason = one_line(job.failed_reason.text if job.failed_reason else "", 70)
-        t.append(f"  {one_line(job.id, 24):<24} {fmt.timestamp(job.finished_ms)}  {reason}\n")
+        t.append(f"  {one_line(job.id, 24):<24} {fmt.clock(job.finished_ms, utc)}  {reason}\n")
     for warning in preview.warnings:
         # the stores' notes name the CLI flag; here the confirmation's own toggle does it
         warning = warning.replace("use --reset-attempts", "t here resets them")

@@ -147,8 +147,8 @@ class DeadLetterScreen(MutationHost, TableNavigation, Screen):
         table.clear()
         for i, g in enumerate(self.groups):
             table.add_row(Text(f"{g.count:,}", justify="right"), Text(one_line(g.signature, 80), style="red"),
-                          Text(one_line(", ".join(sorted(g.queues)), 40)), Text(fmt.timestamp(g.first_ms)[:19]),
-                          Text(fmt.timestamp(g.last_ms)[:19]), key=str(i))
+                          Text(one_line(", ".join(sorted(g.queues)), 40)), Text(fmt.clock(g.first_ms, self.app.settings.utc)[:19]),
+                          Text(fmt.clock(g.last_ms, self.app.settings.utc)[:19]), key=str(i))
         self._show_group(0 if self.groups else None)
 
     def _show_group(self, index: int | None) -> None:
@@ -169,7 +169,7 @@ class DeadLetterScreen(MutationHost, TableNavigation, Screen):
             marked = (q.key, j.id) in self.marks
             jobs.add_row(Text(one_line(q.qualified, 30)),
                          Text(("● " if marked else "") + one_line(j.id, 30), style="bold magenta" if marked else ""),
-                         Text(fmt.timestamp(j.finished_ms)[5:19], style="dim"),
+                         Text(fmt.clock(j.finished_ms, self.app.settings.utc)[5:19], style="dim"),
                          Text(one_line(j.failed_reason.text if j.failed_reason else "", 80), style="red"), key=str(i))
         if self.group_items:
             jobs.move_cursor(row=min(max(row, 0), len(self.group_items[:2000]) - 1))
@@ -301,7 +301,7 @@ class DeadLetterScreen(MutationHost, TableNavigation, Screen):
                 return None
             body = Text()
             for p in previews:
-                body.append_text(preview_text(p))
+                body.append_text(preview_text(p, self.app.settings.utc))
                 body.append("\n")
             ok = await self.app.push_screen_wait(ConfirmScreen(
                 confirm_title(action, previews), body, toggle="reset attempts" if action == "retry" else None,

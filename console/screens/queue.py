@@ -215,7 +215,7 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
                     Text(("● " if j.id in self.marks else "") + one_line(j.id, 36),
                          style="bold magenta" if j.id in self.marks else ""),
                     Text(one_line(j.name or "-", 24)),
-                    Text(fmt.timestamp(when)[5:19].replace("T", " ") if when else "-", style="dim"),
+                    Text(fmt.clock(when, self.app.settings.utc)[5:19] if when else "-", style="dim"),
                     Text("-" if j.attempts_made is None else str(j.attempts_made), justify="right"),
                     Text(one_line(j.failed_reason.text if j.failed_reason else "", 80), style="red"),
                     key=j.id,
@@ -399,7 +399,7 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
                     self.notify(one_line(str(exc), 200), severity="error")
                     return
                 ok = await self.app.push_screen_wait(ConfirmScreen(
-                    confirm_title(action, [preview]), preview_text(preview),
+                    confirm_title(action, [preview]), preview_text(preview, self.app.settings.utc),
                     toggle="reset attempts" if action == "retry" else None, toggle_on=reset))
                 reset = not reset if ok == TOGGLE else reset
             if not ok:

@@ -57,15 +57,16 @@ class JobDetailView(Static):
             self.update(Text(f"job {one_line(job_id, 60)} no longer exists (removed or cleaned)", style="yellow"))
             return
         s = detail.summary
+        utc = bool(getattr(getattr(self.app, "settings", None), "utc", False))  # local time unless utc
         head = Text()
         head.append(f"job {one_line(s.id, 60)}", style="bold")
         head.append(f"  {one_line(s.name or '-', 40)}\n")
         rows = [
             ("state", f"{s.state} ({s.native_state})"),
             ("attempts", attempts_text(s.attempts_made, detail.max_attempts, detail.attempts_started)),
-            ("created", fmt.timestamp(s.created_ms)),
-            ("processed", fmt.timestamp(s.processed_ms)),
-            ("finished", fmt.timestamp(s.finished_ms)),
+            ("created", fmt.clock(s.created_ms, utc)),
+            ("processed", fmt.clock(s.processed_ms, utc)),
+            ("finished", fmt.clock(s.finished_ms, utc)),
         ]
         if s.priority:
             rows.append(("priority", str(s.priority)))
