@@ -271,7 +271,7 @@ async def test_failures_view_groups_filters_marks_all_and_retries(redis_url, pre
         screen = app.screen
         groups = screen.query_one("#groups", DataTable)
         await wait_for(pilot, lambda: groups.row_count == 2, what="two error groups")
-        by_sig = {r[1]: r for r in rows(groups)}
+        by_sig = {r[2]: r for r in rows(groups)}
         # 9 failures: i%3==0 -> "timeout after 5000ms" (mail: 2, sms: 1), others SMTP (mail: 4, sms: 2)
         assert by_sig["SMTP <n> mailbox unavailable for user <n>"][0] == "6"
         assert by_sig["timeout after <n>ms"][0] == "3"
@@ -732,3 +732,33 @@ async def test_times_local_with_offset_or_utc(redis_url, prefix, sync_redis, mon
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
+
+
+async def test_failures_view_keeps_the_group_after_a_retry_and_counts_per_queue(redis_url, prefix, sync_redis):
+    from console.screens.confirm import ConfirmScreen
+    from console.screens.dead_letters import DeadLetterScreen
+
+    write_fixed_queue(sync_redis, prefix, "mail", failed=6, completed=0, waiting=0, delayed=0)
+    write_fixed_queue(sync_redis, prefix, "sms", failed=3, completed=0, waiting=0, delayed=0)
+    app = app_for(redis_url, prefix, store_prefix=f"{prefix}:console")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 2)
+        await pilot.press("f")
+        await wait_for(pilot, lambda: isinstance(app.screen, DeadLetterScreen))
+        screen = app.screen
+        groups = screen.query_one("#groups", DataTable)
+        await wait_for(pilot, lambda: groups.row_count == 2, what="two error groups")
+        by_sig = {r[2]: r for r in rows(groups)}
+        assert by_sig["SMTP <n> mailbox unavailable for user <n>"][1] == "mail 4 · sms 2"
+        assert by_sig["timeout after <n>ms"][1] == "mail 2 · sms 1"
+        second = rows(groups)[1][2]
+        groups.move_cursor(row=1)
+        await pilot.pause(0.2)
+        screen.query_one("#group-jobs", DataTable).focus()
+        await pilot.press("space")  # one job of the second group
+        await pilot.press("R")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirmation")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: not screen.scanning and sum(int(r[0]) for r in rows(groups)) == 8,
+                       what="rescan after the retry")
+        assert rows(groups)[groups.cursor_row][2] == second  # still on the group it was on

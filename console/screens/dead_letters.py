@@ -8,6 +8,8 @@ actions (R retry, D purge) go through console.actions with a confirmation per ru
 from __future__ import annotations
 
 
+from collections import Counter
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -32,6 +34,16 @@ from console.widgets.footer import KeyFooter
 from console.widgets.status_bar import ConnectionBar, ErrorBanner
 
 
+def queue_counts(group: Group) -> str:
+    """``mail 4 · sms 2``: the group's failed jobs per queue, most first (``backend:name`` where two
+    queues of the group share a name)."""
+    counts = Counter(q.key for q, _ in group.members)
+    refs = {q.key: q for q, _ in group.members}
+    names = [refs[k].name for k in counts]
+    label = {k: refs[k].name if names.count(refs[k].name) == 1 else refs[k].qualified for k in counts}
+    return " · ".join(f"{label[k]} {n:,}" for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], label[kv[0]])))
+
+
 class DeadLetterScreen(MutationHost, TableNavigation, Screen):
     BINDINGS = bindings_for("dlq")
     crumb = "failures"
@@ -39,6 +51,7 @@ class DeadLetterScreen(MutationHost, TableNavigation, Screen):
     def __init__(self, query: str = "") -> None:
         super().__init__()
         self.query_text = query
+        self._shown_sigs: list[str] = []  # signature of each group row on screen
         self.result: ScanResult | None = None
         self.groups: list[Group] = []
         self.group_items: list[tuple[QueueRef, JobSummary]] = []
@@ -64,7 +77,8 @@ class DeadLetterScreen(MutationHost, TableNavigation, Screen):
 
     def on_mount(self) -> None:
         groups = self.query_one("#groups", DataTable)
-        for key, label in (("count", "count"), ("signature", "error signature"), ("queues", "queues"),
+        # queues (with a count each) before the signature, so that 80 columns show them
+        for key, label in (("count", "count"), ("queues", "queues"), ("signature", "error signature"),
                            ("first", "first seen"), ("last", "last seen")):
             groups.add_column(label, key=key)
         jobs = self.query_one("#group-jobs", DataTable)
@@ -143,13 +157,24 @@ class DeadLetterScreen(MutationHost, TableNavigation, Screen):
         info.update(t)
 
     def _render_groups(self) -> None:
+        """Draw the groups; after a rescan (e.g. after a retry) the cursor stays on the group it was
+        on (same signature), or at the same place when that group is gone."""
         table = self.query_one("#groups", DataTable)
+        was = table.cursor_row if table.row_count else None
+        was_sig = self._shown_sigs[was] if was is not None and was < len(self._shown_sigs) else None
         table.clear()
+        utc = self.app.settings.utc
         for i, g in enumerate(self.groups):
-            table.add_row(Text(f"{g.count:,}", justify="right"), Text(one_line(g.signature, 80), style="red"),
-                          Text(one_line(", ".join(sorted(g.queues)), 40)), Text(fmt.clock(g.first_ms, self.app.settings.utc)[:19]),
-                          Text(fmt.clock(g.last_ms, self.app.settings.utc)[:19]), key=str(i))
-        self._show_group(0 if self.groups else None)
+            table.add_row(Text(f"{g.count:,}", justify="right"), Text(one_line(queue_counts(g), 60)),
+                          Text(one_line(g.signature, 80), style="red"), Text(fmt.clock(g.first_ms, utc)[:19]),
+                          Text(fmt.clock(g.last_ms, utc)[:19]), key=str(i))
+        self._shown_sigs = [g.signature for g in self.groups]
+        if not self.groups:
+            self._show_group(None)
+            return
+        index = self._shown_sigs.index(was_sig) if was_sig in self._shown_sigs else min(was or 0, len(self.groups) - 1)
+        table.move_cursor(row=index)
+        self._show_group(index)
 
     def _show_group(self, index: int | None) -> None:
         jobs = self.query_one("#group-jobs", DataTable)
