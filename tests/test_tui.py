@@ -762,3 +762,13 @@ async def test_failures_view_keeps_the_group_after_a_retry_and_counts_per_queue(
         await wait_for(pilot, lambda: not screen.scanning and sum(int(r[0]) for r in rows(groups)) == 8,
                        what="rescan after the retry")
         assert rows(groups)[groups.cursor_row][2] == second  # still on the group it was on
+
+
+def test_page_line_never_disagrees_with_itself():
+    from console.screens.queue import page_line
+
+    assert page_line(1, 0, 0, False, "failed") == "page 1: no failed jobs"  # was "jobs 1–1 of 0" / "0–0 of 0"
+    assert page_line(1, 1, 0, False) == "page 1: jobs 1–1 of 1 (all)"  # the count was read before the job came
+    assert page_line(2, 14, 66, False) == "page 2: jobs 51–64 of 64 (all)"  # was "51–64 of 66 (last page)"
+    assert page_line(1, 50, 40, True) == "page 1: jobs 1–50 of 50"
+    assert page_line(1, 50, 120, True) == "page 1: jobs 1–50 of 120"

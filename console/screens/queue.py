@@ -33,6 +33,20 @@ PAGE_SIZE = 50
 PAGE_REFRESH_EVERY = {"completed": 10, "cancelled": 10, "failed": 3}
 
 
+def page_line(page_no: int, shown: int, total: int | None, has_next: bool, state: str = "") -> str:
+    """``page 2: jobs 51–64 of 64``. The total is counted apart from the page, so it can be behind
+    the rows: the last page's end is the true total, and no total is below the rows shown."""
+    start = (page_no - 1) * PAGE_SIZE
+    if not shown:
+        return f"page {page_no}: no {state + ' ' if state else ''}jobs" + (" here" if page_no > 1 else "")
+    end = start + shown
+    if not has_next:
+        total = end
+    elif total is not None:
+        total = max(total, end)
+    return f"page {page_no}: jobs {start + 1}–{end} of {fmt.count(total)}" + ("" if has_next else " (all)")
+
+
 class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
     BINDINGS = bindings_for("queue")
 
@@ -238,16 +252,14 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
         if self.page is None:
             info.update("loading…")
             return
-        n = len(self.page.jobs)
-        start = (len(self.cursors) - 1) * PAGE_SIZE
-        more = "  n: next page" if self.page.next_cursor else "  (last page)"
-        back = "  p: previous" if len(self.cursors) > 1 else ""
+        more, back = ("  n: next page" if self.page.next_cursor else ""), ("  p: previous" if len(self.cursors) > 1 else "")
         filt = f"  filter {one_line(repr(self.filter_text), 40)}: {len(self._filtered_jobs())} shown" if self.filter_text else ""
         if self.marks:
             keys = hint(["retry", "purge"], lambda a: self.check_action(a, ()) is not False)
             filt += f"  {len(self.marks)} marked" + (f" ({keys})" if keys else "")
-        info.update(Text(f"page {len(self.cursors)}: jobs {start + 1 if n else 0}–{start + n} of "
-                         f"{fmt.count(self.page.total)}{more}{back}{filt}", style="dim"))
+        line = page_line(len(self.cursors), len(self.page.jobs), self.page.total, bool(self.page.next_cursor),
+                         self.state.replace("_", " "))
+        info.update(Text(f"{line}{more}{back}{filt}", style="dim"))
 
     def _page_on_screen(self) -> bool:
         """The rows shown are the page that ``cursors`` points at (no page move still loading)."""
