@@ -50,7 +50,11 @@ class QueueConsoleApp(App):
         self.frozen = False
         self.command_history: list[str] = []
         self._poller_runs: list = []  # the pollers' futures on the backend thread (ctx cancels them)
-        for theme in THEMES:
+        from console.config import config_path
+        from themes import user_themes
+
+        mine, self.theme_errors = user_themes(config_path().parent / "themes")
+        for theme in (*THEMES, *mine):
             self.register_theme(theme)
         self.theme = settings.theme if settings.theme in self.available_themes else DEFAULT_THEME
 
@@ -58,6 +62,11 @@ class QueueConsoleApp(App):
     def on_mount(self) -> None:
         from console.screens.overview import OverviewScreen
 
+        for error in self.theme_errors:
+            self.notify(error, severity="warning", timeout=10)
+        if self.settings.theme != self.theme:
+            self.notify(f"unknown theme {self.settings.theme!r}; using {self.theme} (:theme lists them)",
+                        severity="warning")
         self.backend_thread = BackendThread()
         self._start_pollers()
         self.push_screen(OverviewScreen())

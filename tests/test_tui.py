@@ -772,3 +772,19 @@ def test_page_line_never_disagrees_with_itself():
     assert page_line(2, 14, 66, False) == "page 2: jobs 51–64 of 64 (all)"  # was "51–64 of 66 (last page)"
     assert page_line(1, 50, 40, True) == "page 1: jobs 1–50 of 50"
     assert page_line(1, 50, 120, True) == "page 1: jobs 1–50 of 120"
+
+
+async def test_four_themes_and_user_themes_from_the_config_folder(tmp_path, monkeypatch, redis_url, prefix):
+    (tmp_path / "themes").mkdir()
+    (tmp_path / "themes" / "night-shift.toml").write_text('primary = "#FF00FF"\nbackground = "#000010"\ndark = true\n')
+    (tmp_path / "themes" / "broken.toml").write_text('primary = "#FF00FF"\nsparkle = 1\n')
+    monkeypatch.setenv("QUEUE_CONSOLE_CONFIG", str(tmp_path / "config.toml"))
+    app = app_for(redis_url, prefix, theme="night-shift")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.2)
+        assert {"queue-console", "queue-console-light", "queue-console-high-contrast", "queue-console-16",
+                "night-shift"} <= set(app.available_themes)
+        assert app.theme == "night-shift" and app.current_theme.primary.upper() == "#FF00FF"
+        assert len(app.theme_errors) == 1 and "sparkle" in app.theme_errors[0]
+        await _command(pilot, app, "theme queue-console-16")
+        assert app.theme == "queue-console-16"
