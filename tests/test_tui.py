@@ -788,3 +788,38 @@ async def test_four_themes_and_user_themes_from_the_config_folder(tmp_path, monk
         assert len(app.theme_errors) == 1 and "sparkle" in app.theme_errors[0]
         await _command(pilot, app, "theme queue-console-16")
         assert app.theme == "queue-console-16"
+
+
+async def test_queue_view_shows_workers_and_warns_when_none(redis_url, prefix, sync_redis):
+    """Workers as BullMQ's getWorkers counts them (a real BullMQ for Python worker); waiting jobs and
+    no worker: a warning in the title."""
+    from bullmq import Worker
+
+    write_fixed_queue(sync_redis, prefix, "idle", failed=0, completed=0, waiting=3, delayed=0)
+    write_fixed_queue(sync_redis, prefix, "busy", failed=0, completed=1, waiting=0, delayed=0)
+
+    async def process(job, token):
+        return None
+
+    worker = Worker("busy", process, {"connection": redis_url, "prefix": prefix})
+    try:
+        app = app_for(redis_url, prefix)
+        async with app.run_test(size=SIZE) as pilot:
+            table = app.screen.query_one(DataTable)
+            await wait_for(pilot, lambda: table.row_count == 2)
+            names = [r[0] for r in rows(table)]
+            table.move_cursor(row=names.index("idle"))
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
+            title = app.screen.query_one("#queue-title")
+            await wait_for(pilot, lambda: "⚠ 3 waiting, no worker connected" in _plain(title.content), what="warning")
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen))
+            table.move_cursor(row=names.index("busy"))
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen) and app.screen.queue.name == "busy")
+            title = app.screen.query_one("#queue-title")
+            await wait_for(pilot, lambda: "1 worker" in _plain(title.content), what="one worker")
+            assert "⚠" not in _plain(title.content)
+    finally:
+        await worker.close()

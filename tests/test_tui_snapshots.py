@@ -74,7 +74,8 @@ def test_queue_failed_tab_snapshot(snap_compare, snapshot_redis):
         screen = app.screen
         await _wait(pilot, lambda: screen.state == "failed"
                     and screen.query_one("#job-table", DataTable).row_count == 12
-                    and "error (latest)" in str(screen.query_one("#job-detail").content.renderables[1]))
+                    and "error (latest)" in str(screen.query_one("#job-detail").content.renderables[1])
+                    and "no worker connected" in str(screen.query_one("#queue-title").content))
 
     assert snap_compare(app, terminal_size=SIZE, run_before=ready)
 
@@ -104,7 +105,8 @@ async def _queue_failed_ready(app, pilot):
     screen = app.screen
     await _wait(pilot, lambda: screen.state == "failed"
                 and screen.query_one("#job-table", DataTable).row_count == 12
-                and "error (latest)" in str(screen.query_one("#job-detail").content.renderables[1]))
+                and "error (latest)" in str(screen.query_one("#job-detail").content.renderables[1])
+                and "no worker connected" in str(screen.query_one("#queue-title").content))
     await _wait(pilot, lambda: any(k.action == "help" for k in screen.query("FooterKey")))
 
 

@@ -33,6 +33,24 @@ PAGE_SIZE = 50
 PAGE_REFRESH_EVERY = {"completed": 10, "cancelled": 10, "failed": 3}
 
 
+#: workers are read every N refreshes (one CLIENT LIST per read on Redis)
+WORKERS_EVERY = 5
+
+
+def workers_text(gauges, status) -> Text:
+    """``  2 workers``; ``  ⚠ 5 waiting, no worker connected`` (unless paused); empty when the
+    store does not know its workers."""
+    t = Text()
+    if gauges is None or gauges.workers is None:
+        return t
+    waiting = (status.counts.get("waiting") or 0) if status is not None else 0
+    if gauges.workers == 0 and waiting and not (status is not None and status.paused):
+        t.append(f"  ⚠ {fmt.count(waiting)} waiting, no worker connected", style="bold yellow")
+    else:
+        t.append(f"  {fmt.plural(gauges.workers, 'worker')}", style="dim")
+    return t
+
+
 def page_line(page_no: int, shown: int, total: int | None, has_next: bool, state: str = "") -> str:
     """``page 2: jobs 51–64 of 64``. The total is counted apart from the page, so it can be behind
     the rows: the last page's end is the true total, and no total is below the rows shown."""
@@ -74,6 +92,7 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
         #: the user's c / d choice; None: the chart and the detail pane follow the terminal's size
         self._chart_shown: bool | None = None
         self._detail_shown: bool | None = None
+        self.gauges = None  # QueueGauges of this queue, where the store knows them
 
     def compose(self) -> ComposeResult:
         yield ConnectionBar(id="connections")
@@ -135,6 +154,17 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
         self._ticks += 1
         if self.is_current and snap.connected and self._ticks % PAGE_REFRESH_EVERY.get(self.state, 1) == 0:
             self.load_page()
+        if self.is_current and snap.connected and self._ticks % WORKERS_EVERY == 1:
+            self.run_worker(self._fetch_gauges(), exclusive=True, group="gauges")
+
+    async def _fetch_gauges(self) -> None:
+        """Workers connected (BullMQ: CLIENT LIST as getWorkers reads it) and the oldest wait."""
+        try:
+            gauges = await self.app.backend_call(self.queue, lambda r: r.gauges([self.queue]), "reading workers")
+        except Exception:
+            return  # a server that refuses CLIENT LIST: unknown, and the title says nothing
+        self.gauges = next((g for g in gauges if g.queue.key == self.queue.key), None)
+        self._render_title()
 
     def frozen_changed(self, frozen: bool) -> None:
         self.query_one(ConnectionBar).show(self.snapshots, frozen)
@@ -151,6 +181,7 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
                 t.append("  PAUSED", style="bold yellow")
             for key, value in self.status.info.items():
                 t.append(f"  {key}: {one_line(value, 40)}", style="dim")
+        t.append_text(workers_text(self.gauges, self.status))
         self.query_one("#queue-title", Static).update(t)
 
     def _states(self) -> list[str]:
