@@ -823,3 +823,41 @@ async def test_queue_view_shows_workers_and_warns_when_none(redis_url, prefix, s
             assert "⚠" not in _plain(title.content)
     finally:
         await worker.close()
+
+
+async def test_flow_child_job_view_shows_and_opens_its_parent(redis_url, prefix, sync_redis):
+    """A flow made by BullMQ for Python's FlowProducer: the child's full-screen job view names its
+    parent; enter opens the parent (waiting for its children)."""
+    from bullmq import FlowProducer
+
+    from console.screens.job import JobScreen
+
+    flow = FlowProducer({"connection": redis_url, "prefix": prefix})
+    try:
+        tree = await flow.add({"name": "report", "queueName": "parents", "data": {"r": 1},
+                               "children": [{"name": "part", "queueName": "children", "data": {"p": 1}}]})
+    finally:
+        await flow.close()
+    parent_id = tree["job"].id
+    app = app_for(redis_url, prefix)
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.screen.query_one(DataTable)
+        await wait_for(pilot, lambda: table.row_count == 2)
+        table.move_cursor(row=[r[0] for r in rows(table)].index("children"))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
+        jobs = app.screen.query_one("#job-table", DataTable)
+        await wait_for(pilot, lambda: jobs.row_count == 1, what="the child waiting")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, JobScreen))
+        child_view = app.screen
+        await wait_for(pilot, lambda: child_view.flow_parent is not None, what="parent found")
+        text = "\n".join(_screen_lines(app))
+        assert f"parent parents / job {parent_id}" in text
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, JobScreen) and app.screen is not child_view)
+        assert app.screen.queue.name == "parents" and app.screen.job_id == parent_id
+        await wait_for(pilot, lambda: app.screen.detail is not None)
+        assert app.screen.detail.summary.state == "waiting_children"
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is child_view)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from functools import partial
 
+from rich.console import Group
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
@@ -19,6 +20,26 @@ from console.widgets.job_detail import JobDetailView
 from console.widgets.status_bar import ConnectionBar
 
 
+def parent_of(extra: dict[str, str]) -> tuple[str, str, str] | None:
+    """(namespace, queue name, job id) of a flow child's parent, from the job record's ``parent``
+    (BullMQ: ``{"id": ..., "queueKey": "<prefix>:<queue>"}``) or ``parentKey`` (``<prefix>:<queue>:<id>``)."""
+    import json
+
+    raw = extra.get("parent")
+    if raw:
+        try:
+            data = json.loads(raw)
+            prefix, _, name = str(data.get("queueKey", "")).rpartition(":")
+            if prefix and name and data.get("id") is not None:
+                return prefix, name, str(data["id"])
+        except (ValueError, AttributeError):
+            pass
+    key = extra.get("parentKey") or ""
+    rest, _, job_id = key.rpartition(":")
+    prefix, _, name = rest.rpartition(":")
+    return (prefix, name, job_id) if prefix and name and job_id else None
+
+
 class JobScreen(Screen):
     BINDINGS = bindings_for("job")
 
@@ -30,6 +51,7 @@ class JobScreen(Screen):
         self.queue = queue
         self.job_id = job_id
         self.detail: JobDetail | None = None
+        self.flow_parent: tuple[QueueRef, str] | None = None  # a flow child's parent, when it is on screen
 
     def compose(self) -> ComposeResult:
         yield ConnectionBar(id="connections")
@@ -58,6 +80,33 @@ class JobScreen(Screen):
             return
         self.detail = detail
         self.query_one(JobDetailView).show(job_id, detail)
+        self.flow_parent = self._find_parent(detail)
+        if self.flow_parent is not None:
+            queue, parent_id = self.flow_parent
+            view = self.query_one(JobDetailView)
+            view.update(Group(Text.assemble(("parent ", "bold"), (f"{one_line(queue.name, 50)} / job {one_line(parent_id, 60)}", "bold cyan"),
+                                            ("  (enter opens it)", "dim")), view.content))
+        self.refresh_bindings()
+
+    def _find_parent(self, detail: JobDetail | None):
+        where = parent_of(detail.extra) if detail is not None else None
+        if where is None:
+            return None
+        prefix, name, parent_id = where
+        queues = [s.queue for snap in self.app.snapshots.values() for s in snap.statuses]
+        match = next((q for q in queues if q.namespace == prefix and q.name == name
+                      and q.connection == self.queue.connection), None)
+        return (match, parent_id) if match is not None else None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "open_parent":
+            return self.flow_parent is not None
+        return True
+
+    def action_open_parent(self) -> None:
+        if self.flow_parent is not None:
+            queue, parent_id = self.flow_parent
+            self.app.push_screen(JobScreen(queue, parent_id))
 
     def load_page(self) -> None:  # r (refresh now) reads the job again
         self.load()
