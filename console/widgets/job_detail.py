@@ -61,6 +61,9 @@ class JobDetailView(Static):
         head = Text()
         head.append(f"job {one_line(s.id, 60)}", style="bold")
         head.append(f"  {one_line(s.name or '-', 40)}\n")
+        if s.malformed:
+            head.append("MALFORMED ", style="bold reverse red")
+            head.append(one_line(s.malformed, 200) + "\n", style="red")
         rows = [
             ("state", f"{s.state} ({s.native_state})"),
             ("attempts", attempts_text(s.attempts_made, detail.max_attempts, detail.attempts_started)),

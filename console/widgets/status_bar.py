@@ -44,21 +44,42 @@ def context_badge(settings) -> Text:
 
 class ConnectionBar(Static):
     """One badge per connection: the redacted URL, queue count, refresh time; FROZEN when frozen.
-    The context and READ-ONLY badges come first."""
+
+    A connection whose refresh is late (nothing new for two refresh intervals: a paused or stopped
+    server, a slow network) turns yellow with the age of what is shown, seconds before the call's
+    timeout fires; the bar repaints itself every second for that, without waiting for the poller.
+    The context and READ-ONLY badges and the breadcrumbs come first."""
+
+    _shown: tuple[list[Snapshot], bool] = ([], False)
+
+    def on_mount(self) -> None:
+        self.set_interval(1.0, self._paint)
 
     def show(self, snapshots: list[Snapshot], frozen: bool) -> None:
+        self._shown = (snapshots, frozen)
+        self._paint()
+
+    def _paint(self) -> None:
+        snapshots, frozen = self._shown
         text = context_badge(self.app.settings) if hasattr(self.app, "settings") else Text()
         crumbs = self.app.breadcrumbs() if hasattr(self.app, "breadcrumbs") else []
         if crumbs:
             text.append(" › ".join(one_line(c, 40) for c in crumbs), style="bold")
             text.append("  │  ", style="dim")
+        now = time.time()
         for i, snap in enumerate(snapshots):
             if i:
                 text.append("  │  ", style="dim")
-            dot_style = "bold green" if snap.connected else "bold red"
+            stale = None if frozen or not snap.connected else snap.stale_for(now)
+            dot_style = "bold red" if not snap.connected else ("bold yellow" if stale is not None else "bold green")
             text.append("● ", style=dot_style)
             text.append(one_line(snap.connection, 60), style="bold")
             text.append(f"  {len(snap.statuses)} queues", style="dim")
+            bad = sum(1 for s in snap.statuses if s.malformed)
+            if bad:
+                text.append(f" ({bad} malformed)", style="red")
+            if stale is not None:
+                text.append(f"  STALE: data from {_ago(snap.last_ok)}, refresh late", style="bold yellow")
         if not snapshots:
             text.append("connecting…", style="dim")
         if frozen:
