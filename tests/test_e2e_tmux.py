@@ -71,6 +71,11 @@ def pane(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     yield p
+    if p.alive():  # a failed run: quit the program so that the demo stops its embedded Redis
+        p.run("send-keys", "-t", p.session, "Escape", "Escape", "Escape", "q")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and p.alive():
+            time.sleep(0.2)
     p.run("kill-server")
 
 
