@@ -1,0 +1,127 @@
+"""Servers of the topology tests, started on loopback by the tests and stopped afterwards:
+PgBouncer (transaction pooling), a private PostgreSQL primary + streaming replica, certificates
+for TLS. Ports 15481-15489 (PostgreSQL, PgBouncer) and 6481-6499 (Redis).
+
+With ``CI`` set a missing binary fails the test (``need``); otherwise the test is skipped.
+"""
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+PG_PORTS = range(15481, 15490)
+REDIS_PORTS = range(6481, 6500)
+
+
+def need(binary: str) -> str:
+    path = shutil.which(binary) or (str(PG_BIN / binary) if (PG_BIN / binary).exists() else None)
+    if path is None:
+        message = f"{binary} is not installed (.ci/run installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def free_port(ports: range) -> int:
+    for port in ports:
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError(f"no free port in {ports}")
+
+
+def wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on {port}")
+
+
+def stop(proc: subprocess.Popen | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _unprivileged() -> tuple[list[str], int | None, int | None]:
+    """PgBouncer and PostgreSQL refuse to run as root: as root, run them as ``postgres`` (or nobody)."""
+    if os.geteuid() != 0:
+        return [], None, None
+    for name in ("postgres", "nobody"):
+        try:
+            entry = pwd.getpwnam(name)
+            return [name], entry.pw_uid, entry.pw_gid
+        except KeyError:
+            continue
+    raise RuntimeError("running as root and no unprivileged user to run the server as")
+
+
+def _own(path: str, uid: int | None, gid: int | None) -> None:
+    if uid is None:
+        return
+    for root, dirs, files in os.walk(path):
+        os.chown(root, uid, gid)
+        for f in files:
+            os.chown(os.path.join(root, f), uid, gid)
+
+
+class PgBouncer:
+    """PgBouncer in transaction pooling mode in front of the database of ``target_url``;
+    ``ignore``: startup parameters it accepts and drops (``ignore_startup_parameters``)."""
+
+    def __init__(self, target_url: str, ignore: str = "") -> None:
+        binary = need("pgbouncer")
+        parts = urlsplit(target_url)
+        self.dbname = parts.path.lstrip("/") or "postgres"
+        user = parts.username or "postgres"
+        host = parts.hostname or "/tmp"
+        self.dir = tempfile.mkdtemp(prefix="qc-pgbouncer-")
+        os.chmod(self.dir, 0o755)
+        self.port = free_port(PG_PORTS)
+        conf = Path(self.dir) / "pgbouncer.ini"
+        (Path(self.dir) / "users.txt").write_text(f'"{user}" ""\n')
+        conf.write_text(
+            "[databases]\n"
+            f"{self.dbname} = host={host} port={parts.port or 5432} dbname={self.dbname} user={user}\n"
+            "[pgbouncer]\n"
+            f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
+            f"auth_type = trust\nauth_file = {self.dir}/users.txt\n"
+            "pool_mode = transaction\ndefault_pool_size = 2\nmax_client_conn = 50\n"
+            + (f"ignore_startup_parameters = {ignore}\n" if ignore else "")
+            + f"logfile = {self.dir}/pgbouncer.log\n")
+        user_args, uid, gid = _unprivileged()
+        _own(self.dir, uid, gid)
+        self.proc = subprocess.Popen([binary, *(["-u", *user_args] if user_args else []), str(conf)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port, self.proc, "pgbouncer")
+        self.url = f"postgresql://{user}@127.0.0.1:{self.port}/{self.dbname}"
+
+    def close(self) -> None:
+        stop(self.proc)
+        shutil.rmtree(self.dir, ignore_errors=True)
