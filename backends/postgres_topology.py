@@ -127,13 +127,45 @@ async def in_recovery(pool, timeout: float) -> bool:
     return bool(await asyncio.wait_for(pool.fetchval("SELECT pg_is_in_recovery()"), timeout))
 
 
-async def replica_lag_s(pool, timeout: float) -> float | None:
-    """Seconds since the last transaction replayed on a standby (None on a primary, or when nothing
-    was replayed yet). On an idle primary this grows although nothing is missing; it is what
-    PostgreSQL can tell from the standby alone."""
-    row = await asyncio.wait_for(pool.fetchrow(
-        "SELECT pg_is_in_recovery() AS standby,"
-        " extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 AS lag"), timeout)
-    if not row["standby"] or row["lag"] is None:
-        return None
-    return max(float(row["lag"]), 0.0)
+async def ensure_primary(pool, url, timeout: float) -> None:
+    """Mutations need the primary: on a hot standby say so (one line) instead of failing mid-way."""
+    from backends.errors import Unsupported
+    from backends.postgres import pg_errors
+
+    async with pg_errors(url):
+        standby = await in_recovery(pool, timeout)
+    if standby:
+        raise Unsupported(f"PostgreSQL at {url.host_label} is a hot standby (read-only replica): mutations need "
+                          "the primary; give its URL with --write-url (or write_url in the config)")
+
+
+# Lag of a standby: 0 when everything received is replayed (an idle primary sends nothing, and the
+# time since the last replayed transaction would grow although nothing is missing), else the age of
+# the last replayed transaction; plus the received-but-not-replayed WAL in bytes.
+_STANDBY_SQL = """
+SELECT pg_is_in_recovery() AS standby,
+       CASE WHEN NOT pg_is_in_recovery() THEN NULL
+            WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+            ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END::float8 AS lag,
+       CASE WHEN pg_is_in_recovery()
+            THEN pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()) END::int8 AS behind
+"""
+
+
+async def standby_state(readers: list, timeout: float) -> dict[str, Any] | None:
+    """``{"standby": bool, "replica_lag_s": float | None}`` of the first PostgreSQL reader's server,
+    or None when no reader reads PostgreSQL."""
+    for reader in readers:
+        pool = getattr(reader, "pool", None)
+        if pool is None or not hasattr(pool, "fetchrow") or getattr(reader, "url", None) is None \
+                or reader.url.kind != "postgres":
+            continue
+        from backends.postgres import pg_errors
+
+        async with pg_errors(reader.url):
+            row = await asyncio.wait_for(pool.fetchrow(_STANDBY_SQL), timeout)
+        standby = bool(row["standby"])
+        lag = max(float(row["lag"]), 0.0) if standby and row["lag"] is not None else None
+        behind = int(row["behind"]) if standby and row["behind"] is not None else None
+        return {"standby": standby, "replica_lag_s": lag, "replay_bytes_behind": behind}
+    return None

@@ -38,6 +38,7 @@ class ConnectOptions:
     read_only: bool = False  # no background writes either (pg-boss re-park sweep)
     gello_prefixes: list[str] = field(default_factory=list)  # Gello key prefixes; empty = ["gello"]
     gello_schema: str | None = None  # schema of Gello's jobs/failed_jobs tables; None = "public"
+    write_url: str | None = None  # PostgreSQL: mutations go to this primary (the --url may be a hot standby)
 
     def gello_prefix_list(self) -> list[str]:
         if self.gello_prefixes:
@@ -127,6 +128,8 @@ async def _open_pgboss(url: ConnectionUrl, options: ConnectOptions) -> Reader:
     reader = PgBossReader(pool, url, schema=options.schema)
     # the re-park sweep of a console-paused queue writes to pg-boss's tables: never in read-only mode
     reader.sweep_parked = not options.read_only
+    if options.write_url:
+        reader.write_url = parse(options.write_url)
     return reader
 
 

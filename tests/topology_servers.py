@@ -125,3 +125,52 @@ class PgBouncer:
     def close(self) -> None:
         stop(self.proc)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _run_as(args: list[str], uid: int | None, gid: int | None, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(args, check=True, capture_output=True, user=uid, group=gid, timeout=60, **kw)
+
+
+class PrivatePostgres:
+    """A PostgreSQL 15 of the test's own (initdb in a temporary directory, trust auth on loopback);
+    ``standby_of``: a streaming hot standby of that server, made by pg_basebackup -R.
+    ``conf``: extra postgresql.conf lines (e.g. ssl)."""
+
+    def __init__(self, standby_of: "PrivatePostgres | None" = None, conf: str = "") -> None:
+        need("initdb")
+        self.base = tempfile.mkdtemp(prefix="qc-private-pg-")
+        os.chmod(self.base, 0o755)
+        self.data = os.path.join(self.base, "data")
+        _, self.uid, self.gid = _unprivileged()
+        _own(self.base, self.uid, self.gid)
+        self.port = free_port(PG_PORTS)
+        if standby_of is None:
+            _run_as([str(PG_BIN / "initdb"), "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+                    self.uid, self.gid)
+        else:
+            _run_as([str(PG_BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(standby_of.port), "-U", "postgres",
+                     "-D", self.data, "-R", "-X", "stream"], self.uid, self.gid)
+        with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
+            f.write(f"\nport = {self.port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{self.base}'\n"
+                    "fsync = off\nhot_standby = on\nwal_level = replica\nmax_wal_senders = 5\n" + conf + "\n")
+        self.proc: subprocess.Popen | None = None
+        self.start()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([str(PG_BIN / "postgres"), "-D", self.data], user=self.uid, group=self.gid,
+                                     stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.base, "log"), "wb"))
+        wait_port(self.port, self.proc, "postgres")
+
+    def log(self) -> str:
+        return Path(self.base, "log").read_text(errors="replace")
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(2)  # fast shutdown
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.base, ignore_errors=True)

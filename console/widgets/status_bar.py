@@ -29,6 +29,10 @@ class ConnectionBar(Static):
             text.append("● ", style=dot_style)
             text.append(one_line(snap.connection, 60), style="bold")
             text.append(f"  {len(snap.statuses)} queues", style="dim")
+            if snap.standby and snap.standby.get("standby"):
+                lag = snap.standby.get("replica_lag_s")
+                text.append("  standby", style="bold yellow")
+                text.append(f", lag {'?' if lag is None else f'{lag:.1f} s'}", style="yellow")
         if not snapshots:
             text.append("connecting…", style="dim")
         if frozen:
