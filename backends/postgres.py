@@ -29,6 +29,11 @@ def map_error(exc: BaseException, url: ConnectionUrl) -> BackendError:
 
     if isinstance(exc, BackendError):
         return exc
+    from backends.tls import verify_failure, verify_message
+
+    tls = verify_failure(exc)
+    if tls:
+        return ConnectError(verify_message("PostgreSQL", url.host_label, scrub(tls, url), "sslrootcert"))
     if isinstance(exc, asyncpg.QueryCanceledError):
         return BackendTimeout(f"PostgreSQL at {url.host_label}: statement timed out ({scrub(exc, url)})")
     if isinstance(exc, (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError,
@@ -134,6 +139,10 @@ async def create_pool(url: ConnectionUrl, connect_timeout: float, op_timeout: fl
             return await attempt(True)
         except ValueError as exc:  # asyncpg rejects a DSN option
             from backends.errors import BadUrl
+            from backends.tls import verify_failure
+
+            if verify_failure(exc):  # ssl.SSLCertVerificationError is a ValueError too
+                raise map_error(exc, url) from None
 
             raise BadUrl(f"{scrub(exc, url)} ({url.redacted})") from None
 

@@ -50,6 +50,11 @@ async def redis_errors(url: ConnectionUrl) -> AsyncIterator[None]:
     except TimeoutError as exc:  # builtin TimeoutError is an OSError: catch it first
         raise BackendTimeout(f"Redis at {url.host_label} did not answer in time") from exc
     except (rexc.ConnectionError, OSError) as exc:
+        from backends.tls import verify_failure, verify_message
+
+        tls = verify_failure(exc)
+        if tls:
+            raise ConnectError(verify_message("Redis", url.host_label, tls, "ssl_ca_certs")) from exc
         reason = str(exc).split("\n")[0]
         reason = reason.replace(url.raw, url.redacted)
         raise ConnectError(f"cannot connect to Redis at {url.host_label}: {reason}") from exc

@@ -174,3 +174,62 @@ class PrivatePostgres:
                 self.proc.kill()
                 self.proc.wait()
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+class Certificates:
+    """A CA, a server certificate (CN localhost, SAN localhost and 127.0.0.1) and a client
+    certificate signed by it, and a second CA that signed nothing of these (made with openssl)."""
+
+    def __init__(self) -> None:
+        openssl = need("openssl")
+        self.dir = tempfile.mkdtemp(prefix="qc-certs-")
+        os.chmod(self.dir, 0o755)
+        d = Path(self.dir)
+
+        def run(*args: str) -> None:
+            subprocess.run([openssl, *args], check=True, capture_output=True, cwd=self.dir, timeout=60)
+
+        for ca in ("ca", "other-ca"):
+            run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{ca}.key", "-out", f"{ca}.pem",
+                "-days", "2", "-subj", f"/CN=queue-console test {ca}")
+        (d / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+        for name, cn in (("server", "localhost"), ("client", "queue-console")):
+            run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                "-subj", f"/CN={cn}")
+            run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                "-out", f"{name}.pem", "-days", "2", *(["-extfile", "san.ext"] if name == "server" else []))
+        for f in d.iterdir():
+            os.chmod(f, 0o644)
+        self.ca = str(d / "ca.pem")
+        self.other_ca = str(d / "other-ca.pem")
+        self.server_cert, self.server_key = str(d / "server.pem"), str(d / "server.key")
+        self.client_cert, self.client_key = str(d / "client.pem"), str(d / "client.key")
+
+    def key_for(self, uid: int | None, gid: int | None) -> str:
+        """The server key, readable only by its owner (PostgreSQL insists)."""
+        path = os.path.join(self.dir, "server-owned.key")
+        shutil.copy(self.server_key, path)
+        if uid is not None:
+            os.chown(path, uid, gid)
+        os.chmod(path, 0o600)
+        return path
+
+    def close(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class TlsRedis:
+    """A redis-server with only a TLS port, which also asks clients for a certificate."""
+
+    def __init__(self, certs: Certificates) -> None:
+        binary = "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else need("redis-server")
+        self.port = free_port(REDIS_PORTS)
+        self.proc = subprocess.Popen(
+            [binary, "--port", "0", "--tls-port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--tls-cert-file", certs.server_cert, "--tls-key-file", certs.server_key,
+             "--tls-ca-cert-file", certs.ca, "--tls-auth-clients", "yes", "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port, self.proc, "redis-server (TLS)")
+
+    def close(self) -> None:
+        stop(self.proc)
