@@ -20,7 +20,7 @@ def open_client(url: ConnectionUrl, connect_timeout: float, op_timeout: float,
     No automatic retries: a dropped connection surfaces as an error, so that a bulk action
     reports exactly how far it got instead of silently re-sending a script. The client is
     named (CLIENT LIST shows ``queue-console``)."""
-    raw = url.raw
+    raw = url.connect_url  # userinfo percent-encoded: a raw '/', '?', '#' or '@' in a password is fine
     if url.scheme == "redis+unix":
         raw = "unix" + raw[len("redis+unix"):]
     return aioredis.Redis.from_url(
@@ -56,7 +56,9 @@ async def redis_errors(url: ConnectionUrl) -> AsyncIterator[None]:
         if tls:
             raise ConnectError(verify_message("Redis", url.host_label, tls, "ssl_ca_certs")) from exc
         reason = str(exc).split("\n")[0]
-        reason = reason.replace(url.raw, url.redacted)
+        reason = reason.replace(url.raw, url.redacted).replace(url.connect_url, url.redacted)
+        for secret in url.secrets:
+            reason = reason.replace(secret, "***")
         raise ConnectError(f"cannot connect to Redis at {url.host_label}: {reason}") from exc
     except rexc.ResponseError as exc:
         raise BackendError(f"Redis at {url.host_label} answered with an error: {exc}") from exc

@@ -23,7 +23,7 @@ from console.actions import Refused
 from console.cli_actions import ActionUsageError
 from console.config import ConfigError, Settings, check_file, config_path, load
 from console.connections import QueueNotFound, Session
-from console.safe_text import blob_text, clean, one_line
+from console.safe_text import InertStream, blob_text, clean, one_line
 
 EXIT_OK, EXIT_USAGE, EXIT_BACKEND, EXIT_REFUSED = 0, 2, 3, 4
 EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer ended by a closed pipe
@@ -144,14 +144,20 @@ def _fail(code: int, message: str) -> NoReturn:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """The entry point: ``_main``, and a quiet exit when the reader of stdout went away (``| head``)."""
+    """The entry point: ``_main`` with stdout and stderr made inert (the TUI's driver writes
+    elsewhere), and a quiet exit when the reader of stdout went away (``| head``)."""
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = InertStream(out), InertStream(err)
     try:
         try:
-            _main(argv)
-        finally:
-            sys.stdout.flush()  # here, not at interpreter exit, where a closed pipe cannot be caught
-    except BrokenPipeError:
-        _closed_pipe()
+            try:
+                _main(argv)
+            finally:
+                sys.stdout.flush()  # here, not at interpreter exit, where a closed pipe cannot be caught
+        except BrokenPipeError:
+            _closed_pipe()
+    finally:
+        sys.stdout, sys.stderr = out, err
 
 
 def _closed_pipe() -> NoReturn:
@@ -277,7 +283,7 @@ async def _status(session: Session, args: argparse.Namespace) -> int:
         for row in [header] + rows:
             print("  ".join(cell.ljust(w) if i < 3 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))))
     for note in notes:
-        print(note, file=sys.stderr)
+        print(one_line(note, 400), file=sys.stderr)
     for topo in await session.topologies():
         if topo.get("standby"):
             print(f"{topo['url']}: hot standby, {fmt_lag(topo.get('replica_lag_s'))}", file=sys.stderr)
@@ -311,7 +317,7 @@ async def _jobs(session: Session, args: argparse.Namespace) -> int:
         print(f"{one_line(j.id, 40):<24} {one_line(j.name or '-', 30):<20} {fmt.clock(when, args.utc)}  "
               f"attempts={j.attempts_made if j.attempts_made is not None else '-'}{reason}")
     if page.next_cursor:
-        print(f"more: --cursor {page.next_cursor}")
+        print(f"more: --cursor {clean(page.next_cursor)}")
     return EXIT_OK
 
 

@@ -6,6 +6,7 @@ from functools import partial
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.css.query import NoMatches
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static, Tab, Tabs
@@ -123,9 +124,9 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
             tab_id = f"state-{state}"
             existing = tabs.query(f"#{tab_id}")
             if existing:
-                existing.first(Tab).label = label
+                existing.first(Tab).label = Text(one_line(label, 40))
             else:
-                tabs.add_tab(Tab(label, id=tab_id))
+                tabs.add_tab(Tab(Text(one_line(label, 40)), id=tab_id))
         if tabs.active != f"state-{self.state}" and self.state in states:
             tabs.active = f"state-{self.state}"
 
@@ -154,11 +155,14 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
             self.page_error = str(exc)
             self._render_page_info()
             return
-        if state != self.state or cursor != self.cursors[-1]:
-            return  # the user moved on meanwhile
+        if state != self.state or cursor != self.cursors[-1] or not self.is_attached:
+            return  # the user moved on meanwhile (another state, page, or off this screen)
         self.page, self.page_error = page, None
         self._shown_at = (state, len(self.cursors))
-        self._render_jobs()
+        try:
+            self._render_jobs()
+        except NoMatches:
+            pass  # the screen was closed while the page was on its way
 
     def _filtered_jobs(self):
         if self.page is None:
@@ -209,7 +213,7 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
         start = (len(self.cursors) - 1) * PAGE_SIZE
         more = "  n: next page" if self.page.next_cursor else "  (last page)"
         back = "  p: previous" if len(self.cursors) > 1 else ""
-        filt = f"  filter {self.filter_text!r}: {len(self._filtered_jobs())} shown" if self.filter_text else ""
+        filt = f"  filter {one_line(repr(self.filter_text), 40)}: {len(self._filtered_jobs())} shown" if self.filter_text else ""
         filt += f"  {len(self.marks)} marked (R retry, D purge)" if self.marks else ""
         info.update(Text(f"page {len(self.cursors)}: jobs {start + 1 if n else 0}–{start + n} of "
                          f"{fmt.count(self.page.total)}{more}{back}{filt}", style="dim"))
@@ -250,8 +254,11 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
             if self._detail_for == job_id:
                 self.query_one(JobDetailView).show_error(job_id, str(exc))
             return
-        if self._detail_for == job_id:
-            self.query_one(JobDetailView).show(job_id, detail)
+        if self._detail_for == job_id and self.is_attached:
+            try:
+                self.query_one(JobDetailView).show(job_id, detail)
+            except NoMatches:
+                pass  # the screen was closed meanwhile
 
     def action_show_job(self) -> None:
         detail = self.query_one("#detail")
@@ -405,7 +412,8 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
         except Exception as exc:
             self.notify(one_line(str(exc), 200), severity="error")
             return
-        body = Text(f"{action} {len(ids)} {self.state} jobs of {self.queue.qualified} at {self.queue.connection}\n"
+        body = Text(f"{action} {len(ids)} {self.state} jobs of {one_line(self.queue.qualified, 80)} at "
+                    f"{one_line(self.queue.connection, 80)}\n"
                     + "\n".join(f"  {one_line(i, 60)}" for i in ids[:10]) + ("\n  …" if len(ids) > 10 else ""))
         if not await self.app.push_screen_wait(ConfirmScreen(f" {action} {len(ids)} jobs? ", body)):
             self.notify(f"{action} cancelled: nothing changed")
@@ -451,7 +459,7 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
                                                 f"checking how to {verb}")
         except BackendError as exc:
             notes = [f"could not check how to {verb}: {exc}"]
-        body = Text(f"{verb} {self.queue.qualified} at {self.queue.connection}\n"
+        body = Text(f"{verb} {one_line(self.queue.qualified, 80)} at {one_line(self.queue.connection, 80)}\n"
                     + ("Workers finish their active jobs and take no new ones until resumed." if paused
                        else "Workers start taking jobs again.")
                     + "".join(f"\nnote: {one_line(n, 200)}" for n in notes))

@@ -61,7 +61,7 @@ class JobDetailView(Static):
         for key, value in detail.extra.items():
             rows.append((key, one_line(value, 80)))
         for key, value in rows:
-            head.append(f"{key:>10} ", style="dim")
+            head.append(f"{one_line(key, 30):>10} ", style="dim")
             head.append(clean(value) + "\n")
         parts: list = [head]
 
