@@ -10,6 +10,7 @@ from redis.backoff import NoBackoff
 from redis import exceptions as rexc
 
 from backends.errors import BackendError, BackendTimeout, ConnectError
+from backends.redis_topology import SENTINEL_SCHEMES, sentinel_client
 from backends.urls import ConnectionUrl
 
 
@@ -20,6 +21,11 @@ def open_client(url: ConnectionUrl, connect_timeout: float, op_timeout: float,
     No automatic retries: a dropped connection surfaces as an error, so that a bulk action
     reports exactly how far it got instead of silently re-sending a script. The client is
     named (CLIENT LIST shows ``queue-console``)."""
+    if url.scheme in SENTINEL_SCHEMES:
+        return sentinel_client(url, connect_timeout, op_timeout, dict(
+            decode_responses=False, encoding_errors="surrogateescape", socket_connect_timeout=connect_timeout,
+            socket_timeout=op_timeout, health_check_interval=0, retry_on_timeout=False,
+            retry=Retry(NoBackoff(), 0), client_name=client_name))
     raw = url.connect_url  # userinfo percent-encoded: a raw '/', '?', '#' or '@' in a password is fine
     if url.scheme == "redis+unix":
         raw = "unix" + raw[len("redis+unix"):]

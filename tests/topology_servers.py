@@ -233,3 +233,112 @@ class TlsRedis:
 
     def close(self) -> None:
         stop(self.proc)
+
+
+def _redis_binary() -> str:
+    return "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else need("redis-server")
+
+
+class SentinelSet:
+    """A master, a replica and three sentinels (redis-server --sentinel) on loopback, all of the
+    test's own; ``failover()`` makes the sentinels promote the replica (SENTINEL FAILOVER)."""
+
+    MASTER = "qcmaster"
+
+    def __init__(self) -> None:
+        import redis
+
+        binary = _redis_binary()
+        self.dir = tempfile.mkdtemp(prefix="qc-sentinel-")
+        self.procs: dict[int, subprocess.Popen] = {}
+        self.ports = []
+        for i in range(2):
+            port = free_port(range(6481 + i * 5, 6500))
+            extra = ["--replicaof", "127.0.0.1", str(self.ports[0])] if i else []
+            self.procs[port] = subprocess.Popen(
+                [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                 "--dir", self.dir, "--dbfilename", f"dump-{port}.rdb", "--loglevel", "warning", *extra],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_port(port, self.procs[port], f"redis-server {port}")
+            self.ports.append(port)
+        self.sentinel_ports = []
+        for i in range(3):
+            port = free_port(range(26481 + i, 26490))
+            conf = Path(self.dir) / f"sentinel-{port}.conf"
+            conf.write_text(f"port {port}\nbind 127.0.0.1\ndir {self.dir}\n"
+                            f"sentinel monitor {self.MASTER} 127.0.0.1 {self.ports[0]} 2\n"
+                            f"sentinel down-after-milliseconds {self.MASTER} 1000\n"
+                            f"sentinel failover-timeout {self.MASTER} 4000\n")
+            self.procs[port] = subprocess.Popen([binary, str(conf), "--sentinel", "--loglevel", "warning"],
+                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_port(port, self.procs[port], f"sentinel {port}")
+            self.sentinel_ports.append(port)
+        self.url = (f"redis+sentinel://" + ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
+                    + f"/{self.MASTER}/0")
+        # every sentinel knows the replica and the other sentinels before a failover can be asked for
+        deadline = time.monotonic() + 30
+        while True:
+            ready = True
+            for port in self.sentinel_ports:
+                s = redis.Redis(port=port, socket_timeout=2)
+                try:
+                    replicas = s.execute_command("SENTINEL", "REPLICAS", self.MASTER)
+                    others = s.execute_command("SENTINEL", "SENTINELS", self.MASTER)
+                    ready = ready and len(replicas) == 1 and len(others) == 2
+                finally:
+                    s.close()
+            link = self.client(self.ports[1]).info("replication").get("master_link_status")
+            if ready and link == "up":
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("sentinels did not see the replica and each other")
+            time.sleep(0.2)
+
+    def client(self, port: int):
+        import redis
+
+        return redis.Redis(host="127.0.0.1", port=port, socket_timeout=5)
+
+    def master_port(self) -> int:
+        s = self.client(self.sentinel_ports[0])
+        try:
+            _host, port = s.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.MASTER)
+            return int(port)
+        finally:
+            s.close()
+
+    def master(self):
+        return self.client(self.master_port())
+
+    def failover(self) -> int:
+        """Promote the replica; returns the new master's port once every sentinel names it and it
+        answers as master."""
+        old = self.master_port()
+        with self.client(old) as c:
+            c.execute_command("WAIT", 1, 5000)  # what the old master has, the replica has
+        s = self.client(self.sentinel_ports[0])
+        try:
+            s.execute_command("SENTINEL", "FAILOVER", self.MASTER)
+        finally:
+            s.close()
+        new = next(p for p in self.ports if p != old)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            names = set()
+            for port in self.sentinel_ports:
+                with self.client(port) as c:
+                    names.add(int(c.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.MASTER)[1]))
+            with self.client(new) as c:
+                role = c.execute_command("ROLE")[0]
+            if names == {new} and role == b"master":
+                return new
+            time.sleep(0.1)
+        raise RuntimeError("the failover did not complete")
+
+    def stop_server(self, port: int) -> None:
+        stop(self.procs.pop(port))
+
+    def close(self) -> None:
+        for proc in self.procs.values():
+            stop(proc)
+        shutil.rmtree(self.dir, ignore_errors=True)
