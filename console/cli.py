@@ -40,7 +40,7 @@ def _connection_flags(p: argparse.ArgumentParser, top: bool = False) -> None:
     if not top:
         g.argument_default = argparse.SUPPRESS
     g.add_argument("--url", action="append", dest="urls", metavar="URL",
-                   help="redis://, rediss://, unix://, postgresql:// (repeatable; default $QUEUE_CONSOLE_URL)")
+                   help="redis://, rediss://, unix://, redis+sentinel://, postgresql:// (repeatable; default $QUEUE_CONSOLE_URL)")
     g.add_argument("--context", help="a named context from the config file")
     g.add_argument("--backend", choices=ALL_BACKENDS,
                    help=f"force the queue system ({', '.join(ALL_BACKENDS)}) instead of detecting it")
