@@ -136,3 +136,23 @@ async def test_tui_connection_bar_shows_standby_and_lag(pair):
         bar = app.screen.query_one(ConnectionBar)
         await wait_for(pilot, lambda: "1 queues" in str(bar.render()), what="primary badge")
         assert "standby" not in str(bar.render())
+
+
+def test_contexts_carry_sentinel_urls_and_a_write_url(tmp_path, monkeypatch):
+    from console.config import ConfigError, load
+    from console.connections import connect_options
+
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        "[contexts.prod]\n"
+        'urls = ["redis+sentinel://:pw@10.0.0.1:26379,10.0.0.2:26379/orders/1", "postgresql://ro@replica/app"]\n'
+        'write_url = "postgresql://rw@primary/app"\n')
+    monkeypatch.setenv("QUEUE_CONSOLE_CONFIG", str(cfg))
+    s = load({"context": "prod"})
+    assert s.urls[0].startswith("redis+sentinel://") and s.write_url == "postgresql://rw@primary/app"
+    assert connect_options(s).write_url == "postgresql://rw@primary/app"
+    assert load({"context": "prod", "write_url": "postgresql://other/app"}).write_url == "postgresql://other/app"
+    cfg.write_text('[contexts.prod]\nwrite_url = "redis://x:6379/0"\n')
+    with pytest.raises(ConfigError) as err:
+        load({"context": "prod"})
+    assert "write_url" in str(err.value)
