@@ -93,7 +93,9 @@ def _own(path: str, uid: int | None, gid: int | None) -> None:
 
 class PgBouncer:
     """PgBouncer in transaction pooling mode in front of the database of ``target_url``;
-    ``ignore``: startup parameters it accepts and drops (``ignore_startup_parameters``)."""
+    ``ignore``: startup parameters it accepts and drops (``ignore_startup_parameters``). Two server
+    connections used round robin: consecutive transactions of one client land on different server
+    sessions, so a named prepared statement cached by the client is missing on the next one."""
 
     def __init__(self, target_url: str, ignore: str = "") -> None:
         binary = need("pgbouncer")
@@ -112,7 +114,7 @@ class PgBouncer:
             "[pgbouncer]\n"
             f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
             f"auth_type = trust\nauth_file = {self.dir}/users.txt\n"
-            "pool_mode = transaction\ndefault_pool_size = 2\nmax_client_conn = 50\n"
+            "pool_mode = transaction\ndefault_pool_size = 2\nmin_pool_size = 2\nserver_round_robin = 1\nmax_client_conn = 50\n"
             + (f"ignore_startup_parameters = {ignore}\n" if ignore else "")
             + f"logfile = {self.dir}/pgbouncer.log\n")
         user_args, uid, gid = _unprivileged()
