@@ -153,11 +153,16 @@ async def classify(client: aioredis.Redis, candidates: list[tuple[str, str]]) ->
         k = QueueKeys(prefix, name)
         pipe.type(k("meta"))
         pipe.hmget(k("meta"), "version", "opts.maxLenEvents", "paused")
-    metas = await pipe.execute()
+    # a meta key that is not a hash answers WRONGTYPE to its HMGET only: that candidate is not a queue
+    metas = await pipe.execute(raise_on_error=False)
+    for reply in metas:
+        if isinstance(reply, Exception) and not str(reply).startswith("WRONGTYPE"):
+            raise reply  # not about the data (NOPERM, ...): the caller maps it
     decided: dict[int, Found] = {}
     rest: list[int] = []
     for i, (prefix, name) in enumerate(candidates):
-        meta_type, (version, max_len, _paused) = metas[2 * i], metas[2 * i + 1]
+        meta_type, meta_fields = metas[2 * i], metas[2 * i + 1]
+        version, max_len, _paused = (None, None, None) if isinstance(meta_fields, Exception) else meta_fields
         if meta_type == b"hash" and (version is not None or max_len is not None):
             decided[i] = Found(prefix, name, "bullmq", version.decode("utf-8", "replace") if version else None)
         else:

@@ -120,10 +120,18 @@ async def read_evidence(client: aioredis.Redis, queues: list[QueueKeys]) -> list
         pipe.llen(k("paused"))
         pipe.lindex(k("paused"), -1)
         pipe.llen(k("wait"))
-    replies = await pipe.execute()
+    # a key of the wrong type answers WRONGTYPE to its own command only: read as absent here (its
+    # queue's status says it is malformed), so that one bad key never fails discovery
+    replies = await pipe.execute(raise_on_error=False)
+    for reply in replies:
+        if isinstance(reply, Exception) and not str(reply).startswith("WRONGTYPE"):
+            raise reply
+    replies = [None if isinstance(r, Exception) else r for r in replies]
     out = []
     for i in range(len(queues)):
-        (version, paused), legacy, tail, wait = replies[i * 4:(i + 1) * 4]
+        meta, legacy, tail, wait = replies[i * 4:(i + 1) * 4]
+        version, paused = meta if meta is not None else (None, None)
+        legacy, wait = legacy or 0, wait or 0
         if tail is not None and tail.startswith(b"0:"):
             legacy = max(legacy - 1, 0)
         out.append(Evidence(version=to_str(version) if version is not None else None, paused=paused is not None,

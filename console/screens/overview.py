@@ -176,6 +176,11 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
             Text(one_line(s.queue.backend, 20), style="dim"),
             Text("PAUSED", style="bold yellow") if s.paused else Text("-", style="dim"),
         ]
+        if s.malformed:  # counts cannot be read: say so in the row, with the reason (escaped)
+            cells[2] = Text("MALFORMED", style="bold reverse red")
+            cells += [Text("–", style="dim", justify="right") for _ in self._columns]
+            cells += [Text(""), Text(one_line(s.malformed, 60), style="red"), Text(""), Text("")]
+            return cells
         for c in self._columns:
             value = s.counts.get(c)
             label = fmt.count(value) + ("~" if c in s.estimated else "")

@@ -109,10 +109,15 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
                 t.append("  PAUSED", style="bold yellow")
             for key, value in self.status.info.items():
                 t.append(f"  {key}: {one_line(value, 40)}", style="dim")
+            if self.status.malformed:
+                t.append(f"  MALFORMED: {one_line(self.status.malformed, 80)}", style="bold red")
+        reason = reader.queue_capabilities(self.queue).read_only_reason if reader else None
+        if reason:
+            t.append(f"  read-only: {one_line(reason, 100)}", style="yellow")
         self.query_one("#queue-title", Static).update(t)
 
     def _states(self) -> list[str]:
-        if self.status is None:
+        if self.status is None or self.status.malformed:
             return [self.state]
         return [s for s, v in self.status.counts.items() if v is not None]
 
@@ -185,10 +190,10 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
                 table.add_row(
                     Text(("● " if j.id in self.marks else "") + one_line(j.id, 36),
                          style="bold magenta" if j.id in self.marks else ""),
-                    Text(one_line(j.name or "-", 24)),
+                    Text("MALFORMED", style="bold reverse red") if j.malformed else Text(one_line(j.name or "-", 24)),
                     Text(fmt.timestamp(when)[5:19].replace("T", " ") if when else "-", style="dim"),
                     Text("-" if j.attempts_made is None else str(j.attempts_made), justify="right"),
-                    Text(one_line(j.failed_reason.text if j.failed_reason else "", 80), style="red"),
+                    Text(one_line(j.malformed or (j.failed_reason.text if j.failed_reason else ""), 80), style="red"),
                     key=j.id,
                 )
             self._shown_ids = ids
@@ -215,6 +220,8 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
         back = "  p: previous" if len(self.cursors) > 1 else ""
         filt = f"  filter {one_line(repr(self.filter_text), 40)}: {len(self._filtered_jobs())} shown" if self.filter_text else ""
         filt += f"  {len(self.marks)} marked (R retry, D purge)" if self.marks else ""
+        bad = sum(1 for j in self.page.jobs if j.malformed)
+        filt += f"  {bad} could not be read (MALFORMED)" if bad else ""
         info.update(Text(f"page {len(self.cursors)}: jobs {start + 1 if n else 0}–{start + n} of "
                          f"{fmt.count(self.page.total)}{more}{back}{filt}", style="dim"))
 

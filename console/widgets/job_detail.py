@@ -43,6 +43,9 @@ class JobDetailView(Static):
         head = Text()
         head.append(f"job {one_line(s.id, 60)}", style="bold")
         head.append(f"  {one_line(s.name or '-', 40)}\n")
+        if s.malformed:
+            head.append("MALFORMED ", style="bold reverse red")
+            head.append(one_line(s.malformed, 200) + "\n", style="red")
         rows = [
             ("state", f"{s.state} ({s.native_state})"),
             ("attempts", f"{'-' if s.attempts_made is None else s.attempts_made} made"
