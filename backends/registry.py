@@ -153,6 +153,7 @@ async def _open_bullmq(url: ConnectionUrl, options: ConnectOptions) -> Reader:
 async def _redis_client(url: ConnectionUrl, options: ConnectOptions):
     """A connected (PINGed) Redis client, or ConnectError naming the host (never the password)."""
     from backends.redis_client import open_client, redis_errors
+    from backends.redis_topology import refuse_cluster
 
     try:
         client = open_client(url, options.connect_timeout, options.op_timeout, options.client_name)
@@ -164,6 +165,8 @@ async def _redis_client(url: ConnectionUrl, options: ConnectOptions):
     try:
         async with redis_errors(url):
             await call_with_timeout(client.ping(), options.connect_timeout, f"connecting to Redis at {url.host_label}")
+            await call_with_timeout(refuse_cluster(client, url), options.connect_timeout,
+                                    f"asking Redis at {url.host_label} for cluster mode")
     except asyncio.CancelledError:
         await client.aclose()
         raise

@@ -58,6 +58,20 @@ def wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 30)
     raise RuntimeError(f"{what} did not listen on {port}")
 
 
+def cleans_up(init):
+    """A server's __init__ that fails half-way stops what it already started (close())."""
+    import functools
+
+    @functools.wraps(init)
+    def wrapper(self, *args, **kwargs):
+        try:
+            init(self, *args, **kwargs)
+        except BaseException:
+            self.close()
+            raise
+    return wrapper
+
+
 def stop(proc: subprocess.Popen | None) -> None:
     if proc is None or proc.poll() is not None:
         return
@@ -97,6 +111,7 @@ class PgBouncer:
     connections used round robin: consecutive transactions of one client land on different server
     sessions, so a named prepared statement cached by the client is missing on the next one."""
 
+    @cleans_up
     def __init__(self, target_url: str, ignore: str = "") -> None:
         binary = need("pgbouncer")
         parts = urlsplit(target_url)
@@ -125,8 +140,9 @@ class PgBouncer:
         self.url = f"postgresql://{user}@127.0.0.1:{self.port}/{self.dbname}"
 
     def close(self) -> None:
-        stop(self.proc)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        stop(getattr(self, "proc", None))
+        if hasattr(self, "dir"):
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def _run_as(args: list[str], uid: int | None, gid: int | None, **kw) -> subprocess.CompletedProcess:
@@ -138,6 +154,7 @@ class PrivatePostgres:
     ``standby_of``: a streaming hot standby of that server, made by pg_basebackup -R.
     ``conf``: extra postgresql.conf lines (e.g. ssl)."""
 
+    @cleans_up
     def __init__(self, standby_of: "PrivatePostgres | None" = None, conf: str = "") -> None:
         need("initdb")
         self.base = tempfile.mkdtemp(prefix="qc-private-pg-")
@@ -168,20 +185,22 @@ class PrivatePostgres:
         return Path(self.base, "log").read_text(errors="replace")
 
     def close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
+        if getattr(self, "proc", None) is not None and self.proc.poll() is None:
             self.proc.send_signal(2)  # fast shutdown
             try:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        shutil.rmtree(self.base, ignore_errors=True)
+        if hasattr(self, "base"):
+            shutil.rmtree(self.base, ignore_errors=True)
 
 
 class Certificates:
     """A CA, a server certificate (CN localhost, SAN localhost and 127.0.0.1) and a client
     certificate signed by it, and a second CA that signed nothing of these (made with openssl)."""
 
+    @cleans_up
     def __init__(self) -> None:
         openssl = need("openssl")
         self.dir = tempfile.mkdtemp(prefix="qc-certs-")
@@ -217,12 +236,14 @@ class Certificates:
         return path
 
     def close(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if hasattr(self, "dir"):
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class TlsRedis:
     """A redis-server with only a TLS port, which also asks clients for a certificate."""
 
+    @cleans_up
     def __init__(self, certs: Certificates) -> None:
         binary = "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else need("redis-server")
         self.port = free_port(REDIS_PORTS)
@@ -234,7 +255,7 @@ class TlsRedis:
         wait_port(self.port, self.proc, "redis-server (TLS)")
 
     def close(self) -> None:
-        stop(self.proc)
+        stop(getattr(self, "proc", None))
 
 
 def _redis_binary() -> str:
@@ -247,6 +268,7 @@ class SentinelSet:
 
     MASTER = "qcmaster"
 
+    @cleans_up
     def __init__(self) -> None:
         import redis
 
@@ -341,6 +363,49 @@ class SentinelSet:
         stop(self.procs.pop(port))
 
     def close(self) -> None:
-        for proc in self.procs.values():
+        for proc in getattr(self, "procs", {}).values():
             stop(proc)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if hasattr(self, "dir"):
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class RedisCluster:
+    """Three masters with cluster-enabled, joined by ``redis-cli --cluster create`` (no replicas)."""
+
+    @cleans_up
+    def __init__(self) -> None:
+        import redis
+
+        binary = _redis_binary()
+        cli = need("redis-cli")
+        self.dir = tempfile.mkdtemp(prefix="qc-cluster-")
+        self.procs: dict[int, subprocess.Popen] = {}
+        for i in range(3):
+            port = free_port(range(6490 + i, 6500))
+            self.procs[port] = subprocess.Popen(
+                [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                 "--cluster-enabled", "yes", "--cluster-config-file", f"{self.dir}/nodes-{port}.conf",
+                 "--dir", self.dir, "--loglevel", "warning"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_port(port, self.procs[port], f"cluster node {port}")
+        self.ports = list(self.procs)
+        subprocess.run([cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports), "--cluster-replicas",
+                        "0", "--cluster-yes"], check=True, capture_output=True, timeout=60)
+        deadline = time.monotonic() + 30
+        while True:
+            states = []
+            for port in self.ports:
+                with redis.Redis(port=port, socket_timeout=2) as c:
+                    states.append(c.info("cluster").get("cluster_enabled") == 1
+                                  and c.cluster("info").get("cluster_state") == "ok")
+            if all(states):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("the cluster did not reach cluster_state:ok")
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        for proc in getattr(self, "procs", {}).values():
+            stop(proc)
+        if hasattr(self, "dir"):
+            shutil.rmtree(self.dir, ignore_errors=True)
