@@ -246,7 +246,9 @@ class QueueConsoleApp(App):
         for run in self._poller_runs:
             run.cancel()  # the poller closes its readers on cancellation
         self._poller_runs, self.pollers, self.snapshots = [], [], {}
-        update = {"context": name, "read_only": bool(ctx.read_only) or self.settings.read_only}
+        # the write URL belongs to a context's servers: never carried over to another context's
+        update = {"context": name, "read_only": bool(ctx.read_only) or self.settings.read_only,
+                  "write_url": ctx.write_url}
         for field_name, value in (("urls", ctx.urls), ("prefixes", ctx.prefixes), ("schema_", ctx.schema_),
                                   ("backend", ctx.backend)):
             if value:

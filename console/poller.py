@@ -140,6 +140,7 @@ class Snapshot:
     gauges: dict[tuple, QueueGauges] = field(default_factory=dict)  # only when the poller reads them
     poll_s: float | None = None  # duration of the last poll (connect if needed, counts, rates, latency, gauges)
     polls: int = 0  # polls done so far, good or failed (a failed connect is one)
+    standby: dict | None = None  # PostgreSQL: {"standby", "replica_lag_s", ...} (backends/postgres_topology)
     interval: float | None = None  # seconds between refreshes (what "late" is measured against)
 
     def stale_for(self, now: float | None = None, late_after: float = 2.0) -> float | None:
@@ -298,6 +299,9 @@ class Poller:
                 for g in await call_with_timeout(reader.gauges(disc.queues), self.options.op_timeout,
                                                  f"reading waiting age and workers at {self.url}"):
                     self.snapshot.gauges[g.queue.key] = g
+        from backends.postgres_topology import standby_state
+
+        self.snapshot.standby = await standby_state(self.readers, self.options.op_timeout)
         self._tick += 1
         self.snapshot.statuses = statuses
         self.snapshot.throughput = self._history
@@ -309,7 +313,7 @@ class Poller:
             connection=snap.connection, statuses=list(snap.statuses), throughput=dict(snap.throughput),
             latency=dict(snap.latency), discoveries=list(snap.discoveries), error=snap.error,
             last_ok=snap.last_ok, connected=snap.connected, refresh_ms=snap.refresh_ms, interval=snap.interval,
-            gauges=dict(snap.gauges), poll_s=snap.poll_s, polls=snap.polls,
+            gauges=dict(snap.gauges), poll_s=snap.poll_s, polls=snap.polls, standby=snap.standby,
         ))
 
     async def _close_readers(self) -> None:
