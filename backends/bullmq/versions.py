@@ -24,6 +24,7 @@ import redis.asyncio as aioredis
 
 from backends.blob import to_str
 from backends.bullmq.keys import QueueKeys
+from backends.redis_client import pipelined
 from backends.errors import Unsupported
 
 _VERSION = re.compile(r"bullmq:(\d+)\.\d+\.\d+(?:[-+][0-9A-Za-z.+-]*)?")
@@ -114,13 +115,12 @@ async def read_evidence(client: aioredis.Redis, queues: list[QueueKeys]) -> list
     """One pipelined round trip for all the queues."""
     if not queues:
         return []
-    pipe = client.pipeline(transaction=False)
+    commands: list[tuple] = []
     for k in queues:
-        pipe.hmget(k("meta"), "version", "paused")
-        pipe.llen(k("paused"))
-        pipe.lindex(k("paused"), -1)
-        pipe.llen(k("wait"))
-    replies = await pipe.execute()
+        paused = k("paused")
+        commands += [("HMGET", k("meta"), "version", "paused"), ("LLEN", paused), ("LINDEX", paused, -1),
+                     ("LLEN", k("wait"))]
+    replies = await pipelined(client, commands)
     out = []
     for i in range(len(queues)):
         (version, paused), legacy, tail, wait = replies[i * 4:(i + 1) * 4]

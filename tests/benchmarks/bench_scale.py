@@ -263,18 +263,29 @@ async def run(args) -> tuple[list[Scenario], dict]:
 
         # -- 3. whole processes: status --json, jobs --json
         n_status = Side("BullMQ for Node", "a node process: `getJobCounts()` of the named queues, JSON out")
-        c_status = Side("queue-console", "`queue-console status --json` (discovers the queues itself)")
-        c_status_p = Side("queue-console", "`queue-console status --json --prefix bq`")
+        c_status = Side("queue-console", "`queue-console status --json` (the kept scan's queues, noted on output)")
+        c_rescan = Side("queue-console", "`queue-console status --json --rescan` (walks the keyspace, keeps the pass)")
+        c_status_p = Side("queue-console", "`queue-console status --json --prefix bq --rescan`")
         n_jobs = Side("BullMQ for Node", "a node process: `getFailed(0, 49)` of the named queue")
         c_jobs = Side("queue-console", "`queue-console jobs bigqueue --state failed --json --prefix bq`")
+        kept_ok = True
         for _ in range(args.process_rounds):
             n_status.ms.append(node(url, "status", 1, names=names)[1])
-            c_status.ms.append(cli("status", "--json", "--url", url)[1])
-            c_status_p.ms.append(cli("status", "--json", "--url", url, "--prefix", PREFIX)[1])
+            out, ms = cli("status", "--json", "--url", url, "--rescan")
+            c_rescan.ms.append(ms)
+            out, ms = cli("status", "--json", "--url", url)
+            c_status.ms.append(ms)
+            doc = json.loads(out)
+            kept_ok &= len(doc["queues"]) == len(names) and any("queues as of the scan" in n for n in doc["notes"])
+            c_status_p.ms.append(cli("status", "--json", "--url", url, "--prefix", PREFIX, "--rescan")[1])
             n_jobs.ms.append(node(url, "pages", 1, "bigqueue")[1])
             c_jobs.ms.append(cli("jobs", "bigqueue", "--state", "failed", "--json", "--url", url, "--prefix", PREFIX)[1])
-        scenarios.append(Scenario(f"Whole process: counts of {len(names):,} queues as JSON", [n_status, c_status, c_status_p],
-                                  "Node is given the queue names; the console finds them (SCAN of the whole keyspace)."))
+        scenarios.append(Scenario(
+            f"Whole process: counts of {len(names):,} queues as JSON", [n_status, c_status, c_rescan, c_status_p],
+            "Node is given the queue names; `--rescan` finds them with a SCAN of the whole keyspace; plain `status` "
+            "lists the queues of the last complete scan (kept by the `--rescan` run just before it, read again and "
+            f"counted now) and says so in its notes: all {len(names):,} queues and the note every run: "
+            f"{'yes' if kept_ok else 'NO'}."))
         scenarios.append(Scenario(f"Whole process: first page of `failed`, {len(names):,} queues present", [n_jobs, c_jobs]))
         print(f"[scale] processes: status node {n_status.median:.0f} console {c_status.median:.0f} ms; "
               f"jobs node {n_jobs.median:.0f} console {c_jobs.median:.0f} ms", flush=True)
