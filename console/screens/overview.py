@@ -45,6 +45,7 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
         self._shown: dict[tuple[str, str], tuple] = {}  # (row, column) -> what the cell shows now
         self._row_sigs: dict[str, tuple] = {}  # row -> the numbers its cells were drawn from
         self._stale = False
+        self._in_view: set[tuple] = set()  # queue keys of the rows on screen at the last render
 
     def compose(self) -> ComposeResult:
         yield ConnectionBar(id="connections")
@@ -58,7 +59,9 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
     def on_mount(self) -> None:
         self.query_one("#empty", Static).update("connecting…")
         self.query_one("#empty").add_class("-shown")
-        self.query_one(DataTable).focus()
+        table = self.query_one(DataTable)
+        table.focus()
+        self.watch(table, "scroll_y", lambda _old, _new: self._scrolled(), init=False)
         self.update_from_snapshots(list(self.app.snapshots.values()))
 
     # -- data ----------------------------------------------------------------------------
@@ -73,6 +76,31 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
         self.query_one(ErrorBanner).show(snapshots, getattr(self.app, "banner_note", None))
         self._render_table()
         self._render_empty()
+        self._set_focus()
+
+    #: rows above and below the screen polled every tick too (pages away), so that paging and
+    #: scrolling show counts read a tick ago
+    FOCUS_MARGIN_PAGES = 1
+
+    def _scrolled(self) -> None:
+        self._set_focus()
+        table = self.query_one(DataTable)
+        fresh = frozenset().union(*(snap.fresh for snap in self.snapshots))
+        if not self._rows_in_view(table, self._visible()) <= fresh:
+            self._render_table()  # rows whose counts the last tick did not read show their age
+
+    def _set_focus(self) -> None:
+        """Tell each poller which of its queues are on screen (with a page either side): those are
+        read every tick, the rest on the poller's slower full cycle (console.poller.FULL_EVERY)."""
+        table = self.query_one(DataTable)
+        statuses = self._visible()
+        height = max(table.size.height, 1)
+        start = max(int(table.scroll_y) - height * self.FOCUS_MARGIN_PAGES, 0)
+        shown = statuses[start:int(table.scroll_y) + height * (1 + self.FOCUS_MARGIN_PAGES)]
+        if 0 <= table.cursor_row < len(statuses):
+            shown.append(statuses[table.cursor_row])
+        for poller in getattr(self.app, "pollers", []):
+            poller.set_focus(frozenset(s.queue.key for s in shown if s.queue.connection == poller.url))
 
     def on_screen_resume(self) -> None:
         if self._stale:
@@ -119,6 +147,7 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
             table.add_column("run p50", key="run")
             self._columns, self._rows = columns, []
         keys = [_row_key(s) for s in statuses]
+        self._in_view = self._rows_in_view(table, statuses)
         selected = self._rows[table.cursor_row] if self._rows and 0 <= table.cursor_row < len(self._rows) else None
         col_keys = ["queue", "backend", "paused", *columns, "rate", "spark", "wait", "run"]
         if keys != self._rows:
@@ -148,6 +177,19 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
                         self._shown[(key, col)] = shows
                         table.update_cell(key, col, value)
 
+    @staticmethod
+    def _rows_in_view(table: DataTable, statuses: list[QueueStatus]) -> set[tuple]:
+        top = int(table.scroll_y)
+        return {s.queue.key for s in statuses[top:top + max(table.size.height, 1)]}
+
+    def _stale_age(self, s: QueueStatus, snap: Snapshot | None) -> float | None:
+        """Seconds since the counts of a row on screen were read, when the last refresh did not read
+        them (a row scrolled into view before the poller's next tick); None when they are fresh."""
+        if snap is None or s.queue.key not in self._in_view or s.queue.key in snap.fresh or not snap.fresh:
+            return None
+        at = snap.read_at.get(s.queue.key)
+        return None if at is None or snap.last_ok is None else float(round(max(snap.last_ok - at, 0.0)))
+
     def _snapshot_of(self, status: QueueStatus) -> Snapshot | None:
         for snap in self.snapshots:
             if snap.connection == status.queue.connection:
@@ -160,7 +202,7 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
         history = snap.throughput.get(s.queue.key) if snap else None
         lat = snap.latency.get(s.queue.key) if snap else None
         caps = self._capabilities(s)
-        return (s.queue.name, s.paused, tuple(s.counts.get(c) for c in self._columns), tuple(s.estimated),
+        return (s.queue.name, s.paused, self._stale_age(s, snap), tuple(s.counts.get(c) for c in self._columns), tuple(s.estimated),
                 (history.completed(12), history.failed(8), history.last()) if history is not None else None,
                 (lat.wait_p50_ms, lat.run_p50_ms) if lat else None,
                 None if caps is None else (caps.throughput, caps.latency))
@@ -169,8 +211,12 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
         snap = self._snapshot_of(s)
         history = snap.throughput.get(s.queue.key) if snap else None
         lat = snap.latency.get(s.queue.key) if snap else None
+        stale = self._stale_age(s, snap)
+        name = Text(one_line(s.queue.name, 40))
+        if stale is not None:  # counts read a while ago: dimmed, with their age
+            name.append(f" ({fmt.duration(stale)} ago)", style="dim")
         cells: list = [
-            Text(one_line(s.queue.name, 40)),
+            name,
             Text(s.queue.backend, style="dim"),
             Text("PAUSED", style="bold yellow") if s.paused else Text("-", style="dim"),
         ]
@@ -178,6 +224,8 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
             value = s.counts.get(c)
             label = fmt.count(value) + ("~" if c in s.estimated else "")
             style = "bold red" if c == "failed" and value else ("dim" if not value else "")
+            if stale is not None:
+                style = "dim"
             cells.append(Text(label, style=style, justify="right"))
         caps = self._capabilities(s)
         last = history.last() if history is not None else None
