@@ -12,7 +12,7 @@ import contextlib
 import threading
 import time
 from array import array
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Awaitable, Callable, Coroutine, TypeVar
 
 from backends.contract import (Discovery, Latency, QueueGauges, QueueRef, QueueStatus, Reader, Throughput,
@@ -30,6 +30,9 @@ DISCOVERY_SLICE_S = 1.0
 #: with a focus set (the overview's rows on screen), every ``FULL_EVERY``-th tick reads every queue;
 #: the ticks between read the focused queues and those never read yet
 FULL_EVERY = 15
+#: with an empty focus (a screen that has not said what it shows yet), latency is read for this
+#: many queues first (in discovery order, as the overview lists them), not for all of them
+LAUNCH_ROWS = 100
 
 
 class RateHistory:
@@ -188,6 +191,7 @@ class Poller:
         self._status_of: dict[tuple, QueueStatus] = {}
         self._read_at: dict[tuple, float] = {}
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop ``run`` runs on
+        self._latency_read: set[tuple] = set()  # queues whose latency has been read
 
     # -- helpers used by screens through the backend thread --------------------------------
     def reader_for(self, queue: QueueRef) -> Reader | None:
@@ -200,14 +204,20 @@ class Poller:
     def refresh_now(self) -> None:
         self._wake.set()
 
+    @property
+    def focus(self) -> frozenset | None:
+        return self._focus
+
     def set_focus(self, keys: frozenset | None) -> None:
         """The queues to read every tick (None: all). Called from the UI thread: one reference
-        assignment; a focused queue the last refresh did not read brings the next refresh forward."""
+        assignment; a focused queue the last refresh did not read (or whose latency was never read)
+        brings the next refresh forward."""
         if keys == self._focus:
             return
         self._focus = keys
         loop = self._loop
-        if keys is not None and not keys <= self.snapshot.fresh and loop is not None and not loop.is_closed():
+        behind = keys is not None and not (keys <= self.snapshot.fresh and keys <= self._latency_read)
+        if behind and loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self.refresh_now)  # asyncio.Event is not thread-safe
 
     async def call(self, queue: QueueRef, fn: Callable[[Reader], Awaitable[T]], what: str) -> T:
@@ -254,7 +264,10 @@ class Poller:
             pass
 
     async def _connect(self) -> None:
-        self.readers = await open_readers(self.raw_url, self.options)
+        # the Gello detection's verdict kept with the last complete scan (backends/bullmq/discovery.py)
+        # saves its time-boxed SCAN (a second on a 2M-key keyspace) before the first rows; it is
+        # made once per connection either way
+        self.readers = await open_readers(self.raw_url, replace(self.options, discovery_cache=True))
         # a first short slice, so that the first rows show at once; the rest goes on in the background
         complete = await self._discover_step(FIRST_DISCOVERY_S)
         self._discovery_task = asyncio.get_running_loop().create_task(self._discover_in_background(complete))
@@ -317,10 +330,20 @@ class Poller:
                     if history is None:
                         history = self._history[s.queue.key] = RateHistory()
                     history.append(s)
-            if reader.capabilities.latency and self._tick % self.latency_every == 0:
-                for lat in await call_with_timeout(reader.latency(queues), self.options.op_timeout,
-                                                   f"reading latency at {self.url}"):
-                    self.snapshot.latency[lat.queue.key] = lat
+            if reader.capabilities.latency:
+                latency_tick = self._tick % self.latency_every == 0
+                if focus is None:
+                    lat_queues = queues if latency_tick else []
+                elif not focus:  # nothing on screen yet: the first rows a screen shows
+                    lat_queues = queues[:LAUNCH_ROWS] if latency_tick else []
+                else:  # the focused queues, and a queue coming into focus at once
+                    lat_queues = [q for q in queues if q.key in focus
+                                  and (latency_tick or q.key not in self._latency_read)]
+                if lat_queues:
+                    for lat in await call_with_timeout(reader.latency(lat_queues), self.options.op_timeout,
+                                                       f"reading latency at {self.url}"):
+                        self.snapshot.latency[lat.queue.key] = lat
+                    self._latency_read.update(q.key for q in lat_queues)
             if self.read_gauges:
                 for g in await call_with_timeout(reader.gauges(disc.queues), self.options.op_timeout,
                                                  f"reading waiting age and workers at {self.url}"):
@@ -334,6 +357,7 @@ class Poller:
             for gone in [k for k in self.snapshot.latency if k not in listed]:
                 del self.snapshot.latency[gone]
             self._read_at = {k: t for k, t in self._read_at.items() if k in listed}
+            self._latency_read &= listed
         for st in read:
             self._status_of[st.queue.key] = st
             self._read_at[st.queue.key] = now

@@ -75,7 +75,7 @@ async def test_overview_focuses_the_rows_on_screen_and_follows_the_scroll(redis_
             await pilot.pause(0.1)
         [poller] = app.pollers
         await pilot.pause(0.5)
-        focus = {k[-1] for k in poller._focus}
+        focus = {k[-1] for k in poller.focus}
         height = table.size.height
         assert "q000" in focus and names[height - 2] in focus  # the screen
         assert names[height + 5] in focus  # and a page below it
@@ -83,10 +83,10 @@ async def test_overview_focuses_the_rows_on_screen_and_follows_the_scroll(redis_
 
         await pilot.press("G")  # to the last row: the focus follows
         deadline = time.monotonic() + 10
-        while "q149" not in {k[-1] for k in poller._focus}:
+        while "q149" not in {k[-1] for k in poller.focus}:
             assert time.monotonic() < deadline, "focus after scrolling"
             await pilot.pause(0.1)
-        assert "q000" not in {k[-1] for k in poller._focus}
+        assert "q000" not in {k[-1] for k in poller.focus}
 
 
 async def test_a_row_on_screen_read_before_the_last_tick_shows_its_age(redis_url, prefix, sync_redis):

@@ -239,6 +239,7 @@ class BullMQReader(BullMQMutations, Reader):
                 cached = await self.cached_scan()
                 if cached is not None:
                     scanner.seed(cached.candidates)
+                    budget_s = 0.0  # no slice of SCAN before them (one SCAN call at most)
             just_completed = await scanner.run(time.monotonic() + budget_s, pace=DISCOVERY_PACE)
             candidates = scanner.candidates()
             if just_completed:

@@ -62,6 +62,9 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
         table = self.query_one(DataTable)
         table.focus()
         self.watch(table, "scroll_y", lambda _old, _new: self._scrolled(), init=False)
+        for poller in getattr(self.app, "pollers", []):
+            if poller.focus is None:
+                poller.set_focus(frozenset())  # nothing on screen yet: no latency of every queue first
         self.update_from_snapshots(list(self.app.snapshots.values()))
 
     # -- data ----------------------------------------------------------------------------
