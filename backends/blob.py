@@ -36,10 +36,36 @@ def to_str(raw: bytes | str | None) -> str | None:
     return raw
 
 
+def to_key(raw: bytes | str | None) -> str:
+    """A key part read from the store (queue name, job id) as a str that goes back to the store as
+    exactly the same bytes (``surrogateescape``, what the Redis client encodes with). The display
+    layer escapes the lone surrogates of invalid UTF-8 (``console.safe_text.clean``)."""
+    if raw is None:
+        return ""
+    if isinstance(raw, bytes):
+        return raw.decode("utf-8", "surrogateescape")
+    return raw
+
+
+#: numbers outside a signed 64-bit range are not counts, ids or times of any queue library
+INT_LIMIT = 2 ** 63
+#: the last millisecond of year 9999: a later "time" is not a time (and cannot be formatted)
+MAX_TIME_MS = 253_402_300_799_999
+
+
 def to_int(raw: bytes | str | None) -> int | None:
+    """A stored number, or None when absent or not a finite number in the 64-bit range
+    (``1e400``, ``nan``, ``abc``)."""
     if raw is None:
         return None
     try:
-        return int(float(raw))
-    except (TypeError, ValueError):
+        value = int(float(raw))
+    except (TypeError, ValueError, OverflowError):
         return None
+    return value if -INT_LIMIT <= value < INT_LIMIT else None
+
+
+def to_ms(raw: bytes | str | None) -> int | None:
+    """A stored time in ms since the epoch, or None when absent or not a time (negative, past 9999)."""
+    value = to_int(raw)
+    return value if value is not None and 0 <= value <= MAX_TIME_MS else None

@@ -94,6 +94,9 @@ class QueueStatus(BaseModel):
     info: dict[str, str] = Field(default_factory=dict)
     #: server clock (ms) when the counts were taken.
     server_time_ms: int | None = None
+    #: why this queue's keys/rows could not be read (e.g. a state key of the wrong type); its counts
+    #: are then empty. Shown apart from the other queues, which are read normally.
+    malformed: str | None = None
     #: how long the queue's rate limiter still holds jobs back (BullMQ's getRateLimitTtl; 0 = not
     #: limited); None where the store has no rate limiter.
     rate_limit_ttl_ms: int | None = None
@@ -160,6 +163,11 @@ class JobSummary(BaseModel):
     priority: int | None = None
     delay_ms: int | None = None
     failed_reason: Blob | None = None
+    #: why this row could not be read as a job of its library (no job hash, a key of the wrong
+    #: type, a field that is not a number, ...), naming the raw key; None for a well-formed job.
+    #: A malformed row is listed (so a page never hides it) and never retried; whether it can be
+    #: purged is the reader's call (BullMQ leaves it out of ``summaries``; Gello purges its raw member).
+    malformed: str | None = None
 
 
 class LogLines(BaseModel):
@@ -387,5 +395,6 @@ def json_record(status: QueueStatus) -> dict[str, Any]:
         "counts": status.counts,
         "native": status.native,
         "estimated": status.estimated,
+        "malformed": status.malformed,
         "rate_limit_ttl_ms": status.rate_limit_ttl_ms,
     }

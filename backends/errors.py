@@ -9,6 +9,16 @@ class ConnectError(BackendError):
     """The server cannot be reached, refused the connection, or rejected the credentials."""
 
 
+class PermissionDenied(BackendError):
+    """The server refused a command for lack of permission (a Redis ACL user without write access,
+    a PostgreSQL role without privileges). The message names the user and what it may not do."""
+
+
+class Malformed(BackendError):
+    """The stored data is not in the shape its library writes (a key of the wrong type, ...), so
+    this one queue or job cannot be read; the message names the raw key (escaped when shown)."""
+
+
 class BackendTimeout(BackendError):
     """A backend call took longer than its timeout."""
 

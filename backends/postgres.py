@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from typing import AsyncIterator
-from urllib.parse import urlsplit
 
 from backends.errors import BackendError, BackendTimeout, ConnectError
 from backends.urls import ConnectionUrl
@@ -15,12 +14,8 @@ APPLICATION_NAME = "queue-console"
 def scrub(message: str, url: ConnectionUrl) -> str:
     """One line, with any password of the URL removed."""
     text = " ".join(str(message).split())
-    try:
-        password = urlsplit(url.raw).password
-    except ValueError:
-        password = None
-    if password:
-        text = text.replace(password, "***")
+    for secret in url.secrets:  # as typed, decoded and percent-encoded
+        text = text.replace(secret, "***")
     return text
 
 
@@ -103,7 +98,7 @@ async def create_pool(url: ConnectionUrl, connect_timeout: float, op_timeout: fl
     async with pg_errors(url):
         try:
             return await asyncio.wait_for(
-                asyncpg.create_pool(dsn=url.raw, min_size=min_size, max_size=max_size, timeout=connect_timeout,
+                asyncpg.create_pool(dsn=url.connect_url, min_size=min_size, max_size=max_size, timeout=connect_timeout,
                                     command_timeout=op_timeout, server_settings=settings, reset=_keep_session),
                 connect_timeout + 1,
             )

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import AsyncIterator
 
 import redis.asyncio as aioredis
@@ -9,7 +10,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis import exceptions as rexc
 
-from backends.errors import BackendError, BackendTimeout, ConnectError
+from backends.errors import BackendError, BackendTimeout, ConnectError, PermissionDenied
 from backends.urls import ConnectionUrl
 
 
@@ -17,10 +18,14 @@ def open_client(url: ConnectionUrl, connect_timeout: float, op_timeout: float,
                 client_name: str = "queue-console") -> aioredis.Redis:
     """A client with bytes replies (queue data is untrusted and may not be UTF-8).
 
+    Keys and arguments given as ``str`` are encoded with ``surrogateescape``: a queue name or job
+    id read from Redis is decoded the same way (``backends.blob.to_key``), so a name that is not
+    valid UTF-8 (``bull:Q\\xff:meta``) goes back to Redis as exactly its own bytes.
+
     No automatic retries: a dropped connection surfaces as an error, so that a bulk action
     reports exactly how far it got instead of silently re-sending a script. The client is
     named (CLIENT LIST shows ``queue-console``)."""
-    raw = url.raw
+    raw = url.connect_url  # userinfo percent-encoded: a raw '/', '?', '#' or '@' in a password is fine
     if url.scheme == "redis+unix":
         raw = "unix" + raw[len("redis+unix"):]
     return aioredis.Redis.from_url(
@@ -51,8 +56,12 @@ async def redis_errors(url: ConnectionUrl) -> AsyncIterator[None]:
         raise BackendTimeout(f"Redis at {url.host_label} did not answer in time") from exc
     except (rexc.ConnectionError, OSError) as exc:
         reason = str(exc).split("\n")[0]
-        reason = reason.replace(url.raw, url.redacted)
+        reason = reason.replace(url.raw, url.redacted).replace(url.connect_url, url.redacted)
+        for secret in url.secrets:
+            reason = reason.replace(secret, "***")
         raise ConnectError(f"cannot connect to Redis at {url.host_label}: {reason}") from exc
+    except rexc.NoPermissionError as exc:
+        raise PermissionDenied(permission_message(url, exc)) from exc
     except rexc.ResponseError as exc:
         raise BackendError(f"Redis at {url.host_label} answered with an error: {exc}") from exc
     except rexc.RedisError as exc:
@@ -96,14 +105,53 @@ async def send_packed(client: aioredis.Redis, packed: bytes, replies: int) -> li
         await pool.release(conn)
 
 
-async def pipelined(client: aioredis.Redis, commands: list[tuple]) -> list:
+async def pipelined(client: aioredis.Redis, commands: list[tuple], wrongtype_in_place: bool = False) -> list:
     """Many commands in one round trip, packed by pack_command and read by send_packed: for big
     pipelines of simple commands (a page's HMGETs), without redis-py's per-command overhead.
-    Replies are raw (bytes, ints, lists); the first error reply is raised, after all are read."""
+    Replies are raw (bytes, ints, lists); the first error reply is raised, after all are read.
+    ``wrongtype_in_place``: a WRONGTYPE reply (a key of another type: that item's data is
+    malformed) stays in its place as a ResponseError for the caller to handle per item; every
+    other error (NOPERM, ...) is still raised."""
     if not commands:
         return []
     replies = await send_packed(client, b"".join(pack_command(*c) for c in commands), len(commands))
     for reply in replies:
-        if isinstance(reply, Exception):
+        if isinstance(reply, Exception) and not (wrongtype_in_place and is_wrongtype(reply)):
             raise reply
     return replies
+
+
+def is_wrongtype(reply: object) -> bool:
+    """A WRONGTYPE error reply: the command's key holds another type (the data is malformed)."""
+    return isinstance(reply, rexc.ResponseError) and str(reply).startswith("WRONGTYPE")
+
+
+_PIPELINE_ERROR = re.compile(r"Command # \d+ \((.*)\) of pipeline caused error: \(['\"](.*)['\"],\)$")
+
+
+def permission_message(url: ConnectionUrl, exc: Exception) -> str:
+    """One line: which user Redis refused and what it may not do (Redis's own NOPERM words)."""
+    reason = str(exc).split("\n")[0].strip()
+    piped = _PIPELINE_ERROR.match(reason)
+    if piped:  # redis-py's pipeline wrapper: say Redis's words first, then the command
+        reason = f"{piped.group(2)} ({piped.group(1)[:200]})"
+    if reason.upper().startswith("NOPERM"):
+        reason = reason[len("NOPERM"):].strip()
+    return f"Redis at {url.host_label} refused {redis_user(url)}: {reason}"
+
+
+def redis_user(url: ConnectionUrl) -> str:
+    """``user NAME`` of the URL (never the password), or ``the default user``."""
+    return f"user {url.username!r}" if url.username else "the default user"
+
+
+async def pipelined_lenient(client: aioredis.Redis, commands: list[tuple]) -> list:
+    """``pipelined``, except that a WRONGTYPE reply (a key of another type: data, not the server)
+    comes back as None in its place; any other error reply is raised after all are read."""
+    if not commands:
+        return []
+    replies = await send_packed(client, b"".join(pack_command(*c) for c in commands), len(commands))
+    for reply in replies:
+        if isinstance(reply, Exception) and not str(reply).startswith("WRONGTYPE"):
+            raise reply
+    return [None if isinstance(r, Exception) else r for r in replies]

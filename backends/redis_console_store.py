@@ -18,16 +18,19 @@ import redis.asyncio as aioredis
 from redis import exceptions as rexc
 
 from backends.contract import ConsoleStore
-from backends.errors import BackendError, BackendTimeout, ConnectError
+from backends.errors import BackendError, BackendTimeout, ConnectError, PermissionDenied
+from backends.redis_client import permission_message
+from backends.urls import ConnectionUrl
 
 AUDIT_MAXLEN = 100_000
 LEDGER_MAXLEN = 1_000_000
 
 
 class RedisConsoleStore(ConsoleStore):
-    def __init__(self, client: aioredis.Redis, prefix: str = "queue-console") -> None:
+    def __init__(self, client: aioredis.Redis, prefix: str = "queue-console", url: ConnectionUrl | None = None) -> None:
         self.client = client
         self.prefix = prefix
+        self.url = url  # names the ACL user in a permission error
         self.location = f"Redis keys {prefix}:audit, {prefix}:paused, {prefix}:ledger"
 
     def _k(self, name: str) -> str:
@@ -39,6 +42,10 @@ class RedisConsoleStore(ConsoleStore):
         ConnectionError: the action layer reports it and writes the audit record later)."""
         try:
             yield
+        except rexc.NoPermissionError as exc:  # an ACL user that may not write: one line naming it
+            if self.url is not None:
+                raise PermissionDenied(permission_message(self.url, exc)) from exc
+            raise PermissionDenied(f"Redis at {self._where()} refused: {exc}") from exc
         except (rexc.TimeoutError, TimeoutError) as exc:
             raise BackendTimeout(f"Redis at {self._where()} did not answer in time") from exc
         except (rexc.ConnectionError, OSError) as exc:

@@ -8,6 +8,9 @@ a ``<gello prefix>:queue:*`` key, in PostgreSQL when the Gello schema (``public`
 configured) has a ``failed_jobs`` table or a ``jobs`` table with a ``job_type`` column (a layout
 with missing or extra columns is then explained in its Discovery.note). ``--backend gello`` opens
 only the Gello reader; with it, ``--prefix`` / ``--schema`` name the Gello key prefix / schema.
+
+BullMQ 6 on PostgreSQL (backends.bullmq_postgres) is added when a schema holds BullMQ's tables;
+``--backend bullmq-postgres`` opens only it, and ``--schema`` then pins the BullMQ schema.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from backends.errors import BadUrl, ConnectError
 from backends.urls import ConnectionUrl, parse
 
 REDIS_BACKENDS = ("bullmq", "gello")
-POSTGRES_BACKENDS: tuple[str, ...] = ("pgboss", "gello")
+POSTGRES_BACKENDS: tuple[str, ...] = ("pgboss", "gello", "bullmq-postgres")
 ALL_BACKENDS = tuple(dict.fromkeys(REDIS_BACKENDS + POSTGRES_BACKENDS))
 #: the Redis SCAN that detects Gello keys gives up after this long (``--backend gello`` forces it)
 GELLO_DETECT_BUDGET_S = 1.0
@@ -76,13 +79,19 @@ async def open_readers(raw_url: str, options: ConnectOptions) -> list[Reader]:
         raise BadUrl(f"backend {options.backend!r} does not live in PostgreSQL ({url.redacted})")
     if options.backend == "gello":
         return [await _open_gello_pg(url, options)]
+    from backends.bullmq_postgres import discovery as bullmq_pg  # BullMQ 6 on PostgreSQL
+    if options.backend == "bullmq-postgres":
+        return [await bullmq_pg.open_reader(url, options.connect_timeout, options.op_timeout, options.schema)]
     readers = [await _open_pgboss(url, options)]
     if options.backend is None:
         try:
             if await _gello_in_postgres(readers[0], url, options):
                 readers.append(await _open_gello_pg(url, options))
+            if await bullmq_pg.present(readers[0].pool, url, None, options.op_timeout):  # type: ignore[attr-defined]
+                readers.append(await bullmq_pg.open_reader(url, options.connect_timeout, options.op_timeout, None))
         except BaseException:
-            await readers[0].close()
+            for reader in readers:  # the Gello reader too, when BullMQ's detection failed after it
+                await reader.close()
             raise
     return readers
 
@@ -158,7 +167,10 @@ async def _redis_client(url: ConnectionUrl, options: ConnectOptions):
     try:
         client = open_client(url, options.connect_timeout, options.op_timeout, options.client_name)
     except ValueError as exc:
-        raise BadUrl(f"{exc} ({url.redacted})") from None
+        message = str(exc)
+        for secret in url.secrets:  # a client library's message may quote the URL
+            message = message.replace(secret, "***")
+        raise BadUrl(f"{message} ({url.redacted})") from None
     try:
         async with redis_errors(url):
             await call_with_timeout(client.ping(), options.connect_timeout, f"connecting to Redis at {url.host_label}")

@@ -19,6 +19,7 @@ from console.config import Settings
 from console.connections import connect_options
 from console.keymap import for_screen
 from console.poller import BackendThread, Poller, Snapshot
+from console.safe_text import clean
 from themes import DEFAULT_THEME, STYLESHEET, THEMES
 
 T = TypeVar("T")
@@ -123,6 +124,14 @@ class QueueConsoleApp(App):
             raise BackendError(f"no connection for {queue.connection}")
         future = self.backend_thread.submit(poller.call(queue, fn, what))
         return await asyncio.wrap_future(future)
+
+    # -- notifications ------------------------------------------------------------------
+    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
+               markup: bool = True) -> None:
+        """Every notification (screens' and widgets' ``notify`` end here): never markup, always
+        cleaned. Messages carry queue names and errors: ``[@click=app.quit]`` stays text, and a
+        name such as ``crash[/x]q`` cannot raise MarkupError."""
+        super().notify(clean(str(message)), title=clean(title), severity=severity, timeout=timeout, markup=False)
 
     # -- app-wide actions ----------------------------------------------------------------
     def action_help(self) -> None:

@@ -23,7 +23,7 @@ from console.actions import Refused
 from console.cli_actions import ActionUsageError
 from console.config import ConfigError, Settings, check_file, config_path, load
 from console.connections import QueueNotFound, Session
-from console.safe_text import blob_text, clean, one_line
+from console.safe_text import InertStream, blob_text, clean, one_line
 
 EXIT_OK, EXIT_USAGE, EXIT_BACKEND, EXIT_REFUSED = 0, 2, 3, 4
 EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer ended by a closed pipe
@@ -145,14 +145,20 @@ def _fail(code: int, message: str) -> NoReturn:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """The entry point: ``_main``, and a quiet exit when the reader of stdout went away (``| head``)."""
+    """The entry point: ``_main`` with stdout and stderr made inert (the TUI's driver writes
+    elsewhere), and a quiet exit when the reader of stdout went away (``| head``)."""
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = InertStream(out), InertStream(err)
     try:
         try:
-            _main(argv)
-        finally:
-            sys.stdout.flush()  # here, not at interpreter exit, where a closed pipe cannot be caught
-    except BrokenPipeError:
-        _closed_pipe()
+            try:
+                _main(argv)
+            finally:
+                sys.stdout.flush()  # here, not at interpreter exit, where a closed pipe cannot be caught
+        except BrokenPipeError:
+            _closed_pipe()
+    finally:
+        sys.stdout, sys.stderr = out, err
 
 
 def _closed_pipe() -> NoReturn:
@@ -286,16 +292,21 @@ async def _status(session: Session, args: argparse.Namespace) -> int:
     if args.json:
         _print_json_rows({"queues": [json_record(s) for s in statuses], "notes": notes})
         return EXIT_OK
-    columns = fmt.state_columns(statuses)
+    columns = fmt.state_columns([s for s in statuses if s.malformed is None])
     header = ["QUEUE", "BACKEND", "PAUSED"] + [c.upper() for c in columns]
     rows = [[one_line(s.queue.name, 40), s.queue.backend, "yes" if s.paused else "no"]
-            + [fmt.count(s.counts.get(c)) for c in columns] for s in statuses]
+            + [fmt.count(s.counts.get(c)) for c in columns] for s in statuses if s.malformed is None]
     if rows:
         widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
         for row in [header] + rows:
             print("  ".join(cell.ljust(w) if i < 3 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))))
+    bad = [s for s in statuses if s.malformed is not None]
+    if bad:
+        print(f"{len(bad)} of {len(statuses)} queues could not be read (malformed):")
+        for s in bad:
+            print(f"  {one_line(s.queue.name, 40)} ({s.queue.backend}): {one_line(s.malformed, 200)}")
     for note in notes:
-        print(note, file=sys.stderr)
+        print(one_line(note, 400), file=sys.stderr)
     return EXIT_OK
 
 
@@ -315,14 +326,20 @@ async def _jobs(session: Session, args: argparse.Namespace) -> int:
             "jobs": [j.model_dump() for j in page.jobs],
         })
         return EXIT_OK
-    print(f"{page.state} jobs of {one_line(queue.name, 60)} ({queue.backend}): {fmt.count(len(page.jobs))} of {fmt.count(page.total)}")
+    bad = sum(1 for j in page.jobs if j.malformed)
+    unreadable = f" ({bad} could not be read: marked MALFORMED)" if bad else ""
+    print(f"{page.state} jobs of {one_line(queue.name, 60)} ({queue.backend}): {fmt.count(len(page.jobs))} of "
+          f"{fmt.count(page.total)}{unreadable}")
     for j in page.jobs:
+        if j.malformed:
+            print(f"{one_line(j.id, 40):<24} MALFORMED: {one_line(j.malformed, 160)}")
+            continue
         when = j.finished_ms or j.processed_ms or j.created_ms
         reason = f"  {one_line(j.failed_reason.text, 80)}" if j.failed_reason else ""
         print(f"{one_line(j.id, 40):<24} {one_line(j.name or '-', 30):<20} {fmt.clock(when, args.utc)}  "
               f"attempts={j.attempts_made if j.attempts_made is not None else '-'}{reason}")
     if page.next_cursor:
-        print(f"more: --cursor {page.next_cursor}")
+        print(f"more: --cursor {clean(page.next_cursor)}")
     return EXIT_OK
 
 
@@ -356,6 +373,8 @@ async def _job(session: Session, args: argparse.Namespace) -> int:
         return EXIT_OK
     s = detail.summary
     print(f"job {one_line(s.id, 60)} of {one_line(queue.name, 60)} ({queue.backend})")
+    if s.malformed:
+        print(f"  MALFORMED {one_line(s.malformed, 200)}")
     print(f"  name      {one_line(s.name or '-', 80)}")
     print(f"  state     {s.state} ({s.native_state})")
     print(f"  attempts  {s.attempts_made if s.attempts_made is not None else '-'}"

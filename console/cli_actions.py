@@ -584,7 +584,7 @@ async def _audit(args, session: Session) -> int:
         _print_json({"records": records})
         return 0
     for r in records:
-        print(f"{fmt.clock(r.get('at'), args.utc)}  {one_line(str(r.get('who')), 30)}  {r.get('action')}  "
+        print(f"{fmt.clock(r.get('at'), args.utc)}  {one_line(str(r.get('who')), 30)}  {one_line(str(r.get('action')), 20)}  "
               f"{one_line(str(r.get('queue')), 40)}  {_audit_counts(r)}  {one_line(str(r.get('result')), 80)}")
     if not records:
         print("no audit records", file=sys.stderr)

@@ -12,6 +12,7 @@ from backends.errors import BackendError
 from backends.registry import REDIS_BACKENDS, ConnectOptions, open_readers
 from backends.urls import parse, redact
 from console.config import Settings
+from console.safe_text import clean
 
 
 class QueueNotFound(LookupError):
@@ -141,6 +142,8 @@ class Session:
         if not candidates and ":" in spec:
             backend, _, name = spec.partition(":")
             candidates = [q for q in self.queues if q.backend == backend and q.name == name]
+        if not candidates:  # a name that is not valid UTF-8, typed as it is shown (Q\xff)
+            candidates = [q for q in self.queues if q.name != clean(q.name) and clean(q.name) == spec]
         if not candidates:
             known = ", ".join(sorted({q.qualified for q in self.queues})[:20]) or "none"
             raise QueueNotFound(f"no queue named {spec!r} (queues found: {known})")

@@ -15,7 +15,8 @@ the way pg-boss's manager does. A real pg-boss worker for Node can therefore tak
 What moves on the screen: completions, failures that retry (with a fixed delay, or exponential
 backoff) and end ``failed`` with a copy in a dead-letter queue, delayed jobs (``startAfter``),
 priorities, singleton keys (a ``short`` and a ``singleton`` queue), and cancelled jobs. Beside it,
-a Gello workload (console/demo_gello.py) fills Gello's ``jobs``/``failed_jobs`` tables in ``public``.
+a Gello workload (console/demo_gello.py) fills Gello's ``jobs``/``failed_jobs`` tables in ``public``,
+and BullMQ for Python's PostgreSQL backend works schema ``bullmq`` (console/demo_bullmq_postgres.py).
 """
 from __future__ import annotations
 
@@ -420,14 +421,16 @@ def run_demo_pgboss(refresh: float | None = None, theme: str | None = None, no_u
                     read_only: bool = False) -> None:
     from console.config import Settings
 
-    print(f"starting an embedded PostgreSQL (pgserver), a pg-boss {PGBOSS_VERSION} workload and a Gello workload…",
-          file=sys.stderr)
+    print(f"starting an embedded PostgreSQL (pgserver), a pg-boss {PGBOSS_VERSION} workload, a Gello workload "
+          "and a BullMQ-on-PostgreSQL workload…", file=sys.stderr)
+    from console.demo_bullmq_postgres import BullMQPostgresWorkload
     from console.demo_gello import GelloPgWorkload
 
     server = EmbeddedPostgres()
     workload = PgBossWorkload(server.url)
     # Gello's tables beside pg-boss's schema, in `public` (where the console looks for Gello)
     gello = GelloPgWorkload(server.url)
+    bullmq_pg = BullMQPostgresWorkload(server.url)  # BullMQ for Python's PostgreSQL backend, schema bullmq
 
     def _exit(signum, _frame):  # a closed terminal or a kill still stops the server and removes its files
         raise SystemExit(128 + signum)
@@ -438,6 +441,7 @@ def run_demo_pgboss(refresh: float | None = None, theme: str | None = None, no_u
             signal.signal(sig, _exit)
         workload.start()
         gello.start()
+        bullmq_pg.start()
         if no_ui:
             print(server.url, flush=True)
             stop = threading.Event()
@@ -454,6 +458,7 @@ def run_demo_pgboss(refresh: float | None = None, theme: str | None = None, no_u
                             **({"theme": theme} if theme else {}))
         run_app(settings, banner_note=None)
     finally:
+        bullmq_pg.stop()
         gello.stop()
         workload.stop()
         server.stop()

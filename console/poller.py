@@ -150,6 +150,15 @@ class Snapshot:
     fresh: frozenset = frozenset()
     #: time.time() of the last read of each queue's counts
     read_at: dict[tuple, float] = field(default_factory=dict)
+    interval: float | None = None  # seconds between refreshes (what "late" is measured against)
+
+    def stale_for(self, now: float | None = None, late_after: float = 2.0) -> float | None:
+        """Age in seconds of the data shown when a refresh is late (no good refresh for
+        ``late_after`` refresh intervals), else None. Known long before an op timeout fires."""
+        if self.last_ok is None or not self.interval:
+            return None
+        age = (time.time() if now is None else now) - self.last_ok
+        return age if age > late_after * self.interval else None
 
 
 class Poller:
@@ -178,7 +187,7 @@ class Poller:
         self.discover_every_s = discover_every_s
         self.read_gauges = read_gauges  # oldest waiting age and workers (the metrics exporter)
         self.readers: list[Reader] = []
-        self.snapshot = Snapshot(connection=self.url)
+        self.snapshot = Snapshot(connection=self.url, interval=interval)
         self._history: dict[tuple, RateHistory] = {}
         self._reader_of: dict[tuple, Reader] = {}
         self._discovery_task: asyncio.Task | None = None
@@ -372,7 +381,7 @@ class Poller:
         self.on_snapshot(Snapshot(
             connection=snap.connection, statuses=list(snap.statuses), throughput=dict(snap.throughput),
             latency=dict(snap.latency), discoveries=list(snap.discoveries), error=snap.error,
-            last_ok=snap.last_ok, connected=snap.connected, refresh_ms=snap.refresh_ms,
+            last_ok=snap.last_ok, connected=snap.connected, refresh_ms=snap.refresh_ms, interval=snap.interval,
             gauges=dict(snap.gauges), poll_s=snap.poll_s, polls=snap.polls, fresh=snap.fresh,
             read_at=dict(self._read_at),
         ))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -94,8 +95,22 @@ class PrivateRedis:
         self.proc = None
 
     def close(self) -> None:
+        self.sigcont()  # a stopped (SIGSTOP) server must be able to shut down
         self.stop(save=False)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def sigstop(self) -> None:
+        """Freeze the server process (a hung host): connections stay open, nothing answers."""
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGSTOP)
+
+    def sigcont(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+
+    def version(self) -> tuple[int, ...]:
+        with self.client() as c:
+            return tuple(int(x) for x in c.info("server")["redis_version"].split("."))
 
 
 class ReplyDropper:

@@ -157,7 +157,11 @@ async def test_page_rows_are_read_by_script_in_chunks_and_equal_the_plain_path(p
     n = HASHES_PER_CALL * 2 + 50
     for i in range(1, n + 1):
         if i == 150:
-            sync.zadd(f"{base}:failed", {str(i): 5000 + i})  # hash gone: skipped, as getFailed does
+            sync.zadd(f"{base}:failed", {str(i): 5000 + i})  # hash gone: a malformed row naming the key
+            continue
+        if i == 160:
+            sync.set(f"{base}:{i}", "not a hash")  # WRONGTYPE inside the script: that row only
+            sync.zadd(f"{base}:failed", {str(i): 5000 + i})
             continue
         fields = {"name": f"n{i}", "timestamp": 1000 + i, "finishedOn": 5000 + i, "failedReason": f"boom {i}"}
         if i % 2:
@@ -174,7 +178,11 @@ async def test_page_rows_are_read_by_script_in_chunks_and_equal_the_plain_path(p
         sync.config_resetstat()
         page = await full.page(ref, "failed", None, 1000)
         assert sync.info("commandstats")["cmdstat_evalsha"]["calls"] == 3
-        assert [j.id for j in page.jobs] == [str(i) for i in range(n, 0, -1) if i != 150]
+        assert [j.id for j in page.jobs] == [str(i) for i in range(n, 0, -1)]
+        by_id = {j.id: j for j in page.jobs}
+        assert by_id["150"].malformed.startswith(f"no job hash at {base}:150")
+        assert by_id["160"].malformed == f"{base}:160 is a string, not a job hash"
+        assert [j.id for j in page.jobs if j.malformed] == ["160", "150"]
         assert page.jobs[0].attempts_made == 0 and page.jobs[1].attempts_made == 2
         assert page.jobs[-1].failed_reason.text == "boom 1" and page.jobs[-1].name == "n1"
         plain = await limited.page(ref, "failed", None, 1000)
@@ -183,3 +191,53 @@ async def test_page_rows_are_read_by_script_in_chunks_and_equal_the_plain_path(p
         await full.close()
         await limited.close()
         sync.acl_deluser("qcrows")
+
+
+async def test_a_wrong_type_key_in_one_of_16_queues_leaves_the_other_15_counted_exactly(private_redis, sync):
+    """One EVALSHA counts 16 queues; queue q07's ``wait`` is a string. The script's pcall turns only
+    that queue's reply into a malformed marker: the 15 others have their exact numbers, in the same
+    single call (and the same through the plain pipeline of a user without scripting)."""
+    from backends.bullmq.read_scripts import QUEUES_PER_CALL
+
+    assert QUEUES_PER_CALL == 16
+    for i in range(16):
+        base = f"{PREFIX}:q{i:02d}"
+        sync.hset(f"{base}:meta", mapping={"opts.maxLenEvents": 10000, "version": "bullmq:6.7.0"})
+        if i == 7:
+            sync.set(f"{base}:wait", "not a list")
+        else:
+            sync.lpush(f"{base}:wait", *[f"w{j}" for j in range(i + 1)])
+        sync.zadd(f"{base}:failed", {f"f{j}": j for j in range(i % 4 + 1)})
+        sync.lpush(f"{base}:active", *[f"a{j}" for j in range(i % 3 + 1)])
+    sync.acl_setuser("qcplain", enabled=True, passwords=["+pw-for-test"], keys=["*"],
+                     commands=["+@read", "+@connection", "+info", "+time", "-@scripting"])
+    host = private_redis.url.removeprefix("redis://")
+    full = await _reader(private_redis.url)
+    limited = await _reader(f"redis://qcplain:pw-for-test@{host}")
+    try:
+        refs = (await full.discover()).queues
+        assert sorted(q.name for q in refs) == [f"q{i:02d}" for i in range(16)]
+        sync.config_resetstat()
+        statuses = await full.statuses(refs)
+        assert sync.info("commandstats")["cmdstat_evalsha"]["calls"] == 1
+        by_name = {s.queue.name: s for s in statuses}
+        assert by_name["q07"].malformed == f"{PREFIX}:q07:wait is not a list"
+        for i in range(16):
+            if i == 7:
+                continue
+            st = by_name[f"q{i:02d}"]
+            assert st.malformed is None
+            assert (st.native["waiting"], st.native["failed"], st.native["active"]) == (i + 1, i % 4 + 1, i % 3 + 1)
+            q = Queue(st.queue.name, {"connection": private_redis.url, "prefix": PREFIX})
+            try:
+                assert st.native == await q.getJobCounts(*NATIVE_TYPES)
+            finally:
+                await q.close()
+        plain = await limited.statuses(refs)
+        assert limited._counter.scripts_allowed is False
+        assert [(s.queue.name, s.malformed, s.native, s.counts) for s in plain] == \
+               [(s.queue.name, s.malformed, s.native, s.counts) for s in statuses]
+    finally:
+        await full.close()
+        await limited.close()
+        sync.acl_deluser("qcplain")

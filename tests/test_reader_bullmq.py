@@ -498,7 +498,7 @@ async def test_delayed_paging_soonest_first(reader, queues):
     assert ids == [j.id for j in await q.getDelayed(0, -1)]
 
 
-async def test_page_skips_a_vanished_job_hash(reader, queues, workers, sync_redis, prefix):
+async def test_page_marks_a_vanished_job_hash_malformed(reader, queues, workers, sync_redis, prefix):
     q = queues("gone")
 
     async def proc(job, token):
@@ -513,9 +513,13 @@ async def test_page_skips_a_vanished_job_hash(reader, queues, workers, sync_redi
     victim = before[2]
     sync_redis.delete(f"{prefix}:gone:{victim}")  # the hash went away, the id is still in the zset
     page = await reader.page(ref, "failed", None, 10)
-    assert [j.id for j in page.jobs] == [i for i in before if i != victim]
+    # the row stays, marked with its raw key, so that "6 of 6" never hides a gap
+    assert [j.id for j in page.jobs] == before
+    assert [j.id for j in page.jobs if j.malformed] == [victim]
+    assert f"no job hash at {prefix}:gone:{victim}" in page.jobs[2].malformed
     assert page.total == 6  # the set still says 6
     assert await reader.job(ref, victim) is None
+    assert victim not in await reader.summaries(ref, before, "failed")  # never planned
 
 
 @pytest.mark.parametrize(("state", "cursor"), [

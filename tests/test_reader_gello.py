@@ -193,7 +193,11 @@ async def test_redis_registry_detection_and_bad_input(redis_url, prefix, rg, gre
     await rg.client.set(rg.key("q2", "dead"), b"x")
     reader = await greader()
     disc = await reader.discover()
-    assert [q.name for q in disc.queues] == ["q1"] and "q2" in disc.note and "not a zset" in disc.note
+    # ... and listed as malformed beside the others (tests/test_malformed_gello.py has more)
+    assert [q.name for q in disc.queues] == ["q1", "q2"]
+    statuses = {s.queue.name: s for s in await reader.statuses(disc.queues)}
+    assert statuses["q1"].malformed is None and "not a zset" in reader.queue_capabilities(disc.queues[1]).read_only_reason
+    assert statuses["q2"].malformed == f"{rg.key('q2', 'dead')} is not a zset"
 
 
 # ---------------------------------------------------------------------- PostgreSQL fixtures

@@ -21,12 +21,22 @@ ZERO_WIDTH = {"\u200b", "\u200c", "\u200d", "\ufeff"}
 
 
 def is_unsafe(ch: str) -> bool:
+    """The rule, written independently of console.safe_text: every control (C0, DEL, C1) but \\n and
+    \\t, every format character (Cf: bidi controls, zero-width, invisible operators, tags), the line
+    and paragraph separators, lone surrogates, and the whole tag block U+E0000-E007F, the specials U+FFF0-FFFB and the hieroglyph format controls."""
+    if ch in "\n\t":
+        return False
+    if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs"):
+        return True
+    code = ord(ch)  # blocks reserved for format characters in newer Unicode versions, too
+    return 0xE0000 <= code <= 0xE007F or 0x13430 <= code <= 0x1343F or 0xFFF0 <= code <= 0xFFFB
+
+
+def visible_escape(ch: str) -> str:
     code = ord(ch)
-    if code < 0x20 and ch not in "\n\t":
-        return True
-    if 0x7F <= code <= 0x9F:  # DEL and C1 (0x9b is a one-byte CSI on some terminals)
-        return True
-    return ch in BIDI_CONTROLS or ch in ZERO_WIDTH
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8, decoded with surrogateescape: that byte
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else (f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
 
 
 def render(text: str) -> str:
@@ -55,6 +65,14 @@ def render(text: str) -> str:
         ("arabic\u061cmark", "arabic\\u061cmark"),
         ("keeps\nnewlines\tand tabs", "keeps\nnewlines\tand tabs"),
         ("ünïcödé ✓ 日本語 emoji 🎉", "ünïcödé ✓ 日本語 emoji 🎉"),
+        # issue 9: format and separator characters that used to pass raw
+        ("word\u2060joiner", "word\\u2060joiner"),
+        ("soft\u00adhyphen", "soft\\xadhyphen"),
+        ("line\u2028para\u2029", "line\\u2028para\\u2029"),
+        ("f\u2061x\u2062y\u2063z\u2064", "f\\u2061x\\u2062y\\u2063z\\u2064"),
+        ("\ufff9ruby\ufffatext\ufffb", "\\ufff9ruby\\ufffatext\\ufffb"),
+        ("tag\U000e0001\U000e0041\U000e007f\U000e0000", "tag\\U000e0001\\U000e0041\\U000e007f\\U000e0000"),
+        ("mongolian\u180e", "mongolian\\u180e"),
     ],
 )
 def test_clean_makes_controls_visible(raw, visible):
@@ -64,14 +82,13 @@ def test_clean_makes_controls_visible(raw, visible):
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.text(alphabet=st.characters(codec=None, exclude_categories=("Cs",)), max_size=200))
+@given(st.text(alphabet=st.characters(codec=None), max_size=200))
 def test_clean_property_no_raw_control_survives(text):
     out = clean(text)
     bad = [hex(ord(ch)) for ch in out if is_unsafe(ch)]
     assert bad == []
     # nothing else changes: safe characters stay, each unsafe one becomes its visible escape
-    expected = "".join((f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}") if is_unsafe(ch) else ch
-                       for ch in text)
+    expected = "".join(visible_escape(ch) if is_unsafe(ch) else ch for ch in text)
     assert out == expected
 
 
@@ -209,3 +226,13 @@ def test_unicodedata_sanity_of_the_bidi_set():
     # guard the test's own table: each of these really is a bidi/format control
     for ch in BIDI_CONTROLS | ZERO_WIDTH:
         assert unicodedata.category(ch) == "Cf"
+
+
+def test_every_unsafe_code_point_is_escaped():
+    """Exhaustive over all of Unicode: nothing the rule names survives, nothing else changes."""
+    every = "".join(map(chr, range(0x110000)))
+    out = clean(every)
+    assert not any(is_unsafe(ch) for ch in out)
+    unsafe = [ch for ch in every if is_unsafe(ch)]
+    assert len(unsafe) > 2000  # C0, C1, ~160 Cf, the separators, surrogates, the tag block
+    assert out == "".join(visible_escape(ch) if is_unsafe(ch) else ch for ch in every)

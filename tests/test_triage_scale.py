@@ -34,7 +34,7 @@ async def test_a_capped_scan_reports_the_servers_total(redis_url, prefix, sync_r
     sync_redis.hset(f"{base}:meta", mapping={"opts.maxLenEvents": 10000})
     pipe = sync_redis.pipeline(transaction=False)
     for i in range(1, 2501):
-        pipe.hset(f"{base}:{i}", mapping={"name": "n", "finishedOn": i, "failedReason": f"boom v{i}"})
+        pipe.hset(f"{base}:{i}", mapping={"name": "n", "timestamp": i, "finishedOn": i, "failedReason": f"boom v{i}"})
         pipe.zadd(f"{base}:failed", {str(i): i})
     pipe.execute()
     [reader] = await open_readers(redis_url, ConnectOptions(prefixes=[prefix]))

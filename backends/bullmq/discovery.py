@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import redis.asyncio as aioredis
 
 from backends.bullmq.keys import STATE_SUFFIXES, QueueKeys, glob_escape
-from backends.redis_client import pack_command, pipelined, send_packed
+from backends.redis_client import pipelined_lenient
 
 SCAN_COUNT = 1000
 #: BullMQ's (and Bull's) key prefix when none is given (a named queue is looked up here directly
@@ -224,13 +224,13 @@ async def classify(client: aioredis.Redis, candidates: list[tuple[str, str]]) ->
         meta = QueueKeys(prefix, name)("meta")
         commands += [("TYPE", meta), ("HMGET", meta, "version", "opts.maxLenEvents", "paused")]
     # packed once, replies read raw (redis-py's pipeline spent ~0.15 s of CPU on 2,000 commands); a
-    # ``meta`` of another type answers HMGET with an error: that candidate is no queue
-    metas = [(None, None, None) if isinstance(m, Exception) else m
-             for m in await send_packed(client, b"".join(pack_command(*c) for c in commands), len(commands))]
+    # meta key that is not a hash answers WRONGTYPE to its HMGET only: that candidate is not a queue
+    metas = await pipelined_lenient(client, commands)
     decided: dict[int, Found] = {}
     rest: list[int] = []
     for i, (prefix, name) in enumerate(candidates):
-        meta_type, (version, max_len, _paused) = metas[2 * i], metas[2 * i + 1]
+        meta_type, meta_fields = metas[2 * i], metas[2 * i + 1]
+        version, max_len, _paused = (None, None, None) if meta_fields is None else meta_fields
         if meta_type == b"hash" and (version is not None or max_len is not None):
             decided[i] = Found(prefix, name, "bullmq", version.decode("utf-8", "replace") if version else None)
         else:
@@ -241,7 +241,7 @@ async def classify(client: aioredis.Redis, candidates: list[tuple[str, str]]) ->
             k = QueueKeys(*candidates[i])
             commands.append(("TYPE", k("id")))
             commands += [("TYPE", k(suffix)) for suffix in STATE_SUFFIXES]
-        replies = await pipelined(client, commands)
+        replies = await pipelined_lenient(client, commands)  # TYPE answers for any key
         width = 1 + len(STATE_SUFFIXES)
         for j, i in enumerate(rest):
             meta_type = metas[2 * i]

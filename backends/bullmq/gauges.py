@@ -24,7 +24,7 @@ import base64
 import redis.asyncio as aioredis
 from redis import exceptions as rexc
 
-from backends.blob import to_int, to_str
+from backends.blob import to_int, to_key
 from backends.bullmq.keys import QueueKeys
 from backends.contract import QueueGauges, QueueRef
 
@@ -43,14 +43,16 @@ async def read_gauges(client: aioredis.Redis, queues: list[QueueRef]) -> list[Qu
         pipe.lindex(k("wait"), 0)
         pipe.lrange(k("paused"), -2, -1)
         pipe.zrange(k("prioritized"), 0, 0)
-    replies = await pipe.execute()
+    # a key of the wrong type answers WRONGTYPE to its own command only: nothing waits there
+    replies = _wrongtype_as(await pipe.execute(raise_on_error=False), [])
     secs, micros = replies[0]
     now_ms = int(secs) * 1000 + int(micros) // 1000
     candidates: list[list[str]] = []
     for i in range(len(queues)):
         wait_tail, wait_head, paused_tail, prio_head = replies[1 + 4 * i: 5 + 4 * i]
+        wait_head = None if wait_head == [] else wait_head
         ids = [*wait_tail, *([wait_head] if wait_head is not None else []), *paused_tail, *prio_head]
-        candidates.append(list(dict.fromkeys(to_str(j) or "" for j in ids if not j.startswith(b"0:"))))
+        candidates.append(list(dict.fromkeys(to_key(j) for j in ids if not j.startswith(b"0:"))))
     fields: list = []
     if any(candidates):
         pipe = client.pipeline(transaction=False)
@@ -58,7 +60,7 @@ async def read_gauges(client: aioredis.Redis, queues: list[QueueRef]) -> list[Qu
             k = QueueKeys(q.namespace, q.name)
             for job_id in ids:
                 pipe.hmget(k.job(job_id), *_SINCE_FIELDS)
-        fields = await pipe.execute()
+        fields = _wrongtype_as(await pipe.execute(raise_on_error=False), (None,) * len(_SINCE_FIELDS))
     workers = await _worker_counts(client, queues)
     out, pos = [], 0
     for q, ids in zip(queues, candidates):
@@ -71,6 +73,19 @@ async def read_gauges(client: aioredis.Redis, queues: list[QueueRef]) -> list[Qu
             ages.append(max(now_ms - since, 0) / 1000.0)
         pos += len(ids)
         out.append(QueueGauges(queue=q, oldest_waiting_s=max(ages, default=0.0), workers=workers.get(q.key)))
+    return out
+
+
+def _wrongtype_as(replies: list, empty) -> list:
+    """Replies with WRONGTYPE errors replaced by ``empty``; any other error is raised (the caller
+    maps it)."""
+    out = []
+    for reply in replies:
+        if isinstance(reply, Exception):
+            if not str(reply).startswith("WRONGTYPE"):
+                raise reply
+            reply = empty
+        out.append(reply)
     return out
 
 

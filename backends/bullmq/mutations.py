@@ -182,4 +182,4 @@ class BullMQMutations:
                 remaining = await scripts.pause(k, False, emit=False)
 
     def console_store(self) -> ConsoleStore:
-        return RedisConsoleStore(self.client, self.store_prefix)  # type: ignore[attr-defined]
+        return RedisConsoleStore(self.client, self.store_prefix, self.url)  # type: ignore[attr-defined]

@@ -15,6 +15,11 @@ asyncio timeout per reply) was most of a refresh's time.
 
 A connection that may not run scripts (an ACL user limited to ``+@read``, say) gets the same
 numbers from plain pipelined LLEN/LINDEX/ZCARD/HMGET/EXISTS instead.
+
+Malformed data never fails a whole call: the scripts run every command with ``redis.pcall``. A key
+of the wrong type (WRONGTYPE) makes only its own queue's reply a marker (``-1`` and the indexes of
+the keys, RawCounts.wrong_types) or its own row's values empty with the key's TYPE; every other
+queue and row of the call is read exactly. Any other error (NOPERM, ...) fails the call as before.
 """
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ import redis.asyncio as aioredis
 from redis import exceptions as rexc
 
 from backends.bullmq.keys import QueueKeys
-from backends.redis_client import pack_command, pipelined, send_packed
+from backends.redis_client import is_wrongtype, pack_command, pipelined, send_packed
 
 #: KEYS order of the script (and of the fallback pipeline)
 COUNT_KEYS = ("wait", "paused", "active", "prioritized", "delayed", "completed", "failed", "waiting-children",
@@ -32,27 +37,47 @@ COUNT_KEYS = ("wait", "paused", "active", "prioritized", "delayed", "completed",
 META_FIELDS = ("paused", "version", "concurrency", "max", "duration")
 
 COUNT_SCRIPT = """
-local function jobs_in_list(key)
-  local n = redis.call('LLEN', key)
-  if n > 0 then
-    local tail = redis.call('LINDEX', key, -1)
-    if string.sub(tail, 1, 2) == '0:' then n = n - 1 end
+local fatal
+-- a WRONGTYPE reply marks the key (index i of the queue's 11) and reads as false; anything else is fatal
+local function call(bad, i, ...)
+  local r = redis.pcall(...)
+  if type(r) == 'table' and r.err then
+    if string.sub(r.err, 1, 9) == 'WRONGTYPE' then bad[#bad + 1] = i
+    elseif not fatal then fatal = r.err end
+    return false
+  end
+  return r
+end
+local function jobs_in_list(bad, k, i)
+  local n = call(bad, i, 'LLEN', KEYS[k + i])
+  if n and n > 0 then
+    local tail = call(bad, i, 'LINDEX', KEYS[k + i], -1)
+    if tail and string.sub(tail, 1, 2) == '0:' then n = n - 1 end
   end
   return n
 end
 local out = {}
 for q = 0, #KEYS / 11 - 1 do
-  local k = q * 11
-  local meta = redis.call('HMGET', KEYS[k + 9], 'paused', 'version', 'concurrency', 'max', 'duration')
-  local o = q * 16
-  out[o + 1] = jobs_in_list(KEYS[k + 1])
-  out[o + 2] = jobs_in_list(KEYS[k + 2])
-  out[o + 3] = redis.call('LLEN', KEYS[k + 3])
-  for z = 4, 8 do out[o + z] = redis.call('ZCARD', KEYS[k + z]) end
-  out[o + 9] = redis.call('EXISTS', KEYS[k + 10])
-  for m = 1, 5 do out[o + 9 + m] = meta[m] end
-  out[o + 15] = redis.call('GET', KEYS[k + 11])
-  out[o + 16] = redis.call('PTTL', KEYS[k + 11])
+  local k, o, bad, v = q * 11, q * 16, {}, {}
+  local meta = call(bad, 9, 'HMGET', KEYS[k + 9], 'paused', 'version', 'concurrency', 'max', 'duration')
+  v[1] = jobs_in_list(bad, k, 1)
+  v[2] = jobs_in_list(bad, k, 2)
+  v[3] = call(bad, 3, 'LLEN', KEYS[k + 3])
+  for z = 4, 8 do v[z] = call(bad, z, 'ZCARD', KEYS[k + z]) end
+  v[9] = call(bad, 10, 'EXISTS', KEYS[k + 10])
+  v[15] = call(bad, 11, 'GET', KEYS[k + 11])
+  v[16] = call(bad, 11, 'PTTL', KEYS[k + 11])
+  if fatal then return redis.error_reply(fatal) end
+  if #bad > 0 then
+    out[o + 1] = -1
+    out[o + 2] = bad
+    for j = 3, 16 do out[o + j] = 0 end
+  else
+    for j = 1, 9 do out[o + j] = v[j] end
+    for m = 1, 5 do out[o + 9 + m] = meta[m] end
+    out[o + 15] = v[15]
+    out[o + 16] = v[16]
+  end
 end
 return out
 """
@@ -78,10 +103,22 @@ class RawCounts:
     meta: tuple[bytes | None, ...]  # META_FIELDS
     limiter_count: bytes | None  # GET limiter (rate limiting, Queue.getRateLimitTtl)
     limiter_pttl: int  # PTTL limiter
+    #: COUNT_KEYS suffixes (in that order) of the keys holding another type: the queue is malformed
+    #: and every number above is 0
+    wrong_types: tuple[str, ...] = ()
+
+
+def _malformed(indexes) -> RawCounts:
+    """A queue some of whose keys hold another type (COUNT_KEYS indexes, 0-based)."""
+    bad = tuple(COUNT_KEYS[i] for i in sorted(set(indexes)))
+    return RawCounts(0, 0, 0, 0, 0, 0, 0, 0, False, (None,) * len(META_FIELDS), None, 0, wrong_types=bad)
 
 
 def _raw(reply: list) -> RawCounts:
-    """One queue's WIDTH values (a Lua false, i.e. a missing meta field, arrives as None)."""
+    """One queue's WIDTH values (a Lua false, i.e. a missing meta field, arrives as None); the
+    marker ``-1, {key indexes}`` for a queue with keys of the wrong type."""
+    if reply[0] == -1:
+        return _malformed(int(i) - 1 for i in reply[1])
     n = [int(x) for x in reply[:9]]
     return RawCounts(*n[:8], meta_paused_key=bool(n[8]), meta=tuple(reply[9:14]), limiter_count=reply[14],
                      limiter_pttl=int(reply[15]))
@@ -154,22 +191,54 @@ class QueueCounter:
             pipe.hmget(k("meta"), *META_FIELDS)
             pipe.get(k("limiter"))
             pipe.pttl(k("limiter"))
-        replies = await pipe.execute()
+        replies = await pipe.execute(raise_on_error=False)
+        for reply in replies:
+            if isinstance(reply, Exception) and not is_wrongtype(reply):
+                raise reply  # NOPERM, ...: not about one queue's data
         out = []
         width = 14
         for i in range(len(queues)):
             r = replies[1 + i * width: 1 + (i + 1) * width]
+            bad = [COUNT_KEYS.index(s) for s, reply in zip(_PIPELINE_KEYS, r) if is_wrongtype(reply)]
+            if bad:
+                out.append(_malformed(bad))
+                continue
             wait = r[0] - (1 if r[0] and r[1] is not None and r[1].startswith(b"0:") else 0)
             paused = r[2] - (1 if r[2] and r[3] is not None and r[3].startswith(b"0:") else 0)
             out.append(_raw([wait, paused, *r[4:11], *r[11], r[12], r[13]]))
         return _ms(replies[0]), out
 
 
+#: the COUNT_KEYS suffix each reply of one queue's block in ``_by_commands`` is about
+_PIPELINE_KEYS = ("wait", "wait", "paused", "paused", "active", "prioritized", "delayed", "completed", "failed",
+                  "waiting-children", "meta-paused", "meta", "limiter", "limiter")
+
+#: ARGV[1] "1": each hash's values are preceded by its kind (1 for a hash holding any of the
+#: fields, else its TYPE: "none", "hash", "string", ...). A key of the wrong type reads as no values.
 ROWS_SCRIPT = """
-local out, n = {}, #ARGV
+local typed, fields = ARGV[1] == '1', {}
+for j = 2, #ARGV do fields[j - 1] = ARGV[j] end
+local n = #fields
+local w = n + (typed and 1 or 0)
+local out = {}
 for i = 1, #KEYS do
-  local values = redis.call('HMGET', KEYS[i], unpack(ARGV))
-  for j = 1, n do out[(i - 1) * n + j] = values[j] end
+  local o = (i - 1) * w
+  local values = redis.pcall('HMGET', KEYS[i], unpack(fields))
+  local kind = 1
+  if values.err then
+    if string.sub(values.err, 1, 9) ~= 'WRONGTYPE' then return redis.error_reply(values.err) end
+    kind = redis.call('TYPE', KEYS[i]).ok
+    values = {}
+  elseif typed then
+    local any = false
+    for j = 1, n do if values[j] then any = true break end end
+    if not any then kind = redis.call('TYPE', KEYS[i]).ok end
+  end
+  if typed then
+    out[o + 1] = kind
+    o = o + 1
+  end
+  for j = 1, n do out[o + j] = values[j] or false end
 end
 return out
 """
@@ -181,7 +250,7 @@ class HashFieldsReader:
     """The same fields of many hashes (a page's rows): HMGET inside a read-only script, up to
     HASHES_PER_CALL hashes per call, every call in one round trip. A page of 1,000 rows comes back
     as 10 replies instead of 1,000 (redis-py's cost is per reply). Without @scripting: one HMGET
-    per hash, pipelined."""
+    per hash, pipelined. A key of the wrong type reads as no values (all None), never as an error."""
 
     def __init__(self, client: aioredis.Redis) -> None:
         self._client = client
@@ -189,21 +258,40 @@ class HashFieldsReader:
         self.scripts_allowed = True
 
     async def read(self, keys: list[str], fields: tuple[str, ...]) -> list[list]:
+        """Each key's values of ``fields`` (None for a missing field, all None for a key that is
+        missing or of another type)."""
         if not keys:
             return []
         if self.scripts_allowed:
             try:
-                return await self._by_script(keys, fields)
+                return await self._by_script(keys, fields, typed=False)
             except rexc.NoPermissionError:
                 self.scripts_allowed = False
-        return await pipelined(self._client, [("HMGET", key, *fields) for key in keys])
+        replies = await pipelined(self._client, [("HMGET", key, *fields) for key in keys], wrongtype_in_place=True)
+        return [[None] * len(fields) if is_wrongtype(r) else r for r in replies]
 
-    async def _by_script(self, keys: list[str], fields: tuple[str, ...]) -> list[list]:
-        width = len(fields)
+    async def read_typed(self, keys: list[str], fields: tuple[str, ...]) -> list[tuple[bytes, list]]:
+        """Each key's type (b"hash", b"none", b"string", ...) and its values as ``read`` gives them:
+        a row can say why its key holds no job."""
+        if not keys:
+            return []
+        if self.scripts_allowed:
+            try:
+                rows = await self._by_script(keys, fields, typed=True)
+                return [(b"hash" if row[0] == 1 else row[0], row[1:]) for row in rows]
+            except rexc.NoPermissionError:
+                self.scripts_allowed = False
+        commands = [c for key in keys for c in (("TYPE", key), ("HMGET", key, *fields))]
+        replies = await pipelined(self._client, commands, wrongtype_in_place=True)
+        return [(replies[2 * i], [None] * len(fields) if is_wrongtype(replies[2 * i + 1]) else replies[2 * i + 1])
+                for i in range(len(keys))]
+
+    async def _by_script(self, keys: list[str], fields: tuple[str, ...], typed: bool) -> list[list]:
+        width = len(fields) + typed
         for attempt in (1, 2):
             if self._sha is None:
                 self._sha = await self._client.script_load(ROWS_SCRIPT)
-            commands = [("EVALSHA", self._sha, len(chunk), *chunk, *fields)
+            commands = [("EVALSHA", self._sha, len(chunk), *chunk, "1" if typed else "0", *fields)
                         for chunk in (keys[i:i + HASHES_PER_CALL] for i in range(0, len(keys), HASHES_PER_CALL))]
             replies = await send_packed(self._client, b"".join(pack_command(*c) for c in commands), len(commands))
             if attempt == 1 and any(isinstance(r, rexc.NoScriptError) for r in replies):

@@ -12,8 +12,9 @@ import time
 from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
-from backends.blob import ROW_LIMIT, to_blob, to_int, to_str
+from backends.blob import ROW_LIMIT, to_blob, to_int, to_key, to_ms, to_str
 from backends.bullmq import discovery, versions
 from backends.bullmq.read_scripts import HashFieldsReader, QueueCounter
 from backends.bullmq.cursor import ListCursor, ZsetCursor, decode_cursor, encode_cursor
@@ -35,8 +36,9 @@ from backends.contract import (
     Reader,
     Throughput,
 )
-from backends.errors import BadCursor, BadRequest
-from backends.redis_client import pipelined, redis_errors
+from backends.errors import BadCursor, BadRequest, Malformed
+from backends.redis_acl import acl_user, dryrun
+from backends.redis_client import is_wrongtype, pipelined, redis_errors
 from backends.urls import ConnectionUrl
 
 #: native count names reported by BullMQ's getJobCounts() for all types (+ the legacy `paused`)
@@ -136,6 +138,8 @@ class BullMQReader(BullMQMutations, Reader):
         self.prefixes = prefixes
         self.discovery_budget_s = discovery_budget_s
         self._versions: dict[tuple, str | None] = {}
+        #: queue key -> why this connection's ACL user may not change it (ACL DRYRUN, Redis 7+)
+        self._acl_denied: dict[tuple, str] = {}
         #: per queue, as read at the last discovery: which generation writes it (versions.py)
         self._generations: dict[tuple, versions.Generation] = {}
         self._tp = _ThroughputState()
@@ -161,7 +165,10 @@ class BullMQReader(BullMQMutations, Reader):
     def queue_capabilities(self, queue: QueueRef) -> Capabilities:
         """From the last discovery; every mutation reads the evidence again before it runs."""
         if queue.backend == "bull":
-            return self.capabilities.read_only("legacy Bull queues are read-only in queue-console")
+            return self.capabilities.model_copy(update={"states": CANONICAL_STATES[:5]}).read_only(
+                "legacy Bull queues are read-only in queue-console")
+        if queue.key in self._acl_denied:
+            return self.capabilities.read_only(self._acl_denied[queue.key])
         gen = self._generations.get(queue.key)
         if gen is not None and gen.unknown:
             return self.capabilities.read_only(gen.reason or "unknown BullMQ version")
@@ -263,8 +270,8 @@ class BullMQReader(BullMQMutations, Reader):
 
     async def _discovery(self, found: list[discovery.Found], patterns: list[str], complete: bool,
                          note: str | None, incremental: bool = False) -> Discovery:
-        """``incremental``: read the version evidence only of queues not seen before (every count
-        refresh reads it again for all of them anyway)."""
+        """``incremental``: read the version evidence (and ask the ACL check) only of queues not seen
+        before (every count refresh reads the evidence again for all of them anyway)."""
         queues = []
         for f in found:
             ref = QueueRef(connection=self.url.redacted, backend=f.backend, namespace=f.prefix, name=f.name)
@@ -273,11 +280,14 @@ class BullMQReader(BullMQMutations, Reader):
         bullmq = [q for q in queues if q.backend == "bullmq" and not (incremental and q.key in self._generations)]
         async with redis_errors(self.url):
             evidence = await versions.read_evidence(self.client, [QueueKeys(q.namespace, q.name) for q in bullmq])
+            denied = await self._acl_check(bullmq)
         generations = {q.key: versions.generation(ev) for q, ev in zip(bullmq, evidence)}
         if incremental:
             self._generations.update(generations)
+            self._acl_denied.update(denied)
         else:
             self._generations = generations
+            self._acl_denied = denied
         looked_for = [p.replace("\\", "") for p in patterns]
         return Discovery(queues=queues, looked_for=looked_for, complete=complete, note=note,
                          hint="if your queues use another key prefix, pass --prefix PREFIX")
@@ -296,8 +306,33 @@ class BullMQReader(BullMQMutations, Reader):
                 refs.append(ref)
             bullmq = [q for q in refs if q.backend == "bullmq"]
             evidence = await versions.read_evidence(self.client, [QueueKeys(q.namespace, q.name) for q in bullmq])
+            denied = await self._acl_check(bullmq)
         self._generations.update({q.key: versions.generation(ev) for q, ev in zip(bullmq, evidence)})
+        for q in bullmq:  # the same read-only reason as a discovery gives
+            self._acl_denied.pop(q.key, None)
+        self._acl_denied.update(denied)
         return refs
+
+    async def _acl_check(self, queues: list[QueueRef]) -> dict[tuple, str]:
+        """Which queues this ACL user may not change, asked beforehand (empty when Redis cannot say).
+        A change needs EVALSHA on the queue's keys, SCRIPT LOAD, and XADD to the audit stream."""
+        user = acl_user(self.url)
+        shared = [["SCRIPT", "LOAD", "return 1"], ["XADD", f"{self.store_prefix}:audit", "*", "record", "{}"]]
+        per_queue = []
+        for q in queues:
+            k = QueueKeys(q.namespace, q.name)
+            keys = [k("meta"), k("wait"), k("failed"), k("events"), k.job("0")]
+            per_queue.append(["EVALSHA", "0" * 40, str(len(keys)), *keys])
+        answers = await dryrun(self.client, user, shared + per_queue)
+        if answers is None:
+            return {}
+        denied = {}
+        shared_no = next((f"{cmd[0]}: {answer}" for cmd, answer in zip(shared, answers) if answer), None)
+        for q, answer in zip(queues, answers[len(shared):]):
+            if answer or shared_no:
+                why = f"EVALSHA on {q.namespace}:{q.name}: {answer}" if answer else shared_no
+                denied[q.key] = f"ACL: user {user!r} cannot run {why}"
+        return denied
 
     # ------------------------------------------------------------------ counts
     async def statuses(self, queues: list[QueueRef]) -> list[QueueStatus]:
@@ -309,6 +344,12 @@ class BullMQReader(BullMQMutations, Reader):
             now_ms, raws = await self._counter.count([QueueKeys(q.namespace, q.name) for q in queues])
         out = []
         for q, raw in zip(queues, raws):
+            if raw.wrong_types:
+                # a key of the wrong type marks only its own queue (the script read every other one)
+                out.append(QueueStatus(queue=q, malformed=_wrong_type_message(QueueKeys(q.namespace, q.name),
+                                                                              raw.wrong_types),
+                                       server_time_ms=now_ms))
+                continue
             wait, paused_list, active = raw.wait, raw.paused_list, raw.active
             prioritized, delayed, completed, failed, waiting_children = (
                 raw.prioritized, raw.delayed, raw.completed, raw.failed, raw.waiting_children)
@@ -391,7 +432,12 @@ class BullMQReader(BullMQMutations, Reader):
                 pipe.lindex(k(suffix), -1)
             else:
                 pipe.zcard(k(suffix))
-        replies = await pipe.execute()
+        replies = await pipe.execute(raise_on_error=False)
+        _raise_other_errors(replies)
+        suffixes = [suffix for suffix, kind, _ in segments for _ in range(2 if kind == "list" else 1)]
+        problem = _wrong_types(k, suffixes, replies)
+        if problem is not None:
+            raise Malformed(f"cannot list jobs: {problem}")
         total, i = 0, 0
         for _, kind, _ in segments:
             if kind == "list":
@@ -420,7 +466,7 @@ class BullMQReader(BullMQMutations, Reader):
                         return ids, ListCursor(consumed)
                     consumed += 1
                     if not item.startswith(b"0:"):
-                        ids.append(to_str(item) or "")
+                        ids.append(to_key(item))
                 if len(raw) <= need:  # reached the head of the list
                     return ids, None
             return ids, ListCursor(consumed)  # a run of markers: a short page that continues
@@ -433,7 +479,7 @@ class BullMQReader(BullMQMutations, Reader):
             raw = await self.client.zrevrangebyscore(key, hi, "-inf", start=zc.skip if zc else 0, num=want + 1, withscores=True)
         more = len(raw) > want
         raw = raw[:want]
-        ids = [to_str(member) or "" for member, _ in raw]
+        ids = [to_key(member) for member, _ in raw]
         if not more:
             return ids, None
         last_score = raw[-1][1]
@@ -443,39 +489,52 @@ class BullMQReader(BullMQMutations, Reader):
         return ids, ZsetCursor(last_score, same)
 
     async def _rows(self, k: QueueKeys, picked: list[tuple[str, str]], state: str) -> list[JobSummary]:
+        """One row per picked id, in order. An id whose key is missing, is not a hash, or holds no
+        job (no name/timestamp) is still a row, marked ``malformed`` with the raw key: a page never
+        hides what it could not read, and one bad key never fails the page."""
         if not picked:
             return []
-        replies = await self._row_reader.read([k.job(job_id) for job_id, _ in picked], ROW_FIELDS)
+        # each key's type comes with its fields (HashFieldsReader.read_typed): a row says why it holds no job
+        typed = await self._row_reader.read_typed([k.job(job_id) for job_id, _ in picked], ROW_FIELDS)
         rows = []
-        for (job_id, suffix), values in zip(picked, replies):
-            if all(v is None for v in values):
-                continue  # hash gone since the window was read (as BullMQ's getJobs skips it)
-            rows.append(_summary(job_id, state, NATIVE_STATE_OF_SEGMENT.get(suffix, suffix), dict(zip(ROW_FIELDS, values))))
+        for (job_id, suffix), (key_type, values) in zip(picked, typed):
+            native = NATIVE_STATE_OF_SEGMENT.get(suffix, suffix)
+            problem = _key_problem(k.job(job_id), key_type, values)
+            if problem is not None:
+                rows.append(JobSummary(id=job_id, state=state, native_state=native, malformed=problem))
+                continue
+            rows.append(_summary(job_id, state, native, dict(zip(ROW_FIELDS, values)), key=k.job(job_id)))
         return rows
 
     async def summaries(self, queue: QueueRef, job_ids: list[str], state: str) -> dict[str, JobSummary]:
-        """One pipelined HMGET per id (no payload); the caller knows which state it expects."""
+        """The rows' fields of every id in one round trip (no payload); the caller knows which state
+        it expects. Ids that cannot be read as jobs (malformed) are absent, like missing ones: a plan never
+        acts on them."""
         k = QueueKeys(queue.namespace, queue.name)
         async with redis_errors(self.url):
             rows = await self._rows(k, [(i, state) for i in job_ids], state)
-        return {r.id: r for r in rows}
+        return {r.id: r for r in rows if r.malformed is None}
 
     # ------------------------------------------------------------------ detail
     async def job(self, queue: QueueRef, job_id: str) -> JobDetail | None:
         k = QueueKeys(queue.namespace, queue.name)
         pipe = self.client.pipeline(transaction=False)
+        pipe.type(k.job(job_id))
         pipe.hgetall(k.job(job_id))
         pipe.lrange(k.logs(job_id), -LOG_TAIL, -1)
         pipe.llen(k.logs(job_id))
         for suffix in ("completed", "failed", "delayed", "prioritized", "waiting-children"):
             pipe.zscore(k(suffix), job_id)
         async with redis_errors(self.url):
-            fields, logs, log_count, *scores = await pipe.execute()
-            if not fields:
+            # a key of the wrong type answers WRONGTYPE for its own command only
+            key_type, fields, logs, log_count, *scores = await pipe.execute(raise_on_error=False)
+            if isinstance(key_type, Exception):
+                raise key_type
+            if key_type == b"none":
                 return None
             native_state = None
             for suffix, score in zip(("completed", "failed", "delayed", "prioritized", "waiting-children"), scores):
-                if score is not None:
+                if score is not None and not isinstance(score, Exception):
                     native_state = suffix
                     break
             in_list = None
@@ -483,8 +542,14 @@ class BullMQReader(BullMQMutations, Reader):
                 in_list = await self._list_state(k, job_id)
                 native_state = "waiting" if in_list == "paused" else in_list
         state = _canonical(native_state)
+        if key_type != b"hash" or isinstance(fields, Exception):
+            summary = JobSummary(id=job_id, state=state, native_state=native_state,
+                                 malformed=_key_problem(k.job(job_id), key_type, None))
+            return JobDetail(summary=summary)
+        if isinstance(logs, Exception) or isinstance(log_count, Exception):
+            logs, log_count = [], 0
         f = {to_str(key): value for key, value in fields.items()}
-        summary = _summary(job_id, state, native_state, f, reason_limit=ROW_LIMIT * 20)
+        summary = _summary(job_id, state, native_state, f, reason_limit=ROW_LIMIT * 20, key=k.job(job_id))
         stack: list = []
         raw_stack = f.get("stacktrace")
         if raw_stack:
@@ -530,7 +595,9 @@ class BullMQReader(BullMQMutations, Reader):
         pipe.lpos(k("active"), job_id, maxlen=100_000)
         pipe.lpos(k("wait"), job_id, maxlen=100_000)
         pipe.lpos(k("paused"), job_id, maxlen=100_000)
-        active, wait, paused = await pipe.execute()
+        # a state key of the wrong type (WRONGTYPE) holds no job
+        active, wait, paused = [None if isinstance(r, Exception) else r
+                                for r in await pipe.execute(raise_on_error=False)]
         if active is not None:
             return "active"
         if wait is not None:
@@ -555,7 +622,9 @@ class BullMQReader(BullMQMutations, Reader):
             k = QueueKeys(q.namespace, q.name)
             commands += [("HGET", k("metrics:completed"), "count"), ("HGET", k("metrics:failed"), "count")]
         async with redis_errors(self.url):
-            secs, micros, *metric_replies = _flatten_time(await pipelined(self.client, commands))
+            # a metrics key of the wrong type counts as no metrics
+            replies = await pipelined(self.client, commands, wrongtype_in_place=True)
+            secs, micros, *metric_replies = _flatten_time([None if is_wrongtype(r) else r for r in replies])
             now_ms = int(secs) * 1000 + int(micros) // 1000
             # streams not yet tailed start at "now": only what happens from here on is counted
             streams = {}
@@ -567,7 +636,7 @@ class BullMQReader(BullMQMutations, Reader):
                     first_seen.add(q.key)
                 else:
                     streams[QueueKeys(q.namespace, q.name)("events")] = cur.last_id
-            read = await self.client.xread(streams, count=EVENTS_READ_CAP) if streams else []
+            read = await self._xread(streams)
         by_stream = {to_str(name): entries for name, entries in read}
         out = []
         for i, q in enumerate(qs):
@@ -609,6 +678,23 @@ class BullMQReader(BullMQMutations, Reader):
                                   failed_per_s=f_rate, source=source, capped=capped))
         return out
 
+    async def _xread(self, streams: dict[str, bytes]) -> list:
+        """XREAD of every queue's events stream in one call; when one of them is not a stream
+        (WRONGTYPE fails the whole call), one XREAD each, skipping the malformed ones."""
+        if not streams:
+            return []
+        try:
+            return await self.client.xread(streams, count=EVENTS_READ_CAP)
+        except ResponseError as exc:
+            if not is_wrongtype(exc):
+                raise
+        pipe = self.client.pipeline(transaction=False)
+        for name, last_id in streams.items():
+            pipe.xread({name: last_id}, count=EVENTS_READ_CAP)
+        replies = await pipe.execute(raise_on_error=False)
+        _raise_other_errors(replies)
+        return [entry for reply in replies if reply and not isinstance(reply, Exception) for entry in reply]
+
     # ------------------------------------------------------------------ monitoring gauges
     async def gauges(self, queues: list[QueueRef]) -> list[QueueGauges]:
         """Oldest waiting age and workers (backends/bullmq/gauges.py): bounded, no scan."""
@@ -623,9 +709,13 @@ class BullMQReader(BullMQMutations, Reader):
         if not queues:
             return []
         async with redis_errors(self.url):
+            # a completed key of the wrong type is left out of the sample, and so is a job key of
+            # the wrong type (HashFieldsReader reads it as no fields)
             id_lists = await pipelined(self.client, [
-                ("ZREVRANGE", QueueKeys(q.namespace, q.name)("completed"), 0, LATENCY_SAMPLE - 1) for q in queues])
-            keys = [QueueKeys(q.namespace, q.name).job(to_str(job_id) or "") for q, ids in zip(queues, id_lists)
+                ("ZREVRANGE", QueueKeys(q.namespace, q.name)("completed"), 0, LATENCY_SAMPLE - 1) for q in queues],
+                wrongtype_in_place=True)
+            id_lists = [[] if is_wrongtype(ids) else ids for ids in id_lists]
+            keys = [QueueKeys(q.namespace, q.name).job(to_key(job_id)) for q, ids in zip(queues, id_lists)
                     for job_id in ids]
             # the job hashes' fields by the page-rows script: ~500 replies for 1,000 queues, not 50,000
             fields = await self._row_reader.read(keys, ("timestamp", "delay", "processedOn", "finishedOn"))
@@ -633,7 +723,7 @@ class BullMQReader(BullMQMutations, Reader):
         for q, ids in zip(queues, id_lists):
             waits, runs = [], []
             for ts, delay, started, finished in fields[pos:pos + len(ids)]:
-                ts, delay, started, finished = to_int(ts), to_int(delay) or 0, to_int(started), to_int(finished)
+                ts, delay, started, finished = to_ms(ts), to_int(delay) or 0, to_ms(started), to_ms(finished)
                 if ts is not None and started is not None:
                     waits.append(float(max(started - ts - delay, 0)))
                 if started is not None and finished is not None:
@@ -646,6 +736,29 @@ class BullMQReader(BullMQMutations, Reader):
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+#: what each state key must be (anything else a malformed queue names is a sorted set)
+_KINDS = {"meta": "hash", "wait": "list", "paused": "list", "active": "list", "limiter": "string"}
+
+
+def _raise_other_errors(replies: list) -> None:
+    """Re-raise the first error reply that is not about a key's type (NOPERM, ...): redis_errors maps it."""
+    for reply in replies:
+        if isinstance(reply, Exception) and not is_wrongtype(reply):
+            raise reply
+
+
+def _wrong_types(k: QueueKeys, suffixes: list[str] | tuple[str, ...], replies: list) -> str | None:
+    """``bull:q:wait is not a list`` for every key whose command answered WRONGTYPE, else None."""
+    bad = list(dict.fromkeys(suffix for suffix, reply in zip(suffixes, replies) if is_wrongtype(reply)))
+    if not bad:
+        return None
+    return _wrong_type_message(k, bad)
+
+
+def _wrong_type_message(k: QueueKeys, suffixes) -> str:
+    return "; ".join(f"{k(suffix)} is not a {_KINDS.get(suffix, 'sorted set')}" for suffix in suffixes)
 
 
 def rate_limit_ttl(rate_max: bytes | None, count: bytes | None, pttl: int) -> int:
@@ -672,23 +785,58 @@ def _canonical(native_state: str) -> str:
     }.get(native_state, native_state)
 
 
-def _summary(job_id: str, state: str, native_state: str, f: dict, reason_limit: int = ROW_LIMIT) -> JobSummary:
+#: fields every job hash of BullMQ and Bull holds (addJob writes them); a hash without them is no job
+REQUIRED_FIELDS = ("name", "timestamp")
+TIME_FIELDS = ("timestamp", "processedOn", "finishedOn")
+NUMBER_FIELDS = ("atm", "attemptsMade", "priority", "delay")
+
+
+def _key_problem(key: str, key_type: object, values: object) -> str | None:
+    """Why the job key cannot be a job (None when it is a hash holding the required fields).
+    ``values`` are the ROW_FIELDS values (None, or an exception, for a key of the wrong type)."""
+    if key_type == b"none":
+        return f"no job hash at {key} (a dangling id, or removed while the page was read)"
+    if key_type != b"hash" or isinstance(values, Exception):
+        return f"{key} is a {to_str(key_type) if isinstance(key_type, bytes) else 'key'}, not a job hash"
+    if values is None:
+        return None
+    fields = dict(zip(ROW_FIELDS, values))  # type: ignore[call-overload]
+    missing = [name for name in REQUIRED_FIELDS if fields.get(name) is None]
+    if missing:
+        return f"job hash {key} has no {' or '.join(missing)} field"
+    return None
+
+
+def _bad_numbers(f: dict) -> list[str]:
+    bad = [name for name in TIME_FIELDS if f.get(name) is not None and to_ms(f[name]) is None]
+    bad += [name for name in NUMBER_FIELDS if f.get(name) is not None and to_int(f[name]) is None]
+    return bad
+
+
+def _summary(job_id: str, state: str, native_state: str, f: dict, reason_limit: int = ROW_LIMIT,
+             key: str | None = None) -> JobSummary:
     # as BullMQ's own decoder: parseInt(raw.attemptsMade || raw.atm || '0')
     attempts = to_int(f.get("attemptsMade"))
     if attempts is None:
         attempts = to_int(f.get("atm"))
     if attempts is None:
         attempts = 0
+    malformed = None
+    bad = _bad_numbers(f)
+    if bad:
+        shown = ", ".join(f"{name}={(to_str(f[name]) or '')[:40]!r}" for name in bad)
+        malformed = f"job hash {key or job_id} has fields that are not numbers or times: {shown}"
     return JobSummary(
         id=job_id,
         state=state,
         native_state=native_state,
         name=to_str(f.get("name")),
-        created_ms=to_int(f.get("timestamp")),
-        processed_ms=to_int(f.get("processedOn")),
-        finished_ms=to_int(f.get("finishedOn")),
+        created_ms=to_ms(f.get("timestamp")),
+        processed_ms=to_ms(f.get("processedOn")),
+        finished_ms=to_ms(f.get("finishedOn")),
         attempts_made=attempts,
         priority=to_int(f.get("priority")),
         delay_ms=to_int(f.get("delay")),
         failed_reason=to_blob(f.get("failedReason"), reason_limit),
+        malformed=malformed,
     )

@@ -24,7 +24,7 @@ import redis.asyncio as aioredis
 
 from backends.blob import to_str
 from backends.bullmq.keys import QueueKeys
-from backends.redis_client import pipelined
+from backends.redis_client import pipelined_lenient
 from backends.errors import Unsupported
 
 _VERSION = re.compile(r"bullmq:(\d+)\.\d+\.\d+(?:[-+][0-9A-Za-z.+-]*)?")
@@ -120,10 +120,14 @@ async def read_evidence(client: aioredis.Redis, queues: list[QueueKeys]) -> list
         paused = k("paused")
         commands += [("HMGET", k("meta"), "version", "paused"), ("LLEN", paused), ("LINDEX", paused, -1),
                      ("LLEN", k("wait"))]
-    replies = await pipelined(client, commands)
+    # a key of the wrong type answers WRONGTYPE to its own command only: read as absent here (its
+    # queue's status says it is malformed), so that one bad key never fails discovery
+    replies = await pipelined_lenient(client, commands)
     out = []
     for i in range(len(queues)):
-        (version, paused), legacy, tail, wait = replies[i * 4:(i + 1) * 4]
+        meta, legacy, tail, wait = replies[i * 4:(i + 1) * 4]
+        version, paused = meta if meta is not None else (None, None)
+        legacy, wait = legacy or 0, wait or 0
         if tail is not None and tail.startswith(b"0:"):
             legacy = max(legacy - 1, 0)
         out.append(Evidence(version=to_str(version) if version is not None else None, paused=paused is not None,

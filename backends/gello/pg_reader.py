@@ -80,11 +80,18 @@ async def open_pool(url: ConnectionUrl, connect_timeout: float, op_timeout: floa
     return await open_write_pool(url, connect_timeout, op_timeout, application_name, max_size=3)
 
 
-def _ms(value: dt.datetime | None) -> int | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    """With a time zone; asyncpg gives PostgreSQL's +-infinity as naive datetime.max/min: kept as
+    the latest/earliest time there is, so that they still compare with now()."""
+    if value is not None and value.tzinfo is None:
         value = value.replace(tzinfo=dt.timezone.utc)
+    return value
+
+
+def _ms(value: dt.datetime | None) -> int | None:
+    value = _aware(value)
+    if value is None or value.replace(tzinfo=None) in (dt.datetime.max, dt.datetime.min):
+        return None  # +-infinity: no point in time
     return int(value.timestamp() * 1000)
 
 
@@ -321,7 +328,7 @@ class GelloPgReader(Reader):
             if row["started_at"] is not None:
                 state = "active"
             else:
-                state = "waiting" if row["scheduled_at"] <= row["db_now"] else "delayed"
+                state = "waiting" if _aware(row["scheduled_at"]) <= _aware(row["db_now"]) else "delayed"
             summary = self._summary(state, row, reason_limit=ROW_LIMIT * 20)
             priority = row["priority"]
             extra = {

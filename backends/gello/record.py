@@ -9,10 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
-from backends.blob import ROW_LIMIT, to_blob
+from backends.blob import MAX_TIME_MS, ROW_LIMIT, to_blob
 from backends.contract import JobSummary
 
 BACKEND = "gello"
@@ -96,20 +97,31 @@ def parse(raw: bytes | str) -> Record:
     return Record(raw, job)
 
 
+def score_ms(score: float | None) -> int | None:
+    """A sorted-set score as a time in ms, None when it is none (``inf``, ``-1e300``, ...)."""
+    if score is None or not math.isfinite(score):
+        return None
+    value = int(score)
+    return value if 0 <= value <= MAX_TIME_MS else None
+
+
 def summary(rec: Record, state: str, native_state: str, score: float | None = None,
-            reason_limit: int = ROW_LIMIT) -> JobSummary:
+            reason_limit: int = ROW_LIMIT, key: str | None = None) -> JobSummary:
     """A list row. For a malformed member the raw text is the failure reason (the UI escapes it)."""
+    where = f" in {key}" if key else ""
+    bad_score = score is not None and score_ms(score) is None
     if not rec.ok:
         return JobSummary(id=rec.id, state=state, native_state=native_state, name="(malformed)",
-                          finished_ms=int(score) if score is not None and native_state == "dead" else None,
-                          failed_reason=to_blob(rec.raw, reason_limit))
+                          finished_ms=score_ms(score) if native_state == "dead" else None,
+                          failed_reason=to_blob(rec.raw, reason_limit),
+                          malformed=f"member{where} is not a Gello job record ({rec.problem})")
     m = rec.meta
     created = parse_iso_ms(m.get("createdAt"))
     finished = parse_iso_ms(m.get("failedAt")) or parse_iso_ms(m.get("completedAt"))
     if native_state == "dead" and score is not None:
-        finished = int(score)  # the dead set's score is the failure time (what older-than uses)
+        finished = score_ms(score)  # the dead set's score is the failure time (what older-than uses)
     delay = None
-    run_at = int(score) if native_state == "scheduled" and score is not None else parse_iso_ms(m.get("scheduledAt"))
+    run_at = score_ms(score) if native_state == "scheduled" and score is not None else parse_iso_ms(m.get("scheduledAt"))
     if run_at is not None and created is not None and run_at > created:
         delay = run_at - created
     err = rec.job.get("lastError") if rec.job else None
@@ -121,6 +133,7 @@ def summary(rec: Record, state: str, native_state: str, score: float | None = No
         priority=None,  # Gello priorities are names (low..critical): shown in the detail's extra
         delay_ms=delay,
         failed_reason=to_blob(err, reason_limit) if isinstance(err, str) else None,
+        malformed=f"score {score!r}{where} is not a time" if bad_score else None,
     )
 
 

@@ -20,7 +20,7 @@ from collections import OrderedDict
 
 import redis.asyncio as aioredis
 
-from backends.blob import ROW_LIMIT, to_blob
+from backends.blob import ROW_LIMIT, to_blob, to_str
 from backends.contract import (
     BatchOutcome,
     Capabilities,
@@ -33,7 +33,7 @@ from backends.contract import (
     QueueStatus,
     Reader,
 )
-from backends.errors import BackendError, BadCursor, BadRequest
+from backends.errors import BackendError, BadCursor, BadRequest, Malformed
 from backends.gello import record as rec_mod
 from backends.gello.keys import DEFAULT_PREFIX, NATIVE_OF_STATE, SUFFIXES, GelloKeys, glob_escape, split_queue_key
 from backends.redis_client import redis_errors
@@ -129,6 +129,12 @@ class GelloRedisReader(Reader):
         self.store_prefix = store_prefix
         self._seen: OrderedDict[tuple, tuple[str, bytes]] = OrderedDict()  # (ns, q, id) -> (suffix, member)
         self._retry_script = client.register_script(RETRY_LUA)
+        self._malformed: dict[tuple, str] = {}  # queue key -> why its keys cannot be read (discovery)
+
+    def queue_capabilities(self, queue: QueueRef) -> Capabilities:
+        if queue.key in self._malformed:
+            return self.capabilities.read_only(f"malformed: {self._malformed[queue.key]}")
+        return self.capabilities
 
     def _ref(self, prefix: str, name: str) -> QueueRef:
         return QueueRef(connection=self.url.redacted, backend=self.backend, namespace=prefix, name=name)
@@ -166,6 +172,7 @@ class GelloRedisReader(Reader):
                     pipe.type(k(suffix))
             types = await pipe.execute() if candidates else []
         queues, notes = [], []
+        malformed: dict[tuple, str] = {}
         for i, (prefix, name) in enumerate(candidates):
             bad = []
             for j, (suffix, (kind, _)) in enumerate(SUFFIXES.items()):
@@ -173,10 +180,11 @@ class GelloRedisReader(Reader):
                 t = t.decode() if isinstance(t, bytes) else str(t)
                 if t not in ("none", kind):
                     bad.append(f"{GelloKeys(prefix, name)(suffix)} is a {t}, not a {kind}")
-            if bad:
-                notes.append(f"queue {name!r} skipped: " + "; ".join(bad))
-                continue
-            queues.append(self._ref(prefix, name))
+            ref = self._ref(prefix, name)
+            if bad:  # listed, marked malformed (its counts cannot be read); the others are read normally
+                malformed[ref.key] = "; ".join(bad)
+            queues.append(ref)
+        self._malformed = malformed
         if not complete:
             notes.append(f"Gello discovery stopped after {self.discovery_budget_s:g} s; some queues may be missing")
         if not queues and not notes:
@@ -196,12 +204,21 @@ class GelloRedisReader(Reader):
             pipe.zcard(k("scheduled"))
             pipe.zcard(k("dead"))
         async with redis_errors(self.url):
-            replies = await pipe.execute()
+            # a key of the wrong type fails its own command only (WRONGTYPE): that queue is malformed
+            replies = await pipe.execute(raise_on_error=False)
+            for reply in replies:
+                if isinstance(reply, Exception) and not str(reply).startswith("WRONGTYPE"):
+                    raise reply
         secs, micros = replies[0]
         now_ms = int(secs) * 1000 + int(micros) // 1000
         out = []
         for i, q in enumerate(queues):
             pending, processing, scheduled, dead = replies[1 + 4 * i: 5 + 4 * i]
+            wrong = [f"{self._keys(q)(suffix)} is not a {kind}" for (suffix, (kind, _)), reply
+                     in zip(SUFFIXES.items(), (pending, processing, scheduled, dead)) if isinstance(reply, Exception)]
+            if wrong:
+                out.append(QueueStatus(queue=q, malformed="; ".join(wrong), server_time_ms=now_ms))
+                continue
             out.append(QueueStatus(
                 queue=q, paused=False,
                 counts={"waiting": pending, "delayed": scheduled, "active": processing, "completed": None,
@@ -220,6 +237,9 @@ class GelloRedisReader(Reader):
         pos = _decode(cursor, kind, state)
         key = self._keys(queue)(suffix)
         async with redis_errors(self.url):
+            key_type = await self.client.type(key)
+            if key_type not in (b"none", kind.encode()):
+                raise Malformed(f"cannot list {state} jobs: {key} is a {to_str(key_type)}, not a {kind}")
             if kind == "list":
                 offset = pos or 0
                 total = await self.client.llen(key)
@@ -237,7 +257,7 @@ class GelloRedisReader(Reader):
         for member, score in members:
             rec = rec_mod.parse(member)
             self._remember(queue, rec.id, suffix, member)
-            rows.append(rec_mod.summary(rec, state, suffix, score))
+            rows.append(rec_mod.summary(rec, state, suffix, score, key=key))
         return Page(queue=queue, state=state, jobs=rows, next_cursor=next_cursor, total=total)
 
     async def _zwindow(self, key: str, desc: bool, pos, limit: int):
@@ -348,7 +368,7 @@ class GelloRedisReader(Reader):
                 else:
                     extra["idempotency record"] = "(none)"
         state = SUFFIXES[suffix][1]
-        summary = rec_mod.summary(rec, state, suffix, score, reason_limit=ROW_LIMIT * 20)
+        summary = rec_mod.summary(rec, state, suffix, score, reason_limit=ROW_LIMIT * 20, key=k(suffix))
         if not rec.ok:
             return JobDetail(summary=summary, data=to_blob(member), extra=extra)
         meta = rec.meta
@@ -483,7 +503,7 @@ class GelloRedisReader(Reader):
         return BatchOutcome(done=len(ids), more=bool(ids) and remaining > 0, ids=ids)
 
     def console_store(self) -> ConsoleStore:
-        return RedisConsoleStore(self.client, self.store_prefix)
+        return RedisConsoleStore(self.client, self.store_prefix, self.url)
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -106,12 +106,32 @@ class _QueueInfo:
     oldest_waiting_s: float | None = None
 
 
-def _ms(value: dt.datetime | None) -> int | None:
-    if value is None:
+#: what asyncpg gives for PostgreSQL's 'infinity' / '-infinity' timestamps (naive, even for timestamptz)
+_INFINITIES = (dt.datetime.max, dt.datetime.min)
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    """A finite timestamp with a time zone; None for none and for +-infinity (no point in time)."""
+    if value is None or value.replace(tzinfo=None) in _INFINITIES:
         return None
     if value.tzinfo is None:  # v9 singletonOn etc. are without time zone
         value = value.replace(tzinfo=dt.timezone.utc)
-    return int(value.timestamp() * 1000)
+    return value
+
+
+def _ms(value: dt.datetime | None) -> int | None:
+    value = _aware(value)
+    return None if value is None else int(value.timestamp() * 1000)
+
+
+def _json(text: str | None):
+    """A jsonb column's text parsed; None when absent or too deep for Python's parser (shown raw)."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
 
 
 def _iso(value) -> str | None:
@@ -613,16 +633,25 @@ class PgBossReader(PgBossMutations, Reader):
 
     def _summary(self, layout: Layout, r, reason_limit: int = ROW_LIMIT) -> JobSummary:
         native = r["native_state"]
-        created, start_after = r["created_on"], r["start_after"]
-        state = _canonical(layout, native, start_after, r["db_now"], r["blocked"])
+        created, start_after = _aware(r["created_on"]), _aware(r["start_after"])
+        # a far-future start_after ('infinity') is still "later": only the comparison needs a point in time
+        raw_after = r["start_after"]
+        if start_after is None and raw_after is not None:
+            start_after = (dt.datetime.max if raw_after.replace(tzinfo=None) == dt.datetime.max
+                           else dt.datetime.min).replace(tzinfo=dt.timezone.utc)
+        state = _canonical(layout, native, start_after, _aware(r["db_now"]), r["blocked"])
         delay = None
-        if created is not None and start_after is not None and start_after > created:
+        if created is not None and start_after is not None and start_after > created and _aware(r["start_after"]):
             delay = int((start_after - created).total_seconds() * 1000)
+        infinite = [c for c in ("created_on", "start_after", "started_on", "completed_on")
+                    if r[c] is not None and _aware(r[c]) is None]
         return JobSummary(
             id=r["id"], state=state, native_state=native, name=None,
             created_ms=_ms(created), processed_ms=_ms(r["started_on"]), finished_ms=_ms(r["completed_on"]),
             attempts_made=r["retry_count"], priority=r["priority"], delay_ms=delay,
             failed_reason=to_blob(r["reason"], reason_limit) if r["reason"] is not None else None,
+            malformed=(f"job {r['id']}: {', '.join(infinite)} {'is' if len(infinite) == 1 else 'are'} "
+                       "infinity (no point in time)") if infinite else None,
         )
 
     # ------------------------------------------------------------------ detail
@@ -663,8 +692,10 @@ class PgBossReader(PgBossMutations, Reader):
                                        "WHERE j.name = $1 AND j.id = $2", queue.name, uid)
         if row is None:
             return None
-        fields = json.loads(row["fields"])
-        output = json.loads(row["output"]) if row["output"] is not None else None
+        fields = _json(row["fields"])
+        if not isinstance(fields, dict):
+            fields = {}
+        output = _json(row["output"])
         native = row["native_state"]
         failed = native in ("failed", "expired")
         reason = None

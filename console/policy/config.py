@@ -467,6 +467,9 @@ def load_policy(path: str | Path) -> Policy:
         raise PolicyError(f"{source}: policy file does not exist", source=source) from None
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"{source}: not valid TOML: {exc}", source=source) from None
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"{source}: not UTF-8 text (invalid byte at offset {exc.start}); TOML files are UTF-8",
+                          source=source) from None
     except OSError as exc:
         raise PolicyError(f"{source}: cannot read: {exc.strerror}", source=source) from None
     return policy_from_dict(data, source)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +20,7 @@ from console.policy.backoff import backoff_ms, jitter_fraction
 from console.policy.config import Policy, Rules, format_duration
 from console.policy.ledger import JobKey, Ledger, LedgerEntry, QueueKey, from_ms, iso, job_key, to_ms
 from console.policy.slots import RateSlots, WindowBudget, gap_ms
+from console.safe_text import clean
 
 # ------------------------------------------------------------------------------------ vocabulary
 
@@ -380,13 +380,9 @@ _REASON_WORDS = {
     JOB_BUDGET: "job budget", QUEUE_BUDGET: "queue budget", MAX_DELAY: "beyond max_delay",
 }
 
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
-
-
 def _clean(text: str, width: int) -> str:
-    """Untrusted text made inert for a terminal line, cut to ``width``."""
-    flat = _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
-                       else f"\\u{ord(m.group()):04x}", text)
+    """Untrusted text made inert for a terminal line (console.safe_text's rule), cut to ``width``."""
+    flat = clean(text).replace("\n", "\\x0a").replace("\t", "\\x09")
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 

@@ -9,7 +9,7 @@ from textual.widgets import Static
 
 from console import formatting as fmt
 from console.actions import Preview, totals
-from console.safe_text import one_line
+from console.safe_text import inert, one_line
 
 
 def preview_text(preview: Preview) -> Text:
@@ -48,8 +48,8 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def __init__(self, title: str, body: Text) -> None:
         super().__init__()
-        self.title_text = title
-        self.body = body
+        self.title_text = one_line(title, 200)
+        self.body = inert(body)  # whatever a caller built, nothing raw reaches the terminal
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box"):

@@ -27,7 +27,7 @@ class HelpScreen(ModalScreen[None]):
         table.add_column("key", style="bold cyan")
         table.add_column("action")
         for key in for_screen(self.under_name) + for_screen("app"):
-            table.add_row(label(key.keys), key.description)
+            table.add_row(Text(label(key.keys)), Text(key.description))  # Text: a "[" key is not markup
         with VerticalScroll(id="help-box"):
             yield Static(Text(f"Keys: {self.under_name}", style="bold"))
             yield Static(table)

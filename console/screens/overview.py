@@ -122,8 +122,9 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
             if not snap.connected and snap.error:
                 continue  # the banner says it
             for disc in snap.discoveries:
-                lines.append(f"No queues found at {snap.connection}: looked for {', '.join(disc.looked_for)}.")
-                lines += [x for x in (disc.note, disc.hint and disc.hint[0].upper() + disc.hint[1:] + ".") if x]
+                lines.append(one_line(f"No queues found at {snap.connection}: looked for {', '.join(disc.looked_for)}.", 300))
+                lines += [one_line(x, 300) for x in (disc.note, disc.hint and disc.hint[0].upper() + disc.hint[1:] + ".")
+                          if x]
         empty.update(Text("\n".join(lines) or "connecting…"))
         empty.add_class("-shown")
 
@@ -137,6 +138,8 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
         table = self.query_one(DataTable)
         statuses = self._visible()
         columns = visible_states(self.statuses)
+        # the selected queue, before a change of columns (a state appearing) clears the rows
+        selected = self._rows[table.cursor_row] if self._rows and 0 <= table.cursor_row < len(self._rows) else None
         if columns != self._columns:
             table.clear(columns=True)
             table.add_column("queue", key="queue")
@@ -151,7 +154,6 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
             self._columns, self._rows = columns, []
         keys = [_row_key(s) for s in statuses]
         self._in_view = self._rows_in_view(table, statuses)
-        selected = self._rows[table.cursor_row] if self._rows and 0 <= table.cursor_row < len(self._rows) else None
         col_keys = ["queue", "backend", "paused", *columns, "rate", "spark", "wait", "run"]
         if keys != self._rows:
             table.clear()
@@ -220,9 +222,14 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
             name.append(f" ({fmt.duration(stale)} ago)", style="dim")
         cells: list = [
             name,
-            Text(s.queue.backend, style="dim"),
+            Text(one_line(s.queue.backend, 20), style="dim"),
             Text("PAUSED", style="bold yellow") if s.paused else Text("-", style="dim"),
         ]
+        if s.malformed:  # counts cannot be read: say so in the row, with the reason (escaped)
+            cells[2] = Text("MALFORMED", style="bold reverse red")
+            cells += [Text("–", style="dim", justify="right") for _ in self._columns]
+            cells += [Text(""), Text(one_line(s.malformed, 60), style="red"), Text(""), Text("")]
+            return cells
         for c in self._columns:
             value = s.counts.get(c)
             label = fmt.count(value) + ("~" if c in s.estimated else "")

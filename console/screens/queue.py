@@ -6,6 +6,7 @@ from functools import partial
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.css.query import NoMatches
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static, Tab, Tabs
@@ -108,10 +109,15 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
                 t.append("  PAUSED", style="bold yellow")
             for key, value in self.status.info.items():
                 t.append(f"  {key}: {one_line(value, 40)}", style="dim")
+            if self.status.malformed:
+                t.append(f"  MALFORMED: {one_line(self.status.malformed, 80)}", style="bold red")
+        reason = reader.queue_capabilities(self.queue).read_only_reason if reader else None
+        if reason:
+            t.append(f"  read-only: {one_line(reason, 100)}", style="yellow")
         self.query_one("#queue-title", Static).update(t)
 
     def _states(self) -> list[str]:
-        if self.status is None:
+        if self.status is None or self.status.malformed:
             return [self.state]
         return [s for s, v in self.status.counts.items() if v is not None]
 
@@ -123,9 +129,9 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
             tab_id = f"state-{state}"
             existing = tabs.query(f"#{tab_id}")
             if existing:
-                existing.first(Tab).label = label
+                existing.first(Tab).label = Text(one_line(label, 40))
             else:
-                tabs.add_tab(Tab(label, id=tab_id))
+                tabs.add_tab(Tab(Text(one_line(label, 40)), id=tab_id))
         if tabs.active != f"state-{self.state}" and self.state in states:
             tabs.active = f"state-{self.state}"
 
@@ -154,11 +160,14 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
             self.page_error = str(exc)
             self._render_page_info()
             return
-        if state != self.state or cursor != self.cursors[-1]:
-            return  # the user moved on meanwhile
+        if state != self.state or cursor != self.cursors[-1] or not self.is_attached:
+            return  # the user moved on meanwhile (another state, page, or off this screen)
         self.page, self.page_error = page, None
         self._shown_at = (state, len(self.cursors))
-        self._render_jobs()
+        try:
+            self._render_jobs()
+        except NoMatches:
+            pass  # the screen was closed while the page was on its way
 
     def _filtered_jobs(self):
         if self.page is None:
@@ -181,10 +190,10 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
                 table.add_row(
                     Text(("● " if j.id in self.marks else "") + one_line(j.id, 36),
                          style="bold magenta" if j.id in self.marks else ""),
-                    Text(one_line(j.name or "-", 24)),
+                    Text("MALFORMED", style="bold reverse red") if j.malformed else Text(one_line(j.name or "-", 24)),
                     Text(fmt.timestamp(when)[5:19].replace("T", " ") if when else "-", style="dim"),
                     Text("-" if j.attempts_made is None else str(j.attempts_made), justify="right"),
-                    Text(one_line(j.failed_reason.text if j.failed_reason else "", 80), style="red"),
+                    Text(one_line(j.malformed or (j.failed_reason.text if j.failed_reason else ""), 80), style="red"),
                     key=j.id,
                 )
             self._shown_ids = ids
@@ -209,8 +218,10 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
         start = (len(self.cursors) - 1) * PAGE_SIZE
         more = "  n: next page" if self.page.next_cursor else "  (last page)"
         back = "  p: previous" if len(self.cursors) > 1 else ""
-        filt = f"  filter {self.filter_text!r}: {len(self._filtered_jobs())} shown" if self.filter_text else ""
+        filt = f"  filter {one_line(repr(self.filter_text), 40)}: {len(self._filtered_jobs())} shown" if self.filter_text else ""
         filt += f"  {len(self.marks)} marked (R retry, D purge)" if self.marks else ""
+        bad = sum(1 for j in self.page.jobs if j.malformed)
+        filt += f"  {bad} could not be read (MALFORMED)" if bad else ""
         info.update(Text(f"page {len(self.cursors)}: jobs {start + 1 if n else 0}–{start + n} of "
                          f"{fmt.count(self.page.total)}{more}{back}{filt}", style="dim"))
 
@@ -250,8 +261,11 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
             if self._detail_for == job_id:
                 self.query_one(JobDetailView).show_error(job_id, str(exc))
             return
-        if self._detail_for == job_id:
-            self.query_one(JobDetailView).show(job_id, detail)
+        if self._detail_for == job_id and self.is_attached:
+            try:
+                self.query_one(JobDetailView).show(job_id, detail)
+            except NoMatches:
+                pass  # the screen was closed meanwhile
 
     def action_show_job(self) -> None:
         detail = self.query_one("#detail")
@@ -405,7 +419,8 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
         except Exception as exc:
             self.notify(one_line(str(exc), 200), severity="error")
             return
-        body = Text(f"{action} {len(ids)} {self.state} jobs of {self.queue.qualified} at {self.queue.connection}\n"
+        body = Text(f"{action} {len(ids)} {self.state} jobs of {one_line(self.queue.qualified, 80)} at "
+                    f"{one_line(self.queue.connection, 80)}\n"
                     + "\n".join(f"  {one_line(i, 60)}" for i in ids[:10]) + ("\n  …" if len(ids) > 10 else ""))
         if not await self.app.push_screen_wait(ConfirmScreen(f" {action} {len(ids)} jobs? ", body)):
             self.notify(f"{action} cancelled: nothing changed")
@@ -451,7 +466,7 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
                                                 f"checking how to {verb}")
         except BackendError as exc:
             notes = [f"could not check how to {verb}: {exc}"]
-        body = Text(f"{verb} {self.queue.qualified} at {self.queue.connection}\n"
+        body = Text(f"{verb} {one_line(self.queue.qualified, 80)} at {one_line(self.queue.connection, 80)}\n"
                     + ("Workers finish their active jobs and take no new ones until resumed." if paused
                        else "Workers start taking jobs again.")
                     + "".join(f"\nnote: {one_line(n, 200)}" for n in notes))

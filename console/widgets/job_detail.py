@@ -43,6 +43,9 @@ class JobDetailView(Static):
         head = Text()
         head.append(f"job {one_line(s.id, 60)}", style="bold")
         head.append(f"  {one_line(s.name or '-', 40)}\n")
+        if s.malformed:
+            head.append("MALFORMED ", style="bold reverse red")
+            head.append(one_line(s.malformed, 200) + "\n", style="red")
         rows = [
             ("state", f"{s.state} ({s.native_state})"),
             ("attempts", f"{'-' if s.attempts_made is None else s.attempts_made} made"
@@ -61,7 +64,7 @@ class JobDetailView(Static):
         for key, value in detail.extra.items():
             rows.append((key, one_line(value, 80)))
         for key, value in rows:
-            head.append(f"{key:>10} ", style="dim")
+            head.append(f"{one_line(key, 30):>10} ", style="dim")
             head.append(clean(value) + "\n")
         parts: list = [head]
 

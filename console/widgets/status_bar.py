@@ -18,17 +18,38 @@ def _ago(t: float | None) -> str:
 
 
 class ConnectionBar(Static):
-    """One badge per connection: the redacted URL, queue count, refresh time; FROZEN when frozen."""
+    """One badge per connection: the redacted URL, queue count, refresh time; FROZEN when frozen.
+
+    A connection whose refresh is late (nothing new for two refresh intervals: a paused or stopped
+    server, a slow network) turns yellow with the age of what is shown, seconds before the call's
+    timeout fires; the bar repaints itself every second for that, without waiting for the poller."""
+
+    _shown: tuple[list[Snapshot], bool] = ([], False)
+
+    def on_mount(self) -> None:
+        self.set_interval(1.0, self._paint)
 
     def show(self, snapshots: list[Snapshot], frozen: bool) -> None:
+        self._shown = (snapshots, frozen)
+        self._paint()
+
+    def _paint(self) -> None:
+        snapshots, frozen = self._shown
         text = Text()
+        now = time.time()
         for i, snap in enumerate(snapshots):
             if i:
                 text.append("  │  ", style="dim")
-            dot_style = "bold green" if snap.connected else "bold red"
+            stale = None if frozen or not snap.connected else snap.stale_for(now)
+            dot_style = "bold red" if not snap.connected else ("bold yellow" if stale is not None else "bold green")
             text.append("● ", style=dot_style)
             text.append(one_line(snap.connection, 60), style="bold")
             text.append(f"  {len(snap.statuses)} queues", style="dim")
+            bad = sum(1 for s in snap.statuses if s.malformed)
+            if bad:
+                text.append(f" ({bad} malformed)", style="red")
+            if stale is not None:
+                text.append(f"  STALE: data from {_ago(snap.last_ok)}, refresh late", style="bold yellow")
         if not snapshots:
             text.append("connecting…", style="dim")
         if frozen:
