@@ -162,3 +162,30 @@ async def test_memory_stays_flat_across_poll_ticks(redis_url, prefix, sync_redis
     assert last[0].error is None, last[0].error
     assert objects_after - objects < 3_000, (objects, objects_after)
     assert memory_after - memory < 1_000_000, (memory, memory_after)
+
+
+async def test_scrolling_to_rows_the_last_tick_did_not_read_shows_their_age(redis_url, prefix, sync_redis):
+    names = [f"r{i:03d}" for i in range(120)]
+    for name in names:
+        _queue(sync_redis, prefix, name, 1)
+    app = QueueConsoleApp(Settings(urls=[redis_url], prefixes=[prefix], refresh=0.3))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        table = screen.query_one(DataTable)
+        deadline = time.monotonic() + 30
+        while table.row_count < len(names):
+            assert time.monotonic() < deadline, "rows"
+            await pilot.pause(0.1)
+        [poller] = app.pollers
+        poller.frozen = True  # no more reads: the snapshots it sends keep what is set below
+        await pilot.pause(1.0)
+        snap = poller.snapshot
+        keys = [s.queue.key for s in snap.statuses]
+        snap.fresh = frozenset(keys[:40])  # as a focused tick leaves it: the top rows read, the rest 30 s ago
+        poller._read_at = {k: snap.last_ok - (0 if i < 40 else 30) for i, k in enumerate(keys)}
+        poller.refresh_now()
+        await pilot.pause(0.5)
+        await pilot.press("G")
+        await pilot.pause(0.3)
+        last = [str(c) for c in table.get_row_at(table.row_count - 1)]
+        assert last[0] == "r119 (30s ago)"

@@ -89,8 +89,16 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
         self._set_focus()
         table = self.query_one(DataTable)
         fresh = frozenset().union(*(snap.fresh for snap in self.snapshots))
-        if not self._rows_in_view(table, self._visible()) <= fresh:
-            self._render_table()  # rows whose counts the last tick did not read show their age
+        statuses = self._visible()
+        in_view = self._rows_in_view(table, statuses)
+        if in_view <= fresh or [_row_key(s) for s in statuses] != self._rows:
+            return
+        # rows whose counts the last tick did not read show their age: those rows alone (a page
+        # down must not go through every row of a 1,000-queue table)
+        self._in_view = in_view
+        top = int(table.scroll_y)
+        shown = statuses[top:top + max(table.size.height, 1)]
+        self._update_rows(table, shown, [_row_key(s) for s in shown])
 
     def _set_focus(self) -> None:
         """Tell each poller which of its queues are on screen (with a page either side): those are
@@ -169,18 +177,22 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
             if selected in keys:
                 table.move_cursor(row=keys.index(selected))
         else:
-            # only rows whose numbers changed, and in them only the cells whose text or style
-            # changed: at 1,000 queues most of them do not
-            for s, key in zip(statuses, keys):
-                sig = self._row_signature(s)
-                if self._row_sigs.get(key) == sig:
-                    continue
-                self._row_sigs[key] = sig
-                for col, value in zip(col_keys, self._cells(s)):
-                    shows = _shows(value)
-                    if self._shown.get((key, col)) != shows:
-                        self._shown[(key, col)] = shows
-                        table.update_cell(key, col, value)
+            self._update_rows(table, statuses, keys)
+
+    def _update_rows(self, table: DataTable, statuses: list[QueueStatus], keys: list[str]) -> None:
+        """Only rows whose numbers changed, and in them only the cells whose text or style changed:
+        at 1,000 queues most of them do not."""
+        col_keys = ["queue", "backend", "paused", *self._columns, "rate", "spark", "wait", "run"]
+        for s, key in zip(statuses, keys):
+            sig = self._row_signature(s)
+            if self._row_sigs.get(key) == sig:
+                continue
+            self._row_sigs[key] = sig
+            for col, value in zip(col_keys, self._cells(s)):
+                shows = _shows(value)
+                if self._shown.get((key, col)) != shows:
+                    self._shown[(key, col)] = shows
+                    table.update_cell(key, col, value)
 
     @staticmethod
     def _rows_in_view(table: DataTable, statuses: list[QueueStatus]) -> set[tuple]:
