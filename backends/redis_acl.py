@@ -8,8 +8,6 @@ reported when it runs (``PermissionDenied``, one line naming the user and the co
 """
 from __future__ import annotations
 
-from urllib.parse import unquote, urlsplit
-
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
@@ -18,8 +16,7 @@ from backends.urls import ConnectionUrl
 
 def acl_user(url: ConnectionUrl) -> str:
     """The ACL user the connection authenticates as (Redis's ``default`` when the URL names none)."""
-    user = urlsplit(url.raw).username
-    return unquote(user) if user else "default"
+    return url.username or "default"
 
 
 async def dryrun(client: aioredis.Redis, user: str, commands: list[list[str]]) -> list[str | None] | None:

@@ -56,7 +56,10 @@ class RedisConsoleStore(ConsoleStore):
 
     def _where(self) -> str:
         """host:port or socket path, never a password."""
-        kw = getattr(getattr(self.client, "connection_pool", None), "connection_kwargs", {}) or {}
+        pool = getattr(self.client, "connection_pool", None)
+        if getattr(pool, "service_name", None):  # Sentinel (backends/redis_topology.py)
+            return f"the master of {pool.service_name} (sentinel)"
+        kw = getattr(pool, "connection_kwargs", {}) or {}
         if kw.get("path"):
             return str(kw["path"])
         return f"{kw.get('host', '?')}:{kw.get('port', '?')}"

@@ -44,6 +44,7 @@ class ConnectOptions:
     discovery_cache: bool = False
     gello_prefixes: list[str] = field(default_factory=list)  # Gello key prefixes; empty = ["gello"]
     gello_schema: str | None = None  # schema of Gello's jobs/failed_jobs tables; None = "public"
+    write_url: str | None = None  # PostgreSQL: mutations go to this primary (the --url may be a hot standby)
 
     def gello_prefix_list(self) -> list[str]:
         if self.gello_prefixes:
@@ -148,6 +149,8 @@ async def _open_pgboss(url: ConnectionUrl, options: ConnectOptions) -> Reader:
     reader = PgBossReader(pool, url, schema=options.schema)
     # the re-park sweep of a console-paused queue writes to pg-boss's tables: never in read-only mode
     reader.sweep_parked = not options.read_only
+    if options.write_url:
+        reader.write_url = parse(options.write_url)
     return reader
 
 
@@ -163,6 +166,7 @@ async def _open_bullmq(url: ConnectionUrl, options: ConnectOptions) -> Reader:
 async def _redis_client(url: ConnectionUrl, options: ConnectOptions):
     """A connected (PINGed) Redis client, or ConnectError naming the host (never the password)."""
     from backends.redis_client import open_client, redis_errors
+    from backends.redis_topology import refuse_cluster
 
     try:
         client = open_client(url, options.connect_timeout, options.op_timeout, options.client_name)
@@ -174,6 +178,8 @@ async def _redis_client(url: ConnectionUrl, options: ConnectOptions):
     try:
         async with redis_errors(url):
             await call_with_timeout(client.ping(), options.connect_timeout, f"connecting to Redis at {url.host_label}")
+            await call_with_timeout(refuse_cluster(client, url), options.connect_timeout,
+                                    f"asking Redis at {url.host_label} for cluster mode")
     except asyncio.CancelledError:
         await client.aclose()
         raise

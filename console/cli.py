@@ -40,13 +40,15 @@ def _connection_flags(p: argparse.ArgumentParser, top: bool = False) -> None:
     if not top:
         g.argument_default = argparse.SUPPRESS
     g.add_argument("--url", action="append", dest="urls", metavar="URL",
-                   help="redis://, rediss://, unix://, postgresql:// (repeatable; default $QUEUE_CONSOLE_URL)")
+                   help="redis://, rediss://, unix://, redis+sentinel://, postgresql:// (repeatable; default $QUEUE_CONSOLE_URL)")
     g.add_argument("--context", help="a named context from the config file")
     g.add_argument("--backend", choices=ALL_BACKENDS,
                    help=f"force the queue system ({', '.join(ALL_BACKENDS)}) instead of detecting it")
     g.add_argument("--prefix", action="append", dest="prefixes", metavar="PREFIX",
                    help="BullMQ key prefix to look in (repeatable; default: discover every prefix)")
     g.add_argument("--schema", help="pg-boss schema (default pgboss)")
+    g.add_argument("--write-url", metavar="URL",
+                   help="PostgreSQL primary for mutations when --url is a hot standby (reads stay on --url)")
     g.add_argument("--connect-timeout", type=float, metavar="S", help="seconds to wait for a server (default 5)")
     o = p.add_argument_group("output")
     if not top:
@@ -132,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
     names = ("urls", "context", "backend", "prefixes", "schema", "connect_timeout", "read_only", "theme", "refresh",
-             "policy_file", "utc")
+             "policy_file", "utc", "write_url")
     flags = {name: getattr(args, name, None) for name in names}
     if "schema" in flags:
         flags["schema_"] = flags.pop("schema")
@@ -290,7 +292,8 @@ async def _status(session: Session, args: argparse.Namespace) -> int:
                 notes.append(f"{conn.url}: queues as of the scan {fmt.duration(disc.cached_age_s)} ago (a kept list: "
                              "queues created since are not listed; --rescan walks the keyspace now)")
     if args.json:
-        _print_json_rows({"queues": [json_record(s) for s in statuses], "notes": notes})
+        _print_json_rows({"queues": [json_record(s) for s in statuses], "notes": notes,
+                          "connections": await session.topologies()})
         return EXIT_OK
     columns = fmt.state_columns([s for s in statuses if s.malformed is None])
     header = ["QUEUE", "BACKEND", "PAUSED"] + [c.upper() for c in columns]
@@ -307,7 +310,14 @@ async def _status(session: Session, args: argparse.Namespace) -> int:
             print(f"  {one_line(s.queue.name, 40)} ({s.queue.backend}): {one_line(s.malformed, 200)}")
     for note in notes:
         print(one_line(note, 400), file=sys.stderr)
+    for topo in await session.topologies():
+        if topo.get("standby"):
+            print(f"{topo['url']}: hot standby, {fmt_lag(topo.get('replica_lag_s'))}", file=sys.stderr)
     return EXIT_OK
+
+
+def fmt_lag(lag: float | None) -> str:
+    return "replica lag unknown" if lag is None else f"replica lag {lag:.1f} s"
 
 
 async def _jobs(session: Session, args: argparse.Namespace) -> int:

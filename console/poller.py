@@ -150,6 +150,7 @@ class Snapshot:
     fresh: frozenset = frozenset()
     #: time.time() of the last read of each queue's counts
     read_at: dict[tuple, float] = field(default_factory=dict)
+    standby: dict | None = None  # PostgreSQL: {"standby", "replica_lag_s", ...} (backends/postgres_topology)
     interval: float | None = None  # seconds between refreshes (what "late" is measured against)
 
     def stale_for(self, now: float | None = None, late_after: float = 2.0) -> float | None:
@@ -357,6 +358,9 @@ class Poller:
                 for g in await call_with_timeout(reader.gauges(disc.queues), self.options.op_timeout,
                                                  f"reading waiting age and workers at {self.url}"):
                     self.snapshot.gauges[g.queue.key] = g
+        from backends.postgres_topology import standby_state
+
+        self.snapshot.standby = await standby_state(self.readers, self.options.op_timeout)
         self._tick += 1
         listed = {q.key for disc in self.snapshot.discoveries for q in disc.queues}
         if full:  # queues no discovery lists any more go, with their histories
@@ -383,7 +387,7 @@ class Poller:
             latency=dict(snap.latency), discoveries=list(snap.discoveries), error=snap.error,
             last_ok=snap.last_ok, connected=snap.connected, refresh_ms=snap.refresh_ms, interval=snap.interval,
             gauges=dict(snap.gauges), poll_s=snap.poll_s, polls=snap.polls, fresh=snap.fresh,
-            read_at=dict(self._read_at),
+            read_at=dict(self._read_at), standby=snap.standby,
         ))
 
     async def _close_readers(self) -> None:

@@ -115,16 +115,18 @@ class PrivateRedis:
 
 class ReplyDropper:
     """A TCP proxy in front of a Redis server that loses one reply: after the ``nth`` script call
-    (EVAL/EVALSHA) has reached the server and its reply has come back, the proxy closes the
+    (EVAL/EVALSHA, or only EVALSHA of the script ``sha``) has reached the server and its reply has come back, the proxy closes the
     client's connection instead of passing the reply on, and CLIENT KILLs the server side. The
     server did the work; the client sees a dropped connection -- what a CLIENT KILL or a network
     cut in the middle of a batch does. Every other connection passes through untouched."""
 
-    def __init__(self, port: int, nth: int) -> None:
+    def __init__(self, port: int, nth: int, sha: str | None = None) -> None:
+        """``sha``: count only EVALSHA calls of that script (the console also reads with scripts)."""
         import threading
 
         self.target = port
         self.nth = nth
+        self.sha = sha.encode() if sha else None
         self.evals = 0
         self.dropped = False
         self.lock = threading.Lock()
@@ -153,7 +155,10 @@ class ReplyDropper:
     def _pump_up(self, down: socket.socket, up: socket.socket, armed: dict) -> None:
         try:
             while data := down.recv(65536):
-                calls = data.lower().count(b"\r\nevalsha\r\n") + data.lower().count(b"\r\neval\r\n")
+                if self.sha is not None:
+                    calls = data.lower().count(b"\r\nevalsha\r\n$40\r\n" + self.sha)
+                else:
+                    calls = data.lower().count(b"\r\nevalsha\r\n") + data.lower().count(b"\r\neval\r\n")
                 if calls:
                     with self.lock:
                         before = self.evals

@@ -4,6 +4,7 @@ same. Fault tests run on a private redis-server (tests/private_redis.py), never 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import threading
 import uuid
@@ -11,11 +12,17 @@ import uuid
 import pytest
 import redis
 
+from backends.bullmq.scripts import script_source
 from backends.registry import ConnectOptions, open_readers
 from console.actions import Actions, Selection
 from console.cli import main
 from tests.private_redis import PrivateRedis, ReplyDropper
 from tests.test_actions_bullmq import World, assert_conserved, job_states
+
+
+def script_sha(name: str) -> str:
+    """The SHA1 under which the console calls BullMQ's script ``name`` (EVALSHA)."""
+    return hashlib.sha1(script_source(name).encode()).hexdigest()
 
 
 @pytest.fixture
@@ -67,7 +74,8 @@ async def test_reply_lost_mid_bulk_purge_is_recounted_and_run_plus_rerun_add_up(
     monkeypatch.setattr(actions_module, "BULK_BATCH", 10)
     ids = await pworld.make_failed(60)
     await pworld.stop_worker()
-    proxy = ReplyDropper(private.port, nth=3)
+    # the third purge batch (cleanJobsInSet): the console's counts and lookups run scripts too
+    proxy = ReplyDropper(private.port, nth=3, sha=script_sha("cleanJobsInSet"))
     try:
         flags = ["--url", proxy.url, "--prefix", pworld.prefix, "--yes", "--json"]
         code, out, err = await asyncio.to_thread(cli, capsys, "dlq", "purge", "work", "--all", *flags)

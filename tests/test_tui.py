@@ -19,7 +19,7 @@ from tests.servers import EmbeddedRedis
 SIZE = (160, 45)
 
 
-async def wait_for(pilot, cond, timeout: float = 15.0, what: str = "condition"):
+async def wait_for(pilot, cond, timeout: float = 30.0, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

@@ -165,8 +165,17 @@ class PgBossMutations:
         if st["wpool"] is None:
             async with st["lock"]:
                 if st["wpool"] is None:
-                    st["wpool"] = await open_write_pool(self.url, self.write_connect_timeout,  # type: ignore[attr-defined]
-                                                        self.write_op_timeout, st["app"])
+                    from backends.postgres_topology import ensure_primary
+
+                    url = getattr(self, "write_url", None) or self.url  # type: ignore[attr-defined]
+                    pool = await open_write_pool(url, self.write_connect_timeout,  # type: ignore[attr-defined]
+                                                 self.write_op_timeout, st["app"])
+                    try:
+                        await ensure_primary(pool, url, self.write_op_timeout)  # type: ignore[attr-defined]
+                    except BaseException:
+                        pool.terminate()
+                        raise
+                    st["wpool"] = pool
         return st["wpool"]
 
     async def close_writes(self) -> None:

@@ -50,6 +50,10 @@ class ConnectionBar(Static):
                 text.append(f" ({bad} malformed)", style="red")
             if stale is not None:
                 text.append(f"  STALE: data from {_ago(snap.last_ok)}, refresh late", style="bold yellow")
+            if snap.standby and snap.standby.get("standby"):
+                lag = snap.standby.get("replica_lag_s")
+                text.append("  standby", style="bold yellow")
+                text.append(f", lag {'?' if lag is None else f'{lag:.1f} s'}", style="yellow")
         if not snapshots:
             text.append("connecting…", style="dim")
         if frozen:
