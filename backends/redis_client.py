@@ -154,3 +154,15 @@ def permission_message(url: ConnectionUrl, exc: Exception) -> str:
 def redis_user(url: ConnectionUrl) -> str:
     """``user NAME`` of the URL (never the password), or ``the default user``."""
     return f"user {url.username!r}" if url.username else "the default user"
+
+
+async def pipelined_lenient(client: aioredis.Redis, commands: list[tuple]) -> list:
+    """``pipelined``, except that a WRONGTYPE reply (a key of another type: data, not the server)
+    comes back as None in its place; any other error reply is raised after all are read."""
+    if not commands:
+        return []
+    replies = await send_packed(client, b"".join(pack_command(*c) for c in commands), len(commands))
+    for reply in replies:
+        if isinstance(reply, Exception) and not str(reply).startswith("WRONGTYPE"):
+            raise reply
+    return [None if isinstance(r, Exception) else r for r in replies]

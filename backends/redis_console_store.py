@@ -3,6 +3,7 @@
 - ``<p>:audit``  stream, one entry per mutation (field ``record``: JSON), trimmed to ~100k entries
 - ``<p>:paused`` hash, queue key -> JSON {by, at}: queues paused by a global pause
 - ``<p>:ledger`` stream, one entry per manual requeue (field ``record``: JSON), trimmed to ~1M
+- ``<p>:discovered:<spec>`` string with a TTL: BullMQ's kept scan (backends/bullmq/discovery.py)
 
 Nothing here is a queue library's key; BullMQ discovery never matches them (no ``:meta``/``:id``).
 """

@@ -38,7 +38,10 @@ class ConnectOptions:
     discovery_budget_s: float = 10.0  # a full SCAN of 1.1M keys took 3.8 s (docs/performance.md)
     store_prefix: str = "queue-console"  # where the console keeps audit, ledger, global-pause records
     client_name: str = "queue-console"  # CLIENT SETNAME, so operators can tell our connections apart
-    read_only: bool = False  # no background writes either (pg-boss re-park sweep)
+    read_only: bool = False  # no background writes either (pg-boss re-park sweep, the discovery cache)
+    #: BullMQ discovery may list the last complete scan's queues instead of scanning (`status`; see
+    #: backends/bullmq/discovery.py, the cache)
+    discovery_cache: bool = False
     gello_prefixes: list[str] = field(default_factory=list)  # Gello key prefixes; empty = ["gello"]
     gello_schema: str | None = None  # schema of Gello's jobs/failed_jobs tables; None = "public"
     write_url: str | None = None  # PostgreSQL: mutations go to this primary (the --url may be a hot standby)
@@ -98,11 +101,20 @@ async def _gello_in_redis(bullmq_reader: Reader, options: ConnectOptions) -> boo
     from backends.gello.redis_reader import has_gello_keys
     from backends.redis_client import redis_errors
 
+    if options.discovery_cache:
+        # the verdict kept with the last complete scan: the time-boxed SCAN below is a second of
+        # server work on a 2M-key keyspace; the caller says on output that the list is a kept one
+        cached = await call_with_timeout(bullmq_reader.cached_scan(), options.op_timeout,  # type: ignore[attr-defined]
+                                         "reading the kept discovery")
+        if cached is not None and cached.gello is not None and cached.gello[0] == options.gello_prefix_list():
+            return cached.gello[1]
     client = bullmq_reader.client  # type: ignore[attr-defined]
     budget = min(GELLO_DETECT_BUDGET_S, options.discovery_budget_s)
     async with redis_errors(bullmq_reader.url):  # type: ignore[attr-defined]
-        return await call_with_timeout(has_gello_keys(client, options.gello_prefix_list(), budget),
-                                       options.op_timeout, "looking for Gello keys")
+        found = await call_with_timeout(has_gello_keys(client, options.gello_prefix_list(), budget),
+                                        options.op_timeout, "looking for Gello keys")
+    bullmq_reader.gello_detected = (options.gello_prefix_list(), found)  # type: ignore[attr-defined]
+    return found
 
 
 async def _gello_in_postgres(pgboss_reader: Reader, url: ConnectionUrl, options: ConnectOptions) -> bool:
@@ -147,7 +159,8 @@ async def _open_bullmq(url: ConnectionUrl, options: ConnectOptions) -> Reader:
 
     client = await _redis_client(url, options)
     return BullMQReader(client, url, prefixes=options.prefixes or None, discovery_budget_s=options.discovery_budget_s,
-                        store_prefix=options.store_prefix)
+                        store_prefix=options.store_prefix, use_discovery_cache=options.discovery_cache,
+                        write_discovery_cache=not options.read_only)
 
 
 async def _redis_client(url: ConnectionUrl, options: ConnectOptions):

@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="counts of every queue")
     _connection_flags(status)
     status.add_argument("--json", action="store_true")
+    status.add_argument("--rescan", action="store_true",
+                        help="walk the keyspace for BullMQ queues now instead of listing those of the last "
+                             "complete scan (kept for 10 minutes)")
 
     jobs = sub.add_parser("jobs", help="one page of jobs of a queue in a state")
     _connection_flags(jobs)
@@ -237,6 +240,8 @@ NAMED_QUEUE_VERBS = ("jobs", "job", "dlq", "pause", "resume", "promote", "cancel
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     session = Session(settings)
+    if args.command == "status" and not args.rescan:
+        session.options.discovery_cache = True  # said on output when used
     named = getattr(args, "queue", None) if args.command in NAMED_QUEUE_VERBS else None
     await session.open(named=named)
     try:
@@ -260,6 +265,19 @@ def _print_json(data: Any) -> None:
     sys.stdout.write("\n")
 
 
+def _print_json_rows(data: dict[str, list]) -> None:
+    """An object of lists with one list item per line: as readable as ``indent=2`` for a list of
+    records, and written by json's C encoder (``indent`` makes json fall back to its Python encoder,
+    0.26 s of the 1,000-queue ``status --json``)."""
+    out = ["{"]
+    for n, (key, items) in enumerate(data.items()):
+        rows = [f"    {json.dumps(item, ensure_ascii=True)}" for item in items]
+        body = ("[\n" + ",\n".join(rows) + "\n  ]") if rows else "[]"
+        out.append(f"  {json.dumps(key)}: {body}" + ("," if n < len(data) - 1 else ""))
+    out.append("}")
+    sys.stdout.write("\n".join(out) + "\n")
+
+
 async def _status(session: Session, args: argparse.Namespace) -> int:
     statuses = await session.statuses()
     notes = []
@@ -270,9 +288,12 @@ async def _status(session: Session, args: argparse.Namespace) -> int:
                              + (f"; {disc.hint}" if disc.hint else ""))
             if disc.note:
                 notes.append(f"{conn.url}: {disc.note}")
+            if disc.cached_age_s is not None:
+                notes.append(f"{conn.url}: queues as of the scan {fmt.duration(disc.cached_age_s)} ago (a kept list: "
+                             "queues created since are not listed; --rescan walks the keyspace now)")
     if args.json:
-        _print_json({"queues": [json_record(s) for s in statuses], "notes": notes,
-                     "connections": await session.topologies()})
+        _print_json_rows({"queues": [json_record(s) for s in statuses], "notes": notes,
+                          "connections": await session.topologies()})
         return EXIT_OK
     columns = fmt.state_columns([s for s in statuses if s.malformed is None])
     header = ["QUEUE", "BACKEND", "PAUSED"] + [c.upper() for c in columns]
