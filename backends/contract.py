@@ -212,6 +212,9 @@ class Discovery(BaseModel):
     note: str | None = None
     #: what to try when nothing was found (e.g. "pass --prefix PREFIX")
     hint: str | None = None
+    #: set when ``queues`` is the list of the last complete scan kept by the console (no SCAN now):
+    #: how many seconds ago that scan ended; queues created since are not in it
+    cached_age_s: float | None = None
 
 
 class JobOutcome(BaseModel):

@@ -24,6 +24,11 @@ def map_error(exc: BaseException, url: ConnectionUrl) -> BackendError:
 
     if isinstance(exc, BackendError):
         return exc
+    from backends.tls import verify_failure, verify_message
+
+    tls = verify_failure(exc)
+    if tls:
+        return ConnectError(verify_message("PostgreSQL", url.host_label, scrub(tls, url), "sslrootcert"))
     if isinstance(exc, asyncpg.QueryCanceledError):
         return BackendTimeout(f"PostgreSQL at {url.host_label}: statement timed out ({scrub(exc, url)})")
     if isinstance(exc, (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError,
@@ -95,15 +100,44 @@ async def create_pool(url: ConnectionUrl, connect_timeout: float, op_timeout: fl
         settings["default_transaction_read_only"] = "on"
     else:
         settings["lock_timeout"] = str(statement_ms)
+    from backends import postgres_topology as topo
+
+    async def attempt(pooler: bool):
+        kwargs = topo.pooler_kwargs(settings) if pooler else {"server_settings": settings}
+        return await asyncio.wait_for(
+            asyncpg.create_pool(dsn=url.connect_url, min_size=min_size, max_size=max_size, timeout=connect_timeout,
+                                command_timeout=op_timeout, reset=_keep_session, **kwargs),
+            connect_timeout + 1,
+        )
+
     async with pg_errors(url):
         try:
-            return await asyncio.wait_for(
-                asyncpg.create_pool(dsn=url.connect_url, min_size=min_size, max_size=max_size, timeout=connect_timeout,
-                                    command_timeout=op_timeout, server_settings=settings, reset=_keep_session),
-                connect_timeout + 1,
-            )
+            pooler = topo.known_mode(url.raw)
+            if pooler is not None:
+                return await attempt(pooler)
+            pool = None
+            try:
+                pool = await attempt(False)
+                # settings accepted at startup: did they reach the server? (a pooler may drop them)
+                applied = await asyncio.wait_for(topo.settings_applied(pool, settings), connect_timeout + 1)
+            except Exception as exc:
+                if pool is not None:
+                    pool.terminate()
+                if not topo.refuses_startup_parameters(exc):
+                    raise
+                applied = False
+            topo.remember_mode(url.raw, not applied)
+            if applied:
+                return pool
+            if pool is not None:
+                pool.terminate()
+            return await attempt(True)
         except ValueError as exc:  # asyncpg rejects a DSN option
             from backends.errors import BadUrl
+            from backends.tls import verify_failure
+
+            if verify_failure(exc):  # ssl.SSLCertVerificationError is a ValueError too
+                raise map_error(exc, url) from None
 
             raise BadUrl(f"{scrub(exc, url)} ({url.redacted})") from None
 

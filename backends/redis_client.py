@@ -11,6 +11,7 @@ from redis.backoff import NoBackoff
 from redis import exceptions as rexc
 
 from backends.errors import BackendError, BackendTimeout, ConnectError, PermissionDenied
+from backends.redis_topology import SENTINEL_SCHEMES, sentinel_client
 from backends.urls import ConnectionUrl
 
 
@@ -25,6 +26,11 @@ def open_client(url: ConnectionUrl, connect_timeout: float, op_timeout: float,
     No automatic retries: a dropped connection surfaces as an error, so that a bulk action
     reports exactly how far it got instead of silently re-sending a script. The client is
     named (CLIENT LIST shows ``queue-console``)."""
+    if url.scheme in SENTINEL_SCHEMES:
+        return sentinel_client(url, connect_timeout, op_timeout, dict(
+            decode_responses=False, encoding_errors="surrogateescape", socket_connect_timeout=connect_timeout,
+            socket_timeout=op_timeout, health_check_interval=0, retry_on_timeout=False,
+            retry=Retry(NoBackoff(), 0), client_name=client_name))
     raw = url.connect_url  # userinfo percent-encoded: a raw '/', '?', '#' or '@' in a password is fine
     if url.scheme == "redis+unix":
         raw = "unix" + raw[len("redis+unix"):]
@@ -55,6 +61,11 @@ async def redis_errors(url: ConnectionUrl) -> AsyncIterator[None]:
     except TimeoutError as exc:  # builtin TimeoutError is an OSError: catch it first
         raise BackendTimeout(f"Redis at {url.host_label} did not answer in time") from exc
     except (rexc.ConnectionError, OSError) as exc:
+        from backends.tls import verify_failure, verify_message
+
+        tls = verify_failure(exc)
+        if tls:
+            raise ConnectError(verify_message("Redis", url.host_label, tls, "ssl_ca_certs")) from exc
         reason = str(exc).split("\n")[0]
         reason = reason.replace(url.raw, url.redacted).replace(url.connect_url, url.redacted)
         for secret in url.secrets:
@@ -139,6 +150,10 @@ async def connected_client(url: ConnectionUrl, options) -> aioredis.Redis:
     try:
         async with redis_errors(url):
             await call_with_timeout(client.ping(), options.connect_timeout, f"connecting to Redis at {url.host_label}")
+            from backends.redis_topology import refuse_cluster
+
+            await call_with_timeout(refuse_cluster(client, url), options.connect_timeout,
+                                    f"asking Redis at {url.host_label} for cluster mode")
     except asyncio.CancelledError:
         await client.aclose()
         raise
@@ -172,3 +187,15 @@ def permission_message(url: ConnectionUrl, exc: Exception) -> str:
 def redis_user(url: ConnectionUrl) -> str:
     """``user NAME`` of the URL (never the password), or ``the default user``."""
     return f"user {url.username!r}" if url.username else "the default user"
+
+
+async def pipelined_lenient(client: aioredis.Redis, commands: list[tuple]) -> list:
+    """``pipelined``, except that a WRONGTYPE reply (a key of another type: data, not the server)
+    comes back as None in its place; any other error reply is raised after all are read."""
+    if not commands:
+        return []
+    replies = await send_packed(client, b"".join(pack_command(*c) for c in commands), len(commands))
+    for reply in replies:
+        if isinstance(reply, Exception) and not str(reply).startswith("WRONGTYPE"):
+            raise reply
+    return [None if isinstance(r, Exception) else r for r in replies]

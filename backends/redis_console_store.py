@@ -3,6 +3,7 @@
 - ``<p>:audit``  stream, one entry per mutation (field ``record``: JSON), trimmed to ~100k entries
 - ``<p>:paused`` hash, queue key -> JSON {by, at}: queues paused by a global pause
 - ``<p>:ledger`` stream, one entry per manual requeue (field ``record``: JSON), trimmed to ~1M
+- ``<p>:discovered:<spec>`` string with a TTL: BullMQ's kept scan (backends/bullmq/discovery.py)
 
 Nothing here is a queue library's key; BullMQ discovery never matches them (no ``:meta``/``:id``).
 """
@@ -55,7 +56,10 @@ class RedisConsoleStore(ConsoleStore):
 
     def _where(self) -> str:
         """host:port or socket path, never a password."""
-        kw = getattr(getattr(self.client, "connection_pool", None), "connection_kwargs", {}) or {}
+        pool = getattr(self.client, "connection_pool", None)
+        if getattr(pool, "service_name", None):  # Sentinel (backends/redis_topology.py)
+            return f"the master of {pool.service_name} (sentinel)"
+        kw = getattr(pool, "connection_kwargs", {}) or {}
         if kw.get("path"):
             return str(kw["path"])
         return f"{kw.get('host', '?')}:{kw.get('port', '?')}"

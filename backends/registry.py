@@ -44,9 +44,13 @@ class ConnectOptions:
     #: the PostgreSQL schema of the console's own records (None: the backend's default)
     store_schema: str | None = None
     client_name: str = "queue-console"  # CLIENT SETNAME, so operators can tell our connections apart
-    read_only: bool = False  # no background writes either (pg-boss re-park sweep)
+    read_only: bool = False  # no background writes either (pg-boss re-park sweep, the discovery cache)
+    #: BullMQ discovery may list the last complete scan's queues instead of scanning (`status`; see
+    #: backends/bullmq/discovery.py, the cache)
+    discovery_cache: bool = False
     gello_prefixes: list[str] = field(default_factory=list)  # Gello key prefixes; empty = ["gello"]
     gello_schema: str | None = None  # schema of Gello's jobs/failed_jobs tables; None = "public"
+    write_url: str | None = None  # PostgreSQL: mutations go to this primary (the --url may be a hot standby)
 
     def gello_prefix_list(self) -> list[str]:
         if self.gello_prefixes:

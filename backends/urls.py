@@ -12,14 +12,15 @@ from dataclasses import dataclass, field
 from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlsplit
 
 from backends.errors import BadUrl
+from backends.redis_topology import SENTINEL_SCHEMES, parse_sentinel
 
-REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+unix")
+REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+unix", "redis+sentinel", "rediss+sentinel")
 POSTGRES_SCHEMES = ("postgresql", "postgres")
-EXPECTED = "expected redis://, rediss://, unix://, postgresql://"
+EXPECTED = "expected redis://, rediss://, unix://, redis+sentinel://, postgresql://"
 
 #: a password given in the query string; its value is hidden up to the end of the URL (a raw '&'
 #: or '#' in it would otherwise leave its tail showing)
-_QUERY_SECRET = re.compile(r"(?i)(?:^|[?&;])(?:password|pass|pwd|passwd|sslpassword)=")
+_QUERY_SECRET = re.compile(r"(?i)(?:^|[?&;])(?:password|pass|pwd|passwd|sslpassword|sentinel_password)=")
 #: a scheme as it may be shown in a message (anything else is not repeated)
 _SHOWABLE_SCHEME = re.compile(r"[A-Za-z0-9+.\- ]{1,24}")
 #: a user name as it may be shown (anything else could be a misplaced password)
@@ -139,6 +140,8 @@ class ConnectionUrl:
     @property
     def host_label(self) -> str:
         """Where it points, for error messages: host:port or the socket path."""
+        if self.scheme in SENTINEL_SCHEMES:
+            return parse_sentinel(self.bare, self.redacted).label
         parts = urlsplit(self.bare)
         if parts.scheme in ("unix", "redis+unix") or not parts.hostname:
             return parts.path or "local socket"
@@ -165,6 +168,9 @@ def parse(raw: str) -> ConnectionUrl:
     if scheme not in REDIS_SCHEMES + POSTGRES_SCHEMES:
         raise BadUrl(f"unknown URL scheme {_shown_scheme(c.scheme)!r} in {redact(raw)} ({EXPECTED})")
     bare = f"{scheme}://{c.rest}"
+    if scheme in SENTINEL_SCHEMES:
+        parse_sentinel(bare, redact(raw))  # hosts, master name, db
+        return ConnectionUrl(raw=raw, scheme=scheme, kind="redis", bare=bare, username=c.user, password=c.password)
     try:
         parts = urlsplit(bare)
     except ValueError as exc:  # e.g. "Invalid IPv6 URL"

@@ -48,7 +48,13 @@ class QueueConsoleApp(App):
         self.pollers: list[Poller] = []
         self.backend_thread: BackendThread | None = None
         self.frozen = False
-        for theme in THEMES:
+        self.command_history: list[str] = []
+        self._poller_runs: list = []  # the pollers' futures on the backend thread (ctx cancels them)
+        from console.config import config_path
+        from themes import user_themes
+
+        mine, self.theme_errors = user_themes(config_path().parent / "themes")
+        for theme in (*THEMES, *mine):
             self.register_theme(theme)
         self.theme = settings.theme if settings.theme in self.available_themes else DEFAULT_THEME
 
@@ -56,19 +62,30 @@ class QueueConsoleApp(App):
     def on_mount(self) -> None:
         from console.screens.overview import OverviewScreen
 
+        for error in self.theme_errors:
+            self.notify(error, severity="warning", timeout=10)
+        if self.settings.theme != self.theme:
+            self.notify(f"unknown theme {self.settings.theme!r}; using {self.theme} (:theme lists them)",
+                        severity="warning")
         self.backend_thread = BackendThread()
+        self._start_pollers()
+        self.push_screen(OverviewScreen())
+
+    def _start_pollers(self) -> None:
+        assert self.backend_thread is not None
         options = connect_options(self.settings)
         for url in self.settings.effective_urls():
             poller = Poller(url, options, self.settings.refresh, self._from_backend)
             self.pollers.append(poller)
-            self.backend_thread.submit(poller.run())
-        self.push_screen(OverviewScreen())
+            self._poller_runs.append(self.backend_thread.submit(poller.run()))
 
     def _from_backend(self, snapshot: Snapshot) -> None:
         # called on the backend thread; post_message is thread-safe
         self.post_message(SnapshotArrived(snapshot))
 
     def on_snapshot_arrived(self, message: SnapshotArrived) -> None:
+        if all(p.url != message.snapshot.connection for p in self.pollers):
+            return  # a late one from a connection dropped by :ctx
         self.snapshots[message.snapshot.connection] = message.snapshot
         if self.frozen:
             return
@@ -139,6 +156,117 @@ class QueueConsoleApp(App):
 
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
+
+    # -- the : command line (console.screens.command) -------------------------------------
+    def action_command(self) -> None:
+        from console.screens.command import CommandScreen
+
+        if isinstance(self.screen, CommandScreen):
+            return
+        names = sorted({s.queue.name for snap in self.snapshots.values() for s in snap.statuses})
+        words = ["dlq", "pause all", "resume all", "ro", "help", "quit"]
+        words += [f"{verb} {n}" for verb in ("q", "pause", "resume") for n in names]
+        words += [f"theme {t}" for t in sorted(self.available_themes)]
+        words += [f"ctx {c}" for c in sorted(self.settings.contexts)]
+        self.push_screen(CommandScreen(self.command_history, words), self._command_done)
+
+    def _command_done(self, line: str | None) -> None:
+        if line:
+            self.run_command(line)
+
+    def run_command(self, line: str) -> None:
+        from console.screens.command import CommandError, find_queue, parse
+
+        try:
+            cmd = parse(line)
+            self._run(cmd, find_queue)
+        except CommandError as exc:
+            self.notify(str(exc), severity="error")
+
+    def _overview(self):
+        from console.screens.overview import OverviewScreen
+
+        return next(s for s in self.screen_stack if isinstance(s, OverviewScreen))
+
+    def _to_overview(self) -> None:
+        from console.screens.overview import OverviewScreen
+
+        while not isinstance(self.screen, OverviewScreen) and len(self.screen_stack) > 2:
+            self.pop_screen()
+
+    def _run(self, cmd, find_queue) -> None:
+        from console.screens.command import CommandError
+
+        queues = [s.queue for snap in self.snapshots.values() for s in snap.statuses]
+        if cmd.verb == "quit":
+            self.exit()
+        elif cmd.verb == "help":
+            self.action_help()
+        elif cmd.verb == "queue":
+            from console.screens.queue import QueueScreen
+
+            queue = find_queue(cmd.arg, queues)
+            self._to_overview()
+            self.push_screen(QueueScreen(queue))
+        elif cmd.verb == "dlq":
+            from console.screens.dead_letters import DeadLetterScreen
+
+            self._to_overview()
+            self.push_screen(DeadLetterScreen())
+        elif cmd.verb in ("pause", "resume"):
+            if self.settings.read_only:
+                raise CommandError(f"{cmd.verb}: refused, this session is read-only")
+            only = None if cmd.arg.lower() == "all" else {find_queue(cmd.arg, queues).key}
+            self._overview().pause_all(cmd.verb, only)
+        elif cmd.verb == "theme":
+            if cmd.arg not in self.available_themes:
+                raise CommandError(f"no theme {cmd.arg!r} (themes: {', '.join(sorted(self.available_themes))})")
+            self.theme = cmd.arg
+        elif cmd.verb == "ro":
+            self.settings = self.settings.model_copy(update={"read_only": True})
+            self._bindings_changed()
+            self.notify("read-only for the rest of this session")
+        elif cmd.verb == "ctx":
+            self.switch_context(cmd.arg)
+
+    def _bindings_changed(self) -> None:
+        for screen in self.screen_stack:
+            screen.refresh_bindings()
+        self.broadcast_snapshots()
+
+    def switch_context(self, name: str) -> None:
+        """Drop the connections of this context and connect to those of ``name`` (its URLs,
+        prefixes, schema, backend; read-only when it says so or this session already is)."""
+        from console.screens.command import CommandError
+
+        ctx = self.settings.contexts.get(name)
+        if ctx is None:
+            known = ", ".join(sorted(self.settings.contexts)) or "none defined"
+            raise CommandError(f"unknown context {name!r} (known: {known})")
+        for run in self._poller_runs:
+            run.cancel()  # the poller closes its readers on cancellation
+        self._poller_runs, self.pollers, self.snapshots = [], [], {}
+        # the write URL belongs to a context's servers: never carried over to another context's
+        update = {"context": name, "read_only": bool(ctx.read_only) or self.settings.read_only,
+                  "write_url": ctx.write_url}
+        for field_name, value in (("urls", ctx.urls), ("prefixes", ctx.prefixes), ("schema_", ctx.schema_),
+                                  ("backend", ctx.backend)):
+            if value:
+                update[field_name] = value
+        self.settings = self.settings.model_copy(update=update)
+        self._to_overview()
+        self._start_pollers()
+        self._bindings_changed()
+        self.notify(f"context {name}")
+
+    def breadcrumbs(self) -> list[str]:
+        """Where the user is: one crumb per view on the stack (``queues › emails › failed``)."""
+        out = []
+        for screen in self.screen_stack:
+            crumb = getattr(screen, "crumb", None)
+            if crumb is not None:
+                out.append(crumb() if callable(crumb) else crumb)
+        return out
 
     def action_freeze(self) -> None:
         self.frozen = not self.frozen

@@ -48,6 +48,16 @@ def _valid_urls(urls: list[str]) -> list[str]:
 Urls = Annotated[list[str], AfterValidator(_valid_urls)]
 
 
+def _valid_write_url(url: str) -> str:
+    if parse(url).kind != "postgres":
+        raise ValueError("the write URL must be a postgresql:// URL (the primary of a hot standby)")
+    return url
+
+
+#: where PostgreSQL mutations go when --url is a hot standby (docs/operations.md)
+WriteUrl = Annotated[str, AfterValidator(_valid_write_url)]
+
+
 class Context(BaseModel):
     model_config = ConfigDict(extra="forbid")
     urls: Urls = Field(default_factory=list)
@@ -55,6 +65,10 @@ class Context(BaseModel):
     prefixes: list[str] = Field(default_factory=list)
     schema_: str | None = Field(default=None, alias="schema")
     backend: str | None = None
+    write_url: WriteUrl | None = None
+    #: the TUI's context badge colour (a colour name or #rrggbb); a context named like "prod"
+    #: without one is shown white on red
+    color: str | None = None
 
 
 class Settings(BaseModel):
@@ -73,6 +87,8 @@ class Settings(BaseModel):
     prefixes: list[str] = Field(default_factory=list)
     schema_: str | None = Field(default=None, alias="schema")
     backend: str | None = None
+    #: PostgreSQL mutations go here instead of to the --url (a hot standby); reads stay on --url
+    write_url: WriteUrl | None = None
     #: key prefix (Redis) under which the console keeps its audit records, requeue ledger and
     #: global-pause memory, on the same server as the queues, where every operator sees them
     store_prefix: str = Field(default="queue-console", min_length=1)
@@ -191,6 +207,8 @@ def load(flags: dict[str, Any]) -> Settings:
             update["schema_"] = ctx.schema_
         if ctx.backend and not flags.get("backend"):
             update["backend"] = ctx.backend
+        if ctx.write_url and not flags.get("write_url"):
+            update["write_url"] = ctx.write_url
         settings = settings.model_copy(update=update)
     return settings
 

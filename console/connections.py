@@ -41,6 +41,7 @@ def connect_options(settings: Settings) -> ConnectOptions:
         store_prefix=settings.store_prefix,
         store_schema=settings.store_schema,
         read_only=settings.read_only,
+        write_url=settings.write_url,
     )
 
 
@@ -160,6 +161,26 @@ class Session:
                 queues = conn.discoveries[reader.backend].queues
                 out.extend(await call_with_timeout(reader.statuses(queues), self.options.op_timeout,
                                                    f"reading counts at {conn.url}"))
+        return out
+
+    async def topologies(self) -> list[dict]:
+        """Per connection: its redacted URL, and for PostgreSQL whether it is a hot standby and its
+        replica lag (backends/postgres_topology.standby_state)."""
+        from backends.postgres_topology import standby_state
+
+        out = []
+        for conn in self.connections:
+            entry: dict = {"url": conn.url}
+            if conn.error:
+                entry["error"] = conn.error
+            else:
+                try:
+                    state = await standby_state(conn.readers, self.options.op_timeout)
+                except BackendError as exc:
+                    entry["error"] = str(exc)
+                else:
+                    entry.update(state or {})
+            out.append(entry)
         return out
 
     async def close(self) -> None:

@@ -18,51 +18,88 @@ class Key:
     show: bool = True  # shown in the footer
     tier: str = "safe"  # "safe" | "danger"
     priority: bool = False  # wins over the focused widget's own binding for the same key
+    #: the queue capability the action needs (``QueueCapabilities`` field); None: always works
+    capability: str | None = None
 
 
 KEYS: tuple[Key, ...] = (
     Key("quit", "q", "Quit", ("app",)),
     Key("help", "question_mark", "Help", ("app",)),
+    Key("command", "colon", "Command", ("app",)),
     Key("freeze", "z", "Freeze", ("app",)),
     Key("refresh", "r", "Refresh now", ("app",), show=False),
     Key("open_queue", "enter", "Open queue", ("overview",), priority=True),
     Key("dead_letters", "f", "Failures", ("overview", "queue")),
+    Key("pause_all", "P", "Pause all", ("overview",), tier="danger", capability="pause"),
+    Key("resume_all", "U", "Resume all", ("overview",), tier="danger", capability="pause"),
     Key("filter", "slash", "Filter", ("overview", "queue")),
     Key("cursor_down", "j", "Down", ("overview", "queue", "dlq"), show=False),
     Key("cursor_up", "k", "Up", ("overview", "queue", "dlq"), show=False),
     Key("cursor_top", "g", "Top", ("overview", "queue", "dlq"), show=False),
     Key("cursor_bottom", "G", "Bottom", ("overview", "queue", "dlq"), show=False),
-    Key("back", "escape", "Back", ("queue", "dlq", "help")),
+    Key("back", "escape", "Back", ("queue", "dlq", "job", "help")),
+    Key("open_parent", "enter", "Open the flow parent", ("job",), priority=True),
     Key("next_state", "tab", "Next state", ("queue",)),
     Key("prev_state", "shift+tab", "Prev state", ("queue",), show=False),
-    Key("show_job", "enter", "Job detail", ("queue",), priority=True, show=False),
+    Key("show_job", "enter", "Open job (full screen)", ("queue",), priority=True, show=False),
     Key("next_page", "n", "Next page", ("queue",)),
     Key("prev_page", "p", "Prev page", ("queue",), show=False),
     Key("toggle_detail", "d", "Detail pane", ("queue",), show=False),
+    Key("toggle_chart", "c", "Chart", ("queue",), show=False),
     Key("mark", "space", "Mark", ("queue", "dlq")),
     Key("mark_range", "V", "Mark range", ("queue", "dlq"), show=False),
     Key("mark_all", "a", "Mark all matching", ("dlq",)),
     Key("rescan", "r", "Rescan", ("dlq",), show=False),
     Key("edit_filter", "slash", "Filter", ("dlq",)),
-    Key("retry", "R", "Retry", ("queue", "dlq"), tier="danger"),
-    Key("purge", "D", "Purge", ("queue", "dlq"), tier="danger"),
-    Key("promote", "O", "Promote (run now)", ("queue",), tier="danger"),
-    Key("cancel_jobs", "C", "Cancel job", ("queue",), tier="danger"),
-    Key("toggle_pause", "P", "Pause/resume", ("queue",), tier="danger"),
+    Key("retry", "R", "Retry", ("queue", "dlq"), tier="danger", capability="retry"),
+    Key("purge", "D", "Purge", ("queue", "dlq"), tier="danger", capability="purge"),
+    Key("promote", "O", "Promote (run now)", ("queue",), tier="danger", capability="promote"),
+    Key("cancel_jobs", "C", "Cancel job", ("queue",), tier="danger", capability="cancel"),
+    Key("toggle_pause", "P", "Pause/resume", ("queue",), tier="danger", capability="pause"),
     # stopping a running retry/purge is safe: it never undoes, it stops after the batch in flight
     Key("cancel_mutation", "x", "Cancel the running retry/purge (after its current batch)",
         ("queue", "dlq", "progress"), show=False),
     Key("hide", "escape", "Hide (the run goes on)", ("progress",)),
 )
 
-#: actions that change a queue: absent from the footer and refused in read-only mode
-DANGER = frozenset(k.id for k in KEYS if k.tier == "danger")
+#: (usage, what it does), in the order the help lists them
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("q NAME", "open a queue"),
+    ("dlq", "the failures view"),
+    ("pause all", "pause every queue (confirmation first)"),
+    ("resume all", "resume the queues pause all paused"),
+    ("pause NAME", "pause one queue"),
+    ("resume NAME", "resume one queue"),
+    ("ctx NAME", "switch to a context of the config file"),
+    ("theme NAME", "switch theme"),
+    ("ro", "read-only for the rest of the session"),
+    ("help", "the keys of this screen"),
+    ("quit", "quit"),
+)
 
-_KEY_LABELS = {"question_mark": "?", "slash": "/", "escape": "esc", "enter": "enter", "shift+tab": "shift+tab"}
+#: actions that change a queue: need a confirmation; not offered (nor shown) in read-only mode
+DANGER = frozenset(k.id for k in KEYS if k.tier == "danger")
+#: actions that only make sense where queues can change: off in read-only mode (stopping a running
+#: retry/purge is safe, but a read-only session never has one)
+WRITES = DANGER | {"cancel_mutation"}
+
+_KEY_LABELS = {"question_mark": "?", "colon": ":", "slash": "/", "escape": "esc", "enter": "enter", "shift+tab": "shift+tab"}
+
+
+#: action id -> the queue capability it needs
+CAPABILITY = {k.id: k.capability for k in KEYS if k.capability}
 
 
 def label(keys: str) -> str:
     return " ".join(_KEY_LABELS.get(k, k) for k in keys.split(","))
+
+
+def hint(action_ids: list[str], allowed) -> str:
+    """``R retry, D purge``: the keys of those actions that ``allowed(id)`` lets through here (a
+    screen's ``check_action``), so that no line names a key that does nothing (read-only)."""
+    by_id = {k.id: k for k in KEYS}
+    return ", ".join(f"{label(by_id[a].keys)} {by_id[a].description.lower()}" for a in action_ids
+                     if allowed(a))
 
 
 def for_screen(screen: str) -> list[Key]:
@@ -74,7 +111,8 @@ def markdown() -> str:
     out = ["# Key bindings", "", "Generated from `console/keymap.py` by `python -m console.keymap`; do not edit.", ""]
     titles = {"app": "Everywhere", "overview": "Overview (every queue)", "queue": "Queue view (jobs of one queue)",
               "dlq": "Failures (dead letters of every queue, grouped by error)",
-              "progress": "A running retry or purge", "help": "Help screen"}
+              "job": "Job view (one job, full screen)", "progress": "A running retry or purge",
+              "help": "Help screen"}
     for screen, title in titles.items():
         keys = for_screen(screen)
         if not keys:
@@ -86,7 +124,10 @@ def markdown() -> str:
             "read-only mode. Arrow keys, Page Up/Down and Home/End work in every list as well.",
             "One retry or purge runs at a time: pressing R, D or P again while it runs only says so; it",
             "never cancels it. `x` cancels it explicitly, after the batch in flight, and the report and",
-            "the audit record say \"N of M, cancelled\".", ""]
+            "the audit record say \"N of M, cancelled\".", "",
+            "## Command line (`:`)", "", "| command | what it does |", "|---|---|"]
+    out += [f"| `:{usage}` | {what} |" for usage, what in COMMANDS]
+    out += ["", "`tab` or `→` completes (commands, queue, theme and context names), `↑` `↓` walk the history.", ""]
     return "\n".join(out)
 
 

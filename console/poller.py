@@ -12,7 +12,7 @@ import contextlib
 import threading
 import time
 from array import array
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Awaitable, Callable, Coroutine, TypeVar
 
 from backends.contract import (Discovery, Latency, QueueGauges, QueueRef, QueueStatus, Reader, Throughput,
@@ -27,6 +27,12 @@ HISTORY = 180  # throughput samples kept per queue
 FIRST_DISCOVERY_S = 0.3
 #: each later slice of background discovery (paced by the reader), between refreshes
 DISCOVERY_SLICE_S = 1.0
+#: with a focus set (the overview's rows on screen), every ``FULL_EVERY``-th tick reads every queue;
+#: the ticks between read the focused queues and those never read yet
+FULL_EVERY = 15
+#: with an empty focus (a screen that has not said what it shows yet), latency is read for this
+#: many queues first (in discovery order, as the overview lists them), not for all of them
+LAUNCH_ROWS = 100
 
 
 class RateHistory:
@@ -140,6 +146,11 @@ class Snapshot:
     gauges: dict[tuple, QueueGauges] = field(default_factory=dict)  # only when the poller reads them
     poll_s: float | None = None  # duration of the last poll (connect if needed, counts, rates, latency, gauges)
     polls: int = 0  # polls done so far, good or failed (a failed connect is one)
+    #: queue keys whose counts the last refresh read (all of them unless the poller has a focus)
+    fresh: frozenset = frozenset()
+    #: time.time() of the last read of each queue's counts
+    read_at: dict[tuple, float] = field(default_factory=dict)
+    standby: dict | None = None  # PostgreSQL: {"standby", "replica_lag_s", ...} (backends/postgres_topology)
     interval: float | None = None  # seconds between refreshes (what "late" is measured against)
 
     def stale_for(self, now: float | None = None, late_after: float = 2.0) -> float | None:
@@ -152,7 +163,11 @@ class Snapshot:
 
 
 class Poller:
-    """Polls one connection: counts and throughput every tick, latency and discovery less often."""
+    """Polls one connection: counts and throughput every tick, latency and discovery less often.
+
+    With a focus (``set_focus``: the queues on screen), a tick reads counts and throughput of the
+    focused queues (and of queues never read yet) only, and every ``full_every``-th tick reads all
+    of them: Redis work follows what is shown, not how many queues there are."""
 
     def __init__(
         self,
@@ -181,6 +196,12 @@ class Poller:
         self._last_discovery = 0.0
         self._tick = 0
         self.frozen = False
+        self.full_every = FULL_EVERY
+        self._focus: frozenset | None = None  # None: every queue every tick
+        self._status_of: dict[tuple, QueueStatus] = {}
+        self._read_at: dict[tuple, float] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop ``run`` runs on
+        self._latency_read: set[tuple] = set()  # queues whose latency has been read
 
     # -- helpers used by screens through the backend thread --------------------------------
     def reader_for(self, queue: QueueRef) -> Reader | None:
@@ -193,6 +214,22 @@ class Poller:
     def refresh_now(self) -> None:
         self._wake.set()
 
+    @property
+    def focus(self) -> frozenset | None:
+        return self._focus
+
+    def set_focus(self, keys: frozenset | None) -> None:
+        """The queues to read every tick (None: all). Called from the UI thread: one reference
+        assignment; a focused queue the last refresh did not read (or whose latency was never read)
+        brings the next refresh forward."""
+        if keys == self._focus:
+            return
+        self._focus = keys
+        loop = self._loop
+        behind = keys is not None and not (keys <= self.snapshot.fresh and keys <= self._latency_read)
+        if behind and loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.refresh_now)  # asyncio.Event is not thread-safe
+
     async def call(self, queue: QueueRef, fn: Callable[[Reader], Awaitable[T]], what: str) -> T:
         reader = self.reader_for(queue)
         if reader is None:
@@ -201,6 +238,7 @@ class Poller:
 
     # -- the loop ---------------------------------------------------------------------------
     async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
         backoff = 1.0
         while True:
             started = time.perf_counter()
@@ -236,7 +274,10 @@ class Poller:
             pass
 
     async def _connect(self) -> None:
-        self.readers = await open_readers(self.raw_url, self.options)
+        # the Gello detection's verdict kept with the last complete scan (backends/bullmq/discovery.py)
+        # saves its time-boxed SCAN (a second on a 2M-key keyspace) before the first rows; it is
+        # made once per connection either way
+        self.readers = await open_readers(self.raw_url, replace(self.options, discovery_cache=True))
         # a first short slice, so that the first rows show at once; the rest goes on in the background
         complete = await self._discover_step(FIRST_DISCOVERY_S)
         self._discovery_task = asyncio.get_running_loop().create_task(self._discover_in_background(complete))
@@ -275,31 +316,67 @@ class Poller:
         self.snapshot.poll_s = time.perf_counter() - started
 
     async def _refresh(self) -> None:
-        statuses: list[QueueStatus] = []
+        focus = self._focus
+        full = focus is None or self._tick % self.full_every == 0
+        picked = []  # per reader, the queues this tick reads
+        for disc in self.snapshot.discoveries:
+            if full:
+                picked.append(list(disc.queues))
+            else:
+                picked.append([q for q in disc.queues if q.key in focus or q.key not in self._status_of])
         started = time.perf_counter()
-        for reader, disc in zip(self.readers, self.snapshot.discoveries):
-            statuses.extend(await call_with_timeout(reader.statuses(disc.queues), self.options.op_timeout,
-                                                    f"reading counts at {self.url}"))
+        now = time.time()
+        read: list[QueueStatus] = []
+        for reader, queues in zip(self.readers, picked):
+            read.extend(await call_with_timeout(reader.statuses(queues), self.options.op_timeout,
+                                                f"reading counts at {self.url}"))
         self.snapshot.refresh_ms = (time.perf_counter() - started) * 1000
-        for reader, disc in zip(self.readers, self.snapshot.discoveries):
+        for reader, disc, queues in zip(self.readers, self.snapshot.discoveries, picked):
             if reader.capabilities.throughput:
-                samples = await call_with_timeout(reader.throughput(disc.queues), self.options.op_timeout,
+                samples = await call_with_timeout(reader.throughput(queues), self.options.op_timeout,
                                                   f"reading throughput at {self.url}")
                 for s in samples:
                     history = self._history.get(s.queue.key)
                     if history is None:
                         history = self._history[s.queue.key] = RateHistory()
                     history.append(s)
-            if reader.capabilities.latency and self._tick % self.latency_every == 0:
-                for lat in await call_with_timeout(reader.latency(disc.queues), self.options.op_timeout,
-                                                   f"reading latency at {self.url}"):
-                    self.snapshot.latency[lat.queue.key] = lat
+            if reader.capabilities.latency:
+                latency_tick = self._tick % self.latency_every == 0
+                if focus is None:
+                    lat_queues = queues if latency_tick else []
+                elif not focus:  # nothing on screen yet: the first rows a screen shows
+                    lat_queues = queues[:LAUNCH_ROWS] if latency_tick else []
+                else:  # the focused queues, and a queue coming into focus at once
+                    lat_queues = [q for q in queues if q.key in focus
+                                  and (latency_tick or q.key not in self._latency_read)]
+                if lat_queues:
+                    for lat in await call_with_timeout(reader.latency(lat_queues), self.options.op_timeout,
+                                                       f"reading latency at {self.url}"):
+                        self.snapshot.latency[lat.queue.key] = lat
+                    self._latency_read.update(q.key for q in lat_queues)
             if self.read_gauges:
                 for g in await call_with_timeout(reader.gauges(disc.queues), self.options.op_timeout,
                                                  f"reading waiting age and workers at {self.url}"):
                     self.snapshot.gauges[g.queue.key] = g
+        from backends.postgres_topology import standby_state
+
+        self.snapshot.standby = await standby_state(self.readers, self.options.op_timeout)
         self._tick += 1
-        self.snapshot.statuses = statuses
+        listed = {q.key for disc in self.snapshot.discoveries for q in disc.queues}
+        if full:  # queues no discovery lists any more go, with their histories
+            self._status_of = {}
+            for gone in [k for k in self._history if k not in listed]:
+                del self._history[gone]
+            for gone in [k for k in self.snapshot.latency if k not in listed]:
+                del self.snapshot.latency[gone]
+            self._read_at = {k: t for k, t in self._read_at.items() if k in listed}
+            self._latency_read &= listed
+        for st in read:
+            self._status_of[st.queue.key] = st
+            self._read_at[st.queue.key] = now
+        self.snapshot.statuses = [st for disc in self.snapshot.discoveries for q in disc.queues
+                                  if (st := self._status_of.get(q.key)) is not None]
+        self.snapshot.fresh = frozenset(st.queue.key for st in read)
         self.snapshot.throughput = self._history
         self.snapshot.last_ok = time.time()
 
@@ -309,7 +386,8 @@ class Poller:
             connection=snap.connection, statuses=list(snap.statuses), throughput=dict(snap.throughput),
             latency=dict(snap.latency), discoveries=list(snap.discoveries), error=snap.error,
             last_ok=snap.last_ok, connected=snap.connected, refresh_ms=snap.refresh_ms, interval=snap.interval,
-            gauges=dict(snap.gauges), poll_s=snap.poll_s, polls=snap.polls,
+            gauges=dict(snap.gauges), poll_s=snap.poll_s, polls=snap.polls, fresh=snap.fresh,
+            read_at=dict(self._read_at), standby=snap.standby,
         ))
 
     async def _close_readers(self) -> None:

@@ -126,8 +126,9 @@ def test_status_json_shape_counts_and_redaction(capsys, redis_url, prefix):
     assert code == 0, err
     assert secret_of(url) not in out + err
     doc = json.loads(out)
-    assert set(doc) == {"queues", "notes"}
+    assert set(doc) == {"queues", "notes", "connections"}
     assert doc["notes"] == []
+    assert doc["connections"] == [{"url": redact(url)}]  # Redis: no standby/lag fields
     [rec] = doc["queues"]
     assert {"connection", "backend", "queue", "paused", "counts", "native"} <= set(rec)
     assert rec["connection"] == redact(url)

@@ -271,7 +271,7 @@ async def test_failures_view_groups_filters_marks_all_and_retries(redis_url, pre
         screen = app.screen
         groups = screen.query_one("#groups", DataTable)
         await wait_for(pilot, lambda: groups.row_count == 2, what="two error groups")
-        by_sig = {r[1]: r for r in rows(groups)}
+        by_sig = {r[2]: r for r in rows(groups)}
         # 9 failures: i%3==0 -> "timeout after 5000ms" (mail: 2, sms: 1), others SMTP (mail: 4, sms: 2)
         assert by_sig["SMTP <n> mailbox unavailable for user <n>"][0] == "6"
         assert by_sig["timeout after <n>ms"][0] == "3"
@@ -390,3 +390,474 @@ async def test_second_keypress_never_cancels_a_running_retry_and_x_cancels_it_ho
         assert record["count"] == done and record["result"] == f"{done} of 5, cancelled" and record["cancelled"]
         assert record["requested"] == 8 and record["refused"] == 3
         assert sync_redis.zcard(f"{prefix}:slow:failed") == 8 - done
+
+
+def _screen_text(screen) -> str:
+    from textual.widgets import Static
+
+    return "\n".join(_plain(w.content) for w in screen.query(Static))
+
+
+async def test_pause_all_and_resume_all_from_the_overview(redis_url, prefix, sync_redis):
+    """P pauses every queue that can be paused and is not yet (listing those already paused and
+    those that cannot be paused, with why); U resumes exactly those, never the one paused by hand."""
+    from console.screens.confirm import ConfirmScreen
+
+    write_fixed_queue(sync_redis, prefix, "mail", failed=1, completed=0, waiting=2, delayed=0)
+    write_fixed_queue(sync_redis, prefix, "sms", failed=0, completed=0, waiting=1, delayed=0)
+    write_fixed_queue(sync_redis, prefix, "held", failed=0, completed=0, waiting=1, delayed=0, paused=True)
+    write_fixed_queue(sync_redis, prefix, "future", failed=0, completed=0, waiting=1, delayed=0)
+    sync_redis.hset(f"{prefix}:future:meta", "version", "bullmq:99.0.0")  # unknown version: read-only
+
+    def paused(name: str) -> bool:
+        return sync_redis.hexists(f"{prefix}:{name}:meta", "paused")
+
+    app = app_for(redis_url, prefix, store_prefix=f"{prefix}:console")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 4, what="four queues")
+        await pilot.press("P")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="pause-all confirmation")
+        text = _screen_text(app.screen)
+        assert "pause 2 queues?" in text
+        will, rest = text.split("will pause (2):")[1].split("already paused, stays paused")
+        assert "mail" in will and "sms" in will and "held" not in will and "future" not in will
+        stays, cannot = rest.split("cannot be paused (1):")
+        assert "held" in stays and "future" in cannot and "99.0.0" in cannot
+        await pilot.press("y")
+        await wait_for(pilot, lambda: paused("mail") and paused("sms"), what="mail and sms paused")
+        assert paused("held") and not paused("future")
+
+        await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen)
+                       and sum(s.paused for s in app.screen.statuses) == 3, what="three paused on screen")
+        await pilot.pause(0.3)
+        await pilot.press("U")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="resume-all confirmation")
+        text = _screen_text(app.screen)
+        assert "resume 2 queues?" in text
+        will, stays = text.split("will resume (2):")[1].split("paused, but not by pause all")
+        assert "mail" in will and "sms" in will and "held" not in will and "held" in stays
+        await pilot.press("y")
+        await wait_for(pilot, lambda: not paused("mail") and not paused("sms"), what="mail and sms resumed")
+        assert paused("held")
+
+
+async def test_pause_all_confirmation_scrolls_at_80x24(redis_url, prefix, sync_redis):
+    """A plan longer than the screen scrolls between the title and the y / n line, both visible."""
+    from console.screens.confirm import ConfirmScreen
+
+    for i in range(30):
+        write_fixed_queue(sync_redis, prefix, f"q{i:02d}", failed=0, completed=0, waiting=1, delayed=0)
+    app = app_for(redis_url, prefix, store_prefix=f"{prefix}:console")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 30, what="30 queues")
+        await pilot.press("P")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirmation")
+        await pilot.pause(0.2)
+        keys = app.screen.query_one("#confirm-keys")
+        body = app.screen.query_one("#confirm-body")
+        assert keys.region.bottom <= 24 and keys.region.height == 1 and keys.region.width > 0
+        assert body.max_scroll_y > 0  # the plan is longer than the box: it scrolls
+        await pilot.press("end")
+        await wait_for(pilot, lambda: body.scroll_y == body.max_scroll_y, what="scrolled to the end of the plan")
+        await pilot.press("n")
+        await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen), what="cancelled")
+        assert not any(sync_redis.hexists(f"{prefix}:q{i:02d}:meta", "paused") for i in range(30))
+
+
+async def test_read_only_badge_and_no_mutating_key_anywhere(redis_url, prefix, sync_redis):
+    write_fixed_queue(sync_redis, prefix, "ro", failed=2, completed=0, waiting=1, delayed=0)
+    app = app_for(redis_url, prefix, read_only=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
+        assert "READ-ONLY" in _plain(app.screen.query_one("#connections").content)
+        await pilot.press("P", "U")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, OverviewScreen) and not sync_redis.hexists(f"{prefix}:ro:meta", "paused")
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        listed = {k.id for k in app.screen.keys()}
+        assert not listed & {"pause_all", "resume_all"} and "open_queue" in listed
+        await pilot.press("escape")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
+        screen = app.screen
+        for _ in range(4):
+            await pilot.press("tab")
+        jobs = screen.query_one("#job-table", DataTable)
+        await wait_for(pilot, lambda: screen.state == "failed" and jobs.row_count == 2)
+        await pilot.press("space")
+        await wait_for(pilot, lambda: "1 marked" in _plain(screen.query_one("#page-info").content))
+        info = _plain(screen.query_one("#page-info").content)
+        assert "retry" not in info and "purge" not in info and "R " not in info
+        assert "READ-ONLY" in _plain(screen.query_one("#connections").content)
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        listed = {k.id for k in app.screen.keys()}
+        assert not listed & {"retry", "purge", "promote", "cancel_jobs", "toggle_pause", "cancel_mutation"}
+        assert {"mark", "next_state", "back"} <= listed
+
+
+async def test_context_badge_names_the_context(redis_url, prefix, sync_redis):
+    from console.config import Context
+
+    write_fixed_queue(sync_redis, prefix, "c", failed=0, completed=0, waiting=1, delayed=0)
+    app = app_for(redis_url, prefix, context="prod-eu", contexts={"prod-eu": Context(urls=[redis_url])})
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
+        bar = app.screen.query_one("#connections").content
+        assert _plain(bar).startswith(" prod-eu ")
+        assert "on red" in str(bar.spans[0].style)  # a production-like context without a colour: red
+
+
+def _screen_lines(app) -> list[str]:
+    """The terminal's text as the user sees it (from the app's own SVG screenshot)."""
+    import html
+    import re
+
+    rows: dict[float, list[tuple[float, str]]] = {}
+    for m in re.finditer(r'<text class="[^"]*" x="([\d.]+)" y="([\d.]+)"[^>]*>(.*?)</text>', app.export_screenshot()):
+        rows.setdefault(float(m.group(2)), []).append((float(m.group(1)), html.unescape(m.group(3))))
+    return ["".join(t for _, t in sorted(rows[y])).replace("\xa0", " ") for y in sorted(rows)]
+
+
+def _help_key_visible(screen, width: int) -> bool:
+    from textual.widgets._footer import FooterKey
+
+    keys = [k for k in screen.query(FooterKey) if k.action == "help"]
+    return bool(keys) and keys[0].region.width > 0 and keys[0].region.right <= width
+
+
+async def test_80x24_keeps_names_job_columns_and_help_on_screen(redis_url, prefix, sync_redis):
+    """At 80x24: the overview's queue name stays when the counts scroll right; the queue view gives
+    its rows to the jobs (chart and detail pane folded, c / d bring them back) with every job column
+    on screen; ``?`` is in every footer; enter opens the job full screen and esc comes back."""
+    from console.screens.job import JobScreen
+
+    write_fixed_queue(sync_redis, prefix, "emails-transactional-eu", failed=12, completed=0, waiting=1, delayed=0)
+    app = app_for(redis_url, prefix)
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.screen.query_one(DataTable)
+        await wait_for(pilot, lambda: table.row_count == 1)
+        await wait_for(pilot, lambda: _help_key_visible(app.screen, 80), what="? in the footer")
+        table.scroll_to(x=table.max_scroll_x, animate=False)
+        await pilot.pause(0.3)
+        assert table.max_scroll_x > 0 and table.scroll_x == table.max_scroll_x
+        assert any(line.startswith(" emails-transactional-eu") for line in _screen_lines(app))
+        assert any("failed" in line for line in _screen_lines(app))  # the last columns are reachable
+
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
+        screen = app.screen
+        jobs = screen.query_one("#job-table", DataTable)
+        for _ in range(4):
+            await pilot.press("tab")
+        await wait_for(pilot, lambda: screen.state == "failed" and jobs.row_count == 12)
+        await pilot.pause(0.3)
+        assert not screen.query_one("#chart").display and not screen.query_one("#detail").display
+        assert jobs.region.height >= 12
+        await wait_for(pilot, lambda: _help_key_visible(screen, 80), what="? in the footer")
+        header = next(line for line in _screen_lines(app) if line.startswith(" id "))
+        for column in ("id", "name", "when", "att", "error"):
+            assert f" {column} " in header + " "
+        assert any("SMTP 550 mailbox unavailable for user 4011" in line for line in _screen_lines(app))
+        await pilot.press("c")
+        await pilot.pause(0.2)
+        assert screen.query_one("#chart").display
+        await pilot.press("c")
+        await pilot.pause(0.2)
+        assert not screen.query_one("#chart").display
+
+        jobs.move_cursor(row=2)
+        third = screen._shown_ids[2]
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, JobScreen))
+        await wait_for(pilot, lambda: any(line.startswith(f"job {third} ") for line in _screen_lines(app))
+                       and "stack traces, newest first" in "\n".join(_screen_lines(app)), what="job view")
+        assert app.screen.job_id == third
+        await wait_for(pilot, lambda: _help_key_visible(app.screen, 80), what="? in the footer")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is screen)
+        assert screen.state == "failed" and jobs.cursor_row == 2
+
+
+async def _command(pilot, app, line: str) -> None:
+    from console.screens.command import CommandScreen
+
+    await pilot.press("colon")
+    await wait_for(pilot, lambda: isinstance(app.screen, CommandScreen), what="command line")
+    await pilot.press(*line, "enter")
+    await wait_for(pilot, lambda: not isinstance(app.screen, CommandScreen), what="command run")
+
+
+async def test_command_line_opens_pauses_switches_and_remembers(redis_url, prefix, sync_redis):
+    """`:q NAME`, `:dlq`, `:pause NAME` (same confirmation), `:theme`, `:ctx`, `:ro`, completion and
+    history; the breadcrumbs say where the user is."""
+    from console.config import Context
+    from console.screens.command import CommandScreen
+    from console.screens.confirm import ConfirmScreen
+    from console.screens.dead_letters import DeadLetterScreen
+
+    other = f"{prefix}x"
+    write_fixed_queue(sync_redis, prefix, "emails", failed=2, completed=0, waiting=1, delayed=0)
+    write_fixed_queue(sync_redis, prefix, "sms", failed=0, completed=0, waiting=1, delayed=0)
+    write_fixed_queue(sync_redis, other, "reports", failed=0, completed=0, waiting=1, delayed=0)
+    try:
+        app = app_for(redis_url, prefix, store_prefix=f"{prefix}:console",
+                      contexts={"staging": Context(urls=[redis_url], prefixes=[other])})
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 2)
+            await _command(pilot, app, "q emai")
+            await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen) and app.screen.queue.name == "emails")
+            await wait_for(pilot, lambda: "queues › emails › waiting" in _plain(app.screen.query_one("#connections").content))
+
+            await _command(pilot, app, "dlq")
+            await wait_for(pilot, lambda: isinstance(app.screen, DeadLetterScreen))
+            assert len(app.screen_stack) == 3  # overview, failures: the queue view was left, not stacked
+            await wait_for(pilot, lambda: "queues › failures" in _plain(app.screen.query_one("#connections").content))
+
+            await _command(pilot, app, "pause sms")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="pause confirmation")
+            text = _screen_text(app.screen)
+            assert "will pause (1):" in text and "sms" in text and "emails" not in text
+            await pilot.press("y")
+            await wait_for(pilot, lambda: sync_redis.hexists(f"{prefix}:sms:meta", "paused"), what="sms paused")
+            assert not sync_redis.hexists(f"{prefix}:emails:meta", "paused")
+
+            await _command(pilot, app, "theme queue-console-light")
+            assert app.theme == "queue-console-light"
+
+            await pilot.press("colon")  # history: ↑ brings the last line back; tab completes
+            await wait_for(pilot, lambda: isinstance(app.screen, CommandScreen))
+            await pilot.press("up")
+            assert app.screen.query_one("Input").value == "theme queue-console-light"
+            app.screen.query_one("Input").value = ""
+            await pilot.press(*"resume s")
+            await wait_for(pilot, lambda: app.screen.query_one("Input")._suggestion == "resume sms", what="suggestion")
+            await pilot.press("tab")
+            assert app.screen.query_one("Input").value == "resume sms"
+            await pilot.press("escape")
+
+            await _command(pilot, app, "ctx staging")
+            table = app.screen.query_one(DataTable)
+            await wait_for(pilot, lambda: rows(table) and [r[0] for r in rows(table)] == ["reports"], what="staging queues")
+            assert _plain(app.screen.query_one("#connections").content).startswith(" staging ")
+
+            await _command(pilot, app, "ro")
+            await wait_for(pilot, lambda: "READ-ONLY" in _plain(app.screen.query_one("#connections").content))
+            await pilot.press("P")
+            await pilot.pause(0.3)
+            assert not isinstance(app.screen, ConfirmScreen)
+            await _command(pilot, app, "pause all")
+            await pilot.pause(0.3)
+            assert not isinstance(app.screen, ConfirmScreen)
+            assert not sync_redis.hexists(f"{other}:reports:meta", "paused")
+            await _command(pilot, app, "quit")
+            await wait_for(pilot, lambda: app.return_code == 0, what="exit")
+    finally:
+        for key in sync_redis.scan_iter(f"{other}:*"):
+            sync_redis.delete(key)
+
+
+async def test_retry_confirmation_toggles_reset_attempts(redis_url, prefix, sync_redis):
+    """t in the retry confirmation previews again with attempts reset (no CLI flag named), and y
+    retries with them reset: the job's attempt count starts from 0 again."""
+    from console.screens.confirm import ConfirmScreen
+
+    write_fixed_queue(sync_redis, prefix, "rs", failed=2, completed=0, waiting=0, delayed=0)
+    app = app_for(redis_url, prefix, store_prefix=f"{prefix}:console")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
+        screen = app.screen
+        for _ in range(4):
+            await pilot.press("tab")
+        jobs = screen.query_one("#job-table", DataTable)
+        await wait_for(pilot, lambda: screen.state == "failed" and jobs.row_count == 2)
+        job_id = screen._shown_ids[0]
+        before = {k.decode(): v.decode() for k, v in sync_redis.hgetall(f"{prefix}:rs:{job_id}").items()}
+        assert int(before.get("atm", before.get("attemptsMade", "0"))) > 0
+        await pilot.press("R")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="retry confirmation")
+        text = _screen_text(app.screen)
+        assert "t: reset attempts [off]" in text and "--reset-attempts" not in text
+        first = app.screen
+        await pilot.press("t")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen is not first, what="again")
+        text = _screen_text(app.screen)
+        assert "t: reset attempts [on]" in text and "attempts reset" in text and "not reset" not in text
+        await pilot.press("y")
+        await wait_for(pilot, lambda: sync_redis.zscore(f"{prefix}:rs:failed", job_id) is None, what="retried")
+        after = {k.decode(): v.decode() for k, v in sync_redis.hgetall(f"{prefix}:rs:{job_id}").items()}
+        assert int(after.get("atm", after.get("attemptsMade", "0")) or 0) == 0
+
+
+def test_attempts_in_one_form():
+    from console.widgets.job_detail import attempts_text
+
+    assert attempts_text(2, 3, 2) == "2 of 3 used"
+    assert attempts_text(3, 2, None) == "3 used, limit 2 (retried by hand)"  # was "3 made of 2"
+    assert attempts_text(5, 3, 5) == "5 used, limit 3 (retried by hand)"  # was "5 made of 3, 5 started"
+    assert attempts_text(1, 3, 2) == "1 of 3 used; 2 started"  # a run in progress or a stalled one
+    assert attempts_text(None, None, None) == "-" and attempts_text(0, None, None) == "0 used"
+
+
+async def test_times_local_with_offset_or_utc(redis_url, prefix, sync_redis, monkeypatch):
+    """The job detail and the job table show local time with its offset, as the CLI does; the
+    ``utc`` setting shows UTC (+00:00)."""
+    monkeypatch.setenv("TZ", "Asia/Kolkata")  # +05:30 all year
+    time.tzset()
+    try:
+        write_fixed_queue(sync_redis, prefix, "tz", failed=1, completed=0, waiting=0, delayed=0)
+        for utc, offset in ((False, "+05:30"), (True, "+00:00")):
+            app = app_for(redis_url, prefix, utc=utc)
+            async with app.run_test(size=SIZE) as pilot:
+                await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
+                await pilot.press("enter")
+                await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
+                screen = app.screen
+                for _ in range(4):
+                    await pilot.press("tab")
+                detail = screen.query_one(JobDetailView)
+                await wait_for(pilot, lambda: screen.state == "failed" and "finished" in _plain(detail.content))
+                text = _plain(detail.content)
+                finished = next(line for line in text.splitlines() if "finished" in line)
+                assert finished.rstrip().endswith(offset) and "Z" not in finished
+                job = await app.backend_call(screen.queue, lambda r: r.job(screen.queue, screen._shown_ids[0]), "t")
+                from console import formatting as fmt
+
+                assert fmt.clock(job.summary.finished_ms, utc) in finished
+                when = str(screen.query_one("#job-table", DataTable).get_row_at(0)[2])
+                assert when == fmt.clock(job.summary.finished_ms, utc)[5:19]
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+async def test_failures_view_keeps_the_group_after_a_retry_and_counts_per_queue(redis_url, prefix, sync_redis):
+    from console.screens.confirm import ConfirmScreen
+    from console.screens.dead_letters import DeadLetterScreen
+
+    write_fixed_queue(sync_redis, prefix, "mail", failed=6, completed=0, waiting=0, delayed=0)
+    write_fixed_queue(sync_redis, prefix, "sms", failed=3, completed=0, waiting=0, delayed=0)
+    app = app_for(redis_url, prefix, store_prefix=f"{prefix}:console")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 2)
+        await pilot.press("f")
+        await wait_for(pilot, lambda: isinstance(app.screen, DeadLetterScreen))
+        screen = app.screen
+        groups = screen.query_one("#groups", DataTable)
+        await wait_for(pilot, lambda: groups.row_count == 2, what="two error groups")
+        by_sig = {r[2]: r for r in rows(groups)}
+        assert by_sig["SMTP <n> mailbox unavailable for user <n>"][1] == "mail 4 · sms 2"
+        assert by_sig["timeout after <n>ms"][1] == "mail 2 · sms 1"
+        second = rows(groups)[1][2]
+        groups.move_cursor(row=1)
+        await pilot.pause(0.2)
+        screen.query_one("#group-jobs", DataTable).focus()
+        await pilot.press("space")  # one job of the second group
+        await pilot.press("R")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirmation")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: not screen.scanning and sum(int(r[0]) for r in rows(groups)) == 8,
+                       what="rescan after the retry")
+        assert rows(groups)[groups.cursor_row][2] == second  # still on the group it was on
+
+
+def test_page_line_never_disagrees_with_itself():
+    from console.screens.queue import page_line
+
+    assert page_line(1, 0, 0, False, "failed") == "page 1: no failed jobs"  # was "jobs 1–1 of 0" / "0–0 of 0"
+    assert page_line(1, 1, 0, False) == "page 1: jobs 1–1 of 1 (all)"  # the count was read before the job came
+    assert page_line(2, 14, 66, False) == "page 2: jobs 51–64 of 64 (all)"  # was "51–64 of 66 (last page)"
+    assert page_line(1, 50, 40, True) == "page 1: jobs 1–50 of 50"
+    assert page_line(1, 50, 120, True) == "page 1: jobs 1–50 of 120"
+
+
+async def test_four_themes_and_user_themes_from_the_config_folder(tmp_path, monkeypatch, redis_url, prefix):
+    (tmp_path / "themes").mkdir()
+    (tmp_path / "themes" / "night-shift.toml").write_text('primary = "#FF00FF"\nbackground = "#000010"\ndark = true\n')
+    (tmp_path / "themes" / "broken.toml").write_text('primary = "#FF00FF"\nsparkle = 1\n')
+    monkeypatch.setenv("QUEUE_CONSOLE_CONFIG", str(tmp_path / "config.toml"))
+    app = app_for(redis_url, prefix, theme="night-shift")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.2)
+        assert {"queue-console", "queue-console-light", "queue-console-high-contrast", "queue-console-16",
+                "night-shift"} <= set(app.available_themes)
+        assert app.theme == "night-shift" and app.current_theme.primary.upper() == "#FF00FF"
+        assert len(app.theme_errors) == 1 and "sparkle" in app.theme_errors[0]
+        await _command(pilot, app, "theme queue-console-16")
+        assert app.theme == "queue-console-16"
+
+
+async def test_queue_view_shows_workers_and_warns_when_none(redis_url, prefix, sync_redis):
+    """Workers as BullMQ's getWorkers counts them (a real BullMQ for Python worker); waiting jobs and
+    no worker: a warning in the title."""
+    from bullmq import Worker
+
+    write_fixed_queue(sync_redis, prefix, "idle", failed=0, completed=0, waiting=3, delayed=0)
+    write_fixed_queue(sync_redis, prefix, "busy", failed=0, completed=1, waiting=0, delayed=0)
+
+    async def process(job, token):
+        return None
+
+    worker = Worker("busy", process, {"connection": redis_url, "prefix": prefix})
+    try:
+        app = app_for(redis_url, prefix)
+        async with app.run_test(size=SIZE) as pilot:
+            table = app.screen.query_one(DataTable)
+            await wait_for(pilot, lambda: table.row_count == 2)
+            names = [r[0] for r in rows(table)]
+            table.move_cursor(row=names.index("idle"))
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
+            title = app.screen.query_one("#queue-title")
+            await wait_for(pilot, lambda: "⚠ 3 waiting, no worker connected" in _plain(title.content), what="warning")
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen))
+            table.move_cursor(row=names.index("busy"))
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen) and app.screen.queue.name == "busy")
+            title = app.screen.query_one("#queue-title")
+            await wait_for(pilot, lambda: "1 worker" in _plain(title.content), what="one worker")
+            assert "⚠" not in _plain(title.content)
+    finally:
+        await worker.close()
+
+
+async def test_flow_child_job_view_shows_and_opens_its_parent(redis_url, prefix, sync_redis):
+    """A flow made by BullMQ for Python's FlowProducer: the child's full-screen job view names its
+    parent; enter opens the parent (waiting for its children)."""
+    from bullmq import FlowProducer
+
+    from console.screens.job import JobScreen
+
+    flow = FlowProducer({"connection": redis_url, "prefix": prefix})
+    try:
+        tree = await flow.add({"name": "report", "queueName": "parents", "data": {"r": 1},
+                               "children": [{"name": "part", "queueName": "children", "data": {"p": 1}}]})
+    finally:
+        await flow.close()
+    parent_id = tree["job"].id
+    app = app_for(redis_url, prefix)
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.screen.query_one(DataTable)
+        await wait_for(pilot, lambda: table.row_count == 2)
+        table.move_cursor(row=[r[0] for r in rows(table)].index("children"))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
+        jobs = app.screen.query_one("#job-table", DataTable)
+        await wait_for(pilot, lambda: jobs.row_count == 1, what="the child waiting")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, JobScreen))
+        child_view = app.screen
+        await wait_for(pilot, lambda: child_view.flow_parent is not None, what="parent found")
+        text = "\n".join(_screen_lines(app))
+        assert f"parent parents / job {parent_id}" in text
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, JobScreen) and app.screen is not child_view)
+        assert app.screen.queue.name == "parents" and app.screen.job_id == parent_id
+        await wait_for(pilot, lambda: app.screen.detail is not None)
+        assert app.screen.detail.summary.state == "waiting_children"
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is child_view)

@@ -36,7 +36,7 @@ def snapshot_redis():
 
 
 def make_app(url: str) -> QueueConsoleApp:
-    return QueueConsoleApp(Settings(urls=[url], prefixes=["snap"], refresh=3600))
+    return QueueConsoleApp(Settings(urls=[url], prefixes=["snap"], refresh=3600, utc=True))  # times: +00:00 anywhere
 
 
 async def _wait(pilot, cond, timeout=15.0):
@@ -74,7 +74,8 @@ def test_queue_failed_tab_snapshot(snap_compare, snapshot_redis):
         screen = app.screen
         await _wait(pilot, lambda: screen.state == "failed"
                     and screen.query_one("#job-table", DataTable).row_count == 12
-                    and "error (latest)" in str(screen.query_one("#job-detail").content.renderables[1]))
+                    and "error (latest)" in str(screen.query_one("#job-detail").content.renderables[1])
+                    and "no worker connected" in str(screen.query_one("#queue-title").content))
 
     assert snap_compare(app, terminal_size=SIZE, run_before=ready)
 
@@ -87,3 +88,37 @@ def test_help_snapshot(snap_compare, snapshot_redis):
         await pilot.press("question_mark")
 
     assert snap_compare(app, terminal_size=SIZE, run_before=ready)
+
+
+async def _overview_ready(app, pilot):
+    await _wait(pilot, lambda: app.screen.query_one(DataTable).row_count == 3
+                and "ms" in str(app.screen.query_one(DataTable).get_row_at(0)[-1]))
+    await _wait(pilot, lambda: any(k.action == "help" for k in app.screen.query("FooterKey")))
+
+
+async def _queue_failed_ready(app, pilot):
+    await _wait(pilot, lambda: app.screen.query_one(DataTable).row_count == 3)
+    await pilot.press("enter")
+    await _wait(pilot, lambda: isinstance(app.screen, QueueScreen))
+    for _ in range(4):
+        await pilot.press("tab")
+    screen = app.screen
+    await _wait(pilot, lambda: screen.state == "failed"
+                and screen.query_one("#job-table", DataTable).row_count == 12
+                and "error (latest)" in str(screen.query_one("#job-detail").content.renderables[1])
+                and "no worker connected" in str(screen.query_one("#queue-title").content))
+    await _wait(pilot, lambda: any(k.action == "help" for k in screen.query("FooterKey")))
+
+
+@pytest.mark.parametrize("size,theme", [((80, 24), "queue-console"), ((200, 60), "queue-console-light")],
+                         ids=["80x24-dark", "200x60-light"])
+@pytest.mark.parametrize("view", ["overview", "queue_failed"])
+def test_sizes_and_themes_snapshot(snap_compare, snapshot_redis, size, theme, view):
+    """80x24 (chart and detail folded, ? first in the footer) and 200x60 in the light theme."""
+    app = QueueConsoleApp(Settings(urls=[snapshot_redis], prefixes=["snap"], refresh=3600, theme=theme, utc=True))
+    ready = _overview_ready if view == "overview" else _queue_failed_ready
+
+    async def run_before(pilot):
+        await ready(app, pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)

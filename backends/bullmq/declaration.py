@@ -14,7 +14,8 @@ async def open_reader(url, options):
 
     client = await connected_client(url, options)
     return BullMQReader(client, url, prefixes=options.prefixes or None, discovery_budget_s=options.discovery_budget_s,
-                        store_prefix=options.store_prefix)
+                        store_prefix=options.store_prefix, use_discovery_cache=options.discovery_cache,
+                        write_discovery_cache=not options.read_only)
 
 
 DECLARATION = BackendDeclaration(name="bullmq", url_kinds=("redis",), open=open_reader, options=(PREFIX,),

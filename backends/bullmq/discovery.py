@@ -10,12 +10,14 @@ Bull's shape must also have one of the state keys of the right type, so that oth
 from __future__ import annotations
 
 import asyncio
+import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 
 from backends.bullmq.keys import STATE_SUFFIXES, QueueKeys
+from backends.redis_client import pipelined_lenient
 from backends.redis_scan import glob_escape
 
 SCAN_COUNT = 1000
@@ -42,6 +44,8 @@ class ScanResult:
     patterns: list[str]
     complete: bool
     keys_seen: int
+    #: the raw candidates of a complete pass (what the discovery cache keeps)
+    candidates: set[tuple[str, str]] = field(default_factory=set)
 
 
 def split_key(key: str, suffix: str, prefixes: list[str] | None) -> tuple[str, str] | None:
@@ -66,7 +70,7 @@ def split_key(key: str, suffix: str, prefixes: list[str] | None) -> tuple[str, s
 BOTH_SUFFIXES = "[mi][ed]*"
 
 
-def _patterns(prefixes: list[str] | None) -> tuple[list[str], list[str]]:
+def patterns_for(prefixes: list[str] | None) -> tuple[list[str], list[str]]:
     """(what is looked for, for messages; what SCAN matches)."""
     if prefixes:
         return ([f"{glob_escape(p)}:*:{suffix}" for p in prefixes for suffix in ("meta", "id")],
@@ -86,11 +90,13 @@ class Scanner:
     def __init__(self, client: aioredis.Redis, prefixes: list[str] | None) -> None:
         self.client = client
         self.prefixes = prefixes
-        self.patterns, self._scan_patterns = _patterns(prefixes)
+        self.patterns, self._scan_patterns = patterns_for(prefixes)
         self._pattern = 0
         self._cursor = 0
         self._pass: set[tuple[str, str]] = set()
         self.last_complete: set[tuple[str, str]] | None = None
+        #: True while ``last_complete`` holds a cached pass's candidates, not this scanner's own
+        self.seeded = False
         self.keys_seen = 0
 
     async def run(self, deadline: float, pace: float = 0.0) -> bool:
@@ -110,10 +116,17 @@ class Scanner:
                 self._pattern += 1
                 if self._pattern == len(self._scan_patterns):
                     self.last_complete, self._pass, self._pattern = self._pass, set(), 0
+                    self.seeded = False
                     return True
             if pace > 0:
                 await asyncio.sleep((time.monotonic() - started) * pace)
         return False
+
+    def seed(self, candidates: set[tuple[str, str]]) -> None:
+        """Start from a cached pass: its candidates stay listed until this scanner's own first
+        complete pass replaces them (as a previous pass's do)."""
+        if self.last_complete is None:
+            self.last_complete, self.seeded = set(candidates), True
 
     def candidates(self) -> list[tuple[str, str]]:
         return sorted(self._pass | (self.last_complete or set()))
@@ -123,7 +136,65 @@ async def discover(client: aioredis.Redis, prefixes: list[str] | None, time_budg
     scanner = Scanner(client, prefixes)
     complete = await scanner.run(time.monotonic() + time_budget_s)
     found = finish(await classify(client, scanner.candidates()), prefixes)
-    return ScanResult(found=found, patterns=scanner.patterns, complete=complete, keys_seen=scanner.keys_seen)
+    return ScanResult(found=found, patterns=scanner.patterns, complete=complete, keys_seen=scanner.keys_seen,
+                      candidates=scanner.last_complete or set())
+
+
+# ------------------------------------------------------------------------------------------ cache
+#: how long the candidates of a complete pass are kept (the key's TTL): a reader that may use the
+#: cache (``queue-console status``) scans again once it has expired; a running TUI rewrites it after
+#: each complete background pass
+CACHE_TTL_S = 600
+#: below this many keys (DBSIZE) a reader scans afresh even when it may use the cache: a full pass
+#: is then well under half a second (1.1M keys took 1.8 s, docs/performance.md), and a fresh list
+#: beats a kept one
+CACHE_MIN_KEYS = 200_000
+_CACHE_VERSION = 1
+
+
+def cache_key(store_prefix: str, prefixes: list[str] | None) -> str:
+    """One key per set of pinned prefixes (``*`` for none), under the console's own store prefix
+    (never matched by discovery: it ends in neither ``:meta`` nor ``:id``)."""
+    spec = json.dumps(sorted(prefixes)) if prefixes else "*"
+    return f"{store_prefix}:discovered:{spec}"
+
+
+@dataclass
+class CachedScan:
+    candidates: set[tuple[str, str]]
+    scanned_at_ms: int  # server time of the end of the pass
+    #: whether Gello keys were seen when the readers were opened (registry's detection SCAN), if
+    #: known, as (the Gello prefixes looked for, seen)
+    gello: tuple[list[str], bool] | None = None
+
+
+async def write_cache(client: aioredis.Redis, key: str, candidates: set[tuple[str, str]],
+                      gello: tuple[list[str], bool] | None = None) -> None:
+    """Keep a complete pass's candidates (not its verdicts: a reader classifies them again), and
+    the Gello detection's verdict of the same session."""
+    seconds, micros = await client.time()
+    doc = {"v": _CACHE_VERSION, "at_ms": int(seconds) * 1000 + int(micros) // 1000,
+           "candidates": sorted(candidates), "gello": list(gello) if gello else None}
+    await client.set(key, json.dumps(doc, separators=(",", ":")), ex=CACHE_TTL_S)
+
+
+async def read_cache(client: aioredis.Redis, key: str) -> CachedScan | None:
+    """The last complete pass's candidates, or None (none kept, expired, or not ours to read)."""
+    raw = await client.get(key)
+    if raw is None:
+        return None
+    try:
+        doc = json.loads(raw)
+        if doc.get("v") != _CACHE_VERSION:
+            return None
+        candidates = {(str(p), str(n)) for p, n in doc["candidates"]}
+        gello = doc.get("gello")
+        verdict = None
+        if isinstance(gello, list) and len(gello) == 2 and isinstance(gello[1], bool):
+            verdict = ([str(p) for p in gello[0]], gello[1])
+        return CachedScan(candidates=candidates, scanned_at_ms=int(doc["at_ms"]), gello=verdict)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
 
 
 def finish(found: list[Found], prefixes: list[str] | None) -> list[Found]:
@@ -149,33 +220,29 @@ async def classify(client: aioredis.Redis, candidates: list[tuple[str, str]]) ->
     whose meta does not already say BullMQ (at 1,000 BullMQ queues: 2,000 commands, not 11,000)."""
     if not candidates:
         return []
-    pipe = client.pipeline(transaction=False)
+    commands: list[tuple] = []
     for prefix, name in candidates:
-        k = QueueKeys(prefix, name)
-        pipe.type(k("meta"))
-        pipe.hmget(k("meta"), "version", "opts.maxLenEvents", "paused")
-    # a meta key that is not a hash answers WRONGTYPE to its HMGET only: that candidate is not a queue
-    metas = await pipe.execute(raise_on_error=False)
-    for reply in metas:
-        if isinstance(reply, Exception) and not str(reply).startswith("WRONGTYPE"):
-            raise reply  # not about the data (NOPERM, ...): the caller maps it
+        meta = QueueKeys(prefix, name)("meta")
+        commands += [("TYPE", meta), ("HMGET", meta, "version", "opts.maxLenEvents", "paused")]
+    # packed once, replies read raw (redis-py's pipeline spent ~0.15 s of CPU on 2,000 commands); a
+    # meta key that is not a hash answers WRONGTYPE to its HMGET only: that candidate is not a queue
+    metas = await pipelined_lenient(client, commands)
     decided: dict[int, Found] = {}
     rest: list[int] = []
     for i, (prefix, name) in enumerate(candidates):
         meta_type, meta_fields = metas[2 * i], metas[2 * i + 1]
-        version, max_len, _paused = (None, None, None) if isinstance(meta_fields, Exception) else meta_fields
+        version, max_len, _paused = (None, None, None) if meta_fields is None else meta_fields
         if meta_type == b"hash" and (version is not None or max_len is not None):
             decided[i] = Found(prefix, name, "bullmq", version.decode("utf-8", "replace") if version else None)
         else:
             rest.append(i)
     if rest:
-        pipe = client.pipeline(transaction=False)
+        commands = []
         for i in rest:
             k = QueueKeys(*candidates[i])
-            pipe.type(k("id"))
-            for suffix in STATE_SUFFIXES:
-                pipe.type(k(suffix))
-        replies = await pipe.execute()
+            commands.append(("TYPE", k("id")))
+            commands += [("TYPE", k(suffix)) for suffix in STATE_SUFFIXES]
+        replies = await pipelined_lenient(client, commands)  # TYPE answers for any key
         width = 1 + len(STATE_SUFFIXES)
         for j, i in enumerate(rest):
             meta_type = metas[2 * i]

@@ -126,8 +126,18 @@ class BullMQReader(Reader):
         prefixes: list[str] | None = None,
         discovery_budget_s: float = 3.0,
         store_prefix: str = "queue-console",
+        use_discovery_cache: bool = False,
+        write_discovery_cache: bool = True,
     ) -> None:
         self.store_prefix = store_prefix
+        #: ``discover`` may list the queues of the last complete scan (discovery.read_cache) instead of
+        #: scanning, saying so in its note; set by ``queue-console status`` unless ``--rescan``
+        self.use_discovery_cache = use_discovery_cache
+        #: complete passes are kept for that (not in read-only mode, nor where the server refuses writes)
+        self.write_discovery_cache = write_discovery_cache
+        #: the Gello detection's verdict on this connection (set by backends.registry), kept with a scan
+        self.gello_detected: tuple[list[str], bool] | None = None  # (Gello prefixes looked for, seen)
+        self._cached_scan: discovery.CachedScan | None | bool = False  # False: not read yet
         self.client = client
         self.url = url
         self.prefixes = prefixes
@@ -177,21 +187,73 @@ class BullMQReader(Reader):
 
     # ------------------------------------------------------------------ discovery
     async def discover(self) -> Discovery:
+        if self.use_discovery_cache:
+            cached = await self._cached_discovery()
+            if cached is not None:
+                return cached
         async with redis_errors(self.url):
             result = await discovery.discover(self.client, self.prefixes, self.discovery_budget_s)
         note = None
         if not result.complete:
             note = (f"discovery stopped after {self.discovery_budget_s:g} s ({result.keys_seen} keys matched): queues "
                     "not reached yet are missing (SCAN walks the whole keyspace; the console looks again later)")
+        else:
+            await self._keep_scan(result.candidates)
         return await self._discovery(result.found, result.patterns, result.complete, note)
+
+    def _cache_key(self) -> str:
+        return discovery.cache_key(self.store_prefix, self.prefixes)
+
+    async def _keep_scan(self, candidates: set[tuple[str, str]]) -> None:
+        """Best effort: a replica, an ACL or a full server refusing the write costs only the cache."""
+        if not self.write_discovery_cache:
+            return
+        try:
+            if await self.client.dbsize() < discovery.CACHE_MIN_KEYS:
+                return  # nobody reads it there (cached_scan): a small keyspace is scanned afresh
+            await discovery.write_cache(self.client, self._cache_key(), candidates, self.gello_detected)
+        except Exception:
+            pass
+
+    async def cached_scan(self) -> discovery.CachedScan | None:
+        """The kept scan (read once per reader: the Gello verdict and the queue list come from the
+        same one)."""
+        if self._cached_scan is False:
+            async with redis_errors(self.url):
+                if await self.client.dbsize() < discovery.CACHE_MIN_KEYS:
+                    self._cached_scan = None
+                else:
+                    self._cached_scan = await discovery.read_cache(self.client, self._cache_key())
+        return self._cached_scan  # type: ignore[return-value]
+
+    async def _cached_discovery(self) -> Discovery | None:
+        """The queues of the last complete scan (classified again now, so deleted queues drop out),
+        with their age (``cached_age_s``: the caller says the list is a kept one); None when no scan
+        is kept or the keyspace is small enough to scan now."""
+        cached = await self.cached_scan()
+        if cached is None:
+            return None
+        async with redis_errors(self.url):
+            seconds, _ = await self.client.time()
+            found = discovery.finish(await discovery.classify(self.client, sorted(cached.candidates)), self.prefixes)
+        looked_for, _ = discovery.patterns_for(self.prefixes)
+        result = await self._discovery(found, looked_for, False, None)
+        result.cached_age_s = max(0.0, int(seconds) - cached.scanned_at_ms / 1000)
+        return result
 
     async def discover_step(self, budget_s: float) -> Discovery:
         """Go on with a paced SCAN (discovery.Scanner, at most a fifth of the time on the server)
         for about ``budget_s`` and return every queue found so far."""
-        if self._scanner is None:
+        seeding = self._scanner is None
+        if seeding:
             self._scanner = discovery.Scanner(self.client, self.prefixes)
         scanner = self._scanner
         async with redis_errors(self.url):
+            if seeding:  # the last complete scan's queues at once; this scanner's first pass replaces them
+                cached = await self.cached_scan()
+                if cached is not None:
+                    scanner.seed(cached.candidates)
+                    budget_s = 0.0  # no slice of SCAN before them (one SCAN call at most)
             just_completed = await scanner.run(time.monotonic() + budget_s, pace=DISCOVERY_PACE)
             candidates = scanner.candidates()
             if just_completed:
@@ -203,9 +265,14 @@ class BullMQReader(Reader):
                 self._classified[(f.prefix, f.name)] = f
             found = discovery.finish([f for c in candidates if (f := self._classified.get(c)) is not None],
                                      self.prefixes)
-        complete = just_completed or scanner.last_complete is not None
+        if just_completed:
+            await self._keep_scan(scanner.last_complete or set())
+        complete = just_completed or (scanner.last_complete is not None and not scanner.seeded)
         note = None if complete else ("discovering queues in the background: the list grows until the whole "
                                       "keyspace has been walked once")
+        if scanner.seeded:
+            note = ("discovering queues in the background: until the whole keyspace has been walked once, the list "
+                    "is the last complete scan's (queues deleted since drop out; new ones appear as they are found)")
         return await self._discovery(found, scanner.patterns, complete, note, incremental=not just_completed)
 
     async def _discovery(self, found: list[discovery.Found], patterns: list[str], complete: bool,

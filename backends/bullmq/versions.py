@@ -24,6 +24,7 @@ import redis.asyncio as aioredis
 
 from backends.blob import to_str
 from backends.bullmq.keys import QueueKeys
+from backends.redis_client import pipelined_lenient
 from backends.errors import Unsupported
 
 _VERSION = re.compile(r"bullmq:(\d+)\.\d+\.\d+(?:[-+][0-9A-Za-z.+-]*)?")
@@ -114,19 +115,14 @@ async def read_evidence(client: aioredis.Redis, queues: list[QueueKeys]) -> list
     """One pipelined round trip for all the queues."""
     if not queues:
         return []
-    pipe = client.pipeline(transaction=False)
+    commands: list[tuple] = []
     for k in queues:
-        pipe.hmget(k("meta"), "version", "paused")
-        pipe.llen(k("paused"))
-        pipe.lindex(k("paused"), -1)
-        pipe.llen(k("wait"))
+        paused = k("paused")
+        commands += [("HMGET", k("meta"), "version", "paused"), ("LLEN", paused), ("LINDEX", paused, -1),
+                     ("LLEN", k("wait"))]
     # a key of the wrong type answers WRONGTYPE to its own command only: read as absent here (its
     # queue's status says it is malformed), so that one bad key never fails discovery
-    replies = await pipe.execute(raise_on_error=False)
-    for reply in replies:
-        if isinstance(reply, Exception) and not str(reply).startswith("WRONGTYPE"):
-            raise reply
-    replies = [None if isinstance(r, Exception) else r for r in replies]
+    replies = await pipelined_lenient(client, commands)
     out = []
     for i in range(len(queues)):
         meta, legacy, tail, wait = replies[i * 4:(i + 1) * 4]

@@ -28,10 +28,18 @@ async def detect_redis(first, url, options) -> bool:
     from backends.gello.redis_reader import has_gello_keys
     from backends.redis_client import redis_errors
 
+    if options.discovery_cache:
+        # the verdict kept with the last complete scan: the time-boxed SCAN below is a second of
+        # server work on a 2M-key keyspace; the caller says on output that the list is a kept one
+        cached = await call_with_timeout(first.cached_scan(), options.op_timeout, "reading the kept discovery")
+        if cached is not None and cached.gello is not None and cached.gello[0] == options.gello_prefix_list():
+            return cached.gello[1]
     budget = min(DETECT_BUDGET_S, options.discovery_budget_s)
     async with redis_errors(url):
-        return await call_with_timeout(has_gello_keys(first.client, options.gello_prefix_list(), budget),
-                                       options.op_timeout, "looking for Gello keys")
+        found = await call_with_timeout(has_gello_keys(first.client, options.gello_prefix_list(), budget),
+                                        options.op_timeout, "looking for Gello keys")
+    first.gello_detected = (options.gello_prefix_list(), found)
+    return found
 
 
 async def open_postgres(url, options):

@@ -16,6 +16,10 @@ async def open_reader(url, options):
     reader.store_schema = options.store_schema
     # the re-park sweep of a console-paused queue writes to pg-boss's tables: never in read-only mode
     reader.sweep_parked = not options.read_only
+    if options.write_url:
+        from backends.urls import parse
+
+        reader.write_url = parse(options.write_url)
     return reader
 
 

@@ -165,6 +165,8 @@ class PgBossReader(Reader):
         self.exact_max_bytes = exact_max_bytes
         #: the write side (mutations, pause, the console store), composed
         self.writer = PgBossWriter(self)
+        #: the primary mutations go to when ``url`` is a hot standby (ConnectOptions.write_url)
+        self.write_url: ConnectionUrl | None = None
         self._layouts: dict[str, Layout] = {}
         self._queues: dict[tuple[str, str], _QueueInfo] = {}
         self._tp_since: dict[str, dt.datetime] = {}

@@ -168,8 +168,17 @@ class PgBossWriter:
         if self.wpool is None:
             async with self._wlock:
                 if self.wpool is None:
-                    self.wpool = await open_write_pool(self.url, self.write_connect_timeout, self.write_op_timeout,
-                                                       self.write_application_name)
+                    from backends.postgres_topology import ensure_primary
+
+                    url = self.reader.write_url or self.url
+                    pool = await open_write_pool(url, self.write_connect_timeout, self.write_op_timeout,
+                                                 self.write_application_name)
+                    try:
+                        await ensure_primary(pool, url, self.write_op_timeout)
+                    except BaseException:
+                        pool.terminate()
+                        raise
+                    self.wpool = pool
         return self.wpool
 
     async def close_writes(self) -> None:

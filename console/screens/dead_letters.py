@@ -8,11 +8,13 @@ actions (R retry, D purge) go through console.actions with a confirmation per ru
 from __future__ import annotations
 
 
+from collections import Counter
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from backends.contract import JobSummary, QueueRef
 from console import formatting as fmt
@@ -21,22 +23,35 @@ from console.app import bindings_for
 from console.screens.navigation import TableNavigation
 from console.dlq_scan import PAYLOAD_CAP, ROW_CAP, ScanResult, scan_failed
 from console.filters import FilterError, parse_filter
-from console.keymap import DANGER
+from console.keymap import WRITES, hint
 from console.screens.progress import MutationHost
 from console.poller import Snapshot
 from console.safe_text import one_line
-from console.screens.confirm import ConfirmScreen, confirm_title, preview_text
+from console.screens.confirm import TOGGLE, ConfirmScreen, confirm_title, preview_text
 from console.triage import Group, group_jobs
 from console.widgets.job_detail import JobDetailView
+from console.widgets.footer import KeyFooter
 from console.widgets.status_bar import ConnectionBar, ErrorBanner
+
+
+def queue_counts(group: Group) -> str:
+    """``mail 4 · sms 2``: the group's failed jobs per queue, most first (``backend:name`` where two
+    queues of the group share a name)."""
+    counts = Counter(q.key for q, _ in group.members)
+    refs = {q.key: q for q, _ in group.members}
+    names = [refs[k].name for k in counts]
+    label = {k: refs[k].name if names.count(refs[k].name) == 1 else refs[k].qualified for k in counts}
+    return " · ".join(f"{label[k]} {n:,}" for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], label[kv[0]])))
 
 
 class DeadLetterScreen(MutationHost, TableNavigation, Screen):
     BINDINGS = bindings_for("dlq")
+    crumb = "failures"
 
     def __init__(self, query: str = "") -> None:
         super().__init__()
         self.query_text = query
+        self._shown_sigs: list[str] = []  # signature of each group row on screen
         self.result: ScanResult | None = None
         self.groups: list[Group] = []
         self.group_items: list[tuple[QueueRef, JobSummary]] = []
@@ -58,11 +73,12 @@ class DeadLetterScreen(MutationHost, TableNavigation, Screen):
                 yield DataTable(id="group-jobs", cursor_type="row", zebra_stripes=True)
             with VerticalScroll(id="detail"):
                 yield JobDetailView(id="job-detail")
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         groups = self.query_one("#groups", DataTable)
-        for key, label in (("count", "count"), ("signature", "error signature"), ("queues", "queues"),
+        # queues (with a count each) before the signature, so that 80 columns show them
+        for key, label in (("count", "count"), ("queues", "queues"), ("signature", "error signature"),
                            ("first", "first seen"), ("last", "last seen")):
             groups.add_column(label, key=key)
         jobs = self.query_one("#group-jobs", DataTable)
@@ -136,17 +152,29 @@ class DeadLetterScreen(MutationHost, TableNavigation, Screen):
         if r.errors:
             t.append(f"  · {len(r.errors)} queues unreadable: {one_line(r.errors[0], 80)}", style="red")
         if self.marks:
-            t.append(f"  · {len(self.marks)} marked (R retry, D purge)", style="magenta")
+            keys = hint(["retry", "purge"], lambda a: self.check_action(a, ()) is not False)
+            t.append(f"  · {len(self.marks)} marked" + (f" ({keys})" if keys else ""), style="magenta")
         info.update(t)
 
     def _render_groups(self) -> None:
+        """Draw the groups; after a rescan (e.g. after a retry) the cursor stays on the group it was
+        on (same signature), or at the same place when that group is gone."""
         table = self.query_one("#groups", DataTable)
+        was = table.cursor_row if table.row_count else None
+        was_sig = self._shown_sigs[was] if was is not None and was < len(self._shown_sigs) else None
         table.clear()
+        utc = self.app.settings.utc
         for i, g in enumerate(self.groups):
-            table.add_row(Text(f"{g.count:,}", justify="right"), Text(one_line(g.signature, 80), style="red"),
-                          Text(one_line(", ".join(sorted(g.queues)), 40)), Text(fmt.timestamp(g.first_ms)[:19]),
-                          Text(fmt.timestamp(g.last_ms)[:19]), key=str(i))
-        self._show_group(0 if self.groups else None)
+            table.add_row(Text(f"{g.count:,}", justify="right"), Text(one_line(queue_counts(g), 60)),
+                          Text(one_line(g.signature, 80), style="red"), Text(fmt.clock(g.first_ms, utc)[:19]),
+                          Text(fmt.clock(g.last_ms, utc)[:19]), key=str(i))
+        self._shown_sigs = [g.signature for g in self.groups]
+        if not self.groups:
+            self._show_group(None)
+            return
+        index = self._shown_sigs.index(was_sig) if was_sig in self._shown_sigs else min(was or 0, len(self.groups) - 1)
+        table.move_cursor(row=index)
+        self._show_group(index)
 
     def _show_group(self, index: int | None) -> None:
         jobs = self.query_one("#group-jobs", DataTable)
@@ -166,7 +194,7 @@ class DeadLetterScreen(MutationHost, TableNavigation, Screen):
             marked = (q.key, j.id) in self.marks
             jobs.add_row(Text(one_line(q.qualified, 30)),
                          Text(("● " if marked else "") + one_line(j.id, 30), style="bold magenta" if marked else ""),
-                         Text(fmt.timestamp(j.finished_ms)[5:19], style="dim"),
+                         Text(fmt.clock(j.finished_ms, self.app.settings.utc)[5:19], style="dim"),
                          Text(one_line(j.failed_reason.text if j.failed_reason else "", 80), style="red"), key=str(i))
         if self.group_items:
             jobs.move_cursor(row=min(max(row, 0), len(self.group_items[:2000]) - 1))
@@ -213,7 +241,7 @@ class DeadLetterScreen(MutationHost, TableNavigation, Screen):
 
     # -- marks and actions ---------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in DANGER and self.app.settings.read_only:
+        if action in WRITES and self.app.settings.read_only:
             return False
         return True
 
@@ -285,19 +313,26 @@ class DeadLetterScreen(MutationHost, TableNavigation, Screen):
         by_queue: dict[tuple, tuple[QueueRef, list[str]]] = {}
         for q, j in chosen:
             by_queue.setdefault(q.key, (q, []))[1].append(j.id)
-        previews = []
-        try:
-            for q, ids in by_queue.values():
-                acts.check_allowed(action, q)
-                previews.append(await self.app.on_backend(acts.preview(action, Selection(q, job_ids=ids))))
-        except Exception as exc:
-            self.notify(one_line(str(exc), 200), severity="error")
-            return None
-        body = Text()
-        for p in previews:
-            body.append_text(preview_text(p))
-            body.append("\n")
-        if not await self.app.push_screen_wait(ConfirmScreen(confirm_title(action, previews), body)):
+        reset, ok = False, TOGGLE
+        while ok == TOGGLE:  # t in the retry confirmation: preview again with attempts reset
+            previews = []
+            try:
+                for q, ids in by_queue.values():
+                    acts.check_allowed(action, q)
+                    previews.append(await self.app.on_backend(acts.preview(action, Selection(q, job_ids=ids),
+                                                                           reset_attempts=reset)))
+            except Exception as exc:
+                self.notify(one_line(str(exc), 200), severity="error")
+                return None
+            body = Text()
+            for p in previews:
+                body.append_text(preview_text(p, self.app.settings.utc))
+                body.append("\n")
+            ok = await self.app.push_screen_wait(ConfirmScreen(
+                confirm_title(action, previews), body, toggle="reset attempts" if action == "retry" else None,
+                toggle_on=reset))
+            reset = not reset if ok == TOGGLE else reset
+        if not ok:
             self.notify(f"{action} cancelled: nothing changed")
             return None
         return await self.execute_previews(run, previews)

@@ -1,4 +1,6 @@
-"""``?``: every key that works on the screen underneath, from the binding table."""
+"""``?``: the keys that work on the screen underneath, here and now, from the binding table: a key
+the screen's ``check_action`` refuses (read-only mode, a queue that cannot pause or cancel) is not
+listed."""
 from __future__ import annotations
 
 from rich.table import Table
@@ -19,19 +21,35 @@ class HelpScreen(ModalScreen[None]):
         from console.screens.dead_letters import DeadLetterScreen
         from console.screens.overview import OverviewScreen
 
+        from console.screens.job import JobScreen
+
         self.under_name = ("overview" if isinstance(under, OverviewScreen)
-                           else "dlq" if isinstance(under, DeadLetterScreen) else "queue")
+                           else "dlq" if isinstance(under, DeadLetterScreen)
+                           else "job" if isinstance(under, JobScreen) else "queue")
+        self.under = under
+
+    def keys(self) -> list:
+        """The bindings listed: the screen's and the app's, each only where its check lets it run."""
+        out = []
+        for key in for_screen(self.under_name):
+            if self.under.check_action(key.id, ()) is not False:
+                out.append(key)
+        for key in for_screen("app"):
+            if self.app.check_action(key.id, ()) is not False:
+                out.append(key)
+        return out
 
     def compose(self) -> ComposeResult:
         table = Table(box=None, show_header=True, header_style="bold")
         table.add_column("key", style="bold cyan")
         table.add_column("action")
-        for key in for_screen(self.under_name) + for_screen("app"):
+        for key in self.keys():
             table.add_row(Text(label(key.keys)), Text(key.description))  # Text: a "[" key is not markup
         with VerticalScroll(id="help-box"):
             yield Static(Text(f"Keys: {self.under_name}", style="bold"))
             yield Static(table)
-            yield Static(Text("\nesc closes this help. docs/keys.md lists every screen.", style="dim"))
+            note = "\nread-only session: keys that change a queue are off." if self.app.settings.read_only else ""
+            yield Static(Text(note + "\nesc or ? closes this help.", style="dim"))
 
     def action_dismiss(self) -> None:
         self.dismiss(None)

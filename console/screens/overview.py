@@ -4,14 +4,17 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from backends.contract import CANONICAL_STATES, QueueStatus
 from console import formatting as fmt
 from console.app import bindings_for
+from console.keymap import CAPABILITY, WRITES
 from console.screens.navigation import FilterBox, TableNavigation
+from console.screens.progress import MutationHost
 from console.poller import Snapshot
 from console.safe_text import one_line
+from console.widgets.footer import KeyFooter
 from console.widgets.status_bar import ConnectionBar, ErrorBanner
 
 
@@ -32,8 +35,9 @@ def _row_key(status: QueueStatus) -> str:
     return "\x1f".join(status.queue.key)
 
 
-class OverviewScreen(TableNavigation, FilterBox, Screen):
+class OverviewScreen(MutationHost, TableNavigation, FilterBox, Screen):
     BINDINGS = bindings_for("overview")
+    crumb = "queues"
 
     def __init__(self) -> None:
         super().__init__()
@@ -45,20 +49,27 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
         self._shown: dict[tuple[str, str], tuple] = {}  # (row, column) -> what the cell shows now
         self._row_sigs: dict[str, tuple] = {}  # row -> the numbers its cells were drawn from
         self._stale = False
+        self._in_view: set[tuple] = set()  # queue keys of the rows on screen at the last render
 
     def compose(self) -> ComposeResult:
         yield ConnectionBar(id="connections")
         yield ErrorBanner(id="banner", classes="banner")
         yield Input(placeholder="filter queues by name (esc to clear)", id="filter")
         yield Static(id="empty")
-        table = DataTable(id="queues", cursor_type="row", zebra_stripes=True)
+        # the queue name stays on screen when the counts scroll right (80 columns)
+        table = DataTable(id="queues", cursor_type="row", zebra_stripes=True, fixed_columns=1)
         yield table
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#empty", Static).update("connecting…")
         self.query_one("#empty").add_class("-shown")
-        self.query_one(DataTable).focus()
+        table = self.query_one(DataTable)
+        table.focus()
+        self.watch(table, "scroll_y", lambda _old, _new: self._scrolled(), init=False)
+        for poller in getattr(self.app, "pollers", []):
+            if poller.focus is None:
+                poller.set_focus(frozenset())  # nothing on screen yet: no latency of every queue first
         self.update_from_snapshots(list(self.app.snapshots.values()))
 
     # -- data ----------------------------------------------------------------------------
@@ -73,6 +84,39 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
         self.query_one(ErrorBanner).show(snapshots, getattr(self.app, "banner_note", None))
         self._render_table()
         self._render_empty()
+        self._set_focus()
+
+    #: rows above and below the screen polled every tick too (pages away), so that paging and
+    #: scrolling show counts read a tick ago
+    FOCUS_MARGIN_PAGES = 1
+
+    def _scrolled(self) -> None:
+        self._set_focus()
+        table = self.query_one(DataTable)
+        fresh = frozenset().union(*(snap.fresh for snap in self.snapshots))
+        statuses = self._visible()
+        in_view = self._rows_in_view(table, statuses)
+        if in_view <= fresh or [_row_key(s) for s in statuses] != self._rows:
+            return
+        # rows whose counts the last tick did not read show their age: those rows alone (a page
+        # down must not go through every row of a 1,000-queue table)
+        self._in_view = in_view
+        top = int(table.scroll_y)
+        shown = statuses[top:top + max(table.size.height, 1)]
+        self._update_rows(table, shown, [_row_key(s) for s in shown])
+
+    def _set_focus(self) -> None:
+        """Tell each poller which of its queues are on screen (with a page either side): those are
+        read every tick, the rest on the poller's slower full cycle (console.poller.FULL_EVERY)."""
+        table = self.query_one(DataTable)
+        statuses = self._visible()
+        height = max(table.size.height, 1)
+        start = max(int(table.scroll_y) - height * self.FOCUS_MARGIN_PAGES, 0)
+        shown = statuses[start:int(table.scroll_y) + height * (1 + self.FOCUS_MARGIN_PAGES)]
+        if 0 <= table.cursor_row < len(statuses):
+            shown.append(statuses[table.cursor_row])
+        for poller in getattr(self.app, "pollers", []):
+            poller.set_focus(frozenset(s.queue.key for s in shown if s.queue.connection == poller.url))
 
     def on_screen_resume(self) -> None:
         if self._stale:
@@ -122,6 +166,7 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
             table.add_column("run p50", key="run")
             self._columns, self._rows = columns, []
         keys = [_row_key(s) for s in statuses]
+        self._in_view = self._rows_in_view(table, statuses)
         col_keys = ["queue", "backend", "paused", *columns, "rate", "spark", "wait", "run"]
         if keys != self._rows:
             table.clear()
@@ -137,18 +182,35 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
             if selected in keys:
                 table.move_cursor(row=keys.index(selected))
         else:
-            # only rows whose numbers changed, and in them only the cells whose text or style
-            # changed: at 1,000 queues most of them do not
-            for s, key in zip(statuses, keys):
-                sig = self._row_signature(s)
-                if self._row_sigs.get(key) == sig:
-                    continue
-                self._row_sigs[key] = sig
-                for col, value in zip(col_keys, self._cells(s)):
-                    shows = _shows(value)
-                    if self._shown.get((key, col)) != shows:
-                        self._shown[(key, col)] = shows
-                        table.update_cell(key, col, value)
+            self._update_rows(table, statuses, keys)
+
+    def _update_rows(self, table: DataTable, statuses: list[QueueStatus], keys: list[str]) -> None:
+        """Only rows whose numbers changed, and in them only the cells whose text or style changed:
+        at 1,000 queues most of them do not."""
+        col_keys = ["queue", "backend", "paused", *self._columns, "rate", "spark", "wait", "run"]
+        for s, key in zip(statuses, keys):
+            sig = self._row_signature(s)
+            if self._row_sigs.get(key) == sig:
+                continue
+            self._row_sigs[key] = sig
+            for col, value in zip(col_keys, self._cells(s)):
+                shows = _shows(value)
+                if self._shown.get((key, col)) != shows:
+                    self._shown[(key, col)] = shows
+                    table.update_cell(key, col, value)
+
+    @staticmethod
+    def _rows_in_view(table: DataTable, statuses: list[QueueStatus]) -> set[tuple]:
+        top = int(table.scroll_y)
+        return {s.queue.key for s in statuses[top:top + max(table.size.height, 1)]}
+
+    def _stale_age(self, s: QueueStatus, snap: Snapshot | None) -> float | None:
+        """Seconds since the counts of a row on screen were read, when the last refresh did not read
+        them (a row scrolled into view before the poller's next tick); None when they are fresh."""
+        if snap is None or s.queue.key not in self._in_view or s.queue.key in snap.fresh or not snap.fresh:
+            return None
+        at = snap.read_at.get(s.queue.key)
+        return None if at is None or snap.last_ok is None else float(round(max(snap.last_ok - at, 0.0)))
 
     def _snapshot_of(self, status: QueueStatus) -> Snapshot | None:
         for snap in self.snapshots:
@@ -162,7 +224,7 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
         history = snap.throughput.get(s.queue.key) if snap else None
         lat = snap.latency.get(s.queue.key) if snap else None
         caps = self._capabilities(s)
-        return (s.queue.name, s.paused, tuple(s.counts.get(c) for c in self._columns), tuple(s.estimated),
+        return (s.queue.name, s.paused, self._stale_age(s, snap), tuple(s.counts.get(c) for c in self._columns), tuple(s.estimated),
                 (history.completed(12), history.failed(8), history.last()) if history is not None else None,
                 (lat.wait_p50_ms, lat.run_p50_ms) if lat else None,
                 None if caps is None else (caps.throughput, caps.latency))
@@ -171,8 +233,12 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
         snap = self._snapshot_of(s)
         history = snap.throughput.get(s.queue.key) if snap else None
         lat = snap.latency.get(s.queue.key) if snap else None
+        stale = self._stale_age(s, snap)
+        name = Text(one_line(s.queue.name, 40))
+        if stale is not None:  # counts read a while ago: dimmed, with their age
+            name.append(f" ({fmt.duration(stale)} ago)", style="dim")
         cells: list = [
-            Text(one_line(s.queue.name, 40)),
+            name,
             Text(one_line(s.queue.backend, 20), style="dim"),
             Text("PAUSED", style="bold yellow") if s.paused else Text("-", style="dim"),
         ]
@@ -185,6 +251,8 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
             value = s.counts.get(c)
             label = fmt.count(value) + ("~" if c in s.estimated else "")
             style = "bold red" if c == "failed" and value else ("dim" if not value else "")
+            if stale is not None:
+                style = "dim"
             cells.append(Text(label, style=style, justify="right"))
         caps = self._capabilities(s)
         last = history.last() if history is not None else None
@@ -235,6 +303,34 @@ class OverviewScreen(TableNavigation, FilterBox, Screen):
 
     def refilter(self) -> None:
         self._render_table()
+
+    # -- pause / resume every queue (console.screens.pause_all) ----------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in WRITES and self.app.settings.read_only:
+            return False  # not offered in read-only mode (and the action layer refuses anyway)
+        capability = CAPABILITY.get(action)
+        if capability is not None and self.statuses:
+            caps = [self._capabilities(s) for s in self.statuses]
+            if all(c is not None and not getattr(c, capability) for c in caps):
+                return False  # no queue on screen can do it (e.g. Gello alone has no pause)
+        return True
+
+    def action_pause_all(self) -> None:
+        self.pause_all("pause")
+
+    def action_resume_all(self) -> None:
+        self.pause_all("resume")
+
+    def pause_all(self, verb: str, only: set[tuple] | None = None) -> None:
+        from console.screens import pause_all
+
+        if self.check_action(f"{verb}_all", ()) is False:
+            self.notify(f"{verb} is not available here" + (" (read-only)" if self.app.settings.read_only else ""),
+                        severity="warning")
+            return
+        if (run := self.claim_mutation(verb)) is not None:
+            statuses = {s.queue.key: s for s in self.statuses}
+            self.app.run_worker(pause_all.flow(self, run, verb, statuses, only), group="mutate")
 
     def key_escape(self) -> None:
         box = self.query_one("#filter", Input)

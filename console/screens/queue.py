@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.css.query import NoMatches
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static, Tab, Tabs
+from textual.widgets import DataTable, Input, Static, Tab, Tabs
 
 from backends.contract import JobDetail, Page, QueueRef, QueueStatus
 from backends.errors import BackendError
@@ -17,12 +17,13 @@ from console import formatting as fmt
 from console.actions import Refused, Selection
 from console.app import bindings_for
 from console.screens.navigation import FilterBox, TableNavigation
-from console.keymap import DANGER
-from console.screens.confirm import ConfirmScreen, confirm_title, preview_text
+from console.keymap import CAPABILITY, WRITES, hint
+from console.screens.confirm import TOGGLE, ConfirmScreen, confirm_title, preview_text
 from console.screens.progress import MutationHost
 from console.poller import Snapshot
 from console.safe_text import one_line
 from console.widgets.job_detail import JobDetailView
+from console.widgets.footer import KeyFooter
 from console.widgets.status_bar import ConnectionBar, ErrorBanner
 from console.widgets.throughput_chart import ThroughputChart
 
@@ -32,8 +33,43 @@ PAGE_SIZE = 50
 PAGE_REFRESH_EVERY = {"completed": 10, "cancelled": 10, "failed": 3}
 
 
+#: workers are read every N refreshes (one CLIENT LIST per read on Redis)
+WORKERS_EVERY = 5
+
+
+def workers_text(gauges, status) -> Text:
+    """``  2 workers``; ``  ⚠ 5 waiting, no worker connected`` (unless paused); empty when the
+    store does not know its workers."""
+    t = Text()
+    if gauges is None or gauges.workers is None:
+        return t
+    waiting = (status.counts.get("waiting") or 0) if status is not None else 0
+    if gauges.workers == 0 and waiting and not (status is not None and status.paused):
+        t.append(f"  ⚠ {fmt.count(waiting)} waiting, no worker connected", style="bold yellow")
+    else:
+        t.append(f"  {fmt.plural(gauges.workers, 'worker')}", style="dim")
+    return t
+
+
+def page_line(page_no: int, shown: int, total: int | None, has_next: bool, state: str = "") -> str:
+    """``page 2: jobs 51–64 of 64``. The total is counted apart from the page, so it can be behind
+    the rows: the last page's end is the true total, and no total is below the rows shown."""
+    start = (page_no - 1) * PAGE_SIZE
+    if not shown:
+        return f"page {page_no}: no {state + ' ' if state else ''}jobs" + (" here" if page_no > 1 else "")
+    end = start + shown
+    if not has_next:
+        total = end
+    elif total is not None:
+        total = max(total, end)
+    return f"page {page_no}: jobs {start + 1}–{end} of {fmt.count(total)}" + ("" if has_next else " (all)")
+
+
 class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
     BINDINGS = bindings_for("queue")
+
+    def crumb(self) -> str:
+        return f"{one_line(self.queue.name, 40)} › {self.state.replace('_', ' ')}"
 
     def __init__(self, queue: QueueRef, state: str = "waiting") -> None:
         super().__init__()
@@ -53,6 +89,10 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
         self.marks: set[str] = set()
         self._ticks = 0
         self._anchor: int | None = None  # row of the last mark, for a range mark
+        #: the user's c / d choice; None: the chart and the detail pane follow the terminal's size
+        self._chart_shown: bool | None = None
+        self._detail_shown: bool | None = None
+        self.gauges = None  # QueueGauges of this queue, where the store knows them
 
     def compose(self) -> ComposeResult:
         yield ConnectionBar(id="connections")
@@ -67,15 +107,36 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
                 yield Static(id="page-info")
             with VerticalScroll(id="detail"):
                 yield JobDetailView(id="job-detail")
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         table = self.query_one("#job-table", DataTable)
         for key, label in (("id", "id"), ("name", "name"), ("when", "when"), ("attempts", "att"), ("error", "error")):
             table.add_column(label, key=key)
         table.focus()
+        self._fit(self.app.size)
         self.update_from_snapshots(list(self.app.snapshots.values()))
         self.load_page()
+
+    # -- layout --------------------------------------------------------------------------
+    #: below these sizes the chart (9 rows) and the detail pane (half the width) start hidden, so
+    #: that an 80x24 terminal keeps its rows and columns for the jobs; c and d show them
+    CHART_MIN_HEIGHT = 32
+    DETAIL_MIN_WIDTH = 110
+
+    def on_resize(self, event) -> None:
+        self._fit(event.size)
+
+    def _fit(self, size) -> None:
+        chart = self._chart_shown if self._chart_shown is not None else size.height >= self.CHART_MIN_HEIGHT
+        detail = self._detail_shown if self._detail_shown is not None else size.width >= self.DETAIL_MIN_WIDTH
+        self.query_one("#chart").set_class(not chart, "-hidden")
+        self.query_one("#detail").set_class(not detail, "-hidden")
+
+    def action_toggle_chart(self) -> None:
+        chart = self.query_one("#chart")
+        self._chart_shown = chart.has_class("-hidden")
+        chart.set_class(not self._chart_shown, "-hidden")
 
     # -- snapshots -----------------------------------------------------------------------
     def update_from_snapshots(self, snapshots: list[Snapshot]) -> None:
@@ -93,6 +154,17 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
         self._ticks += 1
         if self.is_current and snap.connected and self._ticks % PAGE_REFRESH_EVERY.get(self.state, 1) == 0:
             self.load_page()
+        if self.is_current and snap.connected and self._ticks % WORKERS_EVERY == 1:
+            self.run_worker(self._fetch_gauges(), exclusive=True, group="gauges")
+
+    async def _fetch_gauges(self) -> None:
+        """Workers connected (BullMQ: CLIENT LIST as getWorkers reads it) and the oldest wait."""
+        try:
+            gauges = await self.app.backend_call(self.queue, lambda r: r.gauges([self.queue]), "reading workers")
+        except Exception:
+            return  # a server that refuses CLIENT LIST: unknown, and the title says nothing
+        self.gauges = next((g for g in gauges if g.queue.key == self.queue.key), None)
+        self._render_title()
 
     def frozen_changed(self, frozen: bool) -> None:
         self.query_one(ConnectionBar).show(self.snapshots, frozen)
@@ -114,6 +186,7 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
         reason = reader.queue_capabilities(self.queue).read_only_reason if reader else None
         if reason:
             t.append(f"  read-only: {one_line(reason, 100)}", style="yellow")
+        t.append_text(workers_text(self.gauges, self.status))
         self.query_one("#queue-title", Static).update(t)
 
     def _states(self) -> list[str]:
@@ -141,6 +214,7 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
         state = event.tab.id.removeprefix("state-")
         if state != self.state:
             self.state = state
+            self.query_one(ConnectionBar).show(self.snapshots, getattr(self.app, "frozen", False))
             self.cursors = [None]
             self.marks.clear()
             self.load_page()
@@ -191,7 +265,7 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
                     Text(("● " if j.id in self.marks else "") + one_line(j.id, 36),
                          style="bold magenta" if j.id in self.marks else ""),
                     Text("MALFORMED", style="bold reverse red") if j.malformed else Text(one_line(j.name or "-", 24)),
-                    Text(fmt.timestamp(when)[5:19].replace("T", " ") if when else "-", style="dim"),
+                    Text(fmt.clock(when, self.app.settings.utc)[5:19] if when else "-", style="dim"),
                     Text("-" if j.attempts_made is None else str(j.attempts_made), justify="right"),
                     Text(one_line(j.malformed or (j.failed_reason.text if j.failed_reason else ""), 80), style="red"),
                     key=j.id,
@@ -214,16 +288,16 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
         if self.page is None:
             info.update("loading…")
             return
-        n = len(self.page.jobs)
-        start = (len(self.cursors) - 1) * PAGE_SIZE
-        more = "  n: next page" if self.page.next_cursor else "  (last page)"
-        back = "  p: previous" if len(self.cursors) > 1 else ""
+        more, back = ("  n: next page" if self.page.next_cursor else ""), ("  p: previous" if len(self.cursors) > 1 else "")
         filt = f"  filter {one_line(repr(self.filter_text), 40)}: {len(self._filtered_jobs())} shown" if self.filter_text else ""
-        filt += f"  {len(self.marks)} marked (R retry, D purge)" if self.marks else ""
+        if self.marks:
+            keys = hint(["retry", "purge"], lambda a: self.check_action(a, ()) is not False)
+            filt += f"  {len(self.marks)} marked" + (f" ({keys})" if keys else "")
         bad = sum(1 for j in self.page.jobs if j.malformed)
         filt += f"  {bad} could not be read (MALFORMED)" if bad else ""
-        info.update(Text(f"page {len(self.cursors)}: jobs {start + 1 if n else 0}–{start + n} of "
-                         f"{fmt.count(self.page.total)}{more}{back}{filt}", style="dim"))
+        line = page_line(len(self.cursors), len(self.page.jobs), self.page.total, bool(self.page.next_cursor),
+                         self.state.replace("_", " "))
+        info.update(Text(f"{line}{more}{back}{filt}", style="dim"))
 
     def _page_on_screen(self) -> bool:
         """The rows shown are the page that ``cursors`` points at (no page move still loading)."""
@@ -268,12 +342,16 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
                 pass  # the screen was closed meanwhile
 
     def action_show_job(self) -> None:
-        detail = self.query_one("#detail")
-        detail.remove_class("-hidden")
-        detail.focus()
+        from console.screens.job import JobScreen
+
+        job_id = self._highlighted_id()
+        if job_id is not None:
+            self.app.push_screen(JobScreen(self.queue, job_id))
 
     def action_toggle_detail(self) -> None:
-        self.query_one("#detail").toggle_class("-hidden")
+        detail = self.query_one("#detail")
+        self._detail_shown = detail.has_class("-hidden")
+        detail.set_class(not self._detail_shown, "-hidden")
 
     # -- navigation ----------------------------------------------------------------------
     def action_back(self) -> None:
@@ -300,13 +378,10 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
         self._render_jobs()
 
     # -- mutations (through console.actions, on the backend thread) -----------------------
-    _CAPABILITY = {"retry": "retry", "purge": "purge", "promote": "promote", "cancel_jobs": "cancel",
-                   "toggle_pause": "pause"}
-
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in DANGER and self.app.settings.read_only:
+        if action in WRITES and self.app.settings.read_only:
             return False  # not offered in read-only mode (and the action layer refuses anyway)
-        capability = self._CAPABILITY.get(action)
+        capability = CAPABILITY.get(action)
         if capability is not None:
             poller = self.app.poller_for(self.queue)
             reader = poller.reader_for(self.queue) if poller else None
@@ -364,15 +439,19 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
     async def _mutate_flow(self, run, action: str, ids: list[str]) -> None:
         try:
             acts = self.app.actions()
-            try:
-                acts.check_allowed(action, self.queue)
-                preview = await self.app.on_backend(acts.preview(action, Selection(self.queue, state=self.state,
-                                                                                   job_ids=ids)))
-            except Exception as exc:
-                self.notify(one_line(str(exc), 200), severity="error")
-                return
-            ok = await self.app.push_screen_wait(ConfirmScreen(confirm_title(action, [preview]),
-                                                               preview_text(preview)))
+            reset, ok = False, TOGGLE
+            while ok == TOGGLE:  # t in the retry confirmation: preview again with attempts reset
+                try:
+                    acts.check_allowed(action, self.queue)
+                    preview = await self.app.on_backend(acts.preview(
+                        action, Selection(self.queue, state=self.state, job_ids=ids), reset_attempts=reset))
+                except Exception as exc:
+                    self.notify(one_line(str(exc), 200), severity="error")
+                    return
+                ok = await self.app.push_screen_wait(ConfirmScreen(
+                    confirm_title(action, [preview]), preview_text(preview, self.app.settings.utc),
+                    toggle="reset attempts" if action == "retry" else None, toggle_on=reset))
+                reset = not reset if ok == TOGGLE else reset
             if not ok:
                 self.notify(f"{action} cancelled: nothing changed")
                 return

@@ -25,6 +25,23 @@ def _block(blob: Blob | None, pretty: bool = True) -> Text:
     return Text(text)
 
 
+def attempts_text(made: int | None, allowed: int | None, started: int | None) -> str:
+    """One form for every store: ``2 of 3 used``; past the limit (a job retried by hand)
+    ``5 used, limit 3 (retried by hand)``; ``started`` only where it differs (a run in progress
+    or one that stalled before it counted)."""
+    if made is None:
+        return "-" if allowed is None else f"limit {allowed}"
+    if allowed is None:
+        text = f"{made} used"
+    elif made <= allowed:
+        text = f"{made} of {allowed} used"
+    else:
+        text = f"{made} used, limit {allowed} (retried by hand)"
+    if started is not None and started != made:
+        text += f"; {started} started"
+    return text
+
+
 class JobDetailView(Static):
     def show_empty(self, message: str) -> None:
         self.update(Text(message, style="dim"))
@@ -40,6 +57,7 @@ class JobDetailView(Static):
             self.update(Text(f"job {one_line(job_id, 60)} no longer exists (removed or cleaned)", style="yellow"))
             return
         s = detail.summary
+        utc = bool(getattr(getattr(self.app, "settings", None), "utc", False))  # local time unless utc
         head = Text()
         head.append(f"job {one_line(s.id, 60)}", style="bold")
         head.append(f"  {one_line(s.name or '-', 40)}\n")
@@ -48,12 +66,10 @@ class JobDetailView(Static):
             head.append(one_line(s.malformed, 200) + "\n", style="red")
         rows = [
             ("state", f"{s.state} ({s.native_state})"),
-            ("attempts", f"{'-' if s.attempts_made is None else s.attempts_made} made"
-                         f"{'' if detail.max_attempts is None else f' of {detail.max_attempts}'}"
-                         f"{'' if detail.attempts_started is None else f', {detail.attempts_started} started'}"),
-            ("created", fmt.timestamp(s.created_ms)),
-            ("processed", fmt.timestamp(s.processed_ms)),
-            ("finished", fmt.timestamp(s.finished_ms)),
+            ("attempts", attempts_text(s.attempts_made, detail.max_attempts, detail.attempts_started)),
+            ("created", fmt.clock(s.created_ms, utc)),
+            ("processed", fmt.clock(s.processed_ms, utc)),
+            ("finished", fmt.clock(s.finished_ms, utc)),
         ]
         if s.priority:
             rows.append(("priority", str(s.priority)))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 
+from rich.color import Color, ColorParseError
 from rich.text import Text
 from textual.widgets import Static
 
@@ -17,12 +18,37 @@ def _ago(t: float | None) -> str:
     return f"{s:.0f}s ago" if s < 120 else f"{s / 60:.0f} min ago"
 
 
+def context_badge(settings) -> Text:
+    """`` prod `` in the context's colour (white on red for a production-like name without one);
+    `` READ-ONLY `` when the session is read-only. Empty when neither applies."""
+    text = Text()
+    name = getattr(settings, "context", None)
+    if name:
+        ctx = settings.contexts.get(name)
+        colour = getattr(ctx, "color", None) if ctx is not None else None
+        style = "bold white on red" if "prod" in name.lower() else "bold black on cyan"
+        if colour:
+            try:
+                parsed = Color.parse(colour)
+                ink = "black" if sum(parsed.get_truecolor()) > 382 else "white"
+                style = f"bold {ink} on {parsed.name}"
+            except ColorParseError:
+                pass  # config check reports it; the default badge stays
+        text.append(f" {one_line(name, 24)} ", style=style)
+        text.append(" ")
+    if getattr(settings, "read_only", False):
+        text.append(" READ-ONLY ", style="bold black on yellow")
+        text.append(" ")
+    return text
+
+
 class ConnectionBar(Static):
     """One badge per connection: the redacted URL, queue count, refresh time; FROZEN when frozen.
 
     A connection whose refresh is late (nothing new for two refresh intervals: a paused or stopped
     server, a slow network) turns yellow with the age of what is shown, seconds before the call's
-    timeout fires; the bar repaints itself every second for that, without waiting for the poller."""
+    timeout fires; the bar repaints itself every second for that, without waiting for the poller.
+    The context and READ-ONLY badges and the breadcrumbs come first."""
 
     _shown: tuple[list[Snapshot], bool] = ([], False)
 
@@ -35,7 +61,11 @@ class ConnectionBar(Static):
 
     def _paint(self) -> None:
         snapshots, frozen = self._shown
-        text = Text()
+        text = context_badge(self.app.settings) if hasattr(self.app, "settings") else Text()
+        crumbs = self.app.breadcrumbs() if hasattr(self.app, "breadcrumbs") else []
+        if crumbs:
+            text.append(" › ".join(one_line(c, 40) for c in crumbs), style="bold")
+            text.append("  │  ", style="dim")
         now = time.time()
         for i, snap in enumerate(snapshots):
             if i:
@@ -50,6 +80,10 @@ class ConnectionBar(Static):
                 text.append(f" ({bad} malformed)", style="red")
             if stale is not None:
                 text.append(f"  STALE: data from {_ago(snap.last_ok)}, refresh late", style="bold yellow")
+            if snap.standby and snap.standby.get("standby"):
+                lag = snap.standby.get("replica_lag_s")
+                text.append("  standby", style="bold yellow")
+                text.append(f", lag {'?' if lag is None else f'{lag:.1f} s'}", style="yellow")
         if not snapshots:
             text.append("connecting…", style="dim")
         if frozen:
