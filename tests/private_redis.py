@@ -80,13 +80,18 @@ class PrivateRedis:
             time.sleep(0.05)
 
     def stop(self, save: bool = True) -> None:
-        """SHUTDOWN SAVE (every write so far survives the restart), then wait for the process."""
+        """SAVE, then SHUTDOWN NOSAVE (every write so far survives the restart), then wait for the
+        process. The SAVE is its own command so that a failed or timed-out save raises here instead
+        of a SHUTDOWN whose error was swallowed and a restart that silently comes back empty."""
         if self.proc is None:
             return
+        if save:
+            with redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=60, password=self.password) as c:
+                c.save()
         try:
-            self.client().shutdown(save=save, nosave=not save)
+            self.client().shutdown(nosave=True)
         except redis.RedisError:
-            pass
+            pass  # the server closes the connection as it goes
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
