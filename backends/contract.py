@@ -263,7 +263,51 @@ class ConsoleStore(abc.ABC):
     async def ledger_read(self, since_ms: int, limit: int = 100_000) -> list[dict[str, Any]]: ...
 
 
-class Reader(abc.ABC):
+class Mutations:
+    """The contract's mutations, each refused (``Unsupported``) until a backend overrides it: where
+    ``capabilities`` says so; each call is one bounded batch. A ``Reader`` offers them; a backend's
+    ``Writer`` does them and its ``ComposedReader`` forwards to it."""
+
+    backend: str
+
+    async def count_finished_before(self, queue: QueueRef, state: str, before_ms: int) -> int:
+        """How many jobs of a terminal ``state`` finished at or before ``before_ms`` (exact)."""
+        raise Unsupported(f"{self.backend} cannot count jobs by finish time")
+
+    async def retry_jobs(self, queue: QueueRef, job_ids: list[str], state: str = "failed",
+                         reset_attempts: bool = False, run_at_ms: int | None = None,
+                         job_timeout_s: float | None = None) -> list[JobOutcome]:
+        """Retry jobs now, or (``run_at_ms``, where ``capabilities.delayed_retry``) at that time;
+        ``job_timeout_s`` (where ``capabilities.job_timeout``) sets how long the new run may take."""
+        raise Unsupported(f"{self.backend} cannot retry jobs")
+
+    async def retry_batch(self, queue: QueueRef, state: str, before_ms: int, count: int) -> BatchOutcome:
+        """Retry at most ``count`` jobs of ``state`` that finished at or before ``before_ms``."""
+        raise Unsupported(f"{self.backend} cannot retry jobs in bulk")
+
+    async def remove_jobs(self, queue: QueueRef, job_ids: list[str], state: str | None = None) -> list[JobOutcome]:
+        raise Unsupported(f"{self.backend} cannot remove jobs")
+
+    async def purge_batch(self, queue: QueueRef, state: str, before_ms: int, count: int) -> BatchOutcome:
+        """Remove at most ``count`` jobs of ``state`` that finished at or before ``before_ms``."""
+        raise Unsupported(f"{self.backend} cannot purge jobs in bulk")
+
+    async def promote_jobs(self, queue: QueueRef, job_ids: list[str]) -> list[JobOutcome]:
+        raise Unsupported(f"{self.backend} cannot promote jobs")
+
+    async def cancel_jobs(self, queue: QueueRef, job_ids: list[str]) -> list[JobOutcome]:
+        raise Unsupported(f"{self.backend} cannot cancel jobs")
+
+    async def set_paused(self, queue: QueueRef, paused: bool) -> str | None:
+        """Pause or resume; may return a note on how (e.g. a weaker fallback mode)."""
+        raise Unsupported(f"{self.backend} cannot pause queues")
+
+    def console_store(self) -> ConsoleStore | None:
+        """Where this server keeps the console's own records (None: nowhere, mutations refused)."""
+        return None
+
+
+class Reader(Mutations, abc.ABC):
     """A queue system on one connection. Subclasses live in ``backends.<system>``."""
 
     backend: str
@@ -333,39 +377,6 @@ class Reader(abc.ABC):
         """The server's clock (a bulk action's snapshot is taken on it), None when unknown."""
         return None
 
-    async def count_finished_before(self, queue: QueueRef, state: str, before_ms: int) -> int:
-        """How many jobs of a terminal ``state`` finished at or before ``before_ms`` (exact)."""
-        raise Unsupported(f"{self.backend} cannot count jobs by finish time")
-
-    # -- mutations: only where ``capabilities`` says so; each call is one bounded batch ------
-    async def retry_jobs(self, queue: QueueRef, job_ids: list[str], state: str = "failed",
-                         reset_attempts: bool = False, run_at_ms: int | None = None,
-                         job_timeout_s: float | None = None) -> list[JobOutcome]:
-        """Retry jobs now, or (``run_at_ms``, where ``capabilities.delayed_retry``) at that time;
-        ``job_timeout_s`` (where ``capabilities.job_timeout``) sets how long the new run may take."""
-        raise Unsupported(f"{self.backend} cannot retry jobs")
-
-    async def retry_batch(self, queue: QueueRef, state: str, before_ms: int, count: int) -> BatchOutcome:
-        """Retry at most ``count`` jobs of ``state`` that finished at or before ``before_ms``."""
-        raise Unsupported(f"{self.backend} cannot retry jobs in bulk")
-
-    async def remove_jobs(self, queue: QueueRef, job_ids: list[str], state: str | None = None) -> list[JobOutcome]:
-        raise Unsupported(f"{self.backend} cannot remove jobs")
-
-    async def purge_batch(self, queue: QueueRef, state: str, before_ms: int, count: int) -> BatchOutcome:
-        """Remove at most ``count`` jobs of ``state`` that finished at or before ``before_ms``."""
-        raise Unsupported(f"{self.backend} cannot purge jobs in bulk")
-
-    async def promote_jobs(self, queue: QueueRef, job_ids: list[str]) -> list[JobOutcome]:
-        raise Unsupported(f"{self.backend} cannot promote jobs")
-
-    async def cancel_jobs(self, queue: QueueRef, job_ids: list[str]) -> list[JobOutcome]:
-        raise Unsupported(f"{self.backend} cannot cancel jobs")
-
-    async def set_paused(self, queue: QueueRef, paused: bool) -> str | None:
-        """Pause or resume; may return a note on how (e.g. a weaker fallback mode)."""
-        raise Unsupported(f"{self.backend} cannot pause queues")
-
     async def queue_of_job(self, name: str, job_id: str) -> QueueRef | None:
         """A queue that discovery does not list but that holds this job (e.g. a pg-boss v9 queue
         whose rows have all moved to ``archive``); None if there is none."""
@@ -375,13 +386,61 @@ class Reader(abc.ABC):
         """What an operator should know before this pause/resume runs (shown before confirming)."""
         return []
 
-    def console_store(self) -> ConsoleStore | None:
-        """Where this server keeps the console's own records (None: nowhere, mutations refused)."""
-        return None
-
     @abc.abstractmethod
     async def close(self) -> None:
         """Release connections."""
+
+
+class Writer(Mutations, abc.ABC):
+    """The write side of a backend, composed into its reader (``reader.writer``, never a mixin).
+
+    It overrides the mutations it supports (the rest stay refused) and asks ``_writable`` first.
+    """
+
+    @abc.abstractmethod
+    async def _writable(self, queue: QueueRef, what: str) -> Any:
+        """What this writer changes ``queue`` through (its keys, its schema layout, ...), once
+        ``what`` (a ``Capabilities`` field: "retry", "purge", "promote", "cancel", "pause") is
+        allowed on that queue; raises ``Unsupported`` naming why otherwise."""
+
+    async def close(self) -> None:
+        """Release what the writer opened itself (a writable pool); the reader's stay with it."""
+
+
+class ComposedReader(Reader):
+    """A reader whose mutations are its ``writer``'s: every mutation of the contract is forwarded
+    unchanged, so a backend writes them once, in its writer."""
+
+    writer: Writer
+
+    async def count_finished_before(self, queue: QueueRef, state: str, before_ms: int) -> int:
+        return await self.writer.count_finished_before(queue, state, before_ms)
+
+    async def retry_jobs(self, queue: QueueRef, job_ids: list[str], state: str = "failed",
+                         reset_attempts: bool = False, run_at_ms: int | None = None,
+                         job_timeout_s: float | None = None) -> list[JobOutcome]:
+        return await self.writer.retry_jobs(queue, job_ids, state, reset_attempts, run_at_ms, job_timeout_s)
+
+    async def retry_batch(self, queue: QueueRef, state: str, before_ms: int, count: int) -> BatchOutcome:
+        return await self.writer.retry_batch(queue, state, before_ms, count)
+
+    async def remove_jobs(self, queue: QueueRef, job_ids: list[str], state: str | None = None) -> list[JobOutcome]:
+        return await self.writer.remove_jobs(queue, job_ids, state)
+
+    async def purge_batch(self, queue: QueueRef, state: str, before_ms: int, count: int) -> BatchOutcome:
+        return await self.writer.purge_batch(queue, state, before_ms, count)
+
+    async def promote_jobs(self, queue: QueueRef, job_ids: list[str]) -> list[JobOutcome]:
+        return await self.writer.promote_jobs(queue, job_ids)
+
+    async def cancel_jobs(self, queue: QueueRef, job_ids: list[str]) -> list[JobOutcome]:
+        return await self.writer.cancel_jobs(queue, job_ids)
+
+    async def set_paused(self, queue: QueueRef, paused: bool) -> str | None:
+        return await self.writer.set_paused(queue, paused)
+
+    def console_store(self) -> ConsoleStore | None:
+        return self.writer.console_store()
 
 
 def json_record(status: QueueStatus) -> dict[str, Any]:

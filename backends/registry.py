@@ -26,8 +26,8 @@ ENTRY_POINT_GROUP = "queue_console.backends"
 BUILTIN = {
     "bullmq": "backends.bullmq.declaration:DECLARATION",
     "pgboss": "backends.pgboss.declaration:DECLARATION",
-    "gello-redis": "backends.gello.declaration:REDIS",
-    "gello-postgres": "backends.gello.declaration:POSTGRES",
+    "gello-redis": "backends.gello_redis.declaration:DECLARATION",
+    "gello-postgres": "backends.gello_postgres.declaration:DECLARATION",
     "bullmq-postgres": "backends.bullmq_postgres.declaration:DECLARATION",
 }
 

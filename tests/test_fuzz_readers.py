@@ -276,7 +276,7 @@ def test_fuzz_bullmq_and_bull_readers(fuzz_redis, world, pinned):
 @FUZZ
 @given(world=gello_world())
 def test_fuzz_gello_redis_reader(fuzz_redis, world):
-    from backends.gello.redis_reader import GelloRedisReader
+    from backends.gello_redis.reader import GelloRedisReader
     from backends.redis_client import open_client
 
     server, client = fuzz_redis
@@ -412,7 +412,8 @@ gello_rows = st.tuples(
 @FUZZ_PG
 @given(tables=gello_rows)
 def test_fuzz_gello_postgres_rows(postgres_url, gello_schema, tables):
-    from backends.gello.pg_reader import GelloPgReader, open_pool
+    from backends.gello_postgres.reader import GelloPgReader
+    from backends.gello_postgres.discovery import open_pool
     from tests import pgboss_helpers as h
 
     schema = gello_schema

@@ -41,8 +41,8 @@ HEADLESS = [
     "backends.pgboss.reader",
     "backends.pgboss.writer",
     "backends.pg_console_store",
-    "backends.gello.redis_reader",
-    "backends.gello.pg_reader",
+    "backends.gello_redis.reader",
+    "backends.gello_postgres.reader",
 ]
 
 PROBE = """

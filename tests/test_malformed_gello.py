@@ -9,7 +9,7 @@ import math
 import pytest
 
 from backends.errors import Malformed
-from backends.gello.redis_reader import GelloRedisReader
+from backends.gello_redis.reader import GelloRedisReader
 from backends.redis_client import open_client
 from backends.urls import parse
 

@@ -1,2 +1,3 @@
-"""Gello queues (docs/backends/gello.md): a Redis reader and a PostgreSQL reader, both with
-retry/purge of dead jobs. Gello has no pause; both readers say so in their capabilities."""
+"""Gello's job record (record.py), shared by its two backends: backends/gello_redis and
+backends/gello_postgres (docs/backends/gello.md). Gello has no pause; both say so in their
+capabilities."""

@@ -1,0 +1,41 @@
+"""Gello on Redis: the declaration the registry loops over. Detected next to BullMQ when a
+time-boxed SCAN sees a ``<gello prefix>:queue:*`` key; with ``--backend gello``, ``--prefix`` names
+Gello's key prefix (the same flag BullMQ declares)."""
+from __future__ import annotations
+
+from backends.declaration import BackendDeclaration, BackendOption
+
+#: the Redis SCAN that detects Gello keys gives up after this long (``--backend gello`` forces it)
+DETECT_BUDGET_S = 1.0
+PREFIX = BackendOption(flag="--prefix", dest="prefixes", config_key="prefixes", repeatable=True, metavar="PREFIX",
+                       help="with --backend gello: Gello's key prefix (default gello)")
+
+
+async def open_reader(url, options):
+    from backends.gello_redis import discovery
+
+    return await discovery.open_reader(url, options)
+
+
+async def detect(first, url, options) -> bool:
+    """True when a time-boxed SCAN sees a ``<gello prefix>:queue:*`` key."""
+    from backends.contract import call_with_timeout
+    from backends.gello_redis.discovery import has_gello_keys
+    from backends.redis_client import redis_errors
+
+    if options.discovery_cache:
+        # the verdict kept with the last complete scan: the time-boxed SCAN below is a second of
+        # server work on a 2M-key keyspace; the caller says on output that the list is a kept one
+        cached = await call_with_timeout(first.cached_scan(), options.op_timeout, "reading the kept discovery")
+        if cached is not None and cached.gello is not None and cached.gello[0] == options.gello_prefix_list():
+            return cached.gello[1]
+    budget = min(DETECT_BUDGET_S, options.discovery_budget_s)
+    async with redis_errors(url):
+        found = await call_with_timeout(has_gello_keys(first.client, options.gello_prefix_list(), budget),
+                                        options.op_timeout, "looking for Gello keys")
+    first.gello_detected = (options.gello_prefix_list(), found)
+    return found
+
+
+DECLARATION = BackendDeclaration(name="gello", url_kinds=("redis",), open=open_reader, detect=detect,
+                                 options=(PREFIX,), discovery_hint="pass --backend gello --prefix PREFIX", order=10)
