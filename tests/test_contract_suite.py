@@ -115,9 +115,6 @@ class PgBossWorld(World):
 
     async def close(self):
         await super().close()
-        close_writes = getattr(self.reader, "close_writes", None)
-        if close_writes:
-            await close_writes()
         await h.drop(self.url, self.schema)
         await h.drop(self.url, self.store)
 

@@ -23,12 +23,9 @@ from backends.bullmq.keys import QueueKeys
 from backends.bullmq.writer import BullMQWriter
 from backends.contract import (
     CANONICAL_STATES,
-    BatchOutcome,
     Capabilities,
-    ConsoleStore,
     Discovery,
     JobDetail,
-    JobOutcome,
     JobSummary,
     Latency,
     LogLines,
@@ -36,10 +33,10 @@ from backends.contract import (
     QueueRef,
     QueueGauges,
     QueueStatus,
-    Reader,
+    ComposedReader,
     Throughput,
 )
-from backends.errors import BackendError, BadCursor, Malformed, UnknownState, Unsupported
+from backends.errors import BadCursor, BadRequest, Malformed, UnknownState
 from backends.page_cursor import ListCursor, ZsetCursor, decode_position, encode_position
 from backends.redis_acl import acl_user, dryrun
 from backends.redis_client import is_wrongtype, pipelined, redis_errors
@@ -103,7 +100,7 @@ def _percentile(values: list[float], q: float) -> float | None:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-class BullMQReader(Reader):
+class BullMQReader(ComposedReader):
     """BullMQ and Bull queues on one Redis connection."""
 
     backend = "bullmq"
@@ -736,41 +733,15 @@ class BullMQReader(Reader):
 
     async def count_finished_before(self, queue: QueueRef, state: str, before_ms: int) -> int:
         if state not in ("failed", "completed"):
-            raise BackendError(f"{state!r} is not a finished state (failed or completed)")
+            raise BadRequest(f"{state!r} is not a finished state (failed or completed)")
         k = QueueKeys(queue.namespace, queue.name)
         async with redis_errors(self.url):
             return int(await self.client.zcount(k(state), 0, before_ms))
 
-
-    # ------------------------------------------------------------------ mutations (self.writer)
+    # ------------------------------------------------------------------ mutations: ComposedReader forwards them to self.writer
     @property
     def scripts(self):
         return self.writer.scripts
-
-    async def retry_jobs(self, queue: QueueRef, job_ids: list[str], state: str = "failed",
-                         reset_attempts: bool = False, run_at_ms: int | None = None,
-                         job_timeout_s: float | None = None) -> list[JobOutcome]:
-        if job_timeout_s is not None:
-            raise Unsupported("BullMQ jobs have no per-run timeout to set on a retry")
-        return await self.writer.retry_jobs(queue, job_ids, state, reset_attempts, run_at_ms)
-
-    async def retry_batch(self, queue: QueueRef, state: str, before_ms: int, count: int) -> BatchOutcome:
-        return await self.writer.retry_batch(queue, state, before_ms, count)
-
-    async def remove_jobs(self, queue: QueueRef, job_ids: list[str], state: str | None = None) -> list[JobOutcome]:
-        return await self.writer.remove_jobs(queue, job_ids, state)
-
-    async def purge_batch(self, queue: QueueRef, state: str, before_ms: int, count: int) -> BatchOutcome:
-        return await self.writer.purge_batch(queue, state, before_ms, count)
-
-    async def promote_jobs(self, queue: QueueRef, job_ids: list[str]) -> list[JobOutcome]:
-        return await self.writer.promote_jobs(queue, job_ids)
-
-    async def set_paused(self, queue: QueueRef, paused: bool) -> None:
-        await self.writer.set_paused(queue, paused)
-
-    def console_store(self) -> ConsoleStore:
-        return self.writer.console_store()
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -18,9 +18,9 @@ import redis.asyncio as aioredis
 from backends.bullmq.keys import QueueKeys
 from backends.bullmq import versions
 from backends.bullmq.scripts import GENERATIONS, Scripts
-from backends.contract import BatchOutcome, ConsoleStore, JobOutcome, QueueRef
+from backends.contract import BatchOutcome, ConsoleStore, JobOutcome, QueueRef, Writer
 from backends.limits import bulk_count
-from backends.errors import BackendError, Unsupported
+from backends.errors import BadRequest, Unsupported
 from backends.redis_client import redis_errors
 from backends.redis_console_store import RedisConsoleStore
 from backends.urls import ConnectionUrl
@@ -33,8 +33,10 @@ _PROMOTE_STATUS = {0: "promoted", -3: "not-in-state"}
 _REMOVE_STATUS = {1: "removed", 0: "locked", -8: "scheduler-owned"}
 
 
-class BullMQWriter:
+class BullMQWriter(Writer):
     """The write side of one Redis connection's BullMQ queues."""
+
+    backend = "bullmq"
 
     def __init__(self, client: aioredis.Redis, url: ConnectionUrl, store_prefix: str) -> None:
         self.client = client
@@ -54,7 +56,7 @@ class BullMQWriter:
             self._script_sets[generation] = Scripts(self.client, generation)
         return self._script_sets[generation]
 
-    def _writable(self, queue: QueueRef) -> QueueKeys:
+    async def _writable(self, queue: QueueRef, what: str) -> QueueKeys:
         if queue.backend != "bullmq":
             raise Unsupported(f"{queue.backend} queues are read-only in queue-console (legacy Bull layout)")
         return QueueKeys(queue.namespace, queue.name)
@@ -72,13 +74,16 @@ class BullMQWriter:
         return self.scripts_for(versions.require_moves(gen, what))
 
     async def retry_jobs(self, queue: QueueRef, job_ids: list[str], state: str = "failed",
-                         reset_attempts: bool = False, run_at_ms: int | None = None) -> list[JobOutcome]:
+                         reset_attempts: bool = False, run_at_ms: int | None = None,
+                         job_timeout_s: float | None = None) -> list[JobOutcome]:
         """reprocessJob per job (atomic per job), all of a chunk sent in one pipelined round trip."""
+        if job_timeout_s is not None:
+            raise Unsupported("BullMQ jobs have no per-run timeout to set on a retry")
         if run_at_ms is not None:
             raise Unsupported("BullMQ has no script that retries a failed job into `delayed`")
         if state not in ("failed", "completed"):
-            raise BackendError(f"cannot retry jobs in state {state!r} (failed or completed)")
-        k = self._writable(queue)
+            raise BadRequest(f"cannot retry jobs in state {state!r} (failed or completed)")
+        k = await self._writable(queue, "retry")
         async with redis_errors(self.url):
             scripts = await self._movers(k, "retry")
             opts = await self._opts(k, job_ids)
@@ -102,8 +107,8 @@ class BullMQWriter:
 
     async def retry_batch(self, queue: QueueRef, state: str, before_ms: int, count: int) -> BatchOutcome:
         if state not in ("failed", "completed"):
-            raise BackendError(f"cannot retry jobs in state {state!r} (failed or completed)")
-        k = self._writable(queue)
+            raise BadRequest(f"cannot retry jobs in state {state!r} (failed or completed)")
+        k = await self._writable(queue, "retry")
         count = bulk_count(count)
         async with redis_errors(self.url):
             scripts = await self._movers(k, "retry")
@@ -113,7 +118,7 @@ class BullMQWriter:
     async def remove_jobs(self, queue: QueueRef, job_ids: list[str], state: str | None = None) -> list[JobOutcome]:
         """Remove jobs (removeJob refuses active ones). With ``state`` (failed/completed), a job
         not in that state is left alone ("not-in-state")."""
-        k = self._writable(queue)
+        k = await self._writable(queue, "purge")
         out = []
         async with redis_errors(self.url):
             pipe = self.client.pipeline(transaction=False)
@@ -137,8 +142,8 @@ class BullMQWriter:
 
     async def purge_batch(self, queue: QueueRef, state: str, before_ms: int, count: int) -> BatchOutcome:
         if state not in ("failed", "completed"):
-            raise BackendError(f"bulk purge covers failed or completed jobs, not {state!r}")
-        k = self._writable(queue)
+            raise BadRequest(f"bulk purge covers failed or completed jobs, not {state!r}")
+        k = await self._writable(queue, "purge")
         count = max(1, min(count, PURGE_BATCH))
         async with redis_errors(self.url):
             removed = await self.scripts.clean(k, state, before_ms, count)
@@ -147,7 +152,7 @@ class BullMQWriter:
         return BatchOutcome(done=len(removed), more=len(removed) == count, ids=removed)
 
     async def promote_jobs(self, queue: QueueRef, job_ids: list[str]) -> list[JobOutcome]:
-        k = self._writable(queue)
+        k = await self._writable(queue, "promote")
         out = []
         async with redis_errors(self.url):
             scripts = await self._movers(k, "promote")
@@ -162,7 +167,7 @@ class BullMQWriter:
         queue does nothing. When both lists hold jobs, or the generation cannot be told, resume is
         BullMQ 6's, which merges the legacy list into wait instead of RENAMEing over it, looping
         until it is drained (7000 ids per call) and emitting the event once, as Queue.resume() does."""
-        k = self._writable(queue)
+        k = await self._writable(queue, "pause")
         async with redis_errors(self.url):
             ev, gen = await self._evidence(k)
             if paused:

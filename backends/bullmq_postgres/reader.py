@@ -24,15 +24,12 @@ from backends.bullmq_postgres.layout import (
     search_path_sql,
     version_sql,
 )
-from backends.bullmq_postgres.writer import Writer
+from backends.bullmq_postgres.writer import BullMQPgWriter
 from backends.contract import (
     CANONICAL_STATES,
-    BatchOutcome,
     Capabilities,
-    ConsoleStore,
     Discovery,
     JobDetail,
-    JobOutcome,
     JobSummary,
     Latency,
     LogLines,
@@ -40,7 +37,7 @@ from backends.contract import (
     QueueGauges,
     QueueRef,
     QueueStatus,
-    Reader,
+    ComposedReader,
     Throughput,
 )
 from backends.errors import BadRequest, UnknownState
@@ -82,7 +79,7 @@ def _json_text(value) -> str | None:
     return None if value is None else str(value)
 
 
-class BullMQPgReader(Reader):
+class BullMQPgReader(ComposedReader):
     """Every BullMQ schema in one PostgreSQL database (or the one ``schema`` pins)."""
 
     backend = BACKEND
@@ -97,7 +94,7 @@ class BullMQPgReader(Reader):
         #: the last refresh's canonical counts per queue: a page's "of N" (the number on the state's tab)
         self._last_counts: dict[tuple[str, str, str, str], dict[str, int | None]] = {}
         self._events_seen: dict[tuple[str, str, str, str], tuple[int, float]] = {}
-        self.writer = Writer(pool, url, self._checked_version)
+        self.writer = BullMQPgWriter(pool, url, self._checked_version)
 
     # ------------------------------------------------------------------ plumbing
     async def _in_schema(self, schema: str, fn):
@@ -343,36 +340,10 @@ class BullMQPgReader(Reader):
                                run_p50_ms=r["r50"], run_p95_ms=r["r95"]))
         return out
 
-    # ------------------------------------------------------------------ mutations (the writer)
-    def console_store(self) -> ConsoleStore:
-        return self.writer.console_store()
-
+    # ------------------------------------------------------------------ mutations: ComposedReader forwards them to self.writer
     async def server_time_ms(self) -> int | None:
         async with pg_errors(self.url):
             return int(await self.pool.fetchval("SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint"))
-
-    async def count_finished_before(self, queue: QueueRef, state: str, before_ms: int) -> int:
-        return await self.writer.count_finished_before(queue, state, before_ms)
-
-    async def retry_jobs(self, queue: QueueRef, job_ids: list[str], state: str = "failed",
-                         reset_attempts: bool = False, run_at_ms: int | None = None,
-                         job_timeout_s: float | None = None) -> list[JobOutcome]:
-        return await self.writer.retry_jobs(queue, job_ids, state, reset_attempts)
-
-    async def retry_batch(self, queue: QueueRef, state: str, before_ms: int, count: int) -> BatchOutcome:
-        return await self.writer.retry_batch(queue, state, before_ms, count)
-
-    async def remove_jobs(self, queue: QueueRef, job_ids: list[str], state: str | None = None) -> list[JobOutcome]:
-        return await self.writer.remove_jobs(queue, job_ids, state)
-
-    async def purge_batch(self, queue: QueueRef, state: str, before_ms: int, count: int) -> BatchOutcome:
-        return await self.writer.purge_batch(queue, state, before_ms, count)
-
-    async def promote_jobs(self, queue: QueueRef, job_ids: list[str]) -> list[JobOutcome]:
-        return await self.writer.promote_jobs(queue, job_ids)
-
-    async def set_paused(self, queue: QueueRef, paused: bool) -> str | None:
-        return await self.writer.set_paused(queue, paused)
 
     async def close(self) -> None:
         await self.writer.close()

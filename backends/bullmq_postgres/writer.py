@@ -24,8 +24,9 @@ import uuid
 from typing import Awaitable, Callable
 
 from backends.bullmq_postgres.layout import command, search_path_sql
-from backends.contract import BatchOutcome, ConsoleStore, JobOutcome, QueueRef
-from backends.errors import BadRequest
+from backends.contract import BatchOutcome, ConsoleStore, JobOutcome, QueueRef, Writer
+from backends.errors import BadRequest, Unsupported
+from backends.limits import bulk_count
 from backends.pg_console_store import DEFAULT_SCHEMA, PgConsoleStore, create_store
 from backends.postgres import open_write_pool, pg_errors, quote_ident
 from backends.urls import ConnectionUrl
@@ -41,8 +42,10 @@ def _finished(state: str) -> str:
     return state
 
 
-class Writer:
+class BullMQPgWriter(Writer):
     """``check(queue)`` verifies the queue's schema version is one whose commands are known."""
+
+    backend = "bullmq-postgres"
 
     connect_timeout: float = 5.0
     op_timeout: float = 10.0
@@ -79,9 +82,14 @@ class Writer:
     def console_store(self) -> ConsoleStore:
         return PgConsoleStore(self.read_pool, self._wpool, self._store_ready, self.url, self.store_schema)
 
-    async def _tx(self, queue: QueueRef, fn):
+    async def _writable(self, queue: QueueRef, what: str):
+        """The writable pool, once the queue's schema version is one whose commands are known
+        (``check`` raises Unsupported otherwise); every capability this writer has needs only that."""
         await self.check(queue)
-        pool = await self._wpool()
+        return await self._wpool()
+
+    async def _tx(self, queue: QueueRef, what: str, fn):
+        pool = await self._writable(queue, what)
         async with pg_errors(self.url), pool.acquire() as conn, conn.transaction():
             await conn.execute(search_path_sql(), quote_ident(queue.namespace))
             return await fn(conn)
@@ -104,7 +112,11 @@ class Writer:
                 int(before_ms)))
 
     # ------------------------------------------------------------------ by id
-    async def retry_jobs(self, queue: QueueRef, job_ids: list[str], state: str, reset_attempts: bool) -> list[JobOutcome]:
+    async def retry_jobs(self, queue: QueueRef, job_ids: list[str], state: str = "failed",
+                         reset_attempts: bool = False, run_at_ms: int | None = None,
+                         job_timeout_s: float | None = None) -> list[JobOutcome]:
+        if run_at_ms is not None or job_timeout_s is not None:
+            raise Unsupported("BullMQ's reprocess_job retries now, with no per-run timeout")
         state = _finished(state)
 
         async def run(conn):
@@ -119,9 +131,9 @@ class Writer:
                                            reset_attempts, reset_attempts)
                 out.append(JobOutcome(job_id=job_id, ok=code == 1, status="retried" if code == 1 else CODES.get(code, f"code {code}")))
             return out
-        return await self._tx(queue, run)
+        return await self._tx(queue, "retry", run)
 
-    async def remove_jobs(self, queue: QueueRef, job_ids: list[str], state: str | None) -> list[JobOutcome]:
+    async def remove_jobs(self, queue: QueueRef, job_ids: list[str], state: str | None = None) -> list[JobOutcome]:
         import asyncpg
 
         async def run(conn):
@@ -142,7 +154,7 @@ class Writer:
                     continue
                 out.append(JobOutcome(job_id=job_id, ok=n == 1, status="removed" if n == 1 else "locked"))
             return out
-        return await self._tx(queue, run)
+        return await self._tx(queue, "purge", run)
 
     async def promote_jobs(self, queue: QueueRef, job_ids: list[str]) -> list[JobOutcome]:
         async def run(conn):
@@ -151,27 +163,27 @@ class Writer:
                 code = await conn.fetchval(command("promote"), queue.name, str(job_id))
                 out.append(JobOutcome(job_id=job_id, ok=code == 0, status="promoted" if code == 0 else CODES.get(code, f"code {code}")))
             return out
-        return await self._tx(queue, run)
+        return await self._tx(queue, "promote", run)
 
     # ------------------------------------------------------------------ bulk
     async def retry_batch(self, queue: QueueRef, state: str, before_ms: int, count: int) -> BatchOutcome:
-        state, count = _finished(state), max(1, int(count))
+        state, count = _finished(state), bulk_count(count)
 
         async def run(conn):
             return int(await conn.fetchval(command("retry_jobs"), queue.name, state, count, int(before_ms)))
-        n = await self._tx(queue, run)
+        n = await self._tx(queue, "retry", run)
         return BatchOutcome(done=n, more=n >= count)
 
     async def purge_batch(self, queue: QueueRef, state: str, before_ms: int, count: int) -> BatchOutcome:
-        state, count = _finished(state), max(1, int(count))
+        state, count = _finished(state), bulk_count(count)
 
         async def run(conn):
             return [r["id"] for r in await conn.fetch(command("clean"), queue.name, state, int(before_ms), count)]
-        ids = await self._tx(queue, run)
+        ids = await self._tx(queue, "purge", run)
         return BatchOutcome(done=len(ids), more=len(ids) >= count, ids=ids)
 
     async def set_paused(self, queue: QueueRef, paused: bool) -> str | None:
         async def run(conn):
             await conn.execute(command("pause"), queue.name, bool(paused))
-        await self._tx(queue, run)
+        await self._tx(queue, "pause", run)
         return None

@@ -19,18 +19,15 @@ from dataclasses import dataclass
 from backends.blob import ROW_LIMIT, to_blob
 from backends.contract import (
     CANONICAL_STATES,
-    BatchOutcome,
     Capabilities,
-    ConsoleStore,
+    ComposedReader,
     Discovery,
     JobDetail,
-    JobOutcome,
     JobSummary,
     Page,
     QueueGauges,
     QueueRef,
     QueueStatus,
-    Reader,
     Throughput,
 )
 from backends.errors import BackendError, BackendTimeout, UnknownState
@@ -148,7 +145,7 @@ def _iso(value) -> str | None:
     return str(value)
 
 
-class PgBossReader(Reader):
+class PgBossReader(ComposedReader):
     """Every pg-boss schema in one PostgreSQL database (or the one ``schema`` pins)."""
 
     backend = BACKEND
@@ -879,35 +876,9 @@ class PgBossReader(Reader):
     def write_application_name(self) -> str:
         return self.writer.write_application_name
 
-    # ------------------------------------------------------------------ mutations (self.writer)
+    # ------------------------------------------------------------------ mutations: ComposedReader forwards them to self.writer
     async def server_time_ms(self) -> int | None:
         return await self.writer.server_time_ms()
-
-    async def count_finished_before(self, queue: QueueRef, state: str, before_ms: int) -> int:
-        return await self.writer.count_finished_before(queue, state, before_ms)
-
-    async def retry_jobs(self, queue: QueueRef, job_ids: list[str], state: str = "failed",
-                         reset_attempts: bool = False, run_at_ms: int | None = None,
-                         job_timeout_s: float | None = None) -> list[JobOutcome]:
-        return await self.writer.retry_jobs(queue, job_ids, state, reset_attempts, run_at_ms, job_timeout_s)
-
-    async def retry_batch(self, queue: QueueRef, state: str, before_ms: int, count: int) -> BatchOutcome:
-        return await self.writer.retry_batch(queue, state, before_ms, count)
-
-    async def remove_jobs(self, queue: QueueRef, job_ids: list[str], state: str | None = None) -> list[JobOutcome]:
-        return await self.writer.remove_jobs(queue, job_ids, state)
-
-    async def purge_batch(self, queue: QueueRef, state: str, before_ms: int, count: int) -> BatchOutcome:
-        return await self.writer.purge_batch(queue, state, before_ms, count)
-
-    async def promote_jobs(self, queue: QueueRef, job_ids: list[str]) -> list[JobOutcome]:
-        return await self.writer.promote_jobs(queue, job_ids)
-
-    async def cancel_jobs(self, queue: QueueRef, job_ids: list[str]) -> list[JobOutcome]:
-        return await self.writer.cancel_jobs(queue, job_ids)
-
-    async def set_paused(self, queue: QueueRef, paused: bool) -> str | None:
-        return await self.writer.set_paused(queue, paused)
 
     async def pause_notes(self, queue: QueueRef, paused: bool) -> list[str]:
         return await self.writer.pause_notes(queue, paused)
@@ -915,14 +886,8 @@ class PgBossReader(Reader):
     async def hold_refusal(self, layout: Layout) -> str | None:
         return await self.writer.hold_refusal(layout)
 
-    def console_store(self) -> ConsoleStore:
-        return self.writer.console_store()
-
-    async def close_writes(self) -> None:
-        await self.writer.close_writes()
-
     async def close(self) -> None:
-        await self.writer.close_writes()
+        await self.writer.close()
         try:
             await self.pool.close()
         except Exception:

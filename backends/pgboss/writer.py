@@ -29,8 +29,8 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from backends.contract import BatchOutcome, ConsoleStore, JobOutcome, QueueRef, QueueStatus
-from backends.errors import BackendError, Unsupported
+from backends.contract import BatchOutcome, ConsoleStore, JobOutcome, QueueRef, QueueStatus, Writer
+from backends.errors import BackendError, BadRequest, Unsupported
 from backends.pg_console_store import DEFAULT_SCHEMA, PgConsoleStore, create_store
 from backends.pgboss.layout import Layout, quote_ident
 from backends.limits import MAX_IDS, bulk_count
@@ -126,10 +126,12 @@ def _at(ms: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc)
 
 
-class PgBossWriter:
+class PgBossWriter(Writer):
     """The write side of a PgBossReader, composed into it (``reader.writer``): it reads through the
     reader (its read-only pool, layouts and state filters) and writes through a writable pool of
     its own, opened by the first mutation."""
+
+    backend = "pgboss"
 
     def __init__(self, reader: "PgBossReader") -> None:
         self.reader = reader
@@ -181,7 +183,7 @@ class PgBossWriter:
                     self.wpool = pool
         return self.wpool
 
-    async def close_writes(self) -> None:
+    async def close(self) -> None:
         if self.wpool is not None:
             pool, self.wpool = self.wpool, None
             try:
@@ -197,7 +199,9 @@ class PgBossWriter:
         await create_store(await self._wpool(), self.url, name)
         self.ready.add(name)
 
-    async def _writable(self, queue: QueueRef) -> Layout:
+    async def _writable(self, queue: QueueRef, what: str) -> Layout:
+        """The queue's schema layout (read afresh) when queue-console can change that pg-boss version;
+        Unsupported otherwise."""
         if queue.backend != "pgboss":
             raise Unsupported(f"{queue.backend} is not a pg-boss queue")
         layout = await self.reader._layout(queue.namespace, refresh=True)
@@ -236,7 +240,7 @@ class PgBossWriter:
         server. The action layer asks once per run, and again only after a batch whose reply was lost."""
         native = FINISHED.get(state)
         if native is None:
-            raise BackendError(f"{state!r} is not a finished state (failed, completed or cancelled)")
+            raise BadRequest(f"{state!r} is not a finished state (failed, completed or cancelled)")
         layout = await self.reader._layout(queue.namespace)
         if not layout.known:
             raise Unsupported(layout.read_only_reason or "unknown pg-boss schema")
@@ -263,15 +267,14 @@ class PgBossWriter:
         return out
 
     async def _by_ids(self, queue: QueueRef, job_ids: list[str], sql: str, ok_status: str,
-                      extra: tuple = (), after=None, layout: Layout | None = None) -> list[JobOutcome]:
+                      extra: tuple = (), after=None, *, layout: Layout) -> list[JobOutcome]:
         """Run ``sql`` ($1 name, $2 uuid[], then ``extra``) over a bounded id list in one transaction.
         On a unique violation (singleton/stately/strict-fifo keys), fall back to one savepoint per job
         so the others still go through and the conflicting ones are reported ``conflict``."""
         import asyncpg
 
         if len(job_ids) > MAX_IDS:
-            raise BackendError(f"at most {MAX_IDS} job ids per call ({len(job_ids)} given)")
-        layout = layout or await self._writable(queue)
+            raise BadRequest(f"at most {MAX_IDS} job ids per call ({len(job_ids)} given)")
         ids, bad = _uuids(job_ids)
         ids = list(dict.fromkeys(ids))
 
@@ -331,8 +334,8 @@ class PgBossWriter:
         job's own expiry for its next run (v10 ``expire_in``, v11+ ``expire_seconds``), which pg-boss
         reads when it expires active jobs."""
         if state != "failed":
-            raise BackendError(f"pg-boss retries failed jobs only, not {state!r}")
-        layout = await self._writable(queue)
+            raise BadRequest(f"pg-boss retries failed jobs only, not {state!r}")
+        layout = await self._writable(queue, "retry")
         extra: tuple = (_at(run_at_ms),) if run_at_ms is not None else ()
         timeout_param = None
         if job_timeout_s is not None:
@@ -390,13 +393,13 @@ class PgBossWriter:
 
         native = FINISHED.get(state)
         if native is None or (action == "retry" and native != "failed"):
-            raise BackendError(f"cannot {action} {state!r} jobs in bulk "
+            raise BadRequest(f"cannot {action} {state!r} jobs in bulk "
                                f"({'failed' if action == 'retry' else 'failed, completed or cancelled'})")
         key = (queue.namespace, queue.name, action, native, before_ms)
         runs = self.cursors
         run = runs.get(key)
         if run is None:
-            layout = await self._writable(queue)
+            layout = await self._writable(queue, action)
             run = runs[key] = _BulkRun(layout=layout, sql=self._bulk_sql(layout, action, native),
                                        parking=action == "retry" and await self._parked_queue(layout, queue.name))
         layout = run.layout
@@ -446,11 +449,11 @@ class PgBossWriter:
     async def remove_jobs(self, queue: QueueRef, job_ids: list[str], state: str | None = None) -> list[JobOutcome]:
         """DELETE by name + ids (pg-boss deleteJob) -- never an active job (its worker would settle
         nothing); with ``state``, only jobs in that canonical state."""
-        layout = await self._writable(queue)
+        layout = await self._writable(queue, "purge")
         if state is None:
             pred = "state <> 'active'"
         elif state == "active":
-            raise BackendError("active jobs are not purged (cancel them first)")
+            raise BadRequest("active jobs are not purged (cancel them first)")
         else:
             pred = self.reader._state_filter(layout, state)[0]
         sql = f"DELETE FROM {layout.job} WHERE name = $1 AND id = ANY($2::uuid[]) AND {pred} RETURNING id::text AS id"
@@ -464,7 +467,7 @@ class PgBossWriter:
     # ------------------------------------------------------------------ promote / cancel
     async def promote_jobs(self, queue: QueueRef, job_ids: list[str]) -> list[JobOutcome]:
         """A deferred created/retry job runs now: ``start_after = now()``. Parked jobs are left alone."""
-        layout = await self._writable(queue)
+        layout = await self._writable(queue, "promote")
         nb = " AND NOT blocked" if layout.has_blocked else ""
         sql = (f"UPDATE {layout.job} SET start_after = now() WHERE name = $1 AND id = ANY($2::uuid[]) "
                f"AND state < 'active'{nb} AND start_after > now() AND start_after < $3 RETURNING id::text AS id")
@@ -473,7 +476,7 @@ class PgBossWriter:
     async def cancel_jobs(self, queue: QueueRef, job_ids: list[str]) -> list[JobOutcome]:
         """pg-boss cancel (section 7): ``state < 'completed'`` (active too) -> cancelled,
         ``completed_on = now()``. A parked job gets its original start_after/keep_until back."""
-        layout = await self._writable(queue)
+        layout = await self._writable(queue, "cancel")
         sql = (f"UPDATE {layout.job} SET state = 'cancelled', completed_on = now() WHERE name = $1 "
                "AND id = ANY($2::uuid[]) AND state < 'completed' RETURNING id::text AS id")
         store_exists = await self._store_exists()
@@ -561,7 +564,7 @@ class PgBossWriter:
         """Said before a pause runs: whether it will hold (trigger) or only park (best effort)."""
         if not paused:
             return []
-        layout = await self._writable(queue)
+        layout = await self._writable(queue, "pause")
         why = await self.hold_refusal(layout)
         if why is None:
             return []
@@ -584,7 +587,7 @@ class PgBossWriter:
         queue's queued jobs by the time held, delete the row and drop the trigger when no queue of
         the schema stays held; then unpark whatever parking left. Idempotent: a resume after a crash
         anywhere releases everything."""
-        layout = await self._writable(queue)
+        layout = await self._writable(queue, "pause")
         deadline = time.monotonic() + INLINE_BUDGET_S
         if paused:
             await self._store_ready()
