@@ -11,9 +11,10 @@ NAME`` opens only that system.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from importlib.metadata import entry_points
+from typing import Any
 
 from backends.contract import Reader
 from backends.declaration import URL_KINDS, BackendDeclaration, BackendOption
@@ -51,6 +52,20 @@ class ConnectOptions:
     gello_prefixes: list[str] = field(default_factory=list)  # Gello key prefixes; empty = ["gello"]
     gello_schema: str | None = None  # schema of Gello's jobs/failed_jobs tables; None = "public"
     write_url: str | None = None  # PostgreSQL: mutations go to this primary (the --url may be a hot standby)
+    #: the options of backends from other packages (declared ``dest`` -> value): each is read as
+    #: ``options.<dest>``, like a field; unset ones read as None ([] when repeatable)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        # only reached for a name that is no field: a declared add-on option, or nothing
+        if not name.startswith("__"):
+            extra = self.__dict__.get("extra") or {}
+            if name in extra:
+                return extra[name]
+            for opt in addon_options():
+                if opt.dest == name:
+                    return [] if opt.repeatable else None
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def gello_prefix_list(self) -> list[str]:
         if self.gello_prefixes:
@@ -97,6 +112,13 @@ def backend_options() -> dict[str, list[BackendOption]]:
         for opt in decl.options:
             out.setdefault(opt.flag, []).append(opt)
     return out
+
+
+def addon_options() -> list[BackendOption]:
+    """The declared options that are no ``ConnectOptions`` field (a backend from another package):
+    they travel in ``ConnectOptions.extra`` and, in the config, in ``Settings.backend_options``."""
+    known = {f.name for f in fields(ConnectOptions)}
+    return [opts[0] for opts in backend_options().values() if opts[0].dest not in known]
 
 
 async def open_readers(raw_url: str, options: ConnectOptions) -> list[Reader]:

@@ -253,6 +253,8 @@ class QueueConsoleApp(App):
                                   ("backend", ctx.backend)):
             if value:
                 update[field_name] = value
+        if ctx.backend_options:  # the config keys of backends from other packages
+            update["backend_options"] = {**self.settings.backend_options, **ctx.backend_options}
         self.settings = self.settings.model_copy(update=update)
         self._to_overview()
         self._start_pollers()

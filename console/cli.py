@@ -144,12 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
-    declared = tuple(opts[0].dest for opts in backend_options().values())
-    names = ("urls", "context", "backend", *declared, "connect_timeout", "read_only", "theme", "refresh",
+    names = ("urls", "context", "backend", "connect_timeout", "read_only", "theme", "refresh",
              "policy_file", "utc", "write_url")
     flags = {name: getattr(args, name, None) for name in names}
-    if "schema" in flags:
-        flags["schema_"] = flags.pop("schema")
+    # a declared flag lands on its config key (the settings' name for it: "schema", "prefixes", ...)
+    flags.update({opts[0].config_key: getattr(args, opts[0].dest, None) for opts in backend_options().values()})
     return flags
 
 

@@ -26,7 +26,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from backends.errors import BadUrl
 from backends.urls import parse, redact
@@ -58,7 +58,51 @@ def _valid_write_url(url: str) -> str:
 WriteUrl = Annotated[str, AfterValidator(_valid_write_url)]
 
 
-class Context(BaseModel):
+class BadOption(ValueError):
+    """A backend-declared config key with a value of the wrong kind (names the key and value)."""
+
+    def __init__(self, key: str, value: Any, message: str) -> None:
+        super().__init__(message)
+        self.key, self.value = key, value
+
+
+def _take_backend_options(model: type[BaseModel], data: Any) -> Any:
+    """Move the config keys that backends from other packages declare (and that are no field of
+    ``model``) into ``backend_options``, checked: a string, or a list of strings when repeatable.
+    Keys nobody declared stay where they are, so ``extra="forbid"`` still names them."""
+    if not isinstance(data, dict):
+        return data
+    from backends.registry import addon_options
+
+    names = set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias}
+    data = dict(data)
+    taken = dict(data.pop("backend_options", None) or {})
+    for opt in addon_options():
+        if opt.config_key in names or opt.config_key not in data:
+            continue
+        value = data.pop(opt.config_key)
+        if opt.repeatable:
+            value = [value] if isinstance(value, str) else value
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise BadOption(opt.config_key, value, "expected a list of strings")
+        elif not isinstance(value, str):
+            raise BadOption(opt.config_key, value, "expected a string")
+        taken[opt.config_key] = value
+    data["backend_options"] = taken
+    return data
+
+
+class _BackendOptions(BaseModel):
+    #: the config keys of backends from other packages (``BackendOption.config_key`` -> value)
+    backend_options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _declared(cls, data: Any) -> Any:
+        return _take_backend_options(cls, data)
+
+
+class Context(_BackendOptions):
     model_config = ConfigDict(extra="forbid")
     urls: Urls = Field(default_factory=list)
     read_only: bool | None = None
@@ -71,7 +115,7 @@ class Context(BaseModel):
     color: str | None = None
 
 
-class Settings(BaseModel):
+class Settings(_BackendOptions):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     urls: Urls = Field(default_factory=list)
@@ -165,6 +209,10 @@ def _validate(data: dict[str, Any], where: str) -> Settings:
         shown = repr(_redacted(value)) if not isinstance(value, dict) else "a table"
         msg = err["msg"]
         ctx = err.get("ctx") or {}
+        if isinstance(ctx.get("error"), BadOption):
+            bad = ctx["error"]
+            key = ".".join([*(str(p) for p in err["loc"]), bad.key])
+            raise ConfigError(f"{where}: key {key!r}: bad value {_redacted(bad.value)!r}: {bad}") from None
         if isinstance(ctx.get("error"), BadUrl):
             raise ConfigError(f"{where}: key {key!r}: {ctx['error']}") from None
         raise ConfigError(f"{where}: key {key!r}: bad value {shown}: {msg}") from None
@@ -209,6 +257,10 @@ def load(flags: dict[str, Any]) -> Settings:
             update["backend"] = ctx.backend
         if ctx.write_url and not flags.get("write_url"):
             update["write_url"] = ctx.write_url
+        given = {k for k, v in flags.items() if v is not None and v != []}
+        ctx_options = {k: v for k, v in ctx.backend_options.items() if k not in given}
+        if ctx_options:
+            update["backend_options"] = {**settings.backend_options, **ctx_options}
         settings = settings.model_copy(update=update)
     return settings
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 
 from backends.contract import Discovery, QueueRef, QueueStatus, Reader, call_with_timeout
 from backends.errors import BackendError
-from backends.registry import ConnectOptions, backend_names, open_readers
+from backends.registry import ConnectOptions, addon_options, backend_names, open_readers
 from backends.urls import parse, redact
 from console.config import Settings
 from console.safe_text import clean
@@ -32,6 +32,8 @@ class Connection:
 
 
 def connect_options(settings: Settings) -> ConnectOptions:
+    """The settings as the backends take them; backend-declared config keys land on their ``dest``."""
+    dests = {opt.config_key: opt.dest for opt in addon_options()}
     return ConnectOptions(
         backend=settings.backend,
         prefixes=list(settings.prefixes),
@@ -42,6 +44,7 @@ def connect_options(settings: Settings) -> ConnectOptions:
         store_schema=settings.store_schema,
         read_only=settings.read_only,
         write_url=settings.write_url,
+        extra={dests[key]: value for key, value in settings.backend_options.items() if key in dests},
     )
 
 

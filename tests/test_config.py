@@ -299,3 +299,14 @@ def test_check_file_names_an_unknown_context_and_a_bad_policy_key(tmp_path):
         check_file(path)
     path.write_text('utc = true\ncontext = "staging"\n[contexts.staging]\nurls = ["redis://s:6379/0"]\n')
     assert check_file(path).utc is True
+
+
+def test_a_schema_flag_beats_the_context_and_the_file(config_file):
+    """The CLI hands declared flags over under their config keys (``schema``), so a ``--schema``
+    flag wins over the file's and the context's, as every other flag does."""
+    from console.cli import _flags, build_parser
+
+    config_file('schema = "from_file"\n[contexts.c]\nschema = "from_context"\n')
+    assert load(_flags(build_parser().parse_args(["--context", "c"]))).schema_ == "from_context"
+    assert load(_flags(build_parser().parse_args(["--context", "c", "--schema", "flag"]))).schema_ == "flag"
+    assert load(_flags(build_parser().parse_args(["--schema", "flag"]))).schema_ == "flag"

@@ -60,8 +60,7 @@ import asyncio, sys
 from backends.registry import ConnectOptions, backend_names, declarations, open_readers
 
 async def main(url, marker):
-    options = ConnectOptions(prefixes=[marker])
-    options.fakeq_marker = marker
+    options = ConnectOptions(prefixes=[marker], extra={"fakeq_marker": marker})
     readers = await open_readers(url, options)
     try:
         print("READERS", [r.backend for r in readers])
@@ -116,6 +115,67 @@ def test_declared_flags_and_backend_names_reach_the_cli(tmp_path):
     # --prefix is declared by BullMQ and by Gello: one flag, both helps
     flat = " ".join(proc.stdout.split())
     assert "BullMQ key prefix to look in" in flat and "with --backend gello: Gello's key prefix" in flat, flat
+
+
+OPTIONS_SCRIPT = '''
+import asyncio, json, sys
+from console.cli import _flags, build_parser
+from console.config import load
+from console.connections import connect_options
+from backends.registry import open_readers
+
+async def main(argv):
+    options = connect_options(load(_flags(build_parser().parse_args(argv))))
+    readers = await open_readers(options_url, options)
+    try:
+        print("OPTION", json.dumps(options.fakeq_marker), "READERS", [r.backend for r in readers])
+    finally:
+        for r in readers:
+            await r.close()
+
+options_url = sys.argv[1]
+asyncio.run(main(sys.argv[2:]))
+'''
+
+
+def test_an_add_on_backend_option_works_as_flag_config_key_and_context_key(tmp_path, redis_url, prefix):
+    """The plugin's ``--fakeq-marker`` / ``fakeq_marker`` is declared only in its package: it is a
+    CLI flag, a top-level config key and a context key, reaches ConnectOptions, and its backend is
+    detected with it; a key nobody declared is still refused, naming the key."""
+    import redis
+
+    env = _plugin_env(tmp_path)
+    marker = f"{prefix}:fakeq-opt"
+    config = tmp_path / "config.toml"
+    config.write_text(f'fakeq_marker = "{marker}-top"\n[contexts.other]\nfakeq_marker = "{marker}"\n')
+    env["QUEUE_CONSOLE_CONFIG"] = str(config)
+
+    def run(*argv: str) -> str:
+        proc = subprocess.run([sys.executable, "-c", OPTIONS_SCRIPT, redis_url, "--url", redis_url, *argv], env=env,
+                              cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.set(marker, "1")
+        assert f'OPTION "{marker}-top" READERS [\'bullmq\']' in run()  # the config file's top level
+        assert f'OPTION "{marker}" READERS [\'bullmq\', \'fakeq\']' in run("--context", "other")  # a context
+        # the flag beats the context
+        assert f'OPTION "{marker}-flag" READERS [\'bullmq\']' in run("--context", "other", "--fakeq-marker",
+                                                                        f"{marker}-flag")
+        assert f'OPTION "{marker}" READERS [\'bullmq\', \'fakeq\']' in run("--fakeq-marker", marker)
+    finally:
+        client.delete(marker)
+        client.close()
+    config.write_text("fakeq_marker = 3\n")
+    bad = subprocess.run([sys.executable, "-m", "console.cli", "config", "check"], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "key 'fakeq_marker': bad value 3: expected a string" in bad.stderr, bad.stderr
+    config.write_text('fakeq_markr = "x"\n')
+    typo = subprocess.run([sys.executable, "-m", "console.cli", "config", "check"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert typo.returncode == 2 and "fakeq_markr" in typo.stderr, typo.stderr
 
 
 def test_store_schema_comes_from_the_console_settings_not_the_backend(monkeypatch, tmp_path):
