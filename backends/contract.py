@@ -13,7 +13,7 @@ from typing import Any, Awaitable, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
-from backends.errors import BackendTimeout, Unsupported
+from backends.errors import BackendTimeout, UnknownState, Unsupported
 
 #: Canonical states, in display order. A backend may add its own (e.g. ``waiting_children``).
 CANONICAL_STATES: tuple[str, ...] = ("waiting", "delayed", "active", "completed", "failed", "cancelled")
@@ -409,25 +409,38 @@ class Writer(Mutations, abc.ABC):
 
 class ComposedReader(Reader):
     """A reader whose mutations are its ``writer``'s: every mutation of the contract is forwarded
-    unchanged, so a backend writes them once, in its writer."""
+    unchanged, so a backend writes them once, in its writer. A state the queue does not have is
+    refused here, with ``UnknownState``, the same in every backend; a state it has but a mutation
+    cannot take is the writer's ``BadRequest``."""
 
     writer: Writer
 
+    def _known(self, queue: QueueRef, state: str | None) -> None:
+        if state is not None:
+            states = self.queue_capabilities(queue).states
+            if state not in states:
+                raise UnknownState(self.backend, state, states)
+
     async def count_finished_before(self, queue: QueueRef, state: str, before_ms: int) -> int:
+        self._known(queue, state)
         return await self.writer.count_finished_before(queue, state, before_ms)
 
     async def retry_jobs(self, queue: QueueRef, job_ids: list[str], state: str = "failed",
                          reset_attempts: bool = False, run_at_ms: int | None = None,
                          job_timeout_s: float | None = None) -> list[JobOutcome]:
+        self._known(queue, state)
         return await self.writer.retry_jobs(queue, job_ids, state, reset_attempts, run_at_ms, job_timeout_s)
 
     async def retry_batch(self, queue: QueueRef, state: str, before_ms: int, count: int) -> BatchOutcome:
+        self._known(queue, state)
         return await self.writer.retry_batch(queue, state, before_ms, count)
 
     async def remove_jobs(self, queue: QueueRef, job_ids: list[str], state: str | None = None) -> list[JobOutcome]:
+        self._known(queue, state)
         return await self.writer.remove_jobs(queue, job_ids, state)
 
     async def purge_batch(self, queue: QueueRef, state: str, before_ms: int, count: int) -> BatchOutcome:
+        self._known(queue, state)
         return await self.writer.purge_batch(queue, state, before_ms, count)
 
     async def promote_jobs(self, queue: QueueRef, job_ids: list[str]) -> list[JobOutcome]:

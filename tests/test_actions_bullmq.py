@@ -385,7 +385,7 @@ async def test_promote_delayed_job_and_cancel_refused_for_bullmq(world, sync_red
                                              "--yes", "--json", *flags)
     assert code == 0, err
     report = json.loads(out)["reports"][0]
-    assert report["done"] == 1 and [s["status"] for s in report["skipped"]] == ["not-in-state"]
+    assert report["done"] == 1 and [s["status"] for s in report["skipped"]] == ["not-found"]  # "nope" has no job hash
     assert sync_redis.zscore(f"{world.prefix}:work:delayed", job.id) is None
     assert job.id in [x.decode() for x in sync_redis.lrange(f"{world.prefix}:work:wait", 0, -1)]
     code, out, err = await asyncio.to_thread(cli, capsys, "cancel", "work", "--job", job.id, "--yes", *flags)

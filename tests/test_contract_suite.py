@@ -4,9 +4,12 @@ pg-boss 12.38's own schema and rows; Gello's reference producer and worker, test
 
 Each world makes one queue ``contract`` with 5 waiting and 3 failed jobs and reports the ids the
 library holds per state. The suite checks counts against those, pages (every id exactly once over
-small pages, total = count), detail, cursors, bad input (the same errors everywhere), and each
-mutation capability: a backend either does it (and the job really moves) or declares it off (and
-the call raises Unsupported). A new backend adds a world here (see docs/development.md).
+small pages, total = count), detail, cursors, bad input (the same errors everywhere: an unknown
+state is UnknownState for reads and mutations, an unknown job id is "not-found"), and each mutation
+capability -- retry one, bulk retry in batches, remove one, bulk purge in batches, promote, cancel,
+pause: a backend either does it (and the job really moves, as the library's own rows/keys show) or
+declares it off (and the call raises Unsupported). A new backend adds a world here (see
+docs/development.md); ``add_delayed`` is asked only of backends that declare promote.
 """
 from __future__ import annotations
 
@@ -40,8 +43,22 @@ class World:
     async def truth(self) -> dict[str, set[str]]:
         raise NotImplementedError
 
+    async def add_delayed(self) -> str:
+        """One more job, delayed by the library (only asked of backends that declare promote)."""
+        raise NotImplementedError
+
     async def close(self) -> None:
         await self.reader.close()
+
+
+async def _add_delayed(opts: dict) -> str:
+    from bullmq import Queue
+
+    queue = Queue(QUEUE, opts)
+    try:
+        return str((await queue.add("task", {"d": 1}, {"delay": 3_600_000})).id)
+    finally:
+        await queue.close()
 
 
 async def _only(url: str, options: ConnectOptions, backend: str) -> tuple[Reader, QueueRef]:
@@ -61,7 +78,7 @@ class BullMQWorld(World):
 
         self.client = aioredis.Redis.from_url(redis_url)
         self.prefix = prefix
-        conn = {"connection": redis_url, "prefix": prefix}
+        self.conn = conn = {"connection": redis_url, "prefix": prefix}
         queue = Queue(QUEUE, conn)
         try:
             failed = [(await queue.add("task", {"i": i}, {"attempts": 1})).id for i in range(FAILED)]
@@ -84,7 +101,11 @@ class BullMQWorld(World):
     async def truth(self):
         k = f"{self.prefix}:{QUEUE}"
         return {"waiting": {m.decode() for m in await self.client.lrange(f"{k}:wait", 0, -1)},
+                "delayed": {m.decode() for m in await self.client.zrange(f"{k}:delayed", 0, -1)},
                 "failed": {m.decode() for m in await self.client.zrange(f"{k}:failed", 0, -1)}}
+
+    async def add_delayed(self):
+        return await _add_delayed(self.conn)
 
     async def close(self):
         await super().close()
@@ -108,10 +129,17 @@ class PgBossWorld(World):
 
     async def truth(self):
         async with h.admin(self.url) as conn:
-            rows = await conn.fetch(f'SELECT id::text AS id, state::text AS state FROM "{self.schema}".job '
-                                    "WHERE name = $1", QUEUE)
-        return {"waiting": {r["id"] for r in rows if r["state"] in ("created", "retry")},
-                "failed": {r["id"] for r in rows if r["state"] == "failed"}}
+            rows = await conn.fetch(f'SELECT id::text AS id, state::text AS state, start_after > now() AS later '
+                                    f'FROM "{self.schema}".job WHERE name = $1', QUEUE)
+        queued = [r for r in rows if r["state"] in ("created", "retry")]
+        return {"waiting": {r["id"] for r in queued if not r["later"]},
+                "delayed": {r["id"] for r in queued if r["later"]},
+                "failed": {r["id"] for r in rows if r["state"] == "failed"},
+                "cancelled": {r["id"] for r in rows if r["state"] == "cancelled"}}
+
+    async def add_delayed(self):
+        async with h.admin(self.url) as conn:
+            return await h.add_job(conn, self.schema, QUEUE, "created", start_after_s=3600)
 
     async def close(self):
         await super().close()
@@ -175,7 +203,7 @@ class BullMQPgWorld(World):
         from bullmq import Queue, Worker
 
         self.url, self.schema = postgres_url, f"qct_bmpg_{uuid.uuid4().hex[:8]}"
-        opts = {"backend": "postgres", "connection": postgres_url, "schema": self.schema}
+        self.opts = opts = {"backend": "postgres", "connection": postgres_url, "schema": self.schema}
         queue = Queue(QUEUE, opts)
         try:
             for i in range(FAILED):
@@ -200,8 +228,10 @@ class BullMQPgWorld(World):
         async with h.admin(self.url) as conn:
             rows = await conn.fetch(f'SELECT id::text AS id, state::text AS state FROM "{self.schema}".job '
                                     "WHERE queue = $1", QUEUE)
-        return {"waiting": {r["id"] for r in rows if r["state"] == "waiting"},
-                "failed": {r["id"] for r in rows if r["state"] == "failed"}}
+        return {state: {r["id"] for r in rows if r["state"] == state} for state in ("waiting", "delayed", "failed")}
+
+    async def add_delayed(self):
+        return await _add_delayed(self.opts)
 
     async def close(self):
         try:
@@ -345,3 +375,120 @@ async def test_reading_never_goes_through_a_writable_session(world):
 
     with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
         await pool.execute(f"CREATE TEMP TABLE qc_contract_{uuid.uuid4().hex[:8]} (x int)")
+
+
+# ---------------------------------------------------------------------- mutations per capability
+async def _until_done(batch, limit: int = 20) -> int:
+    """Run one bulk action's batches to the end (as console.actions does); the jobs they moved."""
+    done = 0
+    for _ in range(limit):
+        out = await batch()
+        assert out.done >= 0
+        done += out.done
+        if not out.more:
+            return done
+    raise AssertionError(f"bulk action not finished after {limit} batches")
+
+
+async def test_bulk_retry_moves_every_failed_job_in_batches_or_is_declared_off(world):
+    caps = world.reader.queue_capabilities(world.ref)
+    before_ms = await world.reader.server_time_ms()
+    assert before_ms is not None
+    if not caps.retry:
+        with pytest.raises(Unsupported):
+            await world.reader.retry_batch(world.ref, "failed", before_ms, 2)
+        return
+    assert await world.reader.count_finished_before(world.ref, "failed", before_ms) == FAILED
+    first = await world.reader.retry_batch(world.ref, "failed", before_ms, 2)
+    assert first.done == 2 and first.more, first  # a batch never goes past its count
+    rest = await _until_done(lambda: world.reader.retry_batch(world.ref, "failed", before_ms, 2))
+    assert first.done + rest == FAILED
+    after = await world.truth()
+    assert after["failed"] == set() and len(after["waiting"]) == WAITING + FAILED
+    assert await count(world, "failed") == 0 and await count(world, "waiting") == WAITING + FAILED
+    assert await world.reader.count_finished_before(world.ref, "failed", before_ms) == 0
+
+
+async def test_bulk_purge_removes_every_failed_job_in_batches_or_is_declared_off(world):
+    caps = world.reader.queue_capabilities(world.ref)
+    before_ms = await world.reader.server_time_ms()
+    if not caps.purge:
+        with pytest.raises(Unsupported):
+            await world.reader.purge_batch(world.ref, "failed", before_ms, 2)
+        return
+    truth = await world.truth()
+    first = await world.reader.purge_batch(world.ref, "failed", before_ms, 2)
+    assert first.done == 2 and first.more, first
+    rest = await _until_done(lambda: world.reader.purge_batch(world.ref, "failed", before_ms, 2))
+    assert first.done + rest == FAILED
+    after = await world.truth()
+    assert after["failed"] == set() and after["waiting"] == truth["waiting"]
+    assert await count(world, "failed") == 0 and await count(world, "waiting") == WAITING
+
+
+async def test_promote_runs_a_delayed_job_now_or_is_declared_off(world):
+    caps = world.reader.queue_capabilities(world.ref)
+    if not caps.promote:
+        with pytest.raises(Unsupported):
+            await world.reader.promote_jobs(world.ref, [sorted((await world.truth())["waiting"])[0]])
+        return
+    job_id = await world.add_delayed()
+    assert job_id in (await world.truth())["delayed"] and await count(world, "delayed") == 1
+    [outcome] = await world.reader.promote_jobs(world.ref, [job_id])
+    assert outcome.ok and outcome.job_id == job_id, outcome
+    after = await world.truth()
+    assert job_id in after["waiting"] and job_id not in after["delayed"]
+    assert await count(world, "delayed") == 0 and await count(world, "waiting") == WAITING + 1
+    [again] = await world.reader.promote_jobs(world.ref, [job_id])
+    assert not again.ok  # not delayed any more
+
+
+async def test_cancel_stops_a_waiting_job_or_is_declared_off(world):
+    truth = await world.truth()
+    job_id = sorted(truth["waiting"])[0]
+    caps = world.reader.queue_capabilities(world.ref)
+    if not caps.cancel:
+        with pytest.raises(Unsupported):
+            await world.reader.cancel_jobs(world.ref, [job_id])
+        return
+    [outcome] = await world.reader.cancel_jobs(world.ref, [job_id])
+    assert outcome.ok and outcome.job_id == job_id, outcome
+    after = await world.truth()
+    assert job_id in after["cancelled"] and job_id not in after["waiting"]
+    assert await count(world, "waiting") == WAITING - 1 and await count(world, "cancelled") == 1
+    [again] = await world.reader.cancel_jobs(world.ref, [job_id])
+    assert not again.ok
+
+
+async def test_mutations_refuse_an_unknown_state_and_report_unknown_ids_the_same_everywhere(world):
+    caps = world.reader.queue_capabilities(world.ref)
+    truth = await world.truth()
+    job_id = sorted(truth["failed"])[0]
+    now = await world.reader.server_time_ms()
+    calls = []
+    if caps.retry:
+        calls += [world.reader.retry_jobs(world.ref, [job_id], "no_such_state"),
+                  world.reader.retry_batch(world.ref, "no_such_state", now, 10),
+                  world.reader.count_finished_before(world.ref, "no_such_state", now)]
+    if caps.purge:
+        calls += [world.reader.remove_jobs(world.ref, [job_id], "no_such_state"),
+                  world.reader.purge_batch(world.ref, "no_such_state", now, 10)]
+    for call in calls:
+        with pytest.raises(UnknownState) as exc:
+            await call
+        assert "no_such_state" in str(exc.value)
+    if caps.retry:  # a state the queue has, which a retry cannot take: a bad request too (exit 2)
+        with pytest.raises(BadRequest):
+            await world.reader.retry_jobs(world.ref, [sorted(truth["waiting"])[0]], "waiting")
+    unknown = [str(uuid.uuid4()), "no-such-job"]
+    for name, enabled, call in (
+            ("retry", caps.retry, lambda: world.reader.retry_jobs(world.ref, unknown, "failed")),
+            ("purge", caps.purge, lambda: world.reader.remove_jobs(world.ref, unknown, "failed")),
+            ("promote", caps.promote, lambda: world.reader.promote_jobs(world.ref, unknown)),
+            ("cancel", caps.cancel, lambda: world.reader.cancel_jobs(world.ref, unknown))):
+        if not enabled:
+            continue
+        outcomes = await call()
+        assert [(o.job_id, o.ok, o.status) for o in outcomes] == [(i, False, "not-found") for i in unknown], name
+    after = await world.truth()
+    assert after["failed"] == truth["failed"] and after["waiting"] == truth["waiting"]  # nothing moved

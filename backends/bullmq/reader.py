@@ -36,7 +36,7 @@ from backends.contract import (
     ComposedReader,
     Throughput,
 )
-from backends.errors import BadCursor, BadRequest, Malformed, UnknownState
+from backends.errors import BadCursor, Malformed, UnknownState
 from backends.page_cursor import ListCursor, ZsetCursor, decode_position, encode_position
 from backends.redis_acl import acl_user, dryrun
 from backends.redis_client import is_wrongtype, pipelined, redis_errors
@@ -730,13 +730,6 @@ class BullMQReader(ComposedReader):
         async with redis_errors(self.url):
             secs, micros = await self.client.time()
         return int(secs) * 1000 + int(micros) // 1000
-
-    async def count_finished_before(self, queue: QueueRef, state: str, before_ms: int) -> int:
-        if state not in ("failed", "completed"):
-            raise BadRequest(f"{state!r} is not a finished state (failed or completed)")
-        k = QueueKeys(queue.namespace, queue.name)
-        async with redis_errors(self.url):
-            return int(await self.client.zcount(k(state), 0, before_ms))
 
     # ------------------------------------------------------------------ mutations: ComposedReader forwards them to self.writer
     @property

@@ -73,6 +73,13 @@ class BullMQWriter(Writer):
         _, gen = await self._evidence(k)
         return self.scripts_for(versions.require_moves(gen, what))
 
+    async def count_finished_before(self, queue: QueueRef, state: str, before_ms: int) -> int:
+        if state not in ("failed", "completed"):
+            raise BadRequest(f"{state!r} is not a finished state (failed or completed)")
+        k = QueueKeys(queue.namespace, queue.name)
+        async with redis_errors(self.url):
+            return int(await self.client.zcount(k(state), 0, before_ms))
+
     async def retry_jobs(self, queue: QueueRef, job_ids: list[str], state: str = "failed",
                          reset_attempts: bool = False, run_at_ms: int | None = None,
                          job_timeout_s: float | None = None) -> list[JobOutcome]:
@@ -152,11 +159,19 @@ class BullMQWriter(Writer):
         return BatchOutcome(done=len(removed), more=len(removed) == count, ids=removed)
 
     async def promote_jobs(self, queue: QueueRef, job_ids: list[str]) -> list[JobOutcome]:
+        """promoteJob per job. Its -3 covers a job that does not exist too: a job without a hash
+        is reported "not-found", as the other mutations do."""
         k = await self._writable(queue, "promote")
         out = []
         async with redis_errors(self.url):
             scripts = await self._movers(k, "promote")
+            pipe = self.client.pipeline(transaction=False)
             for job_id in job_ids:
+                pipe.exists(k.job(job_id))
+            for job_id, present in zip(job_ids, await pipe.execute()):
+                if not present:
+                    out.append(JobOutcome(job_id=job_id, ok=False, status="not-found"))
+                    continue
                 code = await scripts.promote(k, job_id)
                 out.append(JobOutcome(job_id=job_id, ok=code == 0, status=_PROMOTE_STATUS.get(code, f"code {code}")))
         return out
