@@ -13,7 +13,7 @@ Tables (all in the console's schema):
   global resume resumes exactly those
 - ``paused_queue`` pg-boss queues paused by queue-console: ``(schema, name, paused_at, by, mode)``;
   ``mode`` is ``hold`` (the hold trigger keeps their jobs from being claimed) or ``park``
-  (best-effort parking, formats/pgboss.md section 8)
+  (best-effort parking, docs/backends/pgboss.md "Fallback: parking")
 - ``parked_job``   the original ``start_after``/``keep_until`` of every parked job:
   ``(schema, name, id, orig_start_after, orig_keep_until, parked_at)``
 

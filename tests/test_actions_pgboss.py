@@ -140,8 +140,8 @@ async def test_retry_by_ids_runs_the_documented_statement(world):
     after = await w.rows()
     for i in failed[:3]:
         r = after[i]
-        # formats/pgboss.md section 7: state retry, retry_limit + 1, retry_count kept,
-        # completed_on NULL (section 1.3), start_after = GREATEST(start_after, now())
+        # pg-boss's retry (docs/backends/pgboss.md, B3): state retry, retry_limit + 1, retry_count kept,
+        # completed_on NULL (B1), start_after = GREATEST(start_after, now())
         assert r["state"] == "retry" and r["retry_limit"] == 3 and r["retry_count"] == 2
         assert r["completed_on"] is None and r["start_after"] <= r["now"] and r["start_after"] >= before[i]["start_after"]
         assert r["started_on"] == before[i]["started_on"]

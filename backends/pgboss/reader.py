@@ -718,7 +718,7 @@ class PgBossReader(ComposedReader):
             summary.state = {"created": "waiting", "retry": "waiting"}.get(native, summary.state)
         retry_count, retry_limit = row["retry_count"], row["retry_limit"]
         # a claim counts an attempt: v10+ bump retry_count on every claim after the first, v9 on a
-        # claim of a `retry` job (formats/pgboss.md section 4), so either way the runs so far are
+        # claim of a `retry` job (docs/backends/pgboss.md, B2), so either way the runs so far are
         # retry_count + 1 once the job was started (9.0.3: failed after one retry = rc 1, 2 runs)
         started = retry_count + (1 if row["started_on"] is not None else 0)
         policy_keys = ["policy", c("retry_limit"), c("retry_delay"), c("retry_backoff"), "retry_delay_max",

@@ -61,8 +61,8 @@ PAUSED_NOTE = ("console-managed: waiting jobs are parked (start_after far in the
                "ignoreStartAfter bypasses it")
 _ZERO_UUID = uuid.UUID(int=0)
 
-#: formats/pgboss.md section 7 "retry": the 12.38 form (npm12.38:dist/plans.js retryJobs), run on
-#: every v10+ schema (a superset that avoids the completed_on data-loss bug of section 1.3)
+#: pg-boss's "retry" (docs/backends/pgboss.md, B3): the 12.38 form (npm12.38:dist/plans.js retryJobs), run
+#: on every v10+ schema (a superset that avoids the completed_on data-loss bug, B1)
 RETRY_SET = ("state = 'retry', retry_limit = retry_limit + 1, completed_on = NULL, "
              "start_after = GREATEST(start_after, now())")
 #: --reset-attempts (the console's own): the job's full budget again, as a fresh job has it
@@ -461,7 +461,7 @@ class PgBossWriter(Writer):
 
     async def purge_batch(self, queue: QueueRef, state: str, before_ms: int, count: int) -> BatchOutcome:
         """Delete at most ``count`` jobs of a finished state with ``completed_on`` at or before the
-        snapshot (formats/pgboss.md section 7 "purge stored": batched, by (name, id))."""
+        snapshot (docs/backends/pgboss.md, B3: pg-boss has no failed-only purge; batched, by (name, id))."""
         return await self._bulk(queue, "purge", state, before_ms, count)
 
     # ------------------------------------------------------------------ promote / cancel
