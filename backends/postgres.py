@@ -148,6 +148,16 @@ async def open_pool(url: ConnectionUrl, connect_timeout: float, op_timeout: floa
                              max_size=3)
 
 
+async def close_pool(pool) -> None:
+    """Close an asyncpg pool, waiting at most 5 s for its connections, else terminating them."""
+    if pool is None:
+        return
+    try:
+        await asyncio.wait_for(pool.close(), 5)
+    except Exception:
+        pool.terminate()
+
+
 async def open_write_pool(url: ConnectionUrl, connect_timeout: float, op_timeout: float,
                           application_name: str = APPLICATION_NAME + " write", max_size: int = 2):
     """A writable pool, opened only when a mutation runs (the read pool stays read-only)."""

@@ -41,7 +41,7 @@ from backends.contract import (
     Throughput,
 )
 from backends.errors import BadRequest, UnknownState
-from backends.postgres import pg_errors, quote_ident
+from backends.postgres import close_pool, pg_errors, quote_ident
 from backends.urls import ConnectionUrl
 
 STATES = CANONICAL_STATES[:5] + ("waiting_children",)
@@ -347,4 +347,4 @@ class BullMQPgReader(ComposedReader):
 
     async def close(self) -> None:
         await self.writer.close()
-        await self.pool.close()
+        await close_pool(self.pool)

@@ -28,7 +28,7 @@ from backends.contract import BatchOutcome, ConsoleStore, JobOutcome, QueueRef, 
 from backends.errors import BadRequest, Unsupported
 from backends.limits import bulk_count
 from backends.pg_console_store import DEFAULT_SCHEMA, PgConsoleStore, create_store
-from backends.postgres import open_write_pool, pg_errors, quote_ident
+from backends.postgres import close_pool, open_write_pool, pg_errors, quote_ident
 from backends.urls import ConnectionUrl
 
 FINISHED = ("completed", "failed")
@@ -96,11 +96,7 @@ class BullMQPgWriter(Writer):
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
-        if pool is not None:
-            try:
-                await asyncio.wait_for(pool.close(), 5)
-            except Exception:
-                pool.terminate()
+        await close_pool(pool)
 
     # ------------------------------------------------------------------ counts
     async def count_finished_before(self, queue: QueueRef, state: str, before_ms: int) -> int:

@@ -9,7 +9,6 @@ missing column, a column of another type, or an extra column is named in ``Disco
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 from backends.blob import ROW_LIMIT, to_blob
@@ -19,7 +18,7 @@ from backends.gello.record import BACKEND, PRIORITIES
 from backends.gello_postgres import cursor as cursors
 from backends.gello_postgres.layout import COLUMNS_SQL, DEFAULT_SCHEMA, FULL, STATES, aware, check, ms
 from backends.gello_postgres.writer import GelloPgWriter
-from backends.postgres import pg_errors, quote_ident
+from backends.postgres import close_pool, pg_errors, quote_ident
 from backends.urls import ConnectionUrl
 
 MAX_QUEUES = 10_000
@@ -217,8 +216,5 @@ class GelloPgReader(ComposedReader):
         return await self.writer.server_time_ms()
 
     async def close(self) -> None:
-        try:
-            await asyncio.wait_for(self.pool.close(), 5)
-        except Exception:
-            self.pool.terminate()
+        await close_pool(self.pool)
         await self.writer.close()

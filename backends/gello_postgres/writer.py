@@ -21,7 +21,7 @@ from backends.gello_postgres.layout import ts
 from backends.limits import bulk_count
 from backends.pg_console_store import DEFAULT_SCHEMA as STORE_DEFAULT
 from backends.pg_console_store import PgConsoleStore, create_store
-from backends.postgres import open_write_pool, pg_errors
+from backends.postgres import close_pool, open_write_pool, pg_errors
 
 if TYPE_CHECKING:  # pragma: no cover
     from backends.gello_postgres.reader import GelloPgReader
@@ -192,8 +192,4 @@ class GelloPgWriter(Writer):
 
     async def close(self) -> None:
         pool, self._wpool = self._wpool, None
-        if pool is not None:
-            try:
-                await asyncio.wait_for(pool.close(), 5)
-            except Exception:
-                pool.terminate()
+        await close_pool(pool)

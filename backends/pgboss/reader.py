@@ -35,7 +35,7 @@ from backends.pgboss.declaration import DECLARATION
 from backends.pgboss.layout import Layout, quote_ident
 from backends.pgboss.writer import PgBossWriter
 from backends.page_cursor import pack_keys, unpack_keys
-from backends.postgres import pg_errors
+from backends.postgres import close_pool, pg_errors
 from backends.urls import ConnectionUrl
 
 BACKEND = "pgboss"
@@ -888,10 +888,7 @@ class PgBossReader(ComposedReader):
 
     async def close(self) -> None:
         await self.writer.close()
-        try:
-            await self.pool.close()
-        except Exception:
-            self.pool.terminate()
+        await close_pool(self.pool)
 
 
 def _size(n: int | None) -> str:

@@ -34,7 +34,7 @@ from backends.errors import BackendError, BadRequest, Unsupported
 from backends.pg_console_store import DEFAULT_SCHEMA, PgConsoleStore, create_store
 from backends.pgboss.layout import Layout, quote_ident
 from backends.limits import MAX_IDS, bulk_count
-from backends.postgres import open_write_pool, pg_errors
+from backends.postgres import close_pool, open_write_pool, pg_errors
 from backends.urls import ConnectionUrl
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -184,12 +184,8 @@ class PgBossWriter(Writer):
         return self.wpool
 
     async def close(self) -> None:
-        if self.wpool is not None:
-            pool, self.wpool = self.wpool, None
-            try:
-                await asyncio.wait_for(pool.close(), 5)
-            except Exception:
-                pool.terminate()
+        pool, self.wpool = self.wpool, None
+        await close_pool(pool)
 
     async def _store_ready(self) -> None:
         """CREATE SCHEMA/TABLE IF NOT EXISTS in the console's own schema (never pg-boss's), once."""
