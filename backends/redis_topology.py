@@ -114,18 +114,3 @@ def _fenced_pool_class():
     return FencedSentinelPool
 
 
-
-async def refuse_cluster(client, url) -> None:
-    """A Redis Cluster node is refused with one line: the console does not route by slot yet, and
-    one node's keys alone would show some queues and fail on others (MOVED)."""
-    from redis.exceptions import ResponseError
-
-    from backends.errors import Unsupported
-
-    try:
-        info = await client.info("cluster")
-    except ResponseError:  # an ACL user without INFO: it cannot tell, and it need not (NOPERM)
-        return
-    if str(info.get("cluster_enabled", 0)) == "1":
-        raise Unsupported(f"Redis at {url.host_label} is a Redis Cluster node: cluster mode is not supported yet "
-                          "(docs/operations.md)")

@@ -369,40 +369,88 @@ class SentinelSet:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def ports_from_env(default: range) -> range:
+    """``QC_TEST_CLUSTER_PORTS=7100-7109`` (first-last): the ports a cluster test may use instead of
+    ``default`` (parallel sessions on one machine keep to their own ranges)."""
+    raw = os.environ.get("QC_TEST_CLUSTER_PORTS")
+    if not raw:
+        return default
+    first, _, last = raw.partition("-")
+    return range(int(first), int(last or first) + 1)
+
+
 class RedisCluster:
-    """Three masters with cluster-enabled, joined by ``redis-cli --cluster create`` (no replicas)."""
+    """Three masters with cluster-enabled, joined by ``redis-cli --cluster create`` (no replicas).
+    Every write is in the append-only file before it is acknowledged (``appendfsync always``), so
+    a node killed with SIGKILL and started again (``restart``) comes back with everything it
+    acknowledged, serving the same slots (its nodes.conf). The cluster bus uses port + 10000."""
 
     @cleans_up
-    def __init__(self) -> None:
-        import redis
-
-        binary = _redis_binary()
+    def __init__(self, ports: range | None = None) -> None:
+        self.binary = _redis_binary()
         cli = need("redis-cli")
+        ports = ports or ports_from_env(range(6490, 6500))
         self.dir = tempfile.mkdtemp(prefix="qc-cluster-")
         self.procs: dict[int, subprocess.Popen] = {}
         for i in range(3):
-            port = free_port(range(6490 + i, 6500))
-            self.procs[port] = subprocess.Popen(
-                [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                 "--cluster-enabled", "yes", "--cluster-config-file", f"{self.dir}/nodes-{port}.conf",
-                 "--dir", self.dir, "--loglevel", "warning"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            wait_port(port, self.procs[port], f"cluster node {port}")
+            port = free_port(range(ports.start + i, ports.stop))
+            self._start(port)
         self.ports = list(self.procs)
         subprocess.run([cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports), "--cluster-replicas",
                         "0", "--cluster-yes"], check=True, capture_output=True, timeout=60)
-        deadline = time.monotonic() + 30
+        self.wait_ok()
+
+    def _start(self, port: int) -> None:
+        self.procs[port] = subprocess.Popen(
+            [self.binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
+             "--appendfsync", "always", "--appendfilename", f"appendonly-{port}.aof",
+             "--appenddirname", f"aof-{port}", "--cluster-enabled", "yes",
+             "--cluster-config-file", f"{self.dir}/nodes-{port}.conf", "--cluster-node-timeout", "5000",
+             "--dir", self.dir, "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(port, self.procs[port], f"cluster node {port}")
+
+    def wait_ok(self, timeout: float = 30) -> None:
+        """Until every node says cluster_state:ok."""
+        import redis
+
+        deadline = time.monotonic() + timeout
         while True:
             states = []
             for port in self.ports:
-                with redis.Redis(port=port, socket_timeout=2) as c:
-                    states.append(c.info("cluster").get("cluster_enabled") == 1
-                                  and c.cluster("info").get("cluster_state") == "ok")
+                try:
+                    with redis.Redis(port=port, socket_timeout=2) as c:
+                        states.append(c.info("cluster").get("cluster_enabled") == 1
+                                      and c.cluster("info").get("cluster_state") == "ok")
+                except redis.RedisError:
+                    states.append(False)
             if all(states):
-                break
+                return
             if time.monotonic() > deadline:
                 raise RuntimeError("the cluster did not reach cluster_state:ok")
             time.sleep(0.2)
+
+    def client(self):
+        """redis-py's own cluster client (for the tests' checks)."""
+        import redis
+
+        return redis.RedisCluster(host="127.0.0.1", port=self.ports[0], socket_timeout=5)
+
+    def port_of(self, key: str) -> int:
+        """The port of the master serving ``key``'s slot."""
+        with self.client() as c:
+            return c.get_node_from_key(key).port
+
+    def kill(self, port: int) -> None:
+        proc = self.procs.pop(port)
+        proc.kill()
+        proc.wait()
+
+    def restart(self, port: int) -> None:
+        """Start a killed node again (same port, data directory and nodes.conf) and wait for the
+        cluster to be whole."""
+        self._start(port)
+        self.wait_ok()
 
     def close(self) -> None:
         for proc in getattr(self, "procs", {}).values():

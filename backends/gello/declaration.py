@@ -17,13 +17,20 @@ async def open_redis(url, options):
     from backends.gello.redis_reader import GelloRedisReader
     from backends.redis_client import connected_client
 
-    client = await connected_client(url, options)
+    client = await connected_client(url, options, on_cluster=ON_CLUSTER)
     return GelloRedisReader(client, url, prefixes=options.gello_prefix_list(),
                             discovery_budget_s=options.discovery_budget_s, store_prefix=options.store_prefix)
 
 
+#: Gello on a Redis Cluster node: refused (``--backend gello``) or not looked for (detection)
+ON_CLUSTER = "Gello cannot run on a cluster (a queue's keys have no hash tag, and its retry script uses two)"
+
+
 async def detect_redis(first, url, options) -> bool:
-    """True when a time-boxed SCAN sees a ``<gello prefix>:queue:*`` key."""
+    """True when a time-boxed SCAN sees a ``<gello prefix>:queue:*`` key; never on a Redis Cluster
+    (ON_CLUSTER)."""
+    if getattr(first, "cluster", False):
+        return False
     from backends.contract import call_with_timeout
     from backends.gello.redis_reader import has_gello_keys
     from backends.redis_client import redis_errors
