@@ -88,7 +88,7 @@ async function work(name, completed) {
   worker.on('error', err => process.stderr.write(`worker error: ${err && err.stack}\n`));
   for (let t = 0; ; t++) {
     const c = await queue.getJobCounts();
-    if (c.completed >= completed && c.wait + c.active + c.failed + c.delayed + c.prioritized === 0) break;
+    if (c.completed >= completed && c.waiting + c.active + c.failed + c.delayed + c.prioritized === 0) break;
     if (t > 1500) throw new Error(`not done: ${JSON.stringify(c)}`);
     await sleep(20);
   }
