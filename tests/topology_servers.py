@@ -258,6 +258,16 @@ class TlsRedis:
         stop(getattr(self, "proc", None))
 
 
+def ports_from_env(default: range, variable: str = "QC_TEST_CLUSTER_PORTS") -> range:
+    """``QC_TEST_CLUSTER_PORTS=7100-7109`` (first-last): the ports a test may use instead of
+    ``default`` (parallel sessions on one machine keep to their own ranges)."""
+    raw = os.environ.get(variable)
+    if not raw:
+        return default
+    first, _, last = raw.partition("-")
+    return range(int(first), int(last or first) + 1)
+
+
 def _redis_binary() -> str:
     return "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else need("redis-server")
 
@@ -273,11 +283,14 @@ class SentinelSet:
         import redis
 
         binary = _redis_binary()
+        # QC_TEST_SENTINEL_PORTS=7130-7159: servers from the first port, sentinels from first + 20
+        ports = ports_from_env(range(6481, 6500), "QC_TEST_SENTINEL_PORTS")
+        sentinel_ports = range(ports.start + 20, ports.stop) if ports.start != 6481 else range(26481, 26490)
         self.dir = tempfile.mkdtemp(prefix="qc-sentinel-")
         self.procs: dict[int, subprocess.Popen] = {}
         self.ports = []
         for i in range(2):
-            port = free_port(range(6481 + i * 5, 6500))
+            port = free_port(range(ports.start + i * 5, ports.start + 19))
             extra = ["--replicaof", "127.0.0.1", str(self.ports[0])] if i else []
             self.procs[port] = subprocess.Popen(
                 [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
@@ -287,7 +300,7 @@ class SentinelSet:
             self.ports.append(port)
         self.sentinel_ports = []
         for i in range(3):
-            port = free_port(range(26481 + i, 26490))
+            port = free_port(range(sentinel_ports.start + i, sentinel_ports.start + 9))
             conf = Path(self.dir) / f"sentinel-{port}.conf"
             conf.write_text(f"port {port}\nbind 127.0.0.1\ndir {self.dir}\n"
                             f"sentinel monitor {self.MASTER} 127.0.0.1 {self.ports[0]} 2\n"
@@ -367,16 +380,6 @@ class SentinelSet:
             stop(proc)
         if hasattr(self, "dir"):
             shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def ports_from_env(default: range) -> range:
-    """``QC_TEST_CLUSTER_PORTS=7100-7109`` (first-last): the ports a cluster test may use instead of
-    ``default`` (parallel sessions on one machine keep to their own ranges)."""
-    raw = os.environ.get("QC_TEST_CLUSTER_PORTS")
-    if not raw:
-        return default
-    first, _, last = raw.partition("-")
-    return range(int(first), int(last or first) + 1)
 
 
 class RedisCluster:
