@@ -239,6 +239,35 @@ def test_gello_refuses_a_cluster_with_one_line(cluster, cli_env, capsys):
     assert f"127.0.0.1:{cluster.ports[0]} is a Redis Cluster node: Gello cannot run on a cluster" in lines[0]
 
 
+@pytest.mark.timeout(60)
+async def test_a_moved_slot_is_followed(cluster, node):
+    """A resharding moves a queue's slot to another master: a read meets MOVED and is sent again on
+    the slot map read again; a mutation that meets MOVED stops with one line, and the next one goes
+    to the new master."""
+    from backends.errors import BackendError
+
+    made = await asyncio.to_thread(drive, node, cluster, "{moving}", "produce", "jobs:6:4")
+    reader = await reader_of(cluster, ["{moving}"])
+    try:
+        [queue] = await reader.lookup(["jobs"])
+        first = cluster.port_of("{moving}:jobs:meta")
+        second = next(p for p in cluster.ports if p != first)
+        await asyncio.to_thread(cluster.move_slot, "{moving}:jobs:meta", second)
+        [status] = await reader.statuses([queue])  # MOVED, then read on the new master
+        assert {k: status.native[k] for k in made["counts"]["jobs"]} == made["counts"]["jobs"]
+        await asyncio.to_thread(cluster.move_slot, "{moving}:jobs:meta", first)
+        ids = made["failed"]["jobs"]
+        with pytest.raises(BackendError) as err:
+            await reader.retry_jobs(queue, ids[:1])
+        assert f"the slot of bullmq:jobs moved to 127.0.0.1:{first}; the slot map is read again" in str(err.value)
+        outcomes = await reader.retry_jobs(queue, ids[:1])
+        assert [o.ok for o in outcomes] == [True]
+        [status] = await reader.statuses([queue])
+        assert status.native["failed"] == 3 and status.native["waiting"] == 1
+    finally:
+        await reader.close()
+
+
 def test_count_calls_never_span_hash_slots():
     from backends.bullmq.keys import QueueKeys
     from backends.bullmq.read_scripts import QUEUES_PER_CALL, calls_by_slot

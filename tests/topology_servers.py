@@ -444,6 +444,24 @@ class RedisCluster:
         with self.client() as c:
             return c.get_node_from_key(key).port
 
+    def move_slot(self, key: str, to_port: int) -> None:
+        """Move ``key``'s hash slot, with its keys, to the master on ``to_port`` as a resharding
+        does (CLUSTER SETSLOT IMPORTING / MIGRATING, MIGRATE, SETSLOT NODE on every master)."""
+        import redis
+        from redis.crc import key_slot
+
+        slot = key_slot(key.encode())
+        with redis.Redis(port=self.port_of(key), socket_timeout=5) as src, \
+                redis.Redis(port=to_port, socket_timeout=5) as dst:
+            src_id, dst_id = (c.execute_command("CLUSTER", "MYID") for c in (src, dst))
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+            src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+            while keys := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 1000):
+                src.execute_command("MIGRATE", "127.0.0.1", to_port, "", 0, 5000, "KEYS", *keys)
+        for port in self.ports:
+            with redis.Redis(port=port, socket_timeout=5) as c:
+                c.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+
     def kill(self, port: int) -> None:
         proc = self.procs.pop(port)
         proc.kill()

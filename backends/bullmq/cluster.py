@@ -17,13 +17,14 @@ Queue-looking keys whose prefix has no hash tag cannot belong to a working BullM
 cluster (BullMQ's scripts use several of a queue's keys at once and Redis refuses them with
 CROSSSLOT): discovery does not list them, and says so in its note, naming them.
 
-The slot map is read again at every full discovery (a resharding or a failover moves slots); a call
-that meets MOVED / ASK / CLUSTERDOWN in between fails with one line saying so, and the map is read
-again before the next call.
+The slot map is read again at every full discovery and at least once a minute by the background
+discovery (a resharding or a failover moves slots); a read that meets MOVED / ASK / CLUSTERDOWN in
+between is sent again on the map read again, a mutation stops with one line saying so.
 """
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Awaitable, Callable, TypeVar
 
 import redis.asyncio as aioredis
@@ -42,6 +43,8 @@ from backends.urls import ConnectionUrl
 T = TypeVar("T")
 #: queue-looking prefixes without a hash tag named in the discovery note (the rest are counted)
 SPLIT_NAMED = 5
+#: the TUI's background discovery reads the slot map again at least this often (seconds)
+SLOT_MAP_MAX_AGE_S = 60.0
 
 
 class ClusterNode:
@@ -103,11 +106,14 @@ class BullMQClusterReader(Reader):
         self.gello_detected = None
         self.nodes: dict[tuple[str, int], BullMQReader] = {}
         self.store_prefix = tagged(options.store_prefix)
+        self._refreshed_at = time.monotonic()
         self._sync_nodes()
 
     # ------------------------------------------------------------------ nodes and routing
-    def _sync_nodes(self) -> None:
-        """A reader for every master of the slot map (kept for masters already known)."""
+    def _sync_nodes(self) -> list[BullMQReader]:
+        """A reader for every master of the slot map (kept for masters already known); returns the
+        readers of addresses that serve no slot any more, for the caller to close."""
+        gone = [a for a in self.nodes if a not in self.topology.slots.masters]
         for host, port in self.topology.slots.masters:
             if (host, port) not in self.nodes:
                 self.nodes[(host, port)] = BullMQReader(
@@ -115,6 +121,7 @@ class BullMQClusterReader(Reader):
                     discovery_budget_s=self.options.discovery_budget_s, store_prefix=self.store_prefix,
                     use_discovery_cache=False, write_discovery_cache=False,
                     cluster_node=ClusterNode(self.topology, (host, port)))
+        return [self.nodes.pop(a) for a in gone]
 
     async def _refresh(self) -> None:
         """Read the slot map again (from any master that answers) and open readers for new masters."""
@@ -129,48 +136,57 @@ class BullMQClusterReader(Reader):
         else:
             raise BackendError(f"no master of the Redis Cluster at {self.url.host_label} answered: {errors[0]}")
         self.topology.stale = False
-        self._sync_nodes()
+        self._refreshed_at = time.monotonic()
+        for reader in self._sync_nodes():
+            await reader.close()
 
-    async def _node(self, queue: QueueRef) -> BullMQReader:
-        if self.topology.stale:
-            await self._refresh()
-        return self.nodes[self.topology.owner_of(f"{queue.namespace}:{queue.name}")]
+    def _owner(self, queue: QueueRef) -> tuple[str, int]:
+        return self.topology.owner_of(f"{queue.namespace}:{queue.name}")
 
     def _known_node(self, queue: QueueRef) -> BullMQReader:
         """The owner as last read (for the synchronous questions: capabilities, notes)."""
-        return self.nodes[self.topology.owner_of(f"{queue.namespace}:{queue.name}")]
+        return self.nodes[self._owner(queue)]
 
-    async def _on(self, queue: QueueRef, call: Callable[[BullMQReader], Awaitable[T]]) -> T:
-        node = await self._node(queue)
-        try:
-            return await call(node)
-        except BackendError as exc:
-            if moved(exc.__cause__):
+    async def _routed(self, what: str, call: Callable[[], Awaitable[T]], read: bool) -> T:
+        """``call`` with a fresh slot map if the last one is known stale. A MOVED / ASK /
+        CLUSTERDOWN reply marks the map stale: a read is sent once more on the map read again (a
+        MOVED command was not run), a mutation stops with one line (the action reports how far it
+        got, and running it again goes to the new master)."""
+        for attempt in (1, 2):
+            if self.topology.stale:
+                await self._refresh()
+            try:
+                return await call()
+            except BackendError as exc:
+                if not moved(exc.__cause__):
+                    raise
                 self.topology.stale = True
-                raise BackendError(f"Redis Cluster at {self.url.host_label}: the slot of {queue.qualified} moved "
-                                   f"({exc.__cause__}); the slot map is read again on the next call") from exc
-            raise
+                if not read or attempt == 2:
+                    cause = exc.__cause__
+                    where = f"moved to {cause.host}:{cause.port}" if hasattr(cause, "host") else f"moved ({cause})"
+                    raise BackendError(f"Redis Cluster at {self.url.host_label}: the slot of {what} {where}; "
+                                       "the slot map is read again on the next call") from exc
+        raise AssertionError("unreachable")
+
+    async def _on(self, queue: QueueRef, call: Callable[[BullMQReader], Awaitable[T]], read: bool = True) -> T:
+        return await self._routed(queue.qualified, lambda: call(self.nodes[self._owner(queue)]), read)
 
     async def _each(self, queues: list[QueueRef], call: Callable[[BullMQReader, list[QueueRef]], Awaitable[list]],
                     aligned: bool) -> list:
         """``call`` on every master with its own queues, all masters at once; the results in the
         queues' order (``aligned``: one result per queue, else results that name their queue)."""
-        if self.topology.stale:
-            await self._refresh()
-        groups: dict[tuple[str, int], list[QueueRef]] = {}
-        for q in queues:
-            groups.setdefault(self.topology.owner_of(f"{q.namespace}:{q.name}"), []).append(q)
-        try:
+        async def run() -> list:
+            groups: dict[tuple[str, int], list[QueueRef]] = {}
+            for q in queues:
+                groups.setdefault(self._owner(q), []).append(q)
             results = await asyncio.gather(*(call(self.nodes[a], qs) for a, qs in groups.items()))
-        except BackendError as exc:
-            if moved(exc.__cause__):
-                self.topology.stale = True
-            raise
-        if aligned:
-            by_key = {q.key: r for qs, rs in zip(groups.values(), results) for q, r in zip(qs, rs)}
-        else:
-            by_key = {r.queue.key: r for rs in results for r in rs}
-        return [by_key[q.key] for q in queues if q.key in by_key]
+            if aligned:
+                by_key = {q.key: r for qs, rs in zip(groups.values(), results) for q, r in zip(qs, rs)}
+            else:
+                by_key = {r.queue.key: r for rs in results for r in rs}
+            return [by_key[q.key] for q in queues if q.key in by_key]
+
+        return await self._routed(f"{len(queues)} queues", run, read=True)
 
     # ------------------------------------------------------------------ discovery
     async def discover(self) -> Discovery:
@@ -179,7 +195,7 @@ class BullMQClusterReader(Reader):
         return self._merge(await asyncio.gather(*(n.discover() for n in self.nodes.values())))
 
     async def discover_step(self, budget_s: float) -> Discovery:
-        if self.topology.stale:
+        if self.topology.stale or time.monotonic() - self._refreshed_at > SLOT_MAP_MAX_AGE_S:
             await self._refresh()
         return self._merge(await asyncio.gather(*(n.discover_step(budget_s) for n in self.nodes.values())))
 
@@ -245,22 +261,22 @@ class BullMQClusterReader(Reader):
                          reset_attempts: bool = False, run_at_ms: int | None = None,
                          job_timeout_s: float | None = None) -> list[JobOutcome]:
         return await self._on(queue, lambda n: n.retry_jobs(queue, job_ids, state, reset_attempts, run_at_ms,
-                                                            job_timeout_s))
+                                                            job_timeout_s), read=False)
 
     async def retry_batch(self, queue: QueueRef, state: str, before_ms: int, count: int) -> BatchOutcome:
-        return await self._on(queue, lambda n: n.retry_batch(queue, state, before_ms, count))
+        return await self._on(queue, lambda n: n.retry_batch(queue, state, before_ms, count), read=False)
 
     async def remove_jobs(self, queue: QueueRef, job_ids: list[str], state: str | None = None) -> list[JobOutcome]:
-        return await self._on(queue, lambda n: n.remove_jobs(queue, job_ids, state))
+        return await self._on(queue, lambda n: n.remove_jobs(queue, job_ids, state), read=False)
 
     async def purge_batch(self, queue: QueueRef, state: str, before_ms: int, count: int) -> BatchOutcome:
-        return await self._on(queue, lambda n: n.purge_batch(queue, state, before_ms, count))
+        return await self._on(queue, lambda n: n.purge_batch(queue, state, before_ms, count), read=False)
 
     async def promote_jobs(self, queue: QueueRef, job_ids: list[str]) -> list[JobOutcome]:
-        return await self._on(queue, lambda n: n.promote_jobs(queue, job_ids))
+        return await self._on(queue, lambda n: n.promote_jobs(queue, job_ids), read=False)
 
     async def set_paused(self, queue: QueueRef, paused: bool) -> None:
-        await self._on(queue, lambda n: n.set_paused(queue, paused))
+        await self._on(queue, lambda n: n.set_paused(queue, paused), read=False)
 
     async def pause_notes(self, queue: QueueRef, paused: bool) -> list[str]:
         return await self._on(queue, lambda n: n.pause_notes(queue, paused))

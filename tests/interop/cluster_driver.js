@@ -8,6 +8,9 @@
  *       completes the rest; prints {version, counts: {queue: getJobCounts()}, failed: {queue: [ids]}}
  *   node cluster_driver.js <host:port> <prefix> counts <queue,queue,...>
  *       prints {counts: {queue: getJobCounts()}}
+ *   node cluster_driver.js <host:port> - time <prefix|queue,prefix|queue,...> <rounds>
+ *       getJobCounts of every queue at once (Promise.all), <rounds> times after 3 untimed rounds;
+ *       prints {ms: [one round's milliseconds, ...]} (tests/benchmarks/bench_topology.py)
  *   node cluster_driver.js <host:port> <prefix> work <queue> <completed>
  *       completes whatever it fetches until the queue has <completed> completed jobs and nothing
  *       waiting, active or failed, then keeps working for a short grace period (a duplicate
@@ -18,7 +21,7 @@
 'use strict';
 
 const [seed, prefix, phase, arg, arg2] = process.argv.slice(2);
-if (!seed || !prefix || !['produce', 'counts', 'work'].includes(phase)) {
+if (!seed || !prefix || !['produce', 'counts', 'work', 'time'].includes(phase)) {
   process.stderr.write('usage: node cluster_driver.js <host:port> <prefix> <produce SPEC|counts QUEUES|work QUEUE N>\n');
   process.exit(64);
 }
@@ -97,10 +100,27 @@ async function work(name, completed) {
   return { counts: await counts([name]), handled };
 }
 
+async function time(items, rounds) {
+  const queues = items.split(',').map(item => {
+    const [p, name] = item.split('|');
+    const q = new Queue(name, { connection, prefix: p });
+    closers.push(() => q.close());
+    return q;
+  });
+  const ms = [];
+  for (let r = 0; r < rounds + 3; r++) {
+    const t0 = process.hrtime.bigint();
+    await Promise.all(queues.map(q => q.getJobCounts()));
+    if (r >= 3) ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  return { ms };
+}
+
 async function main() {
   let out;
   try {
     if (phase === 'produce') out = await produce(arg);
+    else if (phase === 'time') out = await time(arg, Number(arg2));
     else if (phase === 'counts') out = { counts: await counts(arg.split(',')) };
     else out = await work(arg, Number(arg2));
   } catch (err) {
