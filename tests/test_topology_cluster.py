@@ -230,6 +230,40 @@ async def test_the_tui_shows_every_master(cluster, node):
 
 
 @pytest.mark.timeout(60)
+def test_a_tls_cluster_with_a_password_from_any_node(cli_env, capsys):
+    """rediss:// with CA, client certificate and a password: every master's client gets them."""
+    from urllib.parse import urlencode
+
+    from tests.fixed_data import write_fixed_queue
+    from tests.topology_servers import Certificates, ports_from_env
+
+    certs = Certificates()
+    ports = ports_from_env(range(6490, 6500))
+    tls = None
+    try:
+        tls = RedisCluster(ports=range(ports.start + 10, ports.stop), certs=certs, password="cl-secret-9")
+        names = names_on_every_master(tls, "tls", 1)
+        with tls.client() as c:
+            for name in names:
+                write_fixed_queue(c, "tls", name, failed=2, completed=1, waiting=1, delayed=0)
+        query = urlencode({"ssl_ca_certs": certs.ca, "ssl_certfile": certs.client_cert,
+                           "ssl_keyfile": certs.client_key})
+        with pytest.raises(SystemExit) as info:
+            main(["status", "--json", "--prefix", "tls", "--url",
+                  f"rediss://:cl-secret-9@127.0.0.1:{tls.ports[2]}/0?{query}"])
+        captured = capsys.readouterr()
+        assert (info.value.code or 0) == 0, captured.err
+        assert "cl-secret-9" not in captured.out + captured.err
+        doc = json.loads(captured.out)
+        assert sorted(r["queue"] for r in doc["queues"]) == names
+        assert {r["counts"]["failed"] for r in doc["queues"]} == {2}
+    finally:
+        if tls is not None:
+            tls.close()
+        certs.close()
+
+
+@pytest.mark.timeout(60)
 def test_gello_refuses_a_cluster_with_one_line(cluster, cli_env, capsys):
     with pytest.raises(SystemExit) as info:
         main(["status", "--backend", "gello", "--url", url_of(cluster, 0)])

@@ -389,9 +389,14 @@ class RedisCluster:
     acknowledged, serving the same slots (its nodes.conf). The cluster bus uses port + 10000."""
 
     @cleans_up
-    def __init__(self, ports: range | None = None) -> None:
+    def __init__(self, ports: range | None = None, certs: "Certificates | None" = None,
+                 password: str | None = None) -> None:
+        """``certs``: TLS only (clients, cluster bus and redis-cli), client certificates required;
+        ``password``: ``requirepass`` (and ``masterauth``) on every node."""
         self.binary = _redis_binary()
-        cli = need("redis-cli")
+        self.certs, self.password = certs, password
+        # Debian's (built with TLS) before a redis-cli that a Python package may have put on PATH
+        cli = "/usr/bin/redis-cli" if os.path.exists("/usr/bin/redis-cli") else need("redis-cli")
         ports = ports or ports_from_env(range(6490, 6500))
         self.dir = tempfile.mkdtemp(prefix="qc-cluster-")
         self.procs: dict[int, subprocess.Popen] = {}
@@ -399,13 +404,34 @@ class RedisCluster:
             port = free_port(range(ports.start + i, ports.stop))
             self._start(port)
         self.ports = list(self.procs)
-        subprocess.run([cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports), "--cluster-replicas",
-                        "0", "--cluster-yes"], check=True, capture_output=True, timeout=60)
+        tls = ["--tls", "--cacert", certs.ca, "--cert", certs.client_cert, "--key", certs.client_key] if certs else []
+        auth = ["-a", password, "--no-auth-warning"] if password else []
+        subprocess.run([cli, *tls, *auth, "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
+                        "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True, timeout=60)
         self.wait_ok()
+
+    def _server_args(self, port: int) -> list[str]:
+        args = ["--port", str(port)]
+        if self.certs:
+            c = self.certs
+            args = ["--port", "0", "--tls-port", str(port), "--tls-cluster", "yes", "--tls-replication", "yes",
+                    "--tls-cert-file", c.server_cert, "--tls-key-file", c.server_key, "--tls-ca-cert-file", c.ca,
+                    "--tls-client-cert-file", c.client_cert, "--tls-client-key-file", c.client_key]
+        if self.password:
+            args += ["--requirepass", self.password, "--masterauth", self.password]
+        return args
+
+    def _connection(self) -> dict:
+        """redis-py options of a client of this cluster."""
+        kw: dict = {"socket_timeout": 5, "password": self.password}
+        if self.certs:
+            kw.update(ssl=True, ssl_ca_certs=self.certs.ca, ssl_certfile=self.certs.client_cert,
+                      ssl_keyfile=self.certs.client_key)
+        return kw
 
     def _start(self, port: int) -> None:
         self.procs[port] = subprocess.Popen(
-            [self.binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
+            [self.binary, *self._server_args(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
              "--appendfsync", "always", "--appendfilename", f"appendonly-{port}.aof",
              "--appenddirname", f"aof-{port}", "--cluster-enabled", "yes",
              "--cluster-config-file", f"{self.dir}/nodes-{port}.conf", "--cluster-node-timeout", "5000",
@@ -422,7 +448,7 @@ class RedisCluster:
             states = []
             for port in self.ports:
                 try:
-                    with redis.Redis(port=port, socket_timeout=2) as c:
+                    with redis.Redis(port=port, **self._connection()) as c:
                         states.append(c.info("cluster").get("cluster_enabled") == 1
                                       and c.cluster("info").get("cluster_state") == "ok")
                 except redis.RedisError:
@@ -437,7 +463,7 @@ class RedisCluster:
         """redis-py's own cluster client (for the tests' checks)."""
         import redis
 
-        return redis.RedisCluster(host="127.0.0.1", port=self.ports[0], socket_timeout=5)
+        return redis.RedisCluster(host="127.0.0.1", port=self.ports[0], **self._connection())
 
     def port_of(self, key: str) -> int:
         """The port of the master serving ``key``'s slot."""
@@ -451,15 +477,15 @@ class RedisCluster:
         from redis.crc import key_slot
 
         slot = key_slot(key.encode())
-        with redis.Redis(port=self.port_of(key), socket_timeout=5) as src, \
-                redis.Redis(port=to_port, socket_timeout=5) as dst:
+        with redis.Redis(port=self.port_of(key), **self._connection()) as src, \
+                redis.Redis(port=to_port, **self._connection()) as dst:
             src_id, dst_id = (c.execute_command("CLUSTER", "MYID") for c in (src, dst))
             dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
             src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
             while keys := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 1000):
                 src.execute_command("MIGRATE", "127.0.0.1", to_port, "", 0, 5000, "KEYS", *keys)
         for port in self.ports:
-            with redis.Redis(port=port, socket_timeout=5) as c:
+            with redis.Redis(port=port, **self._connection()) as c:
                 c.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
 
     def kill(self, port: int) -> None:
