@@ -14,6 +14,7 @@ The URL's own user/password authenticate to the master (and replicas).
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import parse_qsl, unquote
@@ -95,6 +96,8 @@ def sentinel_client(url, connect_timeout: float, op_timeout: float, client_kwarg
                                **client_kwargs, **auth, **extra)
 
 
+#: the cached master's address is asked for again after this long even without an announcement (seconds)
+MASTER_MAX_AGE_S = 5.0
 #: the channel on which every sentinel announces a failover: ``<master> <old ip> <old port> <new ip> <new port>``
 SWITCH_CHANNEL = "+switch-master"
 
@@ -115,7 +118,9 @@ def _fenced_pool_class():
           buffer already, so this costs no round trip);
         - that subscription is not known to be working (just opened, broken, a sentinel gone);
         - a connection is opened (redis-py asks then: after a connection error, and after a
-          READONLY reply, which drops the connection to the demoted master).
+          READONLY reply, which drops the connection to the demoted master);
+        - the last answer is older than MASTER_MAX_AGE_S (a subscription that died silently, a
+          sentinel cut off from the others, cannot hide a failover for longer than that).
 
         redis-py alone asks only when it opens a connection, so after a failover its pooled
         connections kept writing to the old master for as long as that still believed it was
@@ -128,10 +133,17 @@ def _fenced_pool_class():
         _watch_from = 0  # which sentinel to subscribe to next (the next one after a failure)
         _watch_lock: asyncio.Lock | None = None
 
+        _asked_at = 0.0  # time.monotonic() of the last answer
+
         async def get_connection(self, *args, **kwargs):
-            if await self._master_may_have_changed():
+            if await self._master_may_have_changed() or time.monotonic() - self._asked_at > MASTER_MAX_AGE_S:
                 await self.get_master_address()
             return await super().get_connection(*args, **kwargs)
+
+        async def get_master_address(self):
+            address = await super().get_master_address()
+            self._asked_at = time.monotonic()
+            return address
 
         async def _master_may_have_changed(self) -> bool:
             if self._watch_lock is None:
