@@ -197,6 +197,7 @@ class BullMQClusterReader(Reader):
     async def discover_step(self, budget_s: float) -> Discovery:
         if self.topology.stale or time.monotonic() - self._refreshed_at > SLOT_MAP_MAX_AGE_S:
             await self._refresh()
+        self.topology.split = set()  # every step checks each candidate not yet classified again
         return self._merge(await asyncio.gather(*(n.discover_step(budget_s) for n in self.nodes.values())))
 
     def _merge(self, parts: list[Discovery]) -> Discovery:
