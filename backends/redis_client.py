@@ -132,13 +132,26 @@ async def pipelined(client: aioredis.Redis, commands: list[tuple], wrongtype_in_
     return replies
 
 
-async def connected_client(url: ConnectionUrl, options) -> aioredis.Redis:
+async def connected_client(url: ConnectionUrl, options, on_cluster: str | None = None) -> aioredis.Redis:
     """A connected (PINGed) client for ``options`` (a ``ConnectOptions``), or ConnectError naming
-    the host (never the password); BadUrl when the URL's options are wrong."""
+    the host (never the password); BadUrl when the URL's options are wrong. A Redis Cluster node is
+    refused with one line (ConnectError, exit 3) that ends with ``on_cluster`` (why this reader
+    cannot run there); a reader that can uses ``connect``."""
+    client, cluster = await connect(url, options)
+    if cluster:
+        await client.aclose()
+        raise ConnectError(f"Redis at {url.host_label} is a Redis Cluster node: "
+                          f"{on_cluster or 'this reader cannot run on a cluster'} (docs/operations.md)")
+    return client
+
+
+async def connect(url: ConnectionUrl, options) -> tuple[aioredis.Redis, bool]:
+    """``connected_client``'s client, and whether its server is a Redis Cluster node."""
     import asyncio
 
     from backends.contract import call_with_timeout
     from backends.errors import BadUrl
+    from backends.redis_cluster import cluster_enabled
 
     try:
         client = open_client(url, options.connect_timeout, options.op_timeout, options.client_name)
@@ -150,10 +163,8 @@ async def connected_client(url: ConnectionUrl, options) -> aioredis.Redis:
     try:
         async with redis_errors(url):
             await call_with_timeout(client.ping(), options.connect_timeout, f"connecting to Redis at {url.host_label}")
-            from backends.redis_topology import refuse_cluster
-
-            await call_with_timeout(refuse_cluster(client, url), options.connect_timeout,
-                                    f"asking Redis at {url.host_label} for cluster mode")
+            cluster = url.scheme not in SENTINEL_SCHEMES and await call_with_timeout(
+                cluster_enabled(client), options.connect_timeout, f"asking Redis at {url.host_label} for cluster mode")
     except asyncio.CancelledError:
         await client.aclose()
         raise
@@ -162,7 +173,7 @@ async def connected_client(url: ConnectionUrl, options) -> aioredis.Redis:
         if isinstance(exc, ConnectError):
             raise
         raise ConnectError(str(exc)) from exc
-    return client
+    return client, cluster
 
 
 def is_wrongtype(reply: object) -> bool:

@@ -6,6 +6,8 @@
 - ``<p>:discovered:<spec>`` string with a TTL: BullMQ's kept scan (backends/bullmq/discovery.py)
 
 Nothing here is a queue library's key; BullMQ discovery never matches them (no ``:meta``/``:id``).
+On a Redis Cluster the prefix carries a hash tag (``{queue-console}``: ``redis_cluster.tagged``), so
+the keys share one slot and live on one master (backends/bullmq/cluster.py).
 """
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Redis behind Sentinel: ``redis+sentinel://[:password@]host:port[,host:port...]/MASTER_NAME[/db]``
 (``rediss+sentinel://`` for TLS to the master; the TLS query options of ``rediss://`` apply).
 
-The client asks the sentinels for the current master whenever it opens a connection, so after a
+The client caches the master's address and asks the sentinels again whenever it opens a connection
+and whenever a sentinel announces a failover (``+switch-master``, FencedSentinelPool), so after a
 failover the next command reaches the new master. A connection still open to a demoted master that
 answers a write with READONLY is dropped, and the command fails with a connection error (redis-py's
 SentinelManagedConnection): the console's writes are single Lua scripts or pipelines per batch, so a
@@ -13,6 +14,7 @@ The URL's own user/password authenticate to the master (and replicas).
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import parse_qsl, unquote
@@ -94,38 +96,107 @@ def sentinel_client(url, connect_timeout: float, op_timeout: float, client_kwarg
                                **client_kwargs, **auth, **extra)
 
 
+#: the cached master's address is asked for again after this long even without an announcement (seconds)
+MASTER_MAX_AGE_S = 5.0
+#: the channel on which every sentinel announces a failover: ``<master> <old ip> <old port> <new ip> <new port>``
+SWITCH_CHANNEL = "+switch-master"
+
+
 @lru_cache(maxsize=1)
 def _fenced_pool_class():
+    import asyncio
+
     from redis.asyncio.sentinel import SentinelConnectionPool
+    from redis.exceptions import RedisError
 
     class FencedSentinelPool(SentinelConnectionPool):
-        """Asks a sentinel for the master before every command (or pipeline, or script call).
+        """Knows the master before every command (or pipeline, or script call) without asking a
+        sentinel each time: the master's address is cached, and asked for again only when
 
-        redis-py asks only when it opens a connection, so after a failover its pooled connections
-        kept writing to the old master for as long as that still believed it was master: measured
-        in tests/test_topology_sentinel.py, 250 of 300 retried jobs went to the demoted master and
-        were lost when it became a replica. Now a changed answer drops the idle connections to the
-        old master first; the cost is one round trip to a sentinel per command."""
+        - a sentinel announced a failover of this master (``+switch-master``, on a subscription to
+          one sentinel, read without waiting before every command: what arrived is in the socket
+          buffer already, so this costs no round trip);
+        - that subscription is not known to be working (just opened, broken, a sentinel gone);
+        - a connection is opened (redis-py asks then: after a connection error, and after a
+          READONLY reply, which drops the connection to the demoted master);
+        - the last answer is older than MASTER_MAX_AGE_S (a subscription that died silently, a
+          sentinel cut off from the others, cannot hide a failover for longer than that).
+
+        redis-py alone asks only when it opens a connection, so after a failover its pooled
+        connections kept writing to the old master for as long as that still believed it was
+        master: measured in tests/test_topology_sentinel.py, 250 of 300 retried jobs went to the
+        demoted master and were lost when it became a replica. A changed answer drops the idle
+        connections to the old master first (get_master_address). Before the cache, the pool asked
+        a sentinel before every command: one extra round trip each."""
+
+        _watch = None  # a PubSub on one sentinel's SWITCH_CHANNEL, subscription confirmed
+        _watch_from = 0  # which sentinel to subscribe to next (the next one after a failure)
+        _watch_lock: asyncio.Lock | None = None
+
+        _asked_at = 0.0  # time.monotonic() of the last answer
 
         async def get_connection(self, *args, **kwargs):
-            await self.get_master_address()
+            if await self._master_may_have_changed() or time.monotonic() - self._asked_at > MASTER_MAX_AGE_S:
+                await self.get_master_address()
             return await super().get_connection(*args, **kwargs)
 
+        async def get_master_address(self):
+            address = await super().get_master_address()
+            self._asked_at = time.monotonic()
+            return address
+
+        async def _master_may_have_changed(self) -> bool:
+            if self._watch_lock is None:
+                self._watch_lock = asyncio.Lock()
+            async with self._watch_lock:
+                if self._watch is None:
+                    await self._subscribe()
+                    return True  # subscribed (or not): ask now, a later switch is then announced
+                try:
+                    changed = self.master_address is None
+                    while True:
+                        if self._watch.connection is None or not self._watch.connection.is_connected:
+                            raise ConnectionError("the sentinel subscription was dropped")
+                        message = await self._watch.get_message(timeout=0)
+                        if message is None:
+                            return changed
+                        data = message.get("data")
+                        if message.get("type") == "message" and isinstance(data, bytes) and \
+                                data.split(b" ", 1)[0] == self.service_name.encode():
+                            changed = True
+                except (RedisError, OSError):
+                    await self._drop_watch()
+                    return True
+
+        async def _subscribe(self) -> None:
+            """Subscribe to one sentinel (each in turn after a failure) and wait for the
+            confirmation; on failure no subscription, and every command asks until one works."""
+            sentinels = self.sentinel_manager.sentinels
+            sentinel = sentinels[self._watch_from % len(sentinels)]
+            self._watch_from += 1
+            watch = sentinel.pubsub()
+            try:
+                await watch.subscribe(SWITCH_CHANNEL)
+                timeout = sentinel.connection_pool.connection_kwargs.get("socket_timeout") or 5
+                confirmed = await watch.get_message(timeout=timeout)
+                if not confirmed or confirmed.get("type") != "subscribe":
+                    raise ConnectionError("no confirmation of the sentinel subscription")
+            except (RedisError, OSError):
+                await watch.aclose()
+                return
+            self._watch = watch
+
+        async def _drop_watch(self) -> None:
+            watch, self._watch = self._watch, None
+            if watch is not None:
+                try:
+                    await watch.aclose()
+                except (RedisError, OSError):
+                    pass
+
+        async def disconnect(self, inuse_connections: bool = True):
+            if inuse_connections:  # the client is closing (a failover drops only idle ones)
+                await self._drop_watch()
+            await super().disconnect(inuse_connections)
+
     return FencedSentinelPool
-
-
-
-async def refuse_cluster(client, url) -> None:
-    """A Redis Cluster node is refused with one line: the console does not route by slot yet, and
-    one node's keys alone would show some queues and fail on others (MOVED)."""
-    from redis.exceptions import ResponseError
-
-    from backends.errors import Unsupported
-
-    try:
-        info = await client.info("cluster")
-    except ResponseError:  # an ACL user without INFO: it cannot tell, and it need not (NOPERM)
-        return
-    if str(info.get("cluster_enabled", 0)) == "1":
-        raise Unsupported(f"Redis at {url.host_label} is a Redis Cluster node: cluster mode is not supported yet "
-                          "(docs/operations.md)")

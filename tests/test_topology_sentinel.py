@@ -98,6 +98,32 @@ async def test_tui_follows_a_failover(sentinels):
         assert console_clients(sentinels.client(new)) >= 1
 
 
+@pytest.mark.timeout(90)
+async def test_the_master_is_cached_not_asked_before_every_command(sentinels):
+    """Commands do not ask a sentinel each (one round trip each, before): redis-py's own
+    Sentinel.discover_master, counted as it is called (sentinel INFO has no command statistics)."""
+    write_fixed_queue(sentinels.master(), PREFIX, "emails", failed=3, completed=1, waiting=1, delayed=0)
+    [reader] = await open_readers(sentinels.url, ConnectOptions(prefixes=[PREFIX], backend="bullmq"))
+    try:
+        manager = reader.client.connection_pool.sentinel_manager
+        asked = []
+        ask = manager.discover_master
+
+        async def counted(name):
+            asked.append(name)
+            return await ask(name)
+
+        manager.discover_master = counted
+        [queue] = (await reader.discover()).queues
+        for _ in range(50):
+            [status] = await reader.statuses([queue])
+            await reader.page(queue, "failed", limit=10)
+        assert status.counts["failed"] == 3
+        assert len(asked) <= 3, f"{len(asked)} questions to the sentinels for 101 calls"
+    finally:
+        await reader.close()
+
+
 def test_sentinel_urls_parse_redact_and_explain():
     from backends.errors import BadUrl
     from backends.urls import parse

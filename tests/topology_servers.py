@@ -258,6 +258,16 @@ class TlsRedis:
         stop(getattr(self, "proc", None))
 
 
+def ports_from_env(default: range, variable: str = "QC_TEST_CLUSTER_PORTS") -> range:
+    """``QC_TEST_CLUSTER_PORTS=7100-7109`` (first-last): the ports a test may use instead of
+    ``default`` (parallel sessions on one machine keep to their own ranges)."""
+    raw = os.environ.get(variable)
+    if not raw:
+        return default
+    first, _, last = raw.partition("-")
+    return range(int(first), int(last or first) + 1)
+
+
 def _redis_binary() -> str:
     return "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else need("redis-server")
 
@@ -273,11 +283,14 @@ class SentinelSet:
         import redis
 
         binary = _redis_binary()
+        # QC_TEST_SENTINEL_PORTS=7130-7159: servers from the first port, sentinels from first + 20
+        ports = ports_from_env(range(6481, 6500), "QC_TEST_SENTINEL_PORTS")
+        sentinel_ports = range(ports.start + 20, ports.stop) if ports.start != 6481 else range(26481, 26490)
         self.dir = tempfile.mkdtemp(prefix="qc-sentinel-")
         self.procs: dict[int, subprocess.Popen] = {}
         self.ports = []
         for i in range(2):
-            port = free_port(range(6481 + i * 5, 6500))
+            port = free_port(range(ports.start + i * 5, ports.start + 19))
             extra = ["--replicaof", "127.0.0.1", str(self.ports[0])] if i else []
             self.procs[port] = subprocess.Popen(
                 [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
@@ -287,7 +300,7 @@ class SentinelSet:
             self.ports.append(port)
         self.sentinel_ports = []
         for i in range(3):
-            port = free_port(range(26481 + i, 26490))
+            port = free_port(range(sentinel_ports.start + i, sentinel_ports.start + 9))
             conf = Path(self.dir) / f"sentinel-{port}.conf"
             conf.write_text(f"port {port}\nbind 127.0.0.1\ndir {self.dir}\n"
                             f"sentinel monitor {self.MASTER} 127.0.0.1 {self.ports[0]} 2\n"
@@ -370,39 +383,121 @@ class SentinelSet:
 
 
 class RedisCluster:
-    """Three masters with cluster-enabled, joined by ``redis-cli --cluster create`` (no replicas)."""
+    """Three masters with cluster-enabled, joined by ``redis-cli --cluster create`` (no replicas).
+    Every write is in the append-only file before it is acknowledged (``appendfsync always``), so
+    a node killed with SIGKILL and started again (``restart``) comes back with everything it
+    acknowledged, serving the same slots (its nodes.conf). The cluster bus uses port + 10000."""
 
     @cleans_up
-    def __init__(self) -> None:
-        import redis
-
-        binary = _redis_binary()
-        cli = need("redis-cli")
+    def __init__(self, ports: range | None = None, certs: "Certificates | None" = None,
+                 password: str | None = None) -> None:
+        """``certs``: TLS only (clients, cluster bus and redis-cli), client certificates required;
+        ``password``: ``requirepass`` (and ``masterauth``) on every node."""
+        self.binary = _redis_binary()
+        self.certs, self.password = certs, password
+        # Debian's (built with TLS) before a redis-cli that a Python package may have put on PATH
+        cli = "/usr/bin/redis-cli" if os.path.exists("/usr/bin/redis-cli") else need("redis-cli")
+        ports = ports or ports_from_env(range(6490, 6500))
         self.dir = tempfile.mkdtemp(prefix="qc-cluster-")
         self.procs: dict[int, subprocess.Popen] = {}
         for i in range(3):
-            port = free_port(range(6490 + i, 6500))
-            self.procs[port] = subprocess.Popen(
-                [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                 "--cluster-enabled", "yes", "--cluster-config-file", f"{self.dir}/nodes-{port}.conf",
-                 "--dir", self.dir, "--loglevel", "warning"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            wait_port(port, self.procs[port], f"cluster node {port}")
+            port = free_port(range(ports.start + i, ports.stop))
+            self._start(port)
         self.ports = list(self.procs)
-        subprocess.run([cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports), "--cluster-replicas",
-                        "0", "--cluster-yes"], check=True, capture_output=True, timeout=60)
-        deadline = time.monotonic() + 30
+        tls = ["--tls", "--cacert", certs.ca, "--cert", certs.client_cert, "--key", certs.client_key] if certs else []
+        auth = ["-a", password, "--no-auth-warning"] if password else []
+        subprocess.run([cli, *tls, *auth, "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
+                        "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True, timeout=60)
+        self.wait_ok()
+
+    def _server_args(self, port: int) -> list[str]:
+        args = ["--port", str(port)]
+        if self.certs:
+            c = self.certs
+            args = ["--port", "0", "--tls-port", str(port), "--tls-cluster", "yes", "--tls-replication", "yes",
+                    "--tls-cert-file", c.server_cert, "--tls-key-file", c.server_key, "--tls-ca-cert-file", c.ca,
+                    "--tls-client-cert-file", c.client_cert, "--tls-client-key-file", c.client_key]
+        if self.password:
+            args += ["--requirepass", self.password, "--masterauth", self.password]
+        return args
+
+    def _connection(self) -> dict:
+        """redis-py options of a client of this cluster."""
+        kw: dict = {"socket_timeout": 5, "password": self.password}
+        if self.certs:
+            kw.update(ssl=True, ssl_ca_certs=self.certs.ca, ssl_certfile=self.certs.client_cert,
+                      ssl_keyfile=self.certs.client_key)
+        return kw
+
+    def _start(self, port: int) -> None:
+        self.procs[port] = subprocess.Popen(
+            [self.binary, *self._server_args(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
+             "--appendfsync", "always", "--appendfilename", f"appendonly-{port}.aof",
+             "--appenddirname", f"aof-{port}", "--cluster-enabled", "yes",
+             "--cluster-config-file", f"{self.dir}/nodes-{port}.conf", "--cluster-node-timeout", "5000",
+             "--dir", self.dir, "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(port, self.procs[port], f"cluster node {port}")
+
+    def wait_ok(self, timeout: float = 30) -> None:
+        """Until every node says cluster_state:ok."""
+        import redis
+
+        deadline = time.monotonic() + timeout
         while True:
             states = []
             for port in self.ports:
-                with redis.Redis(port=port, socket_timeout=2) as c:
-                    states.append(c.info("cluster").get("cluster_enabled") == 1
-                                  and c.cluster("info").get("cluster_state") == "ok")
+                try:
+                    with redis.Redis(port=port, **self._connection()) as c:
+                        states.append(c.info("cluster").get("cluster_enabled") == 1
+                                      and c.cluster("info").get("cluster_state") == "ok")
+                except redis.RedisError:
+                    states.append(False)
             if all(states):
-                break
+                return
             if time.monotonic() > deadline:
                 raise RuntimeError("the cluster did not reach cluster_state:ok")
             time.sleep(0.2)
+
+    def client(self):
+        """redis-py's own cluster client (for the tests' checks)."""
+        import redis
+
+        return redis.RedisCluster(host="127.0.0.1", port=self.ports[0], **self._connection())
+
+    def port_of(self, key: str) -> int:
+        """The port of the master serving ``key``'s slot."""
+        with self.client() as c:
+            return c.get_node_from_key(key).port
+
+    def move_slot(self, key: str, to_port: int) -> None:
+        """Move ``key``'s hash slot, with its keys, to the master on ``to_port`` as a resharding
+        does (CLUSTER SETSLOT IMPORTING / MIGRATING, MIGRATE, SETSLOT NODE on every master)."""
+        import redis
+        from redis.crc import key_slot
+
+        slot = key_slot(key.encode())
+        with redis.Redis(port=self.port_of(key), **self._connection()) as src, \
+                redis.Redis(port=to_port, **self._connection()) as dst:
+            src_id, dst_id = (c.execute_command("CLUSTER", "MYID") for c in (src, dst))
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+            src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+            while keys := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 1000):
+                src.execute_command("MIGRATE", "127.0.0.1", to_port, "", 0, 5000, "KEYS", *keys)
+        for port in self.ports:
+            with redis.Redis(port=port, **self._connection()) as c:
+                c.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+
+    def kill(self, port: int) -> None:
+        proc = self.procs.pop(port)
+        proc.kill()
+        proc.wait()
+
+    def restart(self, port: int) -> None:
+        """Start a killed node again (same port, data directory and nodes.conf) and wait for the
+        cluster to be whole."""
+        self._start(port)
+        self.wait_ok()
 
     def close(self) -> None:
         for proc in getattr(self, "procs", {}).values():

@@ -10,9 +10,13 @@ HINT = "if your queues use another key prefix, pass --prefix PREFIX"
 
 async def open_reader(url, options):
     from backends.bullmq.reader import BullMQReader
-    from backends.redis_client import connected_client
+    from backends.redis_client import connect
 
-    client = await connected_client(url, options)
+    client, cluster = await connect(url, options)
+    if cluster:  # a Redis Cluster node: every master, routed by hash slot
+        from backends.bullmq.cluster import open_cluster_reader
+
+        return await open_cluster_reader(client, url, options)
     return BullMQReader(client, url, prefixes=options.prefixes or None, discovery_budget_s=options.discovery_budget_s,
                         store_prefix=options.store_prefix, use_discovery_cache=options.discovery_cache,
                         write_discovery_cache=not options.read_only)

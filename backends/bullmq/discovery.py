@@ -13,6 +13,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import redis.asyncio as aioredis
 
@@ -132,10 +133,13 @@ class Scanner:
         return sorted(self._pass | (self.last_complete or set()))
 
 
-async def discover(client: aioredis.Redis, prefixes: list[str] | None, time_budget_s: float) -> ScanResult:
+async def discover(client: aioredis.Redis, prefixes: list[str] | None, time_budget_s: float,
+                   keep: Callable[[tuple[str, str]], bool] | None = None) -> ScanResult:
+    """``keep``: which candidates to classify (on a Redis Cluster node, the queues it serves)."""
     scanner = Scanner(client, prefixes)
     complete = await scanner.run(time.monotonic() + time_budget_s)
-    found = finish(await classify(client, scanner.candidates()), prefixes)
+    candidates = [c for c in scanner.candidates() if keep is None or keep(c)]
+    found = finish(await classify(client, candidates), prefixes)
     return ScanResult(found=found, patterns=scanner.patterns, complete=complete, keys_seen=scanner.keys_seen,
                       candidates=scanner.last_complete or set())
 

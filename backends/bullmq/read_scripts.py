@@ -132,11 +132,13 @@ def _key_args(k: QueueKeys) -> list[str]:
 class QueueCounter:
     """Counts queues on one client by EVALSHA (loaded once, reloaded after a server restart)."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, by_slot: bool = False) -> None:
         self._client = client
         self._sha: str | None = None
-        self._pack_cache: tuple[tuple, bytes, int] | None = None
+        self._pack_cache: tuple[tuple, bytes, int, list[int]] | None = None
         self.scripts_allowed = True
+        #: a Redis Cluster node: one call counts queues of one hash slot only (calls_by_slot)
+        self.by_slot = by_slot
 
     async def count(self, queues: list[QueueKeys]) -> tuple[int, list[RawCounts]]:
         """The server clock (ms) and every queue's counts, in one pipelined round trip."""
@@ -151,7 +153,7 @@ class QueueCounter:
         for attempt in (1, 2):
             if self._sha is None:
                 self._sha = await self._client.script_load(COUNT_SCRIPT)
-            packed, calls = self._packed(queues)
+            packed, calls, order = self._packed(queues)
             replies = await send_packed(self._client, packed, 1 + calls)
             if attempt == 1 and any(isinstance(r, rexc.NoScriptError) for r in replies):
                 self._sha = None  # the server lost its script cache (restart, SCRIPT FLUSH): load it again
@@ -160,21 +162,29 @@ class QueueCounter:
                 if isinstance(r, Exception):
                     raise r
             flat = [value for r in replies[1:] for value in r]
-            return _ms(replies[0]), [_raw(flat[i:i + WIDTH]) for i in range(0, len(flat), WIDTH)]
+            counted = [_raw(flat[i:i + WIDTH]) for i in range(0, len(flat), WIDTH)]
+            if self.by_slot:  # calls grouped by slot: back to the callers' order
+                out = counted[:]
+                for position, index in enumerate(order):
+                    out[index] = counted[position]
+                return _ms(replies[0]), out
+            return _ms(replies[0]), counted
         raise AssertionError("unreachable")
 
-    def _packed(self, queues: list[QueueKeys]) -> tuple[bytes, int]:
+    def _packed(self, queues: list[QueueKeys]) -> tuple[bytes, int, list[int]]:
         """TIME and the EVALSHA calls for these queues, packed once and kept while the poller asks
-        for the same queues again (packing 10,000 key names was a third of a refresh)."""
+        for the same queues again (packing 10,000 key names was a third of a refresh); and the
+        queues' indexes in the order the calls count them."""
         cache_key = (self._sha, tuple(queues))
         if self._pack_cache is None or self._pack_cache[0] != cache_key:
-            parts, calls = [pack_command("TIME")], 0
-            for i in range(0, len(queues), QUEUES_PER_CALL):
-                keys = [key for k in queues[i:i + QUEUES_PER_CALL] for key in _key_args(k)]
+            parts, calls, order = [pack_command("TIME")], 0, []
+            for call in calls_by_slot(queues) if self.by_slot else _chunks(range(len(queues))):
+                keys = [key for i in call for key in _key_args(queues[i])]
                 parts.append(pack_command("EVALSHA", self._sha or "", len(keys), *keys))
                 calls += 1
-            self._pack_cache = (cache_key, b"".join(parts), calls)
-        return self._pack_cache[1], self._pack_cache[2]
+                order += call
+            self._pack_cache = (cache_key, b"".join(parts), calls, order)
+        return self._pack_cache[1], self._pack_cache[2], self._pack_cache[3]
 
     async def _by_commands(self, queues: list[QueueKeys]) -> tuple[int, list[RawCounts]]:
         pipe = self._client.pipeline(transaction=False)
@@ -207,6 +217,23 @@ class QueueCounter:
             paused = r[2] - (1 if r[2] and r[3] is not None and r[3].startswith(b"0:") else 0)
             out.append(_raw([wait, paused, *r[4:11], *r[11], r[12], r[13]]))
         return _ms(replies[0]), out
+
+
+def _chunks(indexes) -> list[list[int]]:
+    indexes = list(indexes)
+    return [indexes[i:i + QUEUES_PER_CALL] for i in range(0, len(indexes), QUEUES_PER_CALL)]
+
+
+def calls_by_slot(queues: list[QueueKeys]) -> list[list[int]]:
+    """The queues' indexes in calls of at most QUEUES_PER_CALL queues of one hash slot each: a
+    Redis Cluster refuses a script whose keys span slots (CROSSSLOT). Queues under one hash-tagged
+    prefix (``{bull}``) share a slot and are counted 16 a call; ``bull:{name}`` queues one a call."""
+    from backends.redis_cluster import slot
+
+    by_slot: dict[int, list[int]] = {}
+    for i, k in enumerate(queues):
+        by_slot.setdefault(slot(k("meta")), []).append(i)
+    return [call for indexes in by_slot.values() for call in _chunks(indexes)]
 
 
 #: the COUNT_KEYS suffix each reply of one queue's block in ``_by_commands`` is about

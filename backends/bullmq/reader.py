@@ -10,6 +10,7 @@ import json
 import statistics
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
@@ -42,6 +43,9 @@ from backends.redis_acl import acl_user, dryrun
 from backends.redis_client import is_wrongtype, pipelined, redis_errors
 from backends.redis_window import zset_window
 from backends.urls import ConnectionUrl
+
+if TYPE_CHECKING:
+    from backends.bullmq.cluster import ClusterNode
 
 #: native count names reported by BullMQ's getJobCounts() for all types (+ the legacy `paused`)
 BULLMQ_NATIVE = ("active", "completed", "delayed", "failed", "prioritized", "waiting", "waiting-children", "paused")
@@ -125,7 +129,11 @@ class BullMQReader(ComposedReader):
         store_prefix: str = "queue-console",
         use_discovery_cache: bool = False,
         write_discovery_cache: bool = True,
+        cluster_node: "ClusterNode | None" = None,
     ) -> None:
+        #: on a Redis Cluster (backends/bullmq/cluster.py): which queues this node serves, and
+        #: counts and event reads grouped by hash slot
+        self.cluster_node = cluster_node
         self.store_prefix = store_prefix
         #: ``discover`` may list the queues of the last complete scan (discovery.read_cache) instead of
         #: scanning, saying so in its note; set by ``queue-console status`` unless ``--rescan``
@@ -145,7 +153,7 @@ class BullMQReader(ComposedReader):
         #: per queue, as read at the last discovery: which generation writes it (versions.py)
         self._generations: dict[tuple, versions.Generation] = {}
         self._tp = _ThroughputState()
-        self._counter = QueueCounter(client)
+        self._counter = QueueCounter(client, by_slot=cluster_node is not None)
         self._row_reader = HashFieldsReader(client)
         #: the write side (retry, purge, promote, pause, console store), composed
         self.writer = BullMQWriter(client, url, store_prefix)
@@ -189,7 +197,7 @@ class BullMQReader(ComposedReader):
             if cached is not None:
                 return cached
         async with redis_errors(self.url):
-            result = await discovery.discover(self.client, self.prefixes, self.discovery_budget_s)
+            result = await discovery.discover(self.client, self.prefixes, self.discovery_budget_s, self._serves)
         note = None
         if not result.complete:
             note = (f"discovery stopped after {self.discovery_budget_s:g} s ({result.keys_seen} keys matched): queues "
@@ -197,6 +205,10 @@ class BullMQReader(ComposedReader):
         else:
             await self._keep_scan(result.candidates)
         return await self._discovery(result.found, result.patterns, result.complete, note)
+
+    def _serves(self, candidate: tuple[str, str]) -> bool:
+        """Whether this connection holds the queue's keys (always, but on a Redis Cluster node)."""
+        return self.cluster_node is None or self.cluster_node.serves(*candidate)
 
     def _cache_key(self) -> str:
         return discovery.cache_key(self.store_prefix, self.prefixes)
@@ -255,7 +267,7 @@ class BullMQReader(ComposedReader):
             candidates = scanner.candidates()
             if just_completed:
                 self._classified = {}  # a complete pass: every candidate is classified afresh
-            new = [c for c in candidates if c not in self._classified]
+            new = [c for c in candidates if c not in self._classified and self._serves(c)]
             for c in new:
                 self._classified[c] = None
             for f in await discovery.classify(self.client, new):
@@ -300,7 +312,7 @@ class BullMQReader(ComposedReader):
         """Queues named ``names`` under the pinned prefixes (or BullMQ's default prefix ``bull``),
         classified as discovery does, in one pipelined round trip: no SCAN."""
         prefixes = self.prefixes or [discovery.DEFAULT_PREFIX]
-        candidates = [(p, n) for p in prefixes for n in dict.fromkeys(names) if n]
+        candidates = [c for p in prefixes for n in dict.fromkeys(names) if n and self._serves(c := (p, n))]
         async with redis_errors(self.url):
             found = await discovery.classify(self.client, candidates)
             refs = []
@@ -675,11 +687,12 @@ class BullMQReader(ComposedReader):
         (WRONGTYPE fails the whole call), one XREAD each, skipping the malformed ones."""
         if not streams:
             return []
-        try:
-            return await self.client.xread(streams, count=EVENTS_READ_CAP)
-        except ResponseError as exc:
-            if not is_wrongtype(exc):
-                raise
+        if self.cluster_node is None:  # one XREAD may not span a cluster's slots (CROSSSLOT)
+            try:
+                return await self.client.xread(streams, count=EVENTS_READ_CAP)
+            except ResponseError as exc:
+                if not is_wrongtype(exc):
+                    raise
         pipe = self.client.pipeline(transaction=False)
         for name, last_id in streams.items():
             pipe.xread({name: last_id}, count=EVENTS_READ_CAP)

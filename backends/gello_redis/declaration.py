@@ -17,8 +17,15 @@ async def open_reader(url, options):
     return await discovery.open_reader(url, options)
 
 
+#: Gello on a Redis Cluster node: refused (``--backend gello``) or not looked for (detection)
+ON_CLUSTER = "Gello cannot run on a cluster (a queue's keys have no hash tag, and its retry script uses two)"
+
+
 async def detect(first, url, options) -> bool:
-    """True when a time-boxed SCAN sees a ``<gello prefix>:queue:*`` key."""
+    """True when a time-boxed SCAN sees a ``<gello prefix>:queue:*`` key; never on a Redis Cluster
+    (ON_CLUSTER)."""
+    if getattr(first, "cluster", False):
+        return False
     from backends.contract import call_with_timeout
     from backends.gello_redis.discovery import has_gello_keys
     from backends.redis_client import redis_errors
