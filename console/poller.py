@@ -30,6 +30,9 @@ HISTORY_SPAN_MS = 3_600_000
 FIRST_DISCOVERY_S = 0.3
 #: each later slice of background discovery (paced by the reader), between refreshes
 DISCOVERY_SLICE_S = 1.0
+#: after the first complete discovery, look again after these many seconds (each), then every
+#: ``discover_every_s``: queues created while the console starts show within seconds
+EARLY_REDISCOVERY_S = (2.0, 10.0)
 #: with a focus set (the overview's rows on screen), every ``FULL_EVERY``-th tick reads every queue;
 #: the ticks between read the focused queues and those never read yet
 FULL_EVERY = 15
@@ -247,6 +250,7 @@ class Poller:
         self.on_snapshot = on_snapshot
         self.latency_every = latency_every
         self.discover_every_s = discover_every_s
+        self.early_rediscovery_s: tuple[float, ...] = EARLY_REDISCOVERY_S
         self.read_gauges = read_gauges  # oldest waiting age and workers (the metrics exporter)
         self.read_history = read_history  # the hour before the start, for charts (not the exporter)
         self.readers: list[Reader] = []
@@ -357,12 +361,16 @@ class Poller:
 
     async def _discover_in_background(self, complete: bool) -> None:
         """Paced discovery beside the refreshes: slice after slice until a pass is complete, then
-        again every ``discover_every_s``. A failure here is left to the refresh loop to report."""
+        again after each of ``early_rediscovery_s`` and from then on every ``discover_every_s``.
+        The early passes catch queues created while the console started (an application, or the
+        demo, creating its queues then: issue 12 item 16, 8 of 9 demo queues until the 60 s pass).
+        A failure here is left to the refresh loop to report."""
+        early = list(self.early_rediscovery_s)
         while True:
             if complete:
                 self._last_discovery = time.monotonic()
-                await asyncio.sleep(self.discover_every_s)
-            had_queues = bool(self._reader_of)
+                await asyncio.sleep(early.pop(0) if early else self.discover_every_s)
+            known = set(self._reader_of)
             try:
                 complete = await self._discover_step(DISCOVERY_SLICE_S)
             except asyncio.CancelledError:
@@ -371,8 +379,8 @@ class Poller:
                 complete = False
                 await asyncio.sleep(self.interval)
                 continue
-            if not had_queues and self._reader_of:
-                self.refresh_now()  # the first queues: show them without waiting for the next tick
+            if not set(self._reader_of) <= known:
+                self.refresh_now()  # new queues: show them without waiting for the next tick
 
     def _history_of(self, key: tuple) -> RateHistory:
         history = self._history.get(key)
