@@ -10,6 +10,8 @@ minutes after ``P`` up to now had none. ``Queue.getMetrics`` reads the same thre
 """
 from __future__ import annotations
 
+from backends.contract import History, QueueRef
+
 MINUTE_MS = 60_000
 #: how many whole minutes a history covers
 HISTORY_MINUTES = 60
@@ -47,3 +49,15 @@ def to_points(completed: dict[int, int] | None, failed: dict[int, int] | None
     return ([(m + 1) * MINUTE_MS for m in minutes],
             [completed.get(m, 0) / 60.0 for m in minutes],
             [failed.get(m, 0) / 60.0 for m in minutes])
+
+
+#: what a queue whose workers keep no metrics shows instead of an empty chart
+NO_METRICS = "no history: the workers keep no metrics (BullMQ worker option metrics.maxDataPoints)"
+
+
+def history_of(queue: QueueRef, completed: dict[int, int] | None, failed: dict[int, int] | None) -> History:
+    """The History record of one queue from its two kinds' minute counts (None: never written)."""
+    if completed is None and failed is None:
+        return History(queue=queue, unavailable=NO_METRICS)
+    at, done, fail = to_points(completed, failed)
+    return History(queue=queue, at_ms=at, completed_per_s=done, failed_per_s=fail, source="metrics")

@@ -40,7 +40,7 @@ from backends.contract import (
     Reader,
     Throughput,
 )
-from backends.minute_metrics import HISTORY_MINUTES, minute_counts, to_points
+from backends.minute_metrics import HISTORY_MINUTES, history_of, minute_counts
 from backends.errors import BackendError, BadCursor, Malformed, UnknownState, Unsupported
 from backends.page_cursor import ListCursor, ZsetCursor, decode_position, encode_position
 from backends.redis_acl import acl_user, dryrun
@@ -715,13 +715,8 @@ class BullMQReader(Reader):
             for meta, data in (rest[4 * i:4 * i + 2], rest[4 * i + 2:4 * i + 4]):
                 count, prev_ts, prev_count = (to_int(v) for v in (meta or (None, None, None)))
                 kinds.append(minute_counts(count, prev_ts, prev_count, [to_int(v) or 0 for v in data or []], now_ms))
-            if q.backend != "bullmq" or kinds == [None, None]:
-                out.append(History(queue=q, unavailable=(
-                    "no history: legacy Bull keeps no metrics" if q.backend != "bullmq" else
-                    "no history: the workers keep no metrics (BullMQ worker option metrics.maxDataPoints)")))
-                continue
-            at, done, fail = to_points(*kinds)
-            out.append(History(queue=q, at_ms=at, completed_per_s=done, failed_per_s=fail, source="metrics"))
+            out.append(history_of(q, *kinds) if q.backend == "bullmq" else
+                       History(queue=q, unavailable="no history: legacy Bull keeps no metrics"))
         return out
 
     # ------------------------------------------------------------------ monitoring gauges

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from textual_plotext import PlotextPlot
 
+from backends.contract import Latency
+from console import formatting as fmt
 from console.poller import RateHistory
 from console.widgets.signal_colors import plotext_colors
 
@@ -35,19 +37,31 @@ def chart_title(history: RateHistory | None, span_s: float) -> str:
     return f"jobs/s over the last {_span(span_s)} ({'; '.join(parts)})"
 
 
+def latency_line(latency: Latency | None) -> str:
+    """Wait and run percentiles with the sample they come from (empty when not read yet)."""
+    if latency is None:
+        return ""
+    if not latency.sample_size:
+        return "latency: no completed job to measure"
+    return (f"wait p50 {fmt.duration_ms(latency.wait_p50_ms)} p95 {fmt.duration_ms(latency.wait_p95_ms)}, "
+            f"run p50 {fmt.duration_ms(latency.run_p50_ms)} p95 {fmt.duration_ms(latency.run_p95_ms)} "
+            f"(sample of {latency.sample_size})")
+
+
 def _span(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
 
 
 class ThroughputChart(PlotextPlot):
     _history: RateHistory | None = None
+    _latency: Latency | None = None
 
     def on_mount(self) -> None:  # (PlotextPlot's own on_mount runs too: Textual calls each class's)
-        self.app.theme_changed_signal.subscribe(self, lambda _theme: self.show(self._history))
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self.show(self._history, self._latency))
         self.show(None)
 
-    def show(self, history: RateHistory | None) -> None:
-        self._history = history
+    def show(self, history: RateHistory | None, latency: Latency | None = None) -> None:
+        self._history, self._latency = history, latency
         plt = self.plt
         plt.clear_data()
         times, done, fail = history.series() if history is not None else ([], [], [])
@@ -63,8 +77,10 @@ class ThroughputChart(PlotextPlot):
             counts = history is not None and history.source == "counts"
             plt.plot(xs, done, label="waiting" if counts else "completed", color=ok, marker="braille")
             plt.plot(xs, fail, label="failed", color=bad, marker="braille")
-            plt.xlabel("minutes ago" if in_minutes else "seconds ago")
+            xlabel = "minutes ago" if in_minutes else "seconds ago"
         else:
-            plt.xlabel("seconds ago")
+            xlabel = "seconds ago"
+        lat = latency_line(latency)
+        plt.xlabel(f"{xlabel} · {lat}" if lat else xlabel)
         plt.title(chart_title(history, span_s))
         self.refresh()
