@@ -52,7 +52,7 @@ def to_points(completed: dict[int, int] | None, failed: dict[int, int] | None
 
 
 #: what a queue whose workers keep no metrics shows instead of an empty chart
-NO_METRICS = "no history: the workers keep no metrics (BullMQ worker option metrics.maxDataPoints)"
+NO_METRICS = "no history: the workers keep no metrics"
 
 
 def history_of(queue: QueueRef, completed: dict[int, int] | None, failed: dict[int, int] | None) -> History:

@@ -8,6 +8,7 @@ library's own ``Queue.getMetrics`` reads back.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 
@@ -43,9 +44,13 @@ def run_fixture(redis_url: str, prefix: str, name: str, lib: str = "v6") -> tupl
     return fixture, fixture.start(60)
 
 
-async def bullmq_reader(redis_url: str, prefix: str):
+async def read_history(redis_url: str, prefix: str, name: str) -> History:
     [reader] = await open_readers(redis_url, ConnectOptions(prefixes=[prefix], connect_timeout=5))
-    return reader
+    try:
+        [history] = await reader.history([ref(redis_url, prefix, name)])
+    finally:
+        await reader.close()
+    return history
 
 
 def ref(redis_url: str, prefix: str, name: str, backend: str = "bullmq") -> QueueRef:
@@ -60,11 +65,7 @@ async def test_bullmq_history_is_the_minutes_the_library_counted(redis_url, pref
     fixture, report = run_fixture(redis_url, prefix, "hist", lib)
     try:
         start = report["start_ms"]
-        reader = await bullmq_reader(redis_url, prefix)
-        try:
-            [history] = await reader.history([ref(redis_url, prefix, "hist")])
-        finally:
-            await reader.close()
+        history = await read_history(redis_url, prefix, "hist")
     finally:
         fixture.stop()
     assert history.unavailable is None and history.source == "metrics"
@@ -88,11 +89,7 @@ async def test_bullmq_without_metrics_says_history_is_unavailable(redis_url, pre
     q = Queue("plain", {"connection": redis_url, "prefix": prefix})
     try:
         await q.add("n", {})
-        reader = await bullmq_reader(redis_url, prefix)
-        try:
-            [history] = await reader.history([ref(redis_url, prefix, "plain")])
-        finally:
-            await reader.close()
+        history = await read_history(redis_url, prefix, "plain")
     finally:
         await q.close()
     assert history.at_ms == [] and history.source == "none"
@@ -150,3 +147,61 @@ def test_ring_merges_history_before_live_samples():
     assert done == [1, 2, 3, 11, 12, 13]
     assert ring.completed(2) == [12, 13]
     assert ring.last() == (13, 0, False)
+
+
+@pytest.mark.timeout(120)
+def test_gello_chart_is_the_sampled_counts_and_says_so(redis_url, prefix):
+    """Gello keeps no throughput data: the poller keeps the waiting and failed counts it samples
+    (source "counts"), the overview gets no rate from them, and the chart's title says what they
+    are instead of waiting for samples that never come."""
+    import redis.asyncio as aioredis
+
+    from console.widgets.throughput_chart import chart_title
+    from tests.gello_reference import RedisGello
+
+    gprefix = f"{prefix}g"
+
+    async def enqueue(n: int) -> None:
+        client = aioredis.from_url(redis_url)
+        try:
+            g = RedisGello(client, gprefix)
+            for i in range(n):
+                await g.enqueue("mail", payload={"i": i})
+        finally:
+            await client.aclose()
+
+    asyncio.run(enqueue(3))
+    seen: list = []
+    cond = threading.Condition()
+
+    def on_snapshot(snap) -> None:
+        with cond:
+            seen.append(snap)
+            cond.notify_all()
+
+    def history_with(points: int):
+        for snap in seen:
+            for key, h in snap.throughput.items():
+                if key[1] == "gello" and key[3] == "mail" and len(h.series()[0]) >= points:
+                    return h
+        return None
+
+    thread = BackendThread()
+    options = ConnectOptions(prefixes=[prefix], gello_prefixes=[gprefix], store_prefix=f"{gprefix}:console",
+                             connect_timeout=5)
+    poller = Poller(redis_url, options, 0.2, on_snapshot)
+    thread.submit(poller.run())
+    try:
+        with cond:
+            assert cond.wait_for(lambda: history_with(1) is not None, 30)
+        asyncio.run(enqueue(2))
+        with cond:
+            assert cond.wait_for(lambda: history_with(1) is not None and 5 in history_with(1).series()[1], 30)
+            history = history_with(1)
+    finally:
+        thread.stop()
+    times, waiting, failed = history.series()
+    assert history.source == "counts" and waiting[0] == 3 and 5 in waiting and set(failed) == {0}
+    assert history.last() is None  # not a rate: the overview shows none
+    title = chart_title(history, 10)
+    assert "sampled by the console" in title and "keeps no throughput data" in title

@@ -55,6 +55,7 @@ def _span(seconds: float) -> str:
 class ThroughputChart(PlotextPlot):
     _history: RateHistory | None = None
     _latency: Latency | None = None
+    title_text = ""  # what the title says now
 
     def on_mount(self) -> None:  # (PlotextPlot's own on_mount runs too: Textual calls each class's)
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self.show(self._history, self._latency))
@@ -82,5 +83,6 @@ class ThroughputChart(PlotextPlot):
             xlabel = "seconds ago"
         lat = latency_line(latency)
         plt.xlabel(f"{xlabel} · {lat}" if lat else xlabel)
-        plt.title(chart_title(history, span_s))
+        self.title_text = chart_title(history, span_s)
+        plt.title(self.title_text)
         self.refresh()

@@ -22,27 +22,10 @@ if (!redisUrl || !prefix || !queueName || !['v6', 'v5'].includes(lib) || !schedu
   process.stderr.write('usage: node metrics_history.js <redis-url> <prefix> <queue> <v6|v5> <schedule-json>\n');
   process.exit(64);
 }
-const pkgName = lib === 'v5' ? 'bullmq5' : 'bullmq';
-const { Queue, Worker } = require(pkgName);
-const version = require(`${pkgName}/package.json`).version;
+const { connectionFromUrl, bullmqOf, hardTimeout } = require('./node_common');
 
-const hardTimer = setTimeout(() => {
-  process.stderr.write('metrics_history: hard timeout\n');
-  process.exit(3);
-}, 60000);
-
-function connectionFromUrl(raw) {
-  const u = new URL(raw);
-  const conn = {
-    host: u.hostname || '127.0.0.1',
-    port: u.port ? Number(u.port) : 6379,
-    db: u.pathname && u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0,
-    maxRetriesPerRequest: null,
-  };
-  if (u.username) conn.username = decodeURIComponent(u.username);
-  if (u.password) conn.password = decodeURIComponent(u.password);
-  return conn;
-}
+const { bullmq: { Queue, Worker }, version } = bullmqOf(lib);
+const hardTimer = hardTimeout(60000, 'metrics_history');
 
 const realNow = Date.now.bind(Date);
 let fake = null;
