@@ -598,3 +598,22 @@ async def test_history_by_minute_from_finish_times(world, postgres_url, monkeypa
     assert hist.source == "finished" and hist.note is None
     # the two most recent finishes: the older of their minutes was read in part and is left out
     assert [at // 60_000 - 1 for at in cut.at_ms] == [minute(-300)] and "last 2 finishes" in cut.note
+
+
+async def test_latency_leaves_out_rows_with_infinite_times(world, postgres_url):
+    """PostgreSQL cannot subtract infinite timestamps: such a completed row is not in the sample,
+    and the others are measured (found by tests/test_fuzz_readers.py)."""
+    _, schema, _ = world
+    async with h.admin(postgres_url) as conn:
+        await h.create_queue(conn, schema, "inf")
+        await h.add_job(conn, schema, "inf", "completed", created_s=-20, start_after_s=-20, started_s=-18, completed_s=-10)
+        await conn.execute(f'''UPDATE "{schema}".job SET started_on = '-infinity' WHERE name = 'inf' ''')
+        await h.add_job(conn, schema, "inf", "completed", created_s=-20, start_after_s=-20, started_s=-17, completed_s=-7)
+    reader = await open_reader(postgres_url, schema=schema)
+    try:
+        disc = await reader.discover()
+        await reader.statuses(disc.queues)
+        [lat] = await reader.latency([q for q in disc.queues if q.name == "inf"])
+    finally:
+        await reader.close()
+    assert lat.sample_size == 1 and lat.run_p50_ms == pytest.approx(10_000, abs=5)

@@ -898,7 +898,9 @@ class PgBossReader(Reader):
                 f"{c('start_after')})) * 1000, 0)::float8 AS w, "
                 f"GREATEST(extract(epoch FROM {c('completed_on')} - {c('started_on')}) * 1000, 0)::float8 AS r "
                 f"FROM {self._table_of(layout, q.name)} WHERE name = $1 AND state = 'completed' "
-                f"AND {c('completed_on')} IS NOT NULL AND {c('started_on')} IS NOT NULL "
+                # (infinite timestamps cannot be subtracted: such a row is left out of the sample)
+                f"AND isfinite({c('completed_on')}) AND isfinite({c('started_on')}) "
+                f"AND isfinite({c('created_on')}) AND isfinite({c('start_after')}) "
                 f"ORDER BY {c('completed_on')} DESC LIMIT $2) t", q.name, LATENCY_SAMPLE)
             out.append(Latency(queue=q, sample_size=int(r["n"]), wait_p50_ms=r["w50"],
                                wait_p95_ms=r["w95"], run_p50_ms=r["r50"], run_p95_ms=r["r95"]))
