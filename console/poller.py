@@ -119,6 +119,8 @@ class RateHistory:
         return k
 
     def _merged(self, live: array, hist: array, n: int | None) -> list:
+        if n is not None and self._len >= n:  # the overview's sparklines: the live ring alone
+            return self._tail(live, n)
         k = self._history_upto()
         newest = self._at[(self._next - 1) % len(self._at)] if self._len else (self._h_at[k - 1] if k else 0)
         start = 0
