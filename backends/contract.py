@@ -117,6 +117,26 @@ class Throughput(BaseModel):
     capped: bool = False
 
 
+class History(BaseModel):
+    """A queue's throughput before the console started, read once from what the store keeps
+    (BullMQ's per-minute ``metrics`` points, pg-boss finish times): one record per queue, the
+    points as plain number lists (the poller copies them into its ring), oldest first."""
+
+    queue: QueueRef
+    #: end of each point's window (server clock, ms), oldest first
+    at_ms: list[int] = Field(default_factory=list)
+    completed_per_s: list[float] = Field(default_factory=list)
+    failed_per_s: list[float] = Field(default_factory=list)
+    #: seconds each point covers (60 for BullMQ's per-minute metrics)
+    step_s: float = 60.0
+    #: where the points come from, as ``Throughput.source``
+    source: Literal["events", "metrics", "finished", "none"] = "none"
+    #: why there is no history (e.g. "metrics not enabled on the workers"): shown instead of a chart
+    unavailable: str | None = None
+    #: set when the history was cut to a bounded read (e.g. "sample of the last 20,000 finishes")
+    note: str | None = None
+
+
 class Latency(BaseModel):
     """Wait and processing time over the most recent completed jobs (milliseconds)."""
 
@@ -367,6 +387,12 @@ class Reader(Mutations, abc.ABC):
 
     async def latency(self, queues: list[QueueRef]) -> list[Latency]:
         """Latency over recent completed jobs (empty when unsupported)."""
+        return []
+
+    async def history(self, queues: list[QueueRef]) -> list[History]:
+        """Throughput over the last hour from what the store keeps, read once per queue when the
+        console first shows it (bounded per queue); a record with ``unavailable`` set where the
+        store keeps nothing for that queue. Empty when this store keeps no history at all."""
         return []
 
     async def gauges(self, queues: list[QueueRef]) -> list[QueueGauges]:

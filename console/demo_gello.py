@@ -374,6 +374,9 @@ class _Base(ThreadedWorkload):
         await g.enqueue("notifications", "webhook", {"url": "https://example.invalid/hook", "hostile": True,
                                                      "note": "\x1b[2J\x1b]0;pwned\x07[red]markup[/red]"},
                         priority="high", max_attempts=1)
+        # every queue exists before the console starts (issue 12 item 16: one was missing from the
+        # first frame until the next discovery)
+        await g.enqueue("invoices", "render-pdf", _payload(self._plan("invoices"), 0, rng), priority="normal")
 
     async def _start(self, g, rng: random.Random) -> list[asyncio.Task]:
         """Seed, then start the producers and workers this workload runs (either store)."""

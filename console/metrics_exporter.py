@@ -59,7 +59,7 @@ class Exporter:
         self.reports = 0  # snapshots received so far (a failed connect reports too)
         self.polled = threading.Condition(self._lock)  # notified on every snapshot
         self._pollers = [
-            Poller(raw, self.options, interval, self._on_snapshot_of(i), read_gauges=True,
+            Poller(raw, self.options, interval, self._on_snapshot_of(i), read_gauges=True, read_history=False,
                    latency_every=max(1, round(LATENCY_EVERY_S / interval)))
             for i, raw in enumerate(self.urls)
         ]

@@ -15,7 +15,7 @@ from array import array
 from dataclasses import dataclass, field, replace
 from typing import Any, Awaitable, Callable, Coroutine, TypeVar
 
-from backends.contract import (Discovery, Latency, QueueGauges, QueueRef, QueueStatus, Reader, Throughput,
+from backends.contract import (Discovery, History, Latency, QueueGauges, QueueRef, QueueStatus, Reader, Throughput,
                                call_with_timeout)
 from backends.errors import BackendError
 from backends.registry import ConnectOptions, open_readers
@@ -23,10 +23,16 @@ from backends.urls import redact
 
 T = TypeVar("T")
 HISTORY = 180  # throughput samples kept per queue
+#: points of history before the console started (the stores' per-minute points of the last hour)
+HISTORY_POINTS = 60
+HISTORY_SPAN_MS = 3_600_000
 #: the first slice of discovery: the overview shows the queues found in it while discovery goes on
 FIRST_DISCOVERY_S = 0.3
 #: each later slice of background discovery (paced by the reader), between refreshes
 DISCOVERY_SLICE_S = 1.0
+#: after the first complete discovery, look again after these many seconds (each), then every
+#: ``discover_every_s``: queues created while the console starts show within seconds
+EARLY_REDISCOVERY_S = (2.0, 10.0)
 #: with a focus set (the overview's rows on screen), every ``FULL_EVERY``-th tick reads every queue;
 #: the ticks between read the focused queues and those never read yet
 FULL_EVERY = 15
@@ -36,12 +42,19 @@ LAUNCH_ROWS = 100
 
 
 class RateHistory:
-    """The last ``size`` throughput samples of one queue, as numbers in fixed arrays (a ring).
+    """The last ``size`` throughput samples of one queue, as numbers in fixed arrays (a ring),
+    after the points of the hour before the console started where the store keeps them
+    (``prefill``: BullMQ's per-minute metrics, pg-boss finish times; at most ``HISTORY_POINTS``).
 
     Appended on the backend thread, read on the UI thread: both go through a lock, and readers
-    get copies. About 3.4 KiB per queue, where 180 Throughput models were ~190 KiB."""
+    get copies. About 3.4 KiB per queue (+1.4 KiB of history), where 180 Throughput models were
+    ~190 KiB.
 
-    __slots__ = ("_at", "_done", "_fail", "_capped", "_next", "_len", "source", "_lock")
+    ``source`` "counts" (a store that keeps no throughput, e.g. Gello): the two series are the
+    waiting and failed counts as the console sampled them, not rates."""
+
+    __slots__ = ("_at", "_done", "_fail", "_capped", "_next", "_len", "source", "_lock",
+                 "_h_at", "_h_done", "_h_fail", "history_source", "unavailable", "history_note")
 
     def __init__(self, size: int = HISTORY) -> None:
         self._at = array("d", bytes(8 * size))
@@ -52,18 +65,38 @@ class RateHistory:
         self._len = 0
         self.source = "none"
         self._lock = threading.Lock()
+        self._h_at = array("d")
+        self._h_done = array("d")
+        self._h_fail = array("d")
+        self.history_source: str | None = None  # where the prefilled points come from
+        self.unavailable: str | None = None  # why there are none (shown instead of an empty chart)
+        self.history_note: str | None = None
+
+    def prefill(self, history: History) -> None:
+        """The points before the first sample (once per queue; a later call replaces them)."""
+        n = min(len(history.at_ms), HISTORY_POINTS)
+        with self._lock:
+            self._h_at = array("d", history.at_ms[-n:] if n else [])
+            self._h_done = array("d", history.completed_per_s[-n:] if n else [])
+            self._h_fail = array("d", history.failed_per_s[-n:] if n else [])
+            self.history_source = history.source if n else None
+            self.unavailable = history.unavailable
+            self.history_note = history.note
 
     def append(self, sample: Throughput) -> None:
+        self.append_values(sample.at_ms, sample.completed_per_s, sample.failed_per_s, sample.capped, sample.source)
+
+    def append_values(self, at_ms: float, done: float, fail: float, capped: bool, source: str) -> None:
         with self._lock:
             i = self._next
-            self._at[i], self._done[i], self._fail[i] = sample.at_ms, sample.completed_per_s, sample.failed_per_s
-            self._capped[i] = 1 if sample.capped else 0
+            self._at[i], self._done[i], self._fail[i] = at_ms, done, fail
+            self._capped[i] = 1 if capped else 0
             self._next = (i + 1) % len(self._at)
             self._len = min(self._len + 1, len(self._at))
-            self.source = sample.source
+            self.source = source
 
     def __len__(self) -> int:
-        return self._len
+        return self._len + len(self._h_at)
 
     def _tail(self, arr: array, n: int | None) -> list:
         count = self._len if n is None else min(n, self._len)
@@ -73,24 +106,56 @@ class RateHistory:
             return arr[start:start + count].tolist()
         return arr[start:].tolist() + arr[:(start + count) - size].tolist()
 
+    def _history_upto(self) -> int:
+        """How many prefilled points come before the first live sample and within the hour
+        before the newest point."""
+        if not self._h_at:
+            return 0
+        first_live = self._at[(self._next - self._len) % len(self._at)] if self._len else None
+        k = len(self._h_at)
+        if first_live is not None:
+            while k and self._h_at[k - 1] >= first_live:
+                k -= 1
+        return k
+
+    def _merged(self, live: array, hist: array, n: int | None) -> list:
+        if n is not None and self._len >= n:  # the overview's sparklines: the live ring alone
+            return self._tail(live, n)
+        k = self._history_upto()
+        newest = self._at[(self._next - 1) % len(self._at)] if self._len else (self._h_at[k - 1] if k else 0)
+        start = 0
+        while start < k and self._h_at[start] < newest - HISTORY_SPAN_MS:
+            start += 1
+        out = hist[start:k].tolist() + self._tail(live, None)
+        return out if n is None else out[-n:]
+
     def completed(self, n: int | None = None) -> list[float]:
         with self._lock:
-            return self._tail(self._done, n)
+            return self._merged(self._done, self._h_done, n)
 
     def failed(self, n: int | None = None) -> list[float]:
         with self._lock:
-            return self._tail(self._fail, n)
+            return self._merged(self._fail, self._h_fail, n)
 
     def series(self) -> tuple[list[float], list[float], list[float]]:
-        """(times in ms, completed/s, failed/s), oldest first, taken together."""
+        """(times in ms, completed/s, failed/s), oldest first, taken together: the prefilled
+        history (the last hour) and then the live samples."""
         with self._lock:
-            return self._tail(self._at, None), self._tail(self._done, None), self._tail(self._fail, None)
+            return (self._merged(self._at, self._h_at, None), self._merged(self._done, self._h_done, None),
+                    self._merged(self._fail, self._h_fail, None))
+
+    def live_count(self) -> int:
+        return self._len
 
     def last(self) -> tuple[float, float, bool] | None:
-        """(completed/s, failed/s, capped) of the newest sample."""
+        """(completed/s, failed/s, capped) of the newest sample (the newest history point before
+        the first sample). None for sampled counts ("counts"): they are not rates."""
         with self._lock:
-            if not self._len:
+            if self.source == "counts":
                 return None
+            if not self._len:
+                k = self._history_upto()
+                return (self._h_done[k - 1], self._h_fail[k - 1], False) if k else None
             i = (self._next - 1) % len(self._at)
             return self._done[i], self._fail[i], bool(self._capped[i])
 
@@ -178,6 +243,7 @@ class Poller:
         latency_every: int = 30,
         discover_every_s: float = 60.0,
         read_gauges: bool = False,
+        read_history: bool = True,
     ) -> None:
         self.raw_url = raw_url
         self.url = redact(raw_url)
@@ -186,7 +252,9 @@ class Poller:
         self.on_snapshot = on_snapshot
         self.latency_every = latency_every
         self.discover_every_s = discover_every_s
+        self.early_rediscovery_s: tuple[float, ...] = EARLY_REDISCOVERY_S
         self.read_gauges = read_gauges  # oldest waiting age and workers (the metrics exporter)
+        self.read_history = read_history  # the hour before the start, for charts (not the exporter)
         self.readers: list[Reader] = []
         self.snapshot = Snapshot(connection=self.url, interval=interval)
         self._history: dict[tuple, RateHistory] = {}
@@ -202,6 +270,7 @@ class Poller:
         self._read_at: dict[tuple, float] = {}
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop ``run`` runs on
         self._latency_read: set[tuple] = set()  # queues whose latency has been read
+        self._history_read: set[tuple] = set()  # queues whose history (Reader.history) has been read
 
     # -- helpers used by screens through the backend thread --------------------------------
     def reader_for(self, queue: QueueRef) -> Reader | None:
@@ -294,12 +363,16 @@ class Poller:
 
     async def _discover_in_background(self, complete: bool) -> None:
         """Paced discovery beside the refreshes: slice after slice until a pass is complete, then
-        again every ``discover_every_s``. A failure here is left to the refresh loop to report."""
+        again after each of ``early_rediscovery_s`` and from then on every ``discover_every_s``.
+        The early passes catch queues created while the console started (an application, or the
+        demo, creating its queues then: issue 12 item 16, 8 of 9 demo queues until the 60 s pass).
+        A failure here is left to the refresh loop to report."""
+        early = list(self.early_rediscovery_s)
         while True:
             if complete:
                 self._last_discovery = time.monotonic()
-                await asyncio.sleep(self.discover_every_s)
-            had_queues = bool(self._reader_of)
+                await asyncio.sleep(early.pop(0) if early else self.discover_every_s)
+            known = set(self._reader_of)
             try:
                 complete = await self._discover_step(DISCOVERY_SLICE_S)
             except asyncio.CancelledError:
@@ -308,8 +381,38 @@ class Poller:
                 complete = False
                 await asyncio.sleep(self.interval)
                 continue
-            if not had_queues and self._reader_of:
-                self.refresh_now()  # the first queues: show them without waiting for the next tick
+            if not set(self._reader_of) <= known:
+                self.refresh_now()  # new queues: show them without waiting for the next tick
+
+    def _history_of(self, key: tuple) -> RateHistory:
+        history = self._history.get(key)
+        if history is None:
+            history = self._history[key] = RateHistory()
+        return history
+
+    async def _read_history(self, reader: Reader, queues: list[QueueRef], focus: frozenset | None) -> None:
+        """The hour before the console started, read once per queue when it is first on screen
+        (with an empty focus, the first LAUNCH_ROWS in discovery order, as the overview lists
+        them): so the first frame of a chart is not empty. A failure leaves it said, not retried."""
+        if focus is None:
+            wanted = [q for q in queues if q.key not in self._history_read]
+        elif not focus:
+            wanted = [q for q in queues[:LAUNCH_ROWS] if q.key not in self._history_read]
+        else:
+            wanted = [q for q in queues if q.key in focus and q.key not in self._history_read]
+        if not wanted or not self.read_history:
+            return
+        self._history_read.update(q.key for q in wanted)
+        try:
+            records = await call_with_timeout(reader.history(wanted), self.options.op_timeout,
+                                              f"reading throughput history at {self.url}")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # history is a nicety: the refresh goes on without it
+            reason = str(exc) if isinstance(exc, BackendError) else type(exc).__name__
+            records = [History(queue=q, unavailable=f"no history: {reason}") for q in wanted]
+        for record in records:
+            self._history_of(record.queue.key).prefill(record)
 
     def _polled(self, started: float) -> None:
         self.snapshot.polls += 1
@@ -336,10 +439,13 @@ class Poller:
                 samples = await call_with_timeout(reader.throughput(queues), self.options.op_timeout,
                                                   f"reading throughput at {self.url}")
                 for s in samples:
-                    history = self._history.get(s.queue.key)
-                    if history is None:
-                        history = self._history[s.queue.key] = RateHistory()
-                    history.append(s)
+                    self._history_of(s.queue.key).append(s)
+                await self._read_history(reader, queues, focus)
+            else:  # no throughput in this store: the waiting and failed counts as sampled here
+                for st in read:
+                    if self._reader_of.get(st.queue.key) is reader and not st.malformed:
+                        self._history_of(st.queue.key).append_values(
+                            now * 1000, st.counts.get("waiting") or 0, st.counts.get("failed") or 0, False, "counts")
             if reader.capabilities.latency:
                 latency_tick = self._tick % self.latency_every == 0
                 if focus is None:
@@ -371,6 +477,7 @@ class Poller:
                 del self.snapshot.latency[gone]
             self._read_at = {k: t for k, t in self._read_at.items() if k in listed}
             self._latency_read &= listed
+            self._history_read &= listed
         for st in read:
             self._status_of[st.queue.key] = st
             self._read_at[st.queue.key] = now

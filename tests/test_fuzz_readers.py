@@ -84,7 +84,8 @@ async def _call(coro, allowed: tuple[type[BackendError], ...] = ()):
 
 
 async def exercise(reader: Reader, pages: int = 2, limit: int = 3) -> None:
-    """Everything the console reads: discovery, counts, pages (walked), details, summaries, rates."""
+    """Everything the console reads: discovery, counts, pages (walked), details, summaries, rates,
+    latency, history."""
     disc = await _call(reader.discover())
     if disc is None:
         return
@@ -121,6 +122,8 @@ async def exercise(reader: Reader, pages: int = 2, limit: int = 3) -> None:
             _check(t)
     for lat in await _call(reader.latency(disc.queues)) or []:
         _check(lat)
+    for history in await _call(reader.history(disc.queues)) or []:
+        _check(history)
     for gauge in await _call(reader.gauges(disc.queues)) or []:
         _check(gauge)
 
@@ -153,9 +156,11 @@ def redis_key(draw, key: bytes, kinds=KINDS, members=st.binary(max_size=12)):
 
 FIELDS = [b"name", b"timestamp", b"processedOn", b"finishedOn", b"failedReason", b"atm", b"attemptsMade",
           b"priority", b"delay", b"data", b"opts", b"stacktrace", b"returnvalue", b"progress", b"ats", b"parentKey",
-          b"version", b"opts.maxLenEvents", b"paused", b"concurrency", b"max", b"duration", b"count"]
+          b"version", b"opts.maxLenEvents", b"paused", b"concurrency", b"max", b"duration", b"count",
+          b"prevTS", b"prevCount"]
 BULL_SUFFIXES = [b"meta", b"id", b"wait", b"paused", b"active", b"prioritized", b"delayed", b"completed", b"failed",
-                 b"waiting-children", b"events", b"meta-paused", b"metrics:completed", b"metrics:failed"]
+                 b"waiting-children", b"events", b"meta-paused", b"metrics:completed", b"metrics:failed",
+                 b"metrics:completed:data", b"metrics:failed:data"]
 
 
 @st.composite

@@ -347,3 +347,52 @@ async def test_tui_lists_the_queue_and_opens_a_failed_job(world):
             await pilot.pause(0.2)
             text = html.unescape(app.export_screenshot()).replace("\xa0", " ")
         assert "boom 1" in text and "error (latest)" in text  # the error in the list and in the job's detail
+
+
+async def test_history_from_the_metrics_table_bullmq_writes(world):
+    """BullMQ's own worker with ``metrics`` on fills the ``metrics`` table; the reader's history
+    holds only whole minutes before now, and its counts are those of the library's ``getMetrics``
+    read by backends/minute_metrics.py. A queue whose workers keep no metrics says so."""
+    from backends.minute_metrics import MINUTE_MS, minute_counts
+
+    w = world
+    reader = await w.reader()
+    ref = w.ref()
+    [none] = await reader.history([ref])
+    assert none.at_ms == [] and "keep no metrics" in none.unavailable
+    for i in range(4):
+        await w.queue.add("send", {"i": i}, {"attempts": 1})
+    worker = Worker(w.name, lambda job, token: asyncio.sleep(0, {"ok": 1}),
+                    {**w.opts, "drainDelay": 1, "metrics": {"maxDataPoints": 60}})
+    try:
+        end = time.monotonic() + 60
+        while (await w.lib_counts())["completed"] < 4:
+            assert time.monotonic() < end
+            await asyncio.sleep(0.05)
+    finally:
+        await worker.close()
+    [hist] = await reader.history([ref])
+    # the library's own getMetrics statement (BullMQ for Python ships it beside collect_metrics.sql)
+    import pathlib
+
+    import asyncpg
+    import bullmq
+
+    sql = (pathlib.Path(bullmq.__file__).parent / "postgres" / "commands" / "get_metrics.sql").read_text()
+    conn = await asyncpg.connect(w.url, server_settings={"search_path": w.schema})
+    try:
+        lib = await conn.fetchrow(sql, w.name, "completed", 0, -1)
+        # (3.4.4's statement returns total and data; the minute of the newest point is prev_ts's)
+        prev = await conn.fetchrow("SELECT prev_ts, prev_count FROM metrics WHERE queue = $1 AND kind = 'completed'",
+                                   w.name)
+        now_ms = await conn.fetchval("SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint")
+    finally:
+        await conn.close()
+    assert hist.unavailable is None and hist.source == "metrics"
+    assert lib["total"] == 4
+    want = minute_counts(lib["total"], prev["prev_ts"], prev["prev_count"], list(lib["data"]), now_ms)
+    assert sum(want.values()) + (lib["total"] - prev["prev_count"] if prev["prev_ts"] // MINUTE_MS >= now_ms // MINUTE_MS
+                                 else 0) == 4
+    got = {at // MINUTE_MS - 1: round(v * 60) for at, v in zip(hist.at_ms, hist.completed_per_s)}
+    assert all(m < now_ms // MINUTE_MS for m in got)
+    assert {m: v for m, v in got.items() if v} == {m: v for m, v in want.items() if v and m in got}

@@ -536,3 +536,84 @@ def test_quote_ident():
     assert quote_ident('a"b') == '"a""b"'
     with pytest.raises(ValueError):
         quote_ident("a\x00b")
+
+
+async def test_latency_p50_p95_from_the_most_recent_completed_jobs(world, postgres_url):
+    """Wait = started_on - max(created_on, start_after), run = completed_on - started_on, over the
+    most recent completed jobs; percentiles as statistics.quantiles(inclusive) gives them."""
+    import statistics
+
+    _, schema, _ = world
+    waits, runs = [1, 2, 3, 4, 5], [10, 20, 30, 40, 50]
+    async with h.admin(postgres_url) as conn:
+        await h.create_queue(conn, schema, "lat")
+        for w, r in zip(waits, runs):
+            await h.add_job(conn, schema, "lat", "completed", created_s=-300, start_after_s=-300,
+                            started_s=-300 + w, completed_s=-300 + w + r)
+        # a retry waits from its start_after, not from its creation
+        await h.add_job(conn, schema, "lat", "failed", created_s=-900, start_after_s=-200, started_s=-199,
+                        completed_s=-100)
+    reader = await open_reader(postgres_url, schema=schema)
+    try:
+        disc = await reader.discover()
+        await reader.statuses(disc.queues)
+        by = {lat.queue.name: lat for lat in await reader.latency(disc.queues)}
+    finally:
+        await reader.close()
+    lat = by["lat"]
+    assert lat.sample_size == 5
+    q = lambda xs, p: statistics.quantiles([x * 1000.0 for x in xs], n=100, method="inclusive")[p - 1]  # noqa: E731
+    assert lat.wait_p50_ms == pytest.approx(q(waits, 50), abs=1) and lat.wait_p95_ms == pytest.approx(q(waits, 95), abs=1)
+    assert lat.run_p50_ms == pytest.approx(q(runs, 50), abs=1) and lat.run_p95_ms == pytest.approx(q(runs, 95), abs=1)
+    assert by["empty"].sample_size == 0 and by["empty"].wait_p50_ms is None
+
+
+async def test_history_by_minute_from_finish_times(world, postgres_url, monkeypatch):
+    """12.38 (index on name, completed_on): the whole minutes of the last hour, on the DB clock,
+    at most HISTORY_ROWS finishes (labelled when cut); v10/v11 say there is no history."""
+    major, schema, _ = world
+    async with h.admin(postgres_url) as conn:
+        await h.create_queue(conn, schema, "hist")
+        for at in (-1800, -1800, -600):
+            await h.add_job(conn, schema, "hist", "completed", started_s=at - 1, completed_s=at)
+        await h.add_job(conn, schema, "hist", "failed", started_s=-301, completed_s=-300)
+        await h.add_job(conn, schema, "hist", "completed", started_s=-7201, completed_s=-7200)  # over an hour ago
+        db_now = await conn.fetchval("SELECT extract(epoch FROM now())::float8")
+    reader = await open_reader(postgres_url, schema=schema)
+    try:
+        disc = await reader.discover()
+        await reader.statuses(disc.queues)
+        [hist] = await reader.history([q for q in disc.queues if q.name == "hist"])
+        monkeypatch.setattr(pgreader, "HISTORY_ROWS", 2)
+        [cut] = await reader.history([q for q in disc.queues if q.name == "hist"])
+    finally:
+        await reader.close()
+    if major != "v12":
+        assert hist.at_ms == [] and "no index on completed_on" in hist.unavailable
+        return
+    minute = lambda s: int((db_now + s) // 60)  # noqa: E731
+    done = {at // 60_000 - 1: round(v * 60) for at, v in zip(hist.at_ms, hist.completed_per_s) if v}
+    fail = {at // 60_000 - 1: round(v * 60) for at, v in zip(hist.at_ms, hist.failed_per_s) if v}
+    assert done == {minute(-1800): 2, minute(-600): 1} and fail == {minute(-300): 1}
+    assert hist.source == "finished" and hist.note is None
+    # the two most recent finishes: the older of their minutes was read in part and is left out
+    assert [at // 60_000 - 1 for at in cut.at_ms] == [minute(-300)] and "last 2 finishes" in cut.note
+
+
+async def test_latency_leaves_out_rows_with_infinite_times(world, postgres_url):
+    """PostgreSQL cannot subtract infinite timestamps: such a completed row is not in the sample,
+    and the others are measured (found by tests/test_fuzz_readers.py)."""
+    _, schema, _ = world
+    async with h.admin(postgres_url) as conn:
+        await h.create_queue(conn, schema, "inf")
+        await h.add_job(conn, schema, "inf", "completed", created_s=-20, start_after_s=-20, started_s=-18, completed_s=-10)
+        await conn.execute(f'''UPDATE "{schema}".job SET started_on = '-infinity' WHERE name = 'inf' ''')
+        await h.add_job(conn, schema, "inf", "completed", created_s=-20, start_after_s=-20, started_s=-17, completed_s=-7)
+    reader = await open_reader(postgres_url, schema=schema)
+    try:
+        disc = await reader.discover()
+        await reader.statuses(disc.queues)
+        [lat] = await reader.latency([q for q in disc.queues if q.name == "inf"])
+    finally:
+        await reader.close()
+    assert lat.sample_size == 1 and lat.run_p50_ms == pytest.approx(10_000, abs=5)

@@ -28,6 +28,7 @@ from backends.contract import (
     Discovery,
     JobDetail,
     JobSummary,
+    History,
     Latency,
     LogLines,
     Page,
@@ -38,6 +39,7 @@ from backends.contract import (
     Throughput,
 )
 from backends.errors import BadCursor, Malformed, UnknownState
+from backends.minute_metrics import HISTORY_MINUTES, history_of, minute_counts
 from backends.page_cursor import ListCursor, ZsetCursor, decode_position, encode_position
 from backends.redis_acl import acl_user, dryrun
 from backends.redis_client import is_wrongtype, pipelined, redis_errors
@@ -699,6 +701,33 @@ class BullMQReader(ComposedReader):
         replies = await pipe.execute(raise_on_error=False)
         _raise_other_errors(replies)
         return [entry for reply in replies if reply and not isinstance(reply, Exception) for entry in reply]
+
+    async def history(self, queues: list[QueueRef]) -> list[History]:
+        """The last hour from the per-minute points workers keep with ``metrics`` enabled (what
+        ``Queue.getMetrics`` reads: backends/minute_metrics.py), one round trip for every queue.
+        A queue whose workers keep no metrics (or legacy Bull) says so instead."""
+        if not queues:
+            return []
+        commands: list[tuple] = [("TIME",)]
+        for q in queues:
+            k = QueueKeys(q.namespace, q.name)
+            for kind in ("completed", "failed"):
+                commands += [("HMGET", k(f"metrics:{kind}"), "count", "prevTS", "prevCount"),
+                             ("LRANGE", k(f"metrics:{kind}:data"), 0, HISTORY_MINUTES - 1)]
+        async with redis_errors(self.url):
+            # a metrics key of the wrong type counts as no metrics
+            replies = await pipelined(self.client, commands, wrongtype_in_place=True)
+        secs, micros, *rest = _flatten_time([None if is_wrongtype(r) else r for r in replies])
+        now_ms = int(secs) * 1000 + int(micros) // 1000
+        out = []
+        for i, q in enumerate(queues):
+            kinds = []
+            for meta, data in (rest[4 * i:4 * i + 2], rest[4 * i + 2:4 * i + 4]):
+                count, prev_ts, prev_count = (to_int(v) for v in (meta or (None, None, None)))
+                kinds.append(minute_counts(count, prev_ts, prev_count, [to_int(v) or 0 for v in data or []], now_ms))
+            out.append(history_of(q, *kinds) if q.backend == "bullmq" else
+                       History(queue=q, unavailable="no history: legacy Bull keeps no metrics"))
+        return out
 
     # ------------------------------------------------------------------ monitoring gauges
     async def gauges(self, queues: list[QueueRef]) -> list[QueueGauges]:

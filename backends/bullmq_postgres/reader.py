@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import time
 
+import asyncpg
+
 from backends.blob import ROW_LIMIT, to_blob
 from backends.bullmq_postgres import cursor as cur
 from backends.bullmq_postgres.layout import (
@@ -31,6 +33,7 @@ from backends.contract import (
     Discovery,
     JobDetail,
     JobSummary,
+    History,
     Latency,
     LogLines,
     Page,
@@ -41,6 +44,7 @@ from backends.contract import (
     Throughput,
 )
 from backends.errors import BadRequest, UnknownState
+from backends.minute_metrics import HISTORY_MINUTES, history_of, minute_counts
 from backends.postgres import close_pool, pg_errors, quote_ident
 from backends.urls import ConnectionUrl
 
@@ -318,6 +322,40 @@ class BullMQPgReader(ComposedReader):
                                   completed_per_s=int(row["c"]) / interval, failed_per_s=int(row["f"]) / interval,
                                   source="events"))
         return out
+
+    # ------------------------------------------------------------------ history
+    async def history(self, queues: list[QueueRef]) -> list[History]:
+        """The last hour from the ``metrics`` table, which BullMQ's ``collect_metrics`` keeps as
+        its Redis adapter keeps ``metrics:<kind>`` (count, prev_ts, prev_count, per-minute points
+        newest first; backends/minute_metrics.py): one statement per schema for its queues, the
+        first 60 points of each row. No row (workers without ``metrics``): said so."""
+        by_schema: dict[str, list[QueueRef]] = {}
+        for q in queues:
+            by_schema.setdefault(q.namespace, []).append(q)
+        out = []
+        for schema, qs in by_schema.items():
+            async with pg_errors(self.url):
+                try:
+                    rows = await self._metrics_rows(schema, qs)
+                except asyncpg.UndefinedTableError:  # a schema BullMQ has not migrated yet
+                    rows = []
+            kept = {(r["queue"], r["kind"]): r for r in rows}
+            for q in qs:
+                kinds = []
+                for kind in ("completed", "failed"):
+                    r = kept.get((q.name, kind))
+                    kinds.append(None if r is None else minute_counts(
+                        r["count"], r["prev_ts"], r["prev_count"], list(r["data"] or []), r["now_ms"]))
+                out.append(history_of(q, *kinds))
+        return out
+
+    async def _metrics_rows(self, schema: str, qs: list[QueueRef]) -> list:
+        """Each queue's two metrics rows (at most HISTORY_MINUTES points each), on the DB clock."""
+        return await self.pool.fetch(
+            "SELECT queue, kind, count, prev_ts, prev_count, data[1:$2] AS data, "
+            "floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now_ms "
+            f"FROM {quote_ident(schema)}.metrics WHERE queue = ANY($1::text[]) "
+            "AND kind IN ('completed', 'failed')", [q.name for q in qs], HISTORY_MINUTES)
 
     # ------------------------------------------------------------------ latency
     async def latency(self, queues: list[QueueRef]) -> list[Latency]:

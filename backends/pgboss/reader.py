@@ -24,6 +24,8 @@ from backends.contract import (
     Discovery,
     JobDetail,
     JobSummary,
+    History,
+    Latency,
     Page,
     QueueGauges,
     QueueRef,
@@ -54,6 +56,10 @@ THROUGHPUT_MIN_S = 5.0
 #: tables: at most this many bytes of them per call, queue by queue in turn; a queue whose table is
 #: bigger is not measured (labelled)
 THROUGHPUT_SCAN_BYTES = 16 * 1024 * 1024
+#: latency is taken over this many most recently completed jobs per queue (as for BullMQ)
+LATENCY_SAMPLE = 50
+#: at most this many of a queue's most recent finishes make its history (the last hour by minute)
+HISTORY_ROWS = 20_000
 #: cached counters older than this are stale (2 x pg-boss's default monitor interval): they are
 #: labelled so and not used as the counts
 STALE_COUNTERS_S = 120.0
@@ -149,7 +155,7 @@ class PgBossReader(ComposedReader):
     """Every pg-boss schema in one PostgreSQL database (or the one ``schema`` pins)."""
 
     backend = BACKEND
-    capabilities = Capabilities(states=STATES, throughput=True, latency=False, retry=True, purge=True, promote=True,
+    capabilities = Capabilities(states=STATES, throughput=True, latency=True, retry=True, purge=True, promote=True,
                                 cancel=True, pause=True, delayed_retry=True, job_timeout=True,
                                 namespace_label="schema")
 
@@ -826,8 +832,7 @@ class PgBossReader(ComposedReader):
         for i in range(n):
             p, sp = i + 1, n + i + 1
             win = f"{c('completed_on')} > ${sp} AND {c('completed_on')} <= now()"
-            info = self._queues.get((layout.schema, names[i]))
-            table = (info.table if info is not None and info.table else None) or layout.job
+            table = self._table_of(layout, names[i])
             live = (f"SELECT count(*) FILTER (WHERE state = 'completed') AS done, count(*) FILTER (WHERE {failed}) AS fail "
                     f"FROM {table} WHERE name = ${p} AND {win}")
             if layout.has_archive:
@@ -853,6 +858,81 @@ class PgBossReader(ComposedReader):
                                   completed_per_s=(r["done"] or 0) / interval, failed_per_s=(r["fail"] or 0) / interval,
                                   source="finished"))
             self._tp_q_since[(layout.schema, q.name)] = now
+        return out
+
+    def _table_of(self, layout: Layout, name: str) -> str:
+        """The table a queue's rows live in (its partition, as the last refresh found it)."""
+        info = self._queues.get((layout.schema, name))
+        return (info.table if info is not None and info.table else None) or layout.job
+
+    def _finish_bounded(self, layout: Layout, name: str) -> bool:
+        """A read of the queue's most recent finishes is bounded: by 12.38's index on
+        (name, completed_on), or by a queue table of at most THROUGHPUT_SCAN_BYTES."""
+        if self._tp_indexed(layout):
+            return True
+        info = self._queues.get((layout.schema, name))
+        return info is not None and info.table_bytes is not None and info.table_bytes <= THROUGHPUT_SCAN_BYTES
+
+    # ------------------------------------------------------------------ latency
+    async def latency(self, queues: list[QueueRef]) -> list[Latency]:
+        """Wait (started_on minus the later of created_on and start_after: a retry waits from its
+        start_after) and run time (completed_on - started_on) of the LATENCY_SAMPLE most recently
+        completed jobs of each queue, percentiles interpolated as on Redis (percentile_cont): one
+        statement per queue, walking 12.38's (name, completed_on) index backwards, or sorting a
+        queue table of at most THROUGHPUT_SCAN_BYTES. Other queues get no numbers (sample 0)."""
+        out = []
+        for q in queues:
+            layout = await self._layout(q.namespace)
+            if not layout.known or not self._finish_bounded(layout, q.name):
+                out.append(Latency(queue=q, sample_size=0))
+                continue
+            c = layout.col
+            r = await self._fetchrow(
+                "SELECT count(r) AS n, "
+                "percentile_cont(0.5) WITHIN GROUP (ORDER BY w) AS w50, percentile_cont(0.95) WITHIN GROUP (ORDER BY w) AS w95, "
+                "percentile_cont(0.5) WITHIN GROUP (ORDER BY r) AS r50, percentile_cont(0.95) WITHIN GROUP (ORDER BY r) AS r95 "
+                f"FROM (SELECT GREATEST(extract(epoch FROM {c('started_on')} - GREATEST({c('created_on')}, "
+                f"{c('start_after')})) * 1000, 0)::float8 AS w, "
+                f"GREATEST(extract(epoch FROM {c('completed_on')} - {c('started_on')}) * 1000, 0)::float8 AS r "
+                f"FROM {self._table_of(layout, q.name)} WHERE name = $1 AND state = 'completed' "
+                # (infinite timestamps cannot be subtracted: such a row is left out of the sample)
+                f"AND isfinite({c('completed_on')}) AND isfinite({c('started_on')}) "
+                f"AND isfinite({c('created_on')}) AND isfinite({c('start_after')}) "
+                f"ORDER BY {c('completed_on')} DESC LIMIT $2) t", q.name, LATENCY_SAMPLE)
+            out.append(Latency(queue=q, sample_size=int(r["n"]), wait_p50_ms=r["w50"],
+                               wait_p95_ms=r["w95"], run_p50_ms=r["r50"], run_p95_ms=r["r95"]))
+        return out
+
+    # ------------------------------------------------------------------ history
+    async def history(self, queues: list[QueueRef]) -> list[History]:
+        """The last hour by minute from finish times (completed_on) in the job table: at most
+        HISTORY_ROWS of a queue's most recent finishes, walking 12.38's (name, completed_on) index
+        backwards (a queue busier than that shows the last HISTORY_ROWS finishes, labelled). Where
+        no index covers completed_on the read would scan the table: no history, said so."""
+        out = []
+        for q in queues:
+            layout = await self._layout(q.namespace)
+            if not layout.known or not self._tp_indexed(layout):
+                out.append(History(queue=q, unavailable=(
+                    "no history: no index on completed_on in this pg-boss version (12.38 adds it)")))
+                continue
+            c = layout.col
+            rows = await self._fetch(
+                "SELECT floor(extract(epoch FROM t.f) / 60)::bigint AS m, count(*) FILTER (WHERE t.state = 'completed') AS done, "
+                "count(*) FILTER (WHERE t.state = 'failed') AS fail, count(*) AS n "
+                f"FROM (SELECT {c('completed_on')} AS f, state FROM {self._table_of(layout, q.name)} "
+                f"WHERE name = $1 AND {c('completed_on')} > date_trunc('minute', now()) - interval '1 hour' "
+                f"AND {c('completed_on')} < date_trunc('minute', now()) "
+                f"ORDER BY {c('completed_on')} DESC LIMIT $2) t GROUP BY 1 ORDER BY 1", q.name, HISTORY_ROWS)
+            capped = sum(int(r["n"]) for r in rows) >= HISTORY_ROWS
+            if capped:
+                rows = rows[1:]  # the oldest minute read only in part
+            note = f"last {HISTORY_ROWS:,} finishes" if capped else None
+            if layout.has_archive:
+                note = "; ".join(filter(None, (note, "jobs archived since are not counted")))
+            out.append(History(queue=q, at_ms=[(int(r["m"]) + 1) * 60_000 for r in rows],
+                               completed_per_s=[int(r["done"]) / 60.0 for r in rows],
+                               failed_per_s=[int(r["fail"]) / 60.0 for r in rows], source="finished", note=note))
         return out
 
     # ------------------------------------------------------------------ the writer's settings

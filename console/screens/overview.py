@@ -15,6 +15,7 @@ from console.screens.progress import MutationHost
 from console.poller import Snapshot
 from console.safe_text import one_line
 from console.widgets.footer import KeyFooter
+from console.widgets.signal_colors import rich_styles
 from console.widgets.status_bar import ConnectionBar, ErrorBanner
 
 
@@ -225,7 +226,8 @@ class OverviewScreen(MutationHost, TableNavigation, FilterBox, Screen):
         lat = snap.latency.get(s.queue.key) if snap else None
         caps = self._capabilities(s)
         return (s.queue.name, s.paused, self._stale_age(s, snap), tuple(s.counts.get(c) for c in self._columns), tuple(s.estimated),
-                (history.completed(12), history.failed(8), history.last()) if history is not None else None,
+                (history.completed(12), history.failed(8), history.last(), rich_styles(self.app.current_theme))
+                if history is not None else None,
                 (lat.wait_p50_ms, lat.run_p50_ms) if lat else None,
                 None if caps is None else (caps.throughput, caps.latency))
 
@@ -259,9 +261,10 @@ class OverviewScreen(MutationHost, TableNavigation, FilterBox, Screen):
         if history is not None and last is not None:
             done_per_s, _, capped = last
             rate = f"{done_per_s:.1f}" + ("+" if capped else "")
-            spark = Text(fmt.sparkline(history.completed(12), 12), style="green")
+            ok, bad = rich_styles(self.app.current_theme)  # the theme's success and error
+            spark = Text(fmt.sparkline(history.completed(12), 12), style=ok)
             spark.append(" ")
-            spark.append(fmt.sparkline(history.failed(8), 8), style="red")
+            spark.append(fmt.sparkline(history.failed(8), 8), style=bad)
         else:  # "…" while the first samples come in; "–" where the queue system has no such number
             rate, spark = ("…" if caps is None or caps.throughput else "–"), Text("")
         no_latency = "…" if caps is None or caps.latency else "–"

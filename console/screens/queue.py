@@ -150,7 +150,7 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
         self.refresh_bindings()  # capabilities are known once the connection is up
         self._render_title()
         self._render_tabs()
-        self.query_one(ThroughputChart).show(snap.throughput.get(self.queue.key))
+        self.query_one(ThroughputChart).show(snap.throughput.get(self.queue.key), snap.latency.get(self.queue.key))
         self._ticks += 1
         if self.is_current and snap.connected and self._ticks % PAGE_REFRESH_EVERY.get(self.state, 1) == 0:
             self.load_page()

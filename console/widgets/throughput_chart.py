@@ -1,30 +1,88 @@
-"""Completed and failed jobs per second over the last minutes, drawn with plotext."""
+"""Completed and failed jobs per second: the hour before the console started where the store keeps
+it (console.poller.RateHistory.prefill), then the live samples; drawn with plotext in the theme's
+success and error colours. Where the store keeps no throughput (Gello), the waiting and failed
+counts as the console sampled them, said so in the title."""
 from __future__ import annotations
 
 from textual_plotext import PlotextPlot
 
+from backends.contract import Latency
+from console import formatting as fmt
 from console.poller import RateHistory
+from console.widgets.signal_colors import plotext_colors
+
+SOURCE_LABELS = {"events": "events stream", "metrics": "library metrics", "finished": "finish times"}
+
+
+def chart_title(history: RateHistory | None, span_s: float) -> str:
+    """What the chart says above its lines (or instead of them)."""
+    if history is None or not len(history):
+        if history is not None and history.unavailable:
+            return f"jobs/s: {history.unavailable}; live samples follow…"
+        return "jobs/s: waiting for the first samples…"
+    if history.source == "counts":
+        return (f"waiting and failed jobs over the last {_span(span_s)}, sampled by the console "
+                "(this store keeps no throughput data)")
+    parts = []
+    if history.history_source:
+        parts.append(f"history: {SOURCE_LABELS.get(history.history_source, history.history_source)}")
+    elif history.unavailable:
+        parts.append(history.unavailable)
+    if history.history_note:
+        parts.append(history.history_note)
+    if history.live_count():
+        parts.append(f"live: {SOURCE_LABELS.get(history.source, history.source)}")
+    if history.any_capped():
+        parts.append("some samples capped")
+    return f"jobs/s over the last {_span(span_s)} ({'; '.join(parts)})"
+
+
+def latency_line(latency: Latency | None) -> str:
+    """Wait and run percentiles with the sample they come from (empty when not read yet)."""
+    if latency is None:
+        return ""
+    if not latency.sample_size:
+        return "latency: no completed job to measure"
+    return (f"wait p50 {fmt.duration_ms(latency.wait_p50_ms)} p95 {fmt.duration_ms(latency.wait_p95_ms)}, "
+            f"run p50 {fmt.duration_ms(latency.run_p50_ms)} p95 {fmt.duration_ms(latency.run_p95_ms)} "
+            f"(sample of {latency.sample_size})")
+
+
+def _span(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
 
 
 class ThroughputChart(PlotextPlot):
-    def on_mount(self) -> None:
-        self.plt.title("jobs/s (completed, failed)")
+    _history: RateHistory | None = None
+    _latency: Latency | None = None
+    title_text = ""  # what the title says now
+
+    def on_mount(self) -> None:  # (PlotextPlot's own on_mount runs too: Textual calls each class's)
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self.show(self._history, self._latency))
         self.show(None)
 
-    def show(self, history: RateHistory | None) -> None:
+    def show(self, history: RateHistory | None, latency: Latency | None = None) -> None:
+        self._history, self._latency = history, latency
         plt = self.plt
         plt.clear_data()
         times, done, fail = history.series() if history is not None else ([], [], [])
-        if history is not None and times:
+        span_s = 0.0
+        if times:
             t0 = times[-1]
             xs = [(t - t0) / 1000.0 for t in times]
-            plt.plot(xs, done, label="completed", color="green", marker="braille")
-            plt.plot(xs, fail, label="failed", color="red", marker="braille")
-            capped = history.any_capped()
-            source = history.source
-            label = {"events": "events stream", "metrics": "library metrics", "finished": "finish times"}.get(source, source)
-            plt.title(f"jobs/s over the last {abs(xs[0]):.0f} s (source: {label}{', some samples capped' if capped else ''})")
+            span_s = abs(xs[0])
+            in_minutes = span_s >= 120
+            if in_minutes:
+                xs = [x / 60.0 for x in xs]
+            ok, bad = plotext_colors(self.app.current_theme)
+            counts = history is not None and history.source == "counts"
+            plt.plot(xs, done, label="waiting" if counts else "completed", color=ok, marker="braille")
+            plt.plot(xs, fail, label="failed", color=bad, marker="braille")
+            xlabel = "minutes ago" if in_minutes else "seconds ago"
         else:
-            plt.title("jobs/s: waiting for the first samples…")
-        plt.xlabel("seconds ago")
+            xlabel = "seconds ago"
+        lat = latency_line(latency)
+        plt.xlabel(f"{xlabel} · {lat}" if lat else xlabel)
+        self.title_text = chart_title(history, span_s)
+        plt.title(self.title_text)
         self.refresh()
