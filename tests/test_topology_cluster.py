@@ -129,6 +129,9 @@ async def test_counts_equal_get_job_counts_on_every_master(cluster, node):
         assert sorted(j.id for j in page.jobs) == sorted(made["failed"]["emails"])
         detail = await reader.job(emails, made["failed"]["emails"][0])
         assert detail is not None and "boom" in detail.summary.failed_reason.text
+        # the first frame's history is read on each queue's own master: one record per queue
+        history = await reader.history(mine)
+        assert sorted(h.queue.qualified for h in history) == sorted(q.qualified for q in mine)
     finally:
         await reader.close()
 

@@ -31,7 +31,7 @@ import redis.asyncio as aioredis
 
 from backends.bullmq.reader import BullMQReader
 from backends.contract import (
-    BatchOutcome, ConsoleStore, Discovery, JobDetail, JobOutcome, JobSummary, Latency, Page, QueueGauges, QueueRef,
+    BatchOutcome, ConsoleStore, Discovery, History, JobDetail, JobOutcome, JobSummary, Latency, Page, QueueGauges, QueueRef,
     QueueStatus, Reader, Throughput,
 )
 from backends.errors import BackendError
@@ -238,6 +238,9 @@ class BullMQClusterReader(Reader):
 
     async def latency(self, queues: list[QueueRef]) -> list[Latency]:
         return await self._each(queues, lambda n, qs: n.latency(qs), aligned=False)
+
+    async def history(self, queues: list[QueueRef]) -> list[History]:
+        return await self._each(queues, lambda n, qs: n.history(qs), aligned=False)
 
     async def gauges(self, queues: list[QueueRef]) -> list[QueueGauges]:
         return await self._each(queues, lambda n, qs: n.gauges(qs), aligned=False)
