@@ -296,8 +296,16 @@ def _run_demo_command(args: list[str], options: ConnectOptions, other: str, url_
                 gello = next((r for r in readers if r.backend == "gello"), None)
                 if gello is None:
                     return backends, set()
-                # the seeded queues are there once the workload has started (invoices: with its first job)
-                return backends, {q.name for q in (await gello.discover()).queues}
+                # Gello keeps no queue registry: a queue is seen while it holds rows or keys, and the
+                # demo's workers may drain one (orders) for a moment on a busy machine. Every seeded
+                # queue must show up, so look until each has been seen (30 s at most).
+                names: set[str] = set()
+                deadline = time.monotonic() + 30
+                while True:
+                    names |= {q.name for q in (await gello.discover()).queues}
+                    if {"orders", "notifications", "exports"} <= names or time.monotonic() > deadline:
+                        return backends, names
+                    await asyncio.sleep(0.2)
             finally:
                 await _close(readers)
 
