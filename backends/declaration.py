@@ -8,7 +8,7 @@ stay cheap: ``open`` and ``detect`` import the backend's reader lazily.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 if TYPE_CHECKING:  # pragma: no cover
     from backends.contract import Reader
@@ -19,12 +19,24 @@ if TYPE_CHECKING:  # pragma: no cover
 URL_KINDS = {"redis": "Redis", "postgres": "PostgreSQL"}
 
 
+#: the types a declared option's value may have (``repeatable``: a list of them)
+OPTION_TYPES = (str, int, float, bool)
+_KIND = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+_KINDS = {str: "a list of strings", int: "a list of integers", float: "a list of numbers"}
+
+
 @dataclass(frozen=True)
 class BackendOption:
-    """One command-line flag and config key of a backend, declared once. ``dest`` is the attribute
-    of ``ConnectOptions`` (and of the argparse namespace) it fills; ``config_key`` the key in the
-    config file's top level and contexts. Several backends may declare the same flag (Gello reads
-    ``--prefix`` / ``--schema`` too); the CLI adds it once and joins the helps."""
+    """One command-line flag and config key of a backend, declared once: the built-in backends
+    declare theirs exactly as a backend from another package does. ``dest`` is the attribute of
+    ``ConnectOptions`` (and of the argparse namespace) it fills; ``config_key`` the key in the
+    config file's top level and contexts. ``type`` is ``str``, ``int``, ``float`` or ``bool``
+    (``repeatable``: a list of them; a bool is never repeatable); the flag converts to it and the
+    config checks it, naming the file, key and value. ``shared``: other backends declare the same
+    flag (BullMQ and Gello ``--prefix``; pg-boss, Gello and BullMQ on PostgreSQL ``--schema``): the
+    CLI adds it once with the helps joined, one value reaches every backend, and each reads it as
+    its help says. A flag declared twice must be ``shared`` in every declaration of it and agree on
+    everything but ``help`` (``backends.registry.backend_options`` checks)."""
 
     flag: str
     dest: str
@@ -32,6 +44,43 @@ class BackendOption:
     config_key: str
     repeatable: bool = False
     metavar: str | None = None
+    type: type = str
+    shared: bool = False
+
+    def __post_init__(self) -> None:
+        if self.type not in OPTION_TYPES:
+            raise TypeError(f"option {self.flag}: type must be one of str, int, float, bool, not {self.type!r}")
+        if self.type is bool and self.repeatable:
+            raise TypeError(f"option {self.flag}: a bool option cannot be repeatable")
+
+    @property
+    def unset(self) -> Any:
+        """What the option reads as when nobody gave it."""
+        return [] if self.repeatable else None
+
+    @property
+    def kind(self) -> str:
+        """What a value must be, as error messages say it."""
+        return _KINDS[self.type] if self.repeatable else _KIND[self.type]
+
+    def check(self, value: Any) -> Any:
+        """A config value (TOML) as the option takes it, or ValueError saying what it must be. A
+        repeatable option also takes one value alone; a float option takes an integer."""
+        if self.repeatable and not isinstance(value, list):
+            value = [value]
+        ok = all(map(self._one, value)) if self.repeatable else self._one(value)
+        if not ok:
+            raise ValueError(f"expected {self.kind}")
+        if self.type is float:
+            return [float(v) for v in value] if self.repeatable else float(value)
+        return value
+
+    def _one(self, value: Any) -> bool:
+        if self.type is float:
+            return isinstance(value, (int, float)) and not isinstance(value, bool)
+        if self.type is int:
+            return isinstance(value, int) and not isinstance(value, bool)
+        return isinstance(value, self.type)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ NAME`` opens only that system.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from importlib.metadata import entry_points
 from typing import Any
@@ -34,10 +34,8 @@ BUILTIN = {
 
 
 @dataclass
-class ConnectOptions:
+class _GenericOptions:
     backend: str | None = None  # force one system instead of detecting
-    prefixes: list[str] = field(default_factory=list)  # BullMQ key prefixes; empty = discover all
-    schema: str | None = None  # pg-boss schema
     connect_timeout: float = 5.0
     op_timeout: float = 10.0
     discovery_budget_s: float = 10.0  # a full SCAN of 1.1M keys took 3.8 s (docs/performance.md)
@@ -46,36 +44,43 @@ class ConnectOptions:
     store_schema: str | None = None
     client_name: str = "queue-console"  # CLIENT SETNAME, so operators can tell our connections apart
     read_only: bool = False  # no background writes either (pg-boss re-park sweep, the discovery cache)
-    #: BullMQ discovery may list the last complete scan's queues instead of scanning (`status`; see
+    #: discovery may list the last complete scan's queues instead of scanning (`status`; see
     #: backends/bullmq/discovery.py, the cache)
     discovery_cache: bool = False
-    gello_prefixes: list[str] = field(default_factory=list)  # Gello key prefixes; empty = ["gello"]
-    gello_schema: str | None = None  # schema of Gello's jobs/failed_jobs tables; None = "public"
     write_url: str | None = None  # PostgreSQL: mutations go to this primary (the --url may be a hot standby)
-    #: the options of backends from other packages (declared ``dest`` -> value): each is read as
-    #: ``options.<dest>``, like a field; unset ones read as None ([] when repeatable)
+    #: the values of the declared options (``BackendOption.dest`` -> value)
     extra: dict[str, Any] = field(default_factory=dict)
 
+
+class ConnectOptions(_GenericOptions):
+    """What every backend is opened with: the generic settings (the dataclass fields), and
+    ``extra``, the values of the options the backends declare (``BackendOption.dest`` -> value:
+    BullMQ's ``prefixes``, pg-boss's ``schema``, Gello's ``gello_prefixes`` ..., and those of
+    backends from other packages alike). A declared option reads like a field
+    (``options.prefixes``; None, or [] when repeatable, when unset) and is given like one
+    (``ConnectOptions(prefixes=["bull"])``). No field belongs to one backend
+    (tests/test_backend_options.py checks)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        generic = {f.name for f in fields(_GenericOptions)}
+        declared = {name: kwargs.pop(name) for name in list(kwargs) if name not in generic}
+        unknown = sorted(set(declared) - set(declared_options()))
+        if unknown:
+            raise TypeError(f"ConnectOptions got an unexpected keyword argument {unknown[0]!r} "
+                            "(no field, and no backend declares it)")
+        super().__init__(**kwargs)
+        self.extra = {**self.extra, **declared}
+
     def __getattr__(self, name: str) -> Any:
-        # only reached for a name that is no field: a declared add-on option, or nothing
+        # only reached for a name that is no field: a declared option, or nothing
         if not name.startswith("__"):
             extra = self.__dict__.get("extra") or {}
             if name in extra:
                 return extra[name]
-            for opt in addon_options():
-                if opt.dest == name:
-                    return [] if opt.repeatable else None
+            opt = declared_options().get(name)
+            if opt is not None:
+                return opt.unset
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
-    def gello_prefix_list(self) -> list[str]:
-        if self.gello_prefixes:
-            return list(self.gello_prefixes)
-        if self.backend == "gello" and self.prefixes:
-            return list(self.prefixes)
-        return ["gello"]
-
-    def gello_schema_name(self) -> str:
-        return self.gello_schema or (self.schema if self.backend == "gello" and self.schema else None) or "public"
 
 
 def _load(target: str) -> BackendDeclaration:
@@ -106,19 +111,36 @@ def backend_names(kind: str | None = None) -> tuple[str, ...]:
 
 
 def backend_options() -> dict[str, list[BackendOption]]:
-    """Every declared flag -> the declarations of it (one per backend that reads it)."""
+    """Every declared flag -> the declarations of it (one per backend that reads it). A flag declared
+    by several backends must be ``shared`` in each and agree on everything but its help; a ``dest``
+    or config key is one flag's only; no ``dest`` is a ``ConnectOptions`` field (TypeError)."""
     out: dict[str, list[BackendOption]] = {}
+    owners: dict[str, list[str]] = {}
     for decl in declarations():
         for opt in decl.options:
             out.setdefault(opt.flag, []).append(opt)
+            owners.setdefault(opt.flag, []).append(decl.name)
+    generic = {f.name for f in fields(ConnectOptions)}
+    flag_of: dict[str, str] = {}
+    for flag, opts in out.items():
+        who = ", ".join(owners[flag])
+        if len(opts) > 1 and not all(o.shared for o in opts):
+            raise TypeError(f"option {flag} is declared by {who}: declare it shared=True in each to share it")
+        if len({replace(o, help="") for o in opts}) > 1:
+            raise TypeError(f"option {flag} is declared differently by {who} (only the help may differ)")
+        if opts[0].dest in generic:
+            raise TypeError(f"option {flag} of {who}: dest {opts[0].dest!r} is a ConnectOptions field")
+        for name in (opts[0].dest, opts[0].config_key):
+            if flag_of.setdefault(name, flag) != flag:
+                raise TypeError(f"options {flag_of[name]} and {flag} both use the name {name!r}")
     return out
 
 
-def addon_options() -> list[BackendOption]:
-    """The declared options that are no ``ConnectOptions`` field (a backend from another package):
-    they travel in ``ConnectOptions.extra`` and, in the config, in ``Settings.backend_options``."""
-    known = {f.name for f in fields(ConnectOptions)}
-    return [opts[0] for opts in backend_options().values() if opts[0].dest not in known]
+@lru_cache(maxsize=1)
+def declared_options() -> dict[str, BackendOption]:
+    """Every declared option, one per flag, by its ``dest`` (the ``ConnectOptions`` attribute and,
+    as ``config_key``, the config key; in the config they live in ``Settings.backend_options``)."""
+    return {opts[0].dest: opts[0] for opts in backend_options().values()}
 
 
 async def open_readers(raw_url: str, options: ConnectOptions) -> list[Reader]:

@@ -249,12 +249,11 @@ class QueueConsoleApp(App):
         # the write URL belongs to a context's servers: never carried over to another context's
         update = {"context": name, "read_only": bool(ctx.read_only) or self.settings.read_only,
                   "write_url": ctx.write_url}
-        for field_name, value in (("urls", ctx.urls), ("prefixes", ctx.prefixes), ("schema_", ctx.schema_),
-                                  ("backend", ctx.backend)):
+        for field_name, value in (("urls", ctx.urls), ("backend", ctx.backend)):
             if value:
                 update[field_name] = value
-        if ctx.backend_options:  # the config keys of backends from other packages
-            update["backend_options"] = {**self.settings.backend_options, **ctx.backend_options}
+        if ctx.given_options():  # the config keys the backends declare (prefixes, schema, ...)
+            update["backend_options"] = {**self.settings.backend_options, **ctx.given_options()}
         self.settings = self.settings.model_copy(update=update)
         self._to_overview()
         self._start_pollers()

@@ -57,14 +57,20 @@ def _connection_flags(p: argparse.ArgumentParser, top: bool = False) -> None:
 
 
 def _backend_flags(g) -> None:
-    """The flags the backends declare (``BackendDeclaration.options``), each added once."""
+    """The flags the backends declare (``BackendDeclaration.options``), each added once (a shared
+    one with the helps of all its declarations), converted to the declared type: a bad value is
+    argparse's usage error naming the flag and the value (exit 2); a bool is ``--x`` / ``--no-x``."""
     for flag, opts in backend_options().items():
         first = opts[0]
-        kwargs = {"dest": first.dest, "help": "; ".join(dict.fromkeys(o.help for o in opts))}
-        if first.metavar:
-            kwargs["metavar"] = first.metavar
-        if first.repeatable:
-            kwargs["action"] = "append"
+        kwargs: dict[str, Any] = {"dest": first.dest, "help": "; ".join(dict.fromkeys(o.help for o in opts))}
+        if first.type is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["type"] = first.type
+            if first.metavar:
+                kwargs["metavar"] = first.metavar
+            if first.repeatable:
+                kwargs["action"] = "append"
         g.add_argument(flag, **kwargs)
 
 

@@ -59,41 +59,50 @@ WriteUrl = Annotated[str, AfterValidator(_valid_write_url)]
 
 
 class BadOption(ValueError):
-    """A backend-declared config key with a value of the wrong kind (names the key and value)."""
+    """A backend-declared config key with a value of the wrong type (names the key and value)."""
 
     def __init__(self, key: str, value: Any, message: str) -> None:
         super().__init__(message)
         self.key, self.value = key, value
 
 
+def _declared_keys() -> dict[str, Any]:
+    """The declared options (``backends.declaration.BackendOption``) by config key."""
+    from backends.registry import declared_options
+
+    return {opt.config_key: opt for opt in declared_options().values()}
+
+
 def _take_backend_options(model: type[BaseModel], data: Any) -> Any:
-    """Move the config keys that backends from other packages declare (and that are no field of
-    ``model``) into ``backend_options``, checked: a string, or a list of strings when repeatable.
-    Keys nobody declared stay where they are, so ``extra="forbid"`` still names them."""
+    """Move the config keys the backends declare (BullMQ's ``prefixes``, pg-boss's ``schema``, those
+    of backends from other packages alike) into ``backend_options``, each checked against its
+    declared type (``BackendOption.check``). Keys nobody declared stay where they are, so
+    ``extra="forbid"`` still names them."""
     if not isinstance(data, dict):
         return data
-    from backends.registry import addon_options
-
     names = set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias}
     data = dict(data)
     taken = dict(data.pop("backend_options", None) or {})
-    for opt in addon_options():
-        if opt.config_key in names or opt.config_key not in data:
+    for key, opt in _declared_keys().items():
+        if key in names or key not in data:
             continue
-        value = data.pop(opt.config_key)
-        if opt.repeatable:
-            value = [value] if isinstance(value, str) else value
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise BadOption(opt.config_key, value, "expected a list of strings")
-        elif not isinstance(value, str):
-            raise BadOption(opt.config_key, value, "expected a string")
-        taken[opt.config_key] = value
+        value = data.pop(key)
+        try:
+            taken[key] = opt.check(value)
+        except ValueError as exc:
+            raise BadOption(key, value, str(exc)) from None
     data["backend_options"] = taken
     return data
 
 
+def _is_set(value: Any) -> bool:
+    """A given value (an empty list or string in a context or on the command line is none)."""
+    return value is not None and value != [] and value != ""
+
+
 class _BackendOptions(BaseModel):
-    #: the config keys of backends from other packages (``BackendOption.config_key`` -> value)
+    #: the values of the config keys the backends declare (``BackendOption.config_key`` -> value);
+    #: each also reads like a field (``settings.prefixes``), or through ``option(key)``
     backend_options: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")
@@ -101,13 +110,31 @@ class _BackendOptions(BaseModel):
     def _declared(cls, data: Any) -> Any:
         return _take_backend_options(cls, data)
 
+    def option(self, key: str) -> Any:
+        """A declared option's value by config key (None, or [] when repeatable, when unset)."""
+        if key in self.backend_options:
+            return self.backend_options[key]
+        opt = _declared_keys().get(key)
+        if opt is None:
+            raise KeyError(f"no backend declares the option {key!r}")
+        return opt.unset
+
+    def given_options(self) -> dict[str, Any]:
+        """The declared options this layer sets (a context's override the top level's)."""
+        return {k: v for k, v in self.backend_options.items() if _is_set(v)}
+
+    def __getattr__(self, name: str) -> Any:
+        # a declared config key reads like a field (``settings.prefixes``); "schema" is pydantic's
+        # own method name, so that one is read as ``option("schema")``
+        if not name.startswith("_") and name in _declared_keys():
+            return self.option(name)
+        return super().__getattr__(name)  # type: ignore[misc]
+
 
 class Context(_BackendOptions):
     model_config = ConfigDict(extra="forbid")
     urls: Urls = Field(default_factory=list)
     read_only: bool | None = None
-    prefixes: list[str] = Field(default_factory=list)
-    schema_: str | None = Field(default=None, alias="schema")
     backend: str | None = None
     write_url: WriteUrl | None = None
     #: the TUI's context badge colour (a colour name or #rrggbb); a context named like "prod"
@@ -128,8 +155,6 @@ class Settings(_BackendOptions):
     refresh: float = Field(default=2.0, gt=0.2, le=3600)
     connect_timeout: float = Field(default=5.0, gt=0, le=120)
     op_timeout: float = Field(default=10.0, gt=0, le=600)
-    prefixes: list[str] = Field(default_factory=list)
-    schema_: str | None = Field(default=None, alias="schema")
     backend: str | None = None
     #: PostgreSQL mutations go here instead of to the --url (a hot standby); reads stay on --url
     write_url: WriteUrl | None = None
@@ -249,16 +274,12 @@ def load(flags: dict[str, Any]) -> Settings:
             update["urls"] = ctx.urls
         if ctx.read_only is not None and not flags.get("read_only"):
             update["read_only"] = ctx.read_only or settings.read_only
-        if ctx.prefixes and not flags.get("prefixes"):
-            update["prefixes"] = ctx.prefixes
-        if ctx.schema_ and not flags.get("schema"):
-            update["schema_"] = ctx.schema_
         if ctx.backend and not flags.get("backend"):
             update["backend"] = ctx.backend
         if ctx.write_url and not flags.get("write_url"):
             update["write_url"] = ctx.write_url
-        given = {k for k, v in flags.items() if v is not None and v != []}
-        ctx_options = {k: v for k, v in ctx.backend_options.items() if k not in given}
+        given = {k for k, v in flags.items() if _is_set(v)}
+        ctx_options = {k: v for k, v in ctx.given_options().items() if k not in given}
         if ctx_options:
             update["backend_options"] = {**settings.backend_options, **ctx_options}
         settings = settings.model_copy(update=update)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 
 from backends.contract import Discovery, QueueRef, QueueStatus, Reader, call_with_timeout
 from backends.errors import BackendError
-from backends.registry import ConnectOptions, addon_options, backend_names, open_readers
+from backends.registry import ConnectOptions, backend_names, declared_options, open_readers
 from backends.urls import parse, redact
 from console.config import Settings
 from console.safe_text import clean
@@ -33,11 +33,9 @@ class Connection:
 
 def connect_options(settings: Settings) -> ConnectOptions:
     """The settings as the backends take them; backend-declared config keys land on their ``dest``."""
-    dests = {opt.config_key: opt.dest for opt in addon_options()}
+    dests = {opt.config_key: opt.dest for opt in declared_options().values()}
     return ConnectOptions(
         backend=settings.backend,
-        prefixes=list(settings.prefixes),
-        schema=settings.schema_,
         connect_timeout=settings.connect_timeout,
         op_timeout=settings.op_timeout,
         store_prefix=settings.store_prefix,

@@ -307,6 +307,6 @@ def test_a_schema_flag_beats_the_context_and_the_file(config_file):
     from console.cli import _flags, build_parser
 
     config_file('schema = "from_file"\n[contexts.c]\nschema = "from_context"\n')
-    assert load(_flags(build_parser().parse_args(["--context", "c"]))).schema_ == "from_context"
-    assert load(_flags(build_parser().parse_args(["--context", "c", "--schema", "flag"]))).schema_ == "flag"
-    assert load(_flags(build_parser().parse_args(["--schema", "flag"]))).schema_ == "flag"
+    assert load(_flags(build_parser().parse_args(["--context", "c"]))).option("schema") == "from_context"
+    assert load(_flags(build_parser().parse_args(["--context", "c", "--schema", "flag"]))).option("schema") == "flag"
+    assert load(_flags(build_parser().parse_args(["--schema", "flag"]))).option("schema") == "flag"

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from backends.declaration import BackendDeclaration, BackendOption
 
+#: shared with Gello on Redis, which reads it with ``--backend gello`` (backends/gello_redis/declaration.py)
 PREFIX = BackendOption(flag="--prefix", dest="prefixes", config_key="prefixes", repeatable=True, metavar="PREFIX",
-                       help="BullMQ key prefix to look in (repeatable; default: discover every prefix)")
+                       shared=True, help="BullMQ key prefix to look in (repeatable; default: discover every prefix)")
 HINT = "if your queues use another key prefix, pass --prefix PREFIX"
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from backends.declaration import BackendDeclaration, BackendOption
 
-SCHEMA = BackendOption(flag="--schema", dest="schema", config_key="schema",
+#: pg-boss's ``--schema`` (shared): this backend reads it only when ``--backend bullmq-postgres`` forces it
+SCHEMA = BackendOption(flag="--schema", dest="schema", config_key="schema", metavar="SCHEMA", shared=True,
                        help="with --backend bullmq-postgres: the BullMQ schema")
 
 

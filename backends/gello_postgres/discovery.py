@@ -20,9 +20,10 @@ async def open_pool(url: ConnectionUrl, connect_timeout: float, op_timeout: floa
 
 
 async def open_reader(url: ConnectionUrl, options):
+    from backends.gello_postgres.declaration import gello_schema
     from backends.gello_postgres.reader import GelloPgReader
 
     pool = await open_pool(url, options.connect_timeout, options.op_timeout, options.client_name)
-    return GelloPgReader(pool, url, schema=options.gello_schema_name(), store_schema=options.store_schema,
+    return GelloPgReader(pool, url, schema=gello_schema(options), store_schema=options.store_schema,
                          connect_timeout=options.connect_timeout, op_timeout=options.op_timeout,
                          application_name=options.client_name)

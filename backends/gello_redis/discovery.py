@@ -72,10 +72,10 @@ async def discover(client: aioredis.Redis, url: ConnectionUrl, prefixes: list[st
 
 
 async def open_reader(url: ConnectionUrl, options):
+    from backends.gello_redis.declaration import ON_CLUSTER, gello_prefixes
     from backends.gello_redis.reader import GelloRedisReader
-    from backends.gello_redis.declaration import ON_CLUSTER
     from backends.redis_client import connected_client
 
     client = await connected_client(url, options, on_cluster=ON_CLUSTER)
-    return GelloRedisReader(client, url, prefixes=options.gello_prefix_list(),
+    return GelloRedisReader(client, url, prefixes=gello_prefixes(options),
                             discovery_budget_s=options.discovery_budget_s, store_prefix=options.store_prefix)

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from backends.declaration import BackendDeclaration, BackendOption
 
-SCHEMA = BackendOption(flag="--schema", dest="schema", config_key="schema", help="pg-boss schema (default pgboss)")
+#: shared with Gello on PostgreSQL and BullMQ on PostgreSQL, which read it when ``--backend`` names them
+SCHEMA = BackendOption(flag="--schema", dest="schema", config_key="schema", metavar="SCHEMA", shared=True,
+                       help="pg-boss schema (default pgboss)")
 HINT = "if pg-boss uses another schema, pass --schema NAME"
 
 
