@@ -89,7 +89,7 @@ class LockJobs:
 @pytest.mark.parametrize("fault", [Terminate, LockJobs])
 async def test_every_screen_survives_a_postgres_fault_and_recovers(pg, fault):
     f = fault(pg.url)
-    app = QueueConsoleApp(Settings(urls=[pg.url], schema_=SCHEMA, refresh=0.5, op_timeout=2, connect_timeout=2))
+    app = QueueConsoleApp(Settings(urls=[pg.url], schema=SCHEMA, refresh=0.5, op_timeout=2, connect_timeout=2))
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1, what="first counts")
         for screen in ("overview", "queue", "failures"):
