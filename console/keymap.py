@@ -38,7 +38,7 @@ KEYS: tuple[Key, ...] = (
     Key("cursor_top", "g", "Top", ("overview", "queue", "dlq"), show=False),
     Key("cursor_bottom", "G", "Bottom", ("overview", "queue", "dlq"), show=False),
     Key("back", "escape", "Back", ("queue", "dlq", "job", "help")),
-    Key("open_parent", "enter", "Open the flow parent", ("job",), priority=True),
+    Key("open_flow_job", "enter", "Open the flow parent or child", ("job",), priority=True),
     Key("next_state", "tab", "Next state", ("queue",)),
     Key("prev_state", "shift+tab", "Prev state", ("queue",), show=False),
     Key("show_job", "enter", "Open job (full screen)", ("queue",), priority=True, show=False),

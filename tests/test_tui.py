@@ -826,8 +826,10 @@ async def test_queue_view_shows_workers_and_warns_when_none(redis_url, prefix, s
 
 
 async def test_flow_child_job_view_shows_and_opens_its_parent(redis_url, prefix, sync_redis):
-    """A flow made by BullMQ for Python's FlowProducer: the child's full-screen job view names its
-    parent; enter opens the parent (waiting for its children)."""
+    """A flow made by BullMQ for Python's FlowProducer: the child's full-screen job view lists its
+    parent with the parent's pending count; enter opens the parent (waiting for its children),
+    whose view lists both children with their states and the pending count; enter on a child
+    opens it."""
     from bullmq import FlowProducer
 
     from console.screens.job import JobScreen
@@ -835,10 +837,12 @@ async def test_flow_child_job_view_shows_and_opens_its_parent(redis_url, prefix,
     flow = FlowProducer({"connection": redis_url, "prefix": prefix})
     try:
         tree = await flow.add({"name": "report", "queueName": "parents", "data": {"r": 1},
-                               "children": [{"name": "part", "queueName": "children", "data": {"p": 1}}]})
+                               "children": [{"name": "part", "queueName": "children", "data": {"p": 1}},
+                                            {"name": "part", "queueName": "children", "data": {"p": 2}}]})
     finally:
         await flow.close()
     parent_id = tree["job"].id
+    child_ids = {c["job"].id for c in tree["children"]}
     app = app_for(redis_url, prefix)
     async with app.run_test(size=SIZE) as pilot:
         table = app.screen.query_one(DataTable)
@@ -847,17 +851,31 @@ async def test_flow_child_job_view_shows_and_opens_its_parent(redis_url, prefix,
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
         jobs = app.screen.query_one("#job-table", DataTable)
-        await wait_for(pilot, lambda: jobs.row_count == 1, what="the child waiting")
+        await wait_for(pilot, lambda: jobs.row_count == 2, what="the children waiting")
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, JobScreen))
         child_view = app.screen
-        await wait_for(pilot, lambda: child_view.flow_parent is not None, what="parent found")
+        await wait_for(pilot, lambda: child_view.flow is not None, what="parent found")
         text = "\n".join(_screen_lines(app))
-        assert f"parent parents / job {parent_id}" in text
+        assert f"parent parents/{parent_id} (waiting children, 2 pending)" in text
+        assert [r[:4] for r in rows(child_view.query_one("#flow-table", DataTable))] == [
+            ["parent", "parents", parent_id, "waiting children"]]
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, JobScreen) and app.screen is not child_view)
-        assert app.screen.queue.name == "parents" and app.screen.job_id == parent_id
-        await wait_for(pilot, lambda: app.screen.detail is not None)
-        assert app.screen.detail.summary.state == "waiting_children"
+        parent_view = app.screen
+        assert parent_view.queue.name == "parents" and parent_view.job_id == parent_id
+        await wait_for(pilot, lambda: parent_view.detail is not None and parent_view.flow is not None)
+        assert parent_view.detail.summary.state == "waiting_children"
+        assert parent_view.flow.pending == 2
+        listed = rows(parent_view.query_one("#flow-table", DataTable))
+        assert {r[2] for r in listed} == child_ids
+        assert {(r[0], r[1], r[3], r[4]) for r in listed} == {("child", "children", "waiting", "pending")}
+        assert "children 2: 2 pending" in "\n".join(_screen_lines(app))
+        parent_view.query_one("#flow-table", DataTable).move_cursor(row=1)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, JobScreen) and app.screen is not parent_view)
+        assert app.screen.job_id == listed[1][2]
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is parent_view)
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is child_view)
