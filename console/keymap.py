@@ -28,6 +28,7 @@ KEYS: tuple[Key, ...] = (
     Key("command", "colon", "Command", ("app",)),
     Key("freeze", "z", "Freeze", ("app",)),
     Key("refresh", "r", "Refresh now", ("app",), show=False),
+    Key("previous_view", "minus", "Previous view", ("app",), show=False),
     Key("open_queue", "enter", "Open queue", ("overview",), priority=True),
     Key("dead_letters", "f", "Failures", ("overview", "queue")),
     Key("pause_all", "P", "Pause all", ("overview",), tier="danger", capability="pause"),
@@ -83,7 +84,7 @@ DANGER = frozenset(k.id for k in KEYS if k.tier == "danger")
 #: retry/purge is safe, but a read-only session never has one)
 WRITES = DANGER | {"cancel_mutation"}
 
-_KEY_LABELS = {"question_mark": "?", "colon": ":", "slash": "/", "escape": "esc", "enter": "enter", "shift+tab": "shift+tab"}
+_KEY_LABELS = {"question_mark": "?", "colon": ":", "slash": "/", "escape": "esc", "enter": "enter", "minus": "-", "shift+tab": "shift+tab"}
 
 
 #: action id -> the queue capability it needs

@@ -879,3 +879,90 @@ async def test_flow_child_job_view_shows_and_opens_its_parent(redis_url, prefix,
         await wait_for(pilot, lambda: app.screen is parent_view)
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is child_view)
+
+
+async def test_minus_goes_back_to_the_previous_view_and_toggles(redis_url, prefix, sync_redis):
+    """``-``: the view before this one, whether it is still open underneath (popped back to) or
+    was closed (opened again, at the state it was on); pressed again, it toggles back."""
+    from console.screens.job import JobScreen
+
+    for name in ("alpha", "beta"):
+        write_fixed_queue(sync_redis, prefix, name, failed=2, completed=0, waiting=1, delayed=0)
+    app = app_for(redis_url, prefix)
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.screen.query_one(DataTable)
+        await wait_for(pilot, lambda: table.row_count == 2)
+        assert app.check_action("previous_view", ()) is False  # nothing before the overview
+        names = [r[0] for r in rows(table)]
+        table.move_cursor(row=names.index("alpha"))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen) and app.screen.queue.name == "alpha")
+        await pilot.press("tab")  # alpha on its delayed tab
+        await wait_for(pilot, lambda: app.screen.state == "delayed")
+        await pilot.press("colon")
+        await pilot.press(*"q beta", "enter")  # closes alpha (back to the overview) and opens beta
+        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen) and app.screen.queue.name == "beta")
+        beta = app.screen
+        jobs = beta.query_one("#job-table", DataTable)
+        await wait_for(pilot, lambda: jobs.row_count == 1)
+        # alpha was closed: `-` opens it again, on the tab it was on (the overview passed through
+        # on the way to beta is no view of its own)
+        await pilot.press("minus")
+        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen) and app.screen.queue.name == "alpha")
+        alpha = app.screen
+        assert alpha.state == "delayed"
+        # and `-` again: back to beta, which is still open underneath (same screen, popped back to)
+        await pilot.press("minus")
+        await wait_for(pilot, lambda: app.screen is beta)
+        # a job view, then `-` back to the list and `-` again to the job
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, JobScreen))
+        job_id = app.screen.job_id
+        await pilot.press("minus")
+        await wait_for(pilot, lambda: app.screen is beta)
+        await pilot.press("minus")
+        await wait_for(pilot, lambda: isinstance(app.screen, JobScreen) and app.screen.job_id == job_id)
+        # esc always backs out one level: job -> beta -> overview
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is beta)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen))
+        # help lists `-` where it works
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        assert "previous_view" in {k.id for k in app.screen.keys()}
+
+
+async def test_double_escape_with_the_filter_open(redis_url, prefix, sync_redis):
+    """With the filter open, the first esc closes (and clears) it and stays; the next backs out."""
+    for name in ("alpha", "beta"):
+        write_fixed_queue(sync_redis, prefix, name, failed=3, completed=0, waiting=0, delayed=0)
+    app = app_for(redis_url, prefix)
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.screen.query_one(DataTable)
+        await wait_for(pilot, lambda: table.row_count == 2)
+        table.move_cursor(row=[r[0] for r in rows(table)].index("alpha"))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
+        screen = app.screen
+        jobs = screen.query_one("#job-table", DataTable)
+        for _ in range(4):
+            await pilot.press("tab")
+        await wait_for(pilot, lambda: screen.state == "failed" and jobs.row_count == 3)
+        await pilot.press("slash")
+        await pilot.press("z", "z", "z")
+        await wait_for(pilot, lambda: jobs.row_count == 0, what="the filter hides every row")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: jobs.row_count == 3, what="filter cleared")
+        assert app.screen is screen and not screen.query_one("#filter").has_class("-shown")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen), what="backed out")
+        # the overview: esc closes its filter, and a second esc leaves the overview where it is
+        await pilot.press("slash")
+        await pilot.press("b", "e")
+        await wait_for(pilot, lambda: table.row_count == 1)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: table.row_count == 2)
+        await pilot.press("escape")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, OverviewScreen)
