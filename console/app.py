@@ -17,7 +17,8 @@ from backends.contract import QueueRef, Reader
 from backends.errors import BackendError
 from console.config import Settings
 from console.connections import connect_options
-from console.keymap import for_screen
+from console import keymap
+from console.keymap import KEYS, for_screen
 from console.poller import BackendThread, Poller, Snapshot
 from console.safe_text import clean
 from themes import DEFAULT_THEME, STYLESHEET, THEMES
@@ -26,7 +27,10 @@ T = TypeVar("T")
 
 
 def bindings_for(screen: str) -> list[Binding]:
-    return [Binding(k.keys, k.id, k.description, show=k.show, priority=k.priority) for k in for_screen(screen)]
+    """The table's default keys, each Binding with its id: a user keymap reaches them through
+    Textual's keymap (``QueueConsoleApp.__init__``), whenever the screen's class was made."""
+    return [Binding(k.keys, k.id, k.description, show=k.show, priority=k.priority, id=k.id)
+            for k in for_screen(screen, KEYS)]
 
 
 class View:
@@ -76,6 +80,8 @@ class QueueConsoleApp(App):
         super().__init__()
         self.settings = settings
         self.banner_note = banner_note
+        keymap.use(settings.keys)  # [keys] of the config file (checked when the settings loaded)
+        self.set_keymap(keymap.changed_keys())
         self.snapshots: dict[str, Snapshot] = {}
         self.pollers: list[Poller] = []
         self.backend_thread: BackendThread | None = None

@@ -966,3 +966,37 @@ async def test_double_escape_with_the_filter_open(redis_url, prefix, sync_redis)
         await pilot.press("escape")
         await pilot.pause(0.2)
         assert isinstance(app.screen, OverviewScreen)
+
+
+async def test_user_keymap_rebinds_keys_footer_and_help(redis_url, prefix, sync_redis):
+    """[keys] dead_letters = "F": `F` opens the failures view and `f` no longer does; the footer
+    and `?` show F; a binding the user did not touch keeps its key."""
+    from console import keymap
+    from console.screens.dead_letters import DeadLetterScreen
+    from textual.widgets import Footer
+
+    write_fixed_queue(sync_redis, prefix, "emails", failed=2, completed=0, waiting=0, delayed=0)
+    app = app_for(redis_url, prefix, keys={"dead_letters": "F", "previous_view": ["-", "backspace"]})
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            table = app.screen.query_one(DataTable)
+            await wait_for(pilot, lambda: table.row_count == 1)
+            await pilot.press("f")
+            await pilot.pause(0.3)
+            assert isinstance(app.screen, OverviewScreen)
+            footer = "\n".join(_screen_lines(app)[-2:])
+            assert "F Failures" in footer and "f Failures" not in footer
+            await pilot.press("question_mark")
+            await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+            shown = {k.id: k.keys for k in app.screen.keys()}
+            assert shown["dead_letters"] == "F" and shown["quit"] == "q"
+            assert "F" in "\n".join(_screen_lines(app))
+            await pilot.press("escape")
+            await pilot.press("F")
+            await wait_for(pilot, lambda: isinstance(app.screen, DeadLetterScreen), what="F opens failures")
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen))
+            await pilot.press("backspace")  # the second key of previous_view
+            await wait_for(pilot, lambda: isinstance(app.screen, DeadLetterScreen), what="backspace = previous view")
+    finally:
+        keymap.use({})  # the module's active table is the process's: back to the defaults
