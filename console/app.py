@@ -6,6 +6,7 @@ thread (``console.poller.BackendThread``); results arrive as messages.
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any, Awaitable, Callable, TypeVar
 
 from textual.app import App
@@ -197,6 +198,30 @@ class QueueConsoleApp(App):
 
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
+
+    # -- the command palette (ctrl+p): the binding table's actions that work here and now ----
+    #: ``:`` commands that need no name, offered in the palette too (those that change queues only
+    #: outside read-only mode)
+    PALETTE_COMMANDS = ("dlq", "pause all", "resume all", "ro")
+
+    def get_system_commands(self, screen):
+        """Every action of the binding table that works on ``screen`` now (``working_keys``: none
+        that changes a queue in read-only mode), by its description, with its key; then the
+        ``:`` commands that need no argument. Textual's own generic commands are not offered."""
+        from textual.app import SystemCommand
+
+        from console.keymap import COMMANDS, label
+        from console.screens.help import working_keys
+
+        for key in working_keys(screen):
+            run = partial(screen.run_action, key.id) if key.screens != ("app",) else partial(self.run_action, key.id)
+            yield SystemCommand(key.description, f"key {label(key.keys)}", run)
+        usage = dict(COMMANDS)
+        for line in self.PALETTE_COMMANDS:
+            verb = line.split()[0]
+            if self.settings.read_only and verb in ("pause", "resume", "ro"):
+                continue  # changes queues (or is already so)
+            yield SystemCommand(f":{line}", usage.get(line, ""), partial(self.run_command, line))
 
     # -- the : command line (console.screens.command) -------------------------------------
     def action_command(self) -> None:

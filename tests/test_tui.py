@@ -1000,3 +1000,47 @@ async def test_user_keymap_rebinds_keys_footer_and_help(redis_url, prefix, sync_
             await wait_for(pilot, lambda: isinstance(app.screen, DeadLetterScreen), what="backspace = previous view")
     finally:
         keymap.use({})  # the module's active table is the process's: back to the defaults
+
+
+async def test_command_palette_offers_the_binding_table_here_and_now(redis_url, prefix, sync_redis):
+    """ctrl+p: every action of the binding table that works on this screen now, with its key (none
+    of Textual's generic commands); in a read-only session none that changes a queue."""
+    from console.screens.dead_letters import DeadLetterScreen
+
+    write_fixed_queue(sync_redis, prefix, "emails", failed=2, completed=0, waiting=1, delayed=0)
+
+    def titles(app) -> dict[str, str]:
+        return {c.title: c.help for c in app.get_system_commands(app.screen)}
+
+    app = app_for(redis_url, prefix)
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.screen.query_one(DataTable)
+        await wait_for(pilot, lambda: table.row_count == 1)
+        here = titles(app)
+        assert here["Failures"] == "key f" and here["Pause all"] == "key P" and here["Help"] == "key ?"
+        assert ":pause all" in here and "Retry" not in here  # retry is a key of the job lists
+        assert not {"Quit the application", "Keys", "Screenshot", "Theme"} & set(here)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
+        jobs = app.screen.query_one("#job-table", DataTable)
+        await wait_for(pilot, lambda: jobs.row_count == 1)
+        assert {"Retry", "Purge", "Pause/resume", "Next page"} <= set(titles(app))
+        assert "Cancel job" not in titles(app)  # BullMQ cannot cancel: not offered
+        # the palette itself: type, enter runs the action on the screen underneath
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.3)
+        await pilot.press(*"Failures")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DeadLetterScreen), what="the palette opened failures")
+
+    app = app_for(redis_url, prefix, read_only=True)
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.screen.query_one(DataTable)
+        await wait_for(pilot, lambda: table.row_count == 1)
+        here = titles(app)
+        assert "Failures" in here and not {"Pause all", "Resume all", ":pause all", ":resume all", ":ro"} & set(here)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
+        assert not {"Retry", "Purge", "Promote (run now)", "Pause/resume"} & set(titles(app))
+        assert "Next state" in titles(app)
