@@ -911,6 +911,11 @@ async def test_minus_goes_back_to_the_previous_view_and_toggles(redis_url, prefi
         await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen) and app.screen.queue.name == "alpha")
         alpha = app.screen
         assert alpha.state == "delayed"
+        from textual.widgets import Tab, Tabs
+
+        await wait_for(pilot, lambda: len(alpha.query(Tab)) == 6, what="every state's tab")
+        assert [t.id for t in alpha.query(Tab)][:3] == ["state-waiting", "state-delayed", "state-active"]
+        assert alpha.query_one(Tabs).active == "state-delayed"
         # and `-` again: back to beta, which is still open underneath (same screen, popped back to)
         await pilot.press("minus")
         await wait_for(pilot, lambda: app.screen is beta)

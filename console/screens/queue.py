@@ -93,15 +93,15 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
         self._chart_shown: bool | None = None
         self._detail_shown: bool | None = None
         self.gauges = None  # QueueGauges of this queue, where the store knows them
-        #: (first tab, the tab to activate instead when the first one is activated on mount)
-        self._opening_tab: tuple[str, str] | None = None
 
     def compose(self) -> ComposeResult:
         yield ConnectionBar(id="connections")
         yield ErrorBanner(id="banner", classes="banner")
         yield Static(id="queue-title")
         yield ThroughputChart(id="chart")
-        yield Tabs(id="states")
+        # the tab of the state opened on is there from the start, so that it is the one Tabs
+        # activates (``-`` reopens a queue at the tab it was on); the others are put around it
+        yield Tabs(Tab(Text(self.state.replace("_", " ")), id=f"state-{self.state}"), id="states")
         yield Input(placeholder="filter this page by id, name or error (esc to clear)", id="filter")
         with Horizontal(id="body"):
             with Vertical(id="jobs"):
@@ -199,10 +199,6 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
     def _render_tabs(self) -> None:
         tabs = self.query_one(Tabs)
         states = self._states()
-        if not tabs.tab_count and states and self.state in states[1:]:
-            # Tabs activates the first tab it gets, once mounted: the state this screen was opened
-            # on (``-`` reopening a queue at its tab) is activated instead when that arrives
-            self._opening_tab = (f"state-{states[0]}", f"state-{self.state}")
         for state in states:
             label = f"{state.replace('_', ' ')} {fmt.count(self.status.counts.get(state)) if self.status else ''}"
             tab_id = f"state-{state}"
@@ -210,16 +206,13 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
             if existing:
                 existing.first(Tab).label = Text(one_line(label, 40))
             else:
-                tabs.add_tab(Tab(Text(one_line(label, 40)), id=tab_id))
+                later = [f"state-{s}" for s in states[states.index(state) + 1:] if tabs.query(f"#state-{s}")]
+                tabs.add_tab(Tab(Text(one_line(label, 40)), id=tab_id), before=later[0] if later else None)
         if tabs.active != f"state-{self.state}" and self.state in states:
             tabs.active = f"state-{self.state}"
 
     def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
         if event.tab is None or event.tab.id is None:
-            return
-        if self._opening_tab is not None and event.tab.id == self._opening_tab[0]:
-            wanted, self._opening_tab = self._opening_tab[1], None
-            event.tabs.active = wanted
             return
         state = event.tab.id.removeprefix("state-")
         if state != self.state:
