@@ -838,7 +838,8 @@ async def test_flow_child_job_view_shows_and_opens_its_parent(redis_url, prefix,
     try:
         tree = await flow.add({"name": "report", "queueName": "parents", "data": {"r": 1},
                                "children": [{"name": "part", "queueName": "children", "data": {"p": 1}},
-                                            {"name": "part", "queueName": "children", "data": {"p": 2}}]})
+                                            {"name": "part", "queueName": "children", "data": {"p": 2},
+                                             "opts": {"jobId": "[b]evil[/b]\x1b[2J"}}]})
     finally:
         await flow.close()
     parent_id = tree["job"].id
@@ -868,13 +869,14 @@ async def test_flow_child_job_view_shows_and_opens_its_parent(redis_url, prefix,
         assert parent_view.detail.summary.state == "waiting_children"
         assert parent_view.flow.pending == 2
         listed = rows(parent_view.query_one("#flow-table", DataTable))
-        assert {r[2] for r in listed} == child_ids
+        assert {r[2] for r in listed} == {i.replace("\x1b", "\\x1b") for i in child_ids}  # shown inert
         assert {(r[0], r[1], r[3], r[4]) for r in listed} == {("child", "children", "waiting", "pending")}
         assert "children 2: 2 pending" in "\n".join(_screen_lines(app))
+        assert "[b]evil[/b]\\x1b[2J" in "\n".join(_screen_lines(app))  # the id as it is: no markup, no escape
         parent_view.query_one("#flow-table", DataTable).move_cursor(row=1)
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, JobScreen) and app.screen is not parent_view)
-        assert app.screen.job_id == listed[1][2]
+        assert app.screen.job_id == parent_view.flow_rows[1][1].id
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is parent_view)
         await pilot.press("escape")

@@ -122,8 +122,10 @@ class JobScreen(Screen):
         table.set_class(not self.flow_rows, "-hidden")
         table.clear()
         for relation, job in self.flow_rows:
-            table.add_row(relation, one_line(job.queue, 30), one_line(job.id, 40),
-                          (job.state or "gone").replace("_", " "), DEPENDENCY_LABEL.get(job.dependency or "", ""))
+            # Text, never str: a DataTable reads str cells as markup, and names and ids are queue data
+            table.add_row(Text(relation), Text(one_line(job.queue, 30)), Text(one_line(job.id, 40)),
+                          Text((job.state or "gone").replace("_", " ")),
+                          Text(DEPENDENCY_LABEL.get(job.dependency or "", "")))
         if self.flow is not None:
             title.update(flow_title(self.flow))
             if self.flow_rows:
