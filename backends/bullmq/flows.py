@@ -16,14 +16,16 @@ A child names its parent in its job hash: ``parentKey`` (``<prefix>:<queue>:<id>
 (``{"id": ..., "queueKey": "<prefix>:<queue>"}``, unambiguous when ids hold colons).
 
 Every read is bounded: the counts are O(1) (SCARD/ZCARD/HLEN), the children listed are at most
-``cap`` per kind (SSCAN/HSCAN with a bounded number of calls, ZRANGE with a limit), and a child's
-list position is looked for in at most ``LIST_MAXLEN`` entries of ``wait``/``active``/``paused``.
+``cap`` per kind (SSCAN/HSCAN with a bounded number of calls, ZRANGE with a limit), the children's
+states take a few ``ZMSCORE`` per queue, and a child in none of the state sets is looked for in at
+most ``LIST_MAXLEN`` entries of ``wait``/``active``/``paused``.
 """
 from __future__ import annotations
 
 import json
 
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from backends.blob import to_key, to_str
 from backends.bullmq.keys import QueueKeys
@@ -86,28 +88,61 @@ async def _members(client: aioredis.Redis, key: str, kind: str, cap: int) -> lis
 
 
 async def _states(client: aioredis.Redis, jobs: list[tuple[str, str, str]]) -> list[str | None]:
-    """The native state of each (prefix, queue, id), in one round trip; None: no such job."""
+    """The native state of each (prefix, queue, id); None: no such job. Two round trips at most:
+    ``ZMSCORE`` of every queue's state sets for all its jobs at once (a few commands however many
+    jobs: the client's cost is per command), then, for the jobs in none of them, ``EXISTS`` and
+    ``LPOS`` in the lists. ``ZSCORE`` per job where the server has no ZMSCORE (Redis < 6.2)."""
     if not jobs:
         return []
-    pipe = client.pipeline(transaction=False)
-    for prefix, name, job_id in jobs:
-        k = QueueKeys(prefix, name)
-        pipe.exists(k.job(job_id))
-        for suffix in STATE_ZSETS:
-            pipe.zscore(k(suffix), job_id)
-        for suffix, _ in STATE_LISTS:
-            pipe.lpos(k(suffix), job_id, maxlen=LIST_MAXLEN)
-    replies = await pipe.execute(raise_on_error=False)
-    width = 1 + len(STATE_ZSETS) + len(STATE_LISTS)
-    out: list[str | None] = []
-    for i in range(len(jobs)):
-        exists, *found = [None if isinstance(r, Exception) else r for r in replies[i * width:(i + 1) * width]]
-        if not exists:
-            out.append(None)
-            continue
-        names = list(STATE_ZSETS) + [state for _, state in STATE_LISTS]
-        out.append(next((n for n, hit in zip(names, found) if hit is not None), "unknown"))
+    by_queue: dict[tuple[str, str], list[int]] = {}
+    for i, (prefix, name, _) in enumerate(jobs):
+        by_queue.setdefault((prefix, name), []).append(i)
+    out: list[str | None] = [None] * len(jobs)
+    found = [False] * len(jobs)
+    hits = await _zset_hits(client, jobs, by_queue)
+    for suffix in STATE_ZSETS:  # in getState's order: the first set that holds the job
+        for i in range(len(jobs)):
+            if not found[i] and hits[suffix][i]:
+                out[i], found[i] = suffix, True
+    rest = [i for i in range(len(jobs)) if not found[i]]
+    if rest:
+        pipe = client.pipeline(transaction=False)
+        for i in rest:
+            prefix, name, job_id = jobs[i]
+            k = QueueKeys(prefix, name)
+            pipe.exists(k.job(job_id))
+            for suffix, _ in STATE_LISTS:
+                pipe.lpos(k(suffix), job_id, maxlen=LIST_MAXLEN)
+        replies = [None if isinstance(r, Exception) else r for r in await pipe.execute(raise_on_error=False)]
+        width = 1 + len(STATE_LISTS)
+        for n, i in enumerate(rest):
+            exists, *positions = replies[n * width:(n + 1) * width]
+            if exists:
+                out[i] = next((state for (_, state), pos in zip(STATE_LISTS, positions) if pos is not None), "unknown")
     return out
+
+
+async def _zset_hits(client: aioredis.Redis, jobs, by_queue) -> dict[str, list[bool]]:
+    """suffix -> per job: is it in that state set of its queue."""
+    hits = {suffix: [False] * len(jobs) for suffix in STATE_ZSETS}
+    pipe = client.pipeline(transaction=False)
+    order = [(q, suffix) for q in by_queue for suffix in STATE_ZSETS]
+    for (prefix, name), suffix in order:
+        pipe.execute_command("ZMSCORE", QueueKeys(prefix, name)(suffix), *(jobs[i][2] for i in by_queue[(prefix, name)]))
+    replies = await pipe.execute(raise_on_error=False)
+    if any(isinstance(r, ResponseError) and "unknown command" in str(r).lower() for r in replies):
+        pipe = client.pipeline(transaction=False)  # Redis < 6.2: one ZSCORE per job and set
+        for (prefix, name), suffix in order:
+            for i in by_queue[(prefix, name)]:
+                pipe.zscore(QueueKeys(prefix, name)(suffix), jobs[i][2])
+        flat = iter(await pipe.execute(raise_on_error=False))
+        replies = [[next(flat) for _ in by_queue[q]] for q, _ in order]
+    for ((q, suffix), reply) in zip(order, replies):
+        if isinstance(reply, Exception):  # WRONGTYPE: that set holds no job
+            continue
+        for i, score in zip(by_queue[q], reply):
+            hits[suffix][i] = score is not None and not isinstance(score, Exception)
+    return hits
 
 
 async def read_flow(client: aioredis.Redis, queue: QueueRef, job_id: str, cap: int, canonical) -> Flow | None:
