@@ -39,6 +39,16 @@ def app_for(url: str, prefix: str, **extra) -> QueueConsoleApp:
     return QueueConsoleApp(Settings(urls=[url], prefixes=[prefix], refresh=0.5, **extra))
 
 
+async def open_queue(pilot, app, name: str, queues: int) -> QueueScreen:
+    """From the overview (once it lists ``queues`` rows): ``enter`` on the queue called ``name``."""
+    table = app.screen.query_one(DataTable)
+    await wait_for(pilot, lambda: table.row_count == queues, what=f"{queues} queue rows")
+    table.move_cursor(row=[r[0] for r in rows(table)].index(name))
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen) and app.screen.queue.name == name)
+    return app.screen
+
+
 async def test_overview_counts_open_queue_and_detail(redis_url, prefix, sync_redis):
     write_fixed_queue(sync_redis, prefix, "emails", failed=4, completed=3, waiting=2, delayed=1)
     write_fixed_queue(sync_redis, prefix, "other", failed=0, completed=1, waiting=0, delayed=0, paused=True)
@@ -846,12 +856,7 @@ async def test_flow_child_job_view_shows_and_opens_its_parent(redis_url, prefix,
     child_ids = {c["job"].id for c in tree["children"]}
     app = app_for(redis_url, prefix)
     async with app.run_test(size=SIZE) as pilot:
-        table = app.screen.query_one(DataTable)
-        await wait_for(pilot, lambda: table.row_count == 2)
-        table.move_cursor(row=[r[0] for r in rows(table)].index("children"))
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
-        jobs = app.screen.query_one("#job-table", DataTable)
+        jobs = (await open_queue(pilot, app, "children", 2)).query_one("#job-table", DataTable)
         await wait_for(pilot, lambda: jobs.row_count == 2, what="the children waiting")
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, JobScreen))
@@ -892,13 +897,9 @@ async def test_minus_goes_back_to_the_previous_view_and_toggles(redis_url, prefi
         write_fixed_queue(sync_redis, prefix, name, failed=2, completed=0, waiting=1, delayed=0)
     app = app_for(redis_url, prefix)
     async with app.run_test(size=SIZE) as pilot:
-        table = app.screen.query_one(DataTable)
-        await wait_for(pilot, lambda: table.row_count == 2)
+        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 2)
         assert app.check_action("previous_view", ()) is False  # nothing before the overview
-        names = [r[0] for r in rows(table)]
-        table.move_cursor(row=names.index("alpha"))
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen) and app.screen.queue.name == "alpha")
+        await open_queue(pilot, app, "alpha", 2)
         await pilot.press("tab")  # alpha on its delayed tab
         await wait_for(pilot, lambda: app.screen.state == "delayed")
         await pilot.press("colon")
@@ -947,11 +948,7 @@ async def test_double_escape_with_the_filter_open(redis_url, prefix, sync_redis)
     app = app_for(redis_url, prefix)
     async with app.run_test(size=SIZE) as pilot:
         table = app.screen.query_one(DataTable)
-        await wait_for(pilot, lambda: table.row_count == 2)
-        table.move_cursor(row=[r[0] for r in rows(table)].index("alpha"))
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
-        screen = app.screen
+        screen = await open_queue(pilot, app, "alpha", 2)
         jobs = screen.query_one("#job-table", DataTable)
         for _ in range(4):
             await pilot.press("tab")
