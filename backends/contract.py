@@ -49,6 +49,8 @@ class Capabilities(BaseModel):
     #: the policy's ``timeouts.job_timeout`` applies
     job_timeout: bool = False
     payload_search: bool = False
+    #: parent/child links of job flows can be read (``Reader.flow``)
+    flows: bool = False
     #: what a queue's namespace is called in this store ("prefix" for Redis keys, "schema" for SQL)
     namespace_label: str = "namespace"
     read_only_reason: str | None = None
@@ -211,6 +213,53 @@ class JobDetail(BaseModel):
     extra: dict[str, str] = Field(default_factory=dict)
 
 
+#: children of one flow parent listed at most (a parent may have 100,000): the rest are counted
+#: (``Flow.counts``) but not listed, and the UI says how many are not shown
+FLOW_CHILDREN_CAP = 50
+#: the dependency kinds of a flow parent, as the library's own count call names them (BullMQ's
+#: ``Job.getDependenciesCount``): ``unprocessed`` is the pending count
+DEPENDENCY_KINDS: tuple[str, ...] = ("unprocessed", "failed", "ignored", "processed")
+
+
+class FlowJob(BaseModel):
+    """One end of a flow link: a parent or a child job, named by its queue (which may be in
+    another namespace of the same server) and id, with its state when it was read."""
+
+    namespace: str
+    queue: str
+    id: str
+    #: canonical state; None: the job no longer exists (removed, or cleaned after it finished)
+    state: str | None = None
+    native_state: str | None = None
+    #: a child only: how its parent counts it (one of ``DEPENDENCY_KINDS``)
+    dependency: str | None = None
+
+
+class Flow(BaseModel):
+    """A job's place in a flow: its parent and (at most ``cap`` of) its children."""
+
+    parent: FlowJob | None = None
+    #: children still pending on the parent, as the parent's own count says (None: no parent)
+    parent_pending: int | None = None
+    #: pending first, then failed, ignored, processed; at most ``cap``
+    children: list[FlowJob] = Field(default_factory=list)
+    #: every dependency kind -> count, equal to the library's own count call
+    counts: dict[str, int] = Field(default_factory=dict)
+    cap: int = FLOW_CHILDREN_CAP
+
+    @property
+    def pending(self) -> int:
+        return self.counts.get("unprocessed", 0)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def empty(self) -> bool:
+        return self.parent is None and not self.total
+
+
 class Page(BaseModel):
     """One server-side page of a job list. ``next_cursor`` is None on the last page."""
 
@@ -370,6 +419,12 @@ class Reader(Mutations, abc.ABC):
     @abc.abstractmethod
     async def job(self, queue: QueueRef, job_id: str) -> JobDetail | None:
         """One job in full, or None when it does not exist."""
+
+    async def flow(self, queue: QueueRef, job_id: str, cap: int = FLOW_CHILDREN_CAP) -> Flow | None:
+        """The job's flow parent and at most ``cap`` of its children, with their states and the
+        dependency counts (pending, processed, ...); None when the job does not exist. Only where
+        ``capabilities.flows``; bounded however many children a parent has."""
+        raise Unsupported(f"{self.backend} has no job flows")
 
     async def summaries(self, queue: QueueRef, job_ids: list[str], state: str) -> dict[str, JobSummary]:
         """Row summaries of known ids (missing ids absent), for planning a selection. Readers

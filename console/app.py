@@ -6,6 +6,7 @@ thread (``console.poller.BackendThread``); results arrive as messages.
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any, Awaitable, Callable, TypeVar
 
 from textual.app import App
@@ -17,7 +18,8 @@ from backends.contract import QueueRef, Reader
 from backends.errors import BackendError
 from console.config import Settings
 from console.connections import connect_options
-from console.keymap import for_screen
+from console import keymap
+from console.keymap import KEYS, for_screen
 from console.poller import BackendThread, Poller, Snapshot
 from console.safe_text import clean
 from themes import DEFAULT_THEME, STYLESHEET, THEMES
@@ -26,7 +28,42 @@ T = TypeVar("T")
 
 
 def bindings_for(screen: str) -> list[Binding]:
-    return [Binding(k.keys, k.id, k.description, show=k.show, priority=k.priority) for k in for_screen(screen)]
+    """The table's default keys, each Binding with its id: a user keymap reaches them through
+    Textual's keymap (``QueueConsoleApp.__init__``), whenever the screen's class was made."""
+    return [Binding(k.keys, k.id, k.description, show=k.show, priority=k.priority, id=k.id)
+            for k in for_screen(screen, KEYS)]
+
+
+class View:
+    """One view of the history: which it is (``key``), the screen showing it, and how to show it
+    again once that screen is gone (a queue at the state it was last on, a job, the failures)."""
+
+    def __init__(self, screen) -> None:
+        self.screen = screen
+        self.key = view_key(screen)
+
+    def reopen(self):
+        from console.screens.dead_letters import DeadLetterScreen
+        from console.screens.job import JobScreen
+        from console.screens.queue import QueueScreen
+
+        old = self.screen
+        if isinstance(old, QueueScreen):
+            return QueueScreen(old.queue, old.state)
+        if isinstance(old, JobScreen):
+            return JobScreen(old.queue, old.job_id)
+        if isinstance(old, DeadLetterScreen):
+            return DeadLetterScreen(old.query_text)
+        return None
+
+
+def view_key(screen) -> tuple | None:
+    """What a screen shows, for the view history; None for what is no view (help, ``:``,
+    confirmations, progress): those have no breadcrumb."""
+    if getattr(screen, "crumb", None) is None:
+        return None
+    queue = getattr(screen, "queue", None)
+    return (type(screen).__name__, queue.key if queue is not None else None, getattr(screen, "job_id", None))
 
 
 class SnapshotArrived(Message):
@@ -44,11 +81,15 @@ class QueueConsoleApp(App):
         super().__init__()
         self.settings = settings
         self.banner_note = banner_note
+        keymap.use(settings.keys)  # [keys] of the config file (checked when the settings loaded)
+        self.set_keymap(keymap.changed_keys())
         self.snapshots: dict[str, Snapshot] = {}
         self.pollers: list[Poller] = []
         self.backend_thread: BackendThread | None = None
         self.frozen = False
         self.command_history: list[str] = []
+        #: the views shown, oldest first (``-`` goes back to the one before the current)
+        self.view_history: list[View] = []
         self._poller_runs: list = []  # the pollers' futures on the backend thread (ctx cancels them)
         from console.config import config_path
         from themes import user_themes
@@ -69,6 +110,7 @@ class QueueConsoleApp(App):
                         severity="warning")
         self.backend_thread = BackendThread()
         self._start_pollers()
+        self.screen_change_signal.subscribe(self, self._screen_changed)
         self.push_screen(OverviewScreen())
 
     def _start_pollers(self) -> None:
@@ -156,6 +198,30 @@ class QueueConsoleApp(App):
 
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
+
+    # -- the command palette (ctrl+p): the binding table's actions that work here and now ----
+    #: ``:`` commands that need no name, offered in the palette too (those that change queues only
+    #: outside read-only mode)
+    PALETTE_COMMANDS = ("dlq", "pause all", "resume all", "ro")
+
+    def get_system_commands(self, screen):
+        """Every action of the binding table that works on ``screen`` now (``working_keys``: none
+        that changes a queue in read-only mode), by its description, with its key; then the
+        ``:`` commands that need no argument. Textual's own generic commands are not offered."""
+        from textual.app import SystemCommand
+
+        from console.keymap import COMMANDS, label
+        from console.screens.help import working_keys
+
+        for key in working_keys(screen):
+            run = partial(screen.run_action, key.id) if key.screens != ("app",) else partial(self.run_action, key.id)
+            yield SystemCommand(key.description, f"key {label(key.keys)}", run)
+        usage = dict(COMMANDS)
+        for line in self.PALETTE_COMMANDS:
+            verb = line.split()[0]
+            if self.settings.read_only and verb in ("pause", "resume", "ro"):
+                continue  # changes queues (or is already so)
+            yield SystemCommand(f":{line}", usage.get(line, ""), partial(self.run_command, line))
 
     # -- the : command line (console.screens.command) -------------------------------------
     def action_command(self) -> None:
@@ -268,6 +334,53 @@ class QueueConsoleApp(App):
             if crumb is not None:
                 out.append(crumb() if callable(crumb) else crumb)
         return out
+
+    # -- the view history: ``-`` goes back to the previous view --------------------------------
+    HISTORY_LIMIT = 20  # views remembered (each keeps its screen object while remembered)
+
+    def _screen_changed(self, screen) -> None:
+        # after the handler that changed screens: a view passed through on the way (``:q NAME``
+        # backs out to the overview, then opens the queue) is not remembered
+        self.call_later(self._note_view)
+
+    def _note_view(self) -> None:
+        screen = self.screen
+        key = view_key(screen)
+        if key is None:
+            return
+        if self.view_history and self.view_history[-1].key == key:
+            self.view_history[-1].screen = screen  # the same view, maybe shown again by a new screen
+        else:
+            self.view_history.append(View(screen))
+            del self.view_history[:-self.HISTORY_LIMIT]
+        self.refresh_bindings()
+
+    def previous_view(self) -> View | None:
+        """The view shown before the current one (the top view under any help or ``:`` line);
+        None when there is none."""
+        current = next((k for k in map(view_key, reversed(self.screen_stack)) if k is not None), None)
+        if current is None:
+            return None
+        return next((v for v in reversed(self.view_history) if v.key != current), None)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "previous_view":
+            return self.previous_view() is not None
+        return True
+
+    def action_previous_view(self) -> None:
+        """``-``: the view before this one. Still on the stack (below): back to it; otherwise it is
+        opened again on top, so that ``esc`` comes back here and ``-`` again toggles."""
+        target = self.previous_view()
+        if target is None or view_key(self.screen) is None:
+            return  # nothing before, or a help / confirmation is open: it answers its own keys
+        if target.screen in self.screen_stack:
+            while self.screen is not target.screen and len(self.screen_stack) > 2:
+                self.pop_screen()
+            return
+        screen = target.reopen()
+        if screen is not None:
+            self.push_screen(screen)
 
     def action_freeze(self) -> None:
         self.frozen = not self.frozen

@@ -58,6 +58,13 @@ def _valid_write_url(url: str) -> str:
 WriteUrl = Annotated[str, AfterValidator(_valid_write_url)]
 
 
+def _valid_keys(keys: dict[str, Any]) -> dict[str, Any]:
+    from console.keymap import with_user_keys
+
+    with_user_keys(keys)  # KeymapError, reported with its binding id and value
+    return keys
+
+
 class BadOption(ValueError):
     """A backend-declared config key with a value of the wrong type (names the key and value)."""
 
@@ -167,6 +174,9 @@ class Settings(_BackendOptions):
     policy_file: str | None = None
     #: ... or the [policy] table of the config file itself (docs/policy.md)
     policy: dict[str, Any] | None = None
+    #: the user's keymap: binding id -> keys (docs/keys.md, "Your own keys"), checked against the
+    #: binding table (an unknown id or a clash names the id and the value)
+    keys: Annotated[dict[str, Any], AfterValidator(_valid_keys)] = Field(default_factory=dict)
 
     def effective_urls(self) -> list[str]:
         return self.urls or [DEFAULT_URL]
@@ -240,6 +250,11 @@ def _validate(data: dict[str, Any], where: str) -> Settings:
             raise ConfigError(f"{where}: key {key!r}: bad value {_redacted(bad.value)!r}: {bad}") from None
         if isinstance(ctx.get("error"), BadUrl):
             raise ConfigError(f"{where}: key {key!r}: {ctx['error']}") from None
+        from console.keymap import KeymapError
+
+        if isinstance(ctx.get("error"), KeymapError):
+            bad = ctx["error"]
+            raise ConfigError(f"{where}: key '{key}.{bad.binding}': bad value {bad.value!r}: {bad}") from None
         raise ConfigError(f"{where}: key {key!r}: bad value {shown}: {msg}") from None
 
 

@@ -324,6 +324,26 @@ def test_config_path_follows_xdg_and_queue_console_config(capsys, monkeypatch, t
     assert code == 0 and out == f"{tmp_path / 'mine.toml'}\n"
 
 
+def test_config_check_reports_bad_user_keys_with_file_id_and_value(capsys, tmp_path):
+    """[keys]: binding id -> keys, checked against the binding table: an unknown id, a key name that
+    is no key, and a key another binding of the same screen answers (here `q`, quit everywhere;
+    `x`, cancel on the queue view) are errors naming the file, the id and the value."""
+    good = tmp_path / "keys.toml"
+    good.write_text('[keys]\ndead_letters = "F"\nretry = ["R", "ctrl+r"]\nprevious_view = "-"\n')
+    code, out, err = run(capsys, "config", "check", str(good))
+    assert code == 0 and out == f"{good}: ok\n", (out, err)
+    bad = tmp_path / "bad-keys.toml"
+    for text, words in (('[keys]\nretry_everything = "R"\n', ["keys.retry_everything", "'R'", "no binding"]),
+                        ('[keys]\nretry = "q"\n', ["keys.retry", "'q'", "'quit'"]),
+                        ('[keys]\npurge = ["D", "x"]\n', ["keys.purge", "cancel_mutation"]),
+                        ('[keys]\ndead_letters = "ctrl+ f!"\n', ["keys.dead_letters", "not a key name"]),
+                        ('[keys]\ndead_letters = 5\n', ["keys.dead_letters", "5"])):
+        bad.write_text(text)
+        code, out, err = run(capsys, "config", "check", str(bad))
+        assert code == 2 and out == "", (text, out, err)
+        assert str(bad) in err and all(w in err for w in words), (text, err)
+
+
 def test_config_check_ok_or_errors_naming_file_key_and_value(capsys, monkeypatch, tmp_path):
     good = tmp_path / "good.toml"
     good.write_text('refresh = 3\nutc = true\n[contexts.prod]\nurls = ["redis://:pw-SECRET@prod:6379/0"]\n'

@@ -77,6 +77,16 @@ async def test_node_queue_read_retried_and_processed_by_a_node_worker(world):
         assert sorted(parent.extra["children unprocessed"].split(", ")) == sorted(f"mails:{c}" for c in made["children"])
         child = await reader.job(ref, made["children"][0])
         assert child.extra["parent_key"] == f"mails:{made['parent']}"
+        # the flow (job_dependency): counts equal the library's getDependenciesCount
+        flow = await reader.flow(ref, made["parent"])
+        assert flow.counts == made["dependencies"] and flow.pending == 2 and flow.parent is None
+        assert sorted(c.id for c in flow.children) == sorted(made["children"])
+        assert {(c.queue, c.dependency, c.state) for c in flow.children} == {("mails", "unprocessed", "waiting")}
+        child_flow = await reader.flow(ref, made["children"][0])
+        assert (child_flow.parent.queue, child_flow.parent.id, child_flow.parent.state) == (
+            "mails", made["parent"], "waiting_children")
+        assert child_flow.parent_pending == 2 and not child_flow.children
+        assert await reader.flow(ref, "no-such-job") is None
         failed = await reader.job(ref, made["failed"][0])
         assert failed.summary.failed_reason.text.startswith("boom")
         assert failed.logs.lines == [f"processing {made['failed'][0]}"]

@@ -39,6 +39,16 @@ def app_for(url: str, prefix: str, **extra) -> QueueConsoleApp:
     return QueueConsoleApp(Settings(urls=[url], prefixes=[prefix], refresh=0.5, **extra))
 
 
+async def open_queue(pilot, app, name: str, queues: int) -> QueueScreen:
+    """From the overview (once it lists ``queues`` rows): ``enter`` on the queue called ``name``."""
+    table = app.screen.query_one(DataTable)
+    await wait_for(pilot, lambda: table.row_count == queues, what=f"{queues} queue rows")
+    table.move_cursor(row=[r[0] for r in rows(table)].index(name))
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen) and app.screen.queue.name == name)
+    return app.screen
+
+
 async def test_overview_counts_open_queue_and_detail(redis_url, prefix, sync_redis):
     write_fixed_queue(sync_redis, prefix, "emails", failed=4, completed=3, waiting=2, delayed=1)
     write_fixed_queue(sync_redis, prefix, "other", failed=0, completed=1, waiting=0, delayed=0, paused=True)
@@ -826,8 +836,10 @@ async def test_queue_view_shows_workers_and_warns_when_none(redis_url, prefix, s
 
 
 async def test_flow_child_job_view_shows_and_opens_its_parent(redis_url, prefix, sync_redis):
-    """A flow made by BullMQ for Python's FlowProducer: the child's full-screen job view names its
-    parent; enter opens the parent (waiting for its children)."""
+    """A flow made by BullMQ for Python's FlowProducer: the child's full-screen job view lists its
+    parent with the parent's pending count; enter opens the parent (waiting for its children),
+    whose view lists both children with their states and the pending count; enter on a child
+    opens it."""
     from bullmq import FlowProducer
 
     from console.screens.job import JobScreen
@@ -835,29 +847,204 @@ async def test_flow_child_job_view_shows_and_opens_its_parent(redis_url, prefix,
     flow = FlowProducer({"connection": redis_url, "prefix": prefix})
     try:
         tree = await flow.add({"name": "report", "queueName": "parents", "data": {"r": 1},
-                               "children": [{"name": "part", "queueName": "children", "data": {"p": 1}}]})
+                               "children": [{"name": "part", "queueName": "children", "data": {"p": 1}},
+                                            {"name": "part", "queueName": "children", "data": {"p": 2},
+                                             "opts": {"jobId": "[b]evil[/b]\x1b[2J"}}]})
     finally:
         await flow.close()
     parent_id = tree["job"].id
+    child_ids = {c["job"].id for c in tree["children"]}
     app = app_for(redis_url, prefix)
     async with app.run_test(size=SIZE) as pilot:
-        table = app.screen.query_one(DataTable)
-        await wait_for(pilot, lambda: table.row_count == 2)
-        table.move_cursor(row=[r[0] for r in rows(table)].index("children"))
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
-        jobs = app.screen.query_one("#job-table", DataTable)
-        await wait_for(pilot, lambda: jobs.row_count == 1, what="the child waiting")
+        jobs = (await open_queue(pilot, app, "children", 2)).query_one("#job-table", DataTable)
+        await wait_for(pilot, lambda: jobs.row_count == 2, what="the children waiting")
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, JobScreen))
         child_view = app.screen
-        await wait_for(pilot, lambda: child_view.flow_parent is not None, what="parent found")
+        await wait_for(pilot, lambda: child_view.flow is not None, what="parent found")
         text = "\n".join(_screen_lines(app))
-        assert f"parent parents / job {parent_id}" in text
+        assert f"parent parents/{parent_id} (waiting children, 2 pending)" in text
+        assert [r[:4] for r in rows(child_view.query_one("#flow-table", DataTable))] == [
+            ["parent", "parents", parent_id, "waiting children"]]
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, JobScreen) and app.screen is not child_view)
-        assert app.screen.queue.name == "parents" and app.screen.job_id == parent_id
-        await wait_for(pilot, lambda: app.screen.detail is not None)
-        assert app.screen.detail.summary.state == "waiting_children"
+        parent_view = app.screen
+        assert parent_view.queue.name == "parents" and parent_view.job_id == parent_id
+        await wait_for(pilot, lambda: parent_view.detail is not None and parent_view.flow is not None)
+        assert parent_view.detail.summary.state == "waiting_children"
+        assert parent_view.flow.pending == 2
+        listed = rows(parent_view.query_one("#flow-table", DataTable))
+        assert {r[2] for r in listed} == {i.replace("\x1b", "\\x1b") for i in child_ids}  # shown inert
+        assert {(r[0], r[1], r[3], r[4]) for r in listed} == {("child", "children", "waiting", "pending")}
+        assert "children 2: 2 pending" in "\n".join(_screen_lines(app))
+        assert "[b]evil[/b]\\x1b[2J" in "\n".join(_screen_lines(app))  # the id as it is: no markup, no escape
+        parent_view.query_one("#flow-table", DataTable).move_cursor(row=1)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, JobScreen) and app.screen is not parent_view)
+        assert app.screen.job_id == parent_view.flow_rows[1][1].id
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is parent_view)
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is child_view)
+
+
+async def test_minus_goes_back_to_the_previous_view_and_toggles(redis_url, prefix, sync_redis):
+    """``-``: the view before this one, whether it is still open underneath (popped back to) or
+    was closed (opened again, at the state it was on); pressed again, it toggles back."""
+    from console.screens.job import JobScreen
+
+    for name in ("alpha", "beta"):
+        write_fixed_queue(sync_redis, prefix, name, failed=2, completed=0, waiting=1, delayed=0)
+    app = app_for(redis_url, prefix)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 2)
+        assert app.check_action("previous_view", ()) is False  # nothing before the overview
+        await open_queue(pilot, app, "alpha", 2)
+        await pilot.press("tab")  # alpha on its delayed tab
+        await wait_for(pilot, lambda: app.screen.state == "delayed")
+        await pilot.press("colon")
+        await pilot.press(*"q beta", "enter")  # closes alpha (back to the overview) and opens beta
+        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen) and app.screen.queue.name == "beta")
+        beta = app.screen
+        jobs = beta.query_one("#job-table", DataTable)
+        await wait_for(pilot, lambda: jobs.row_count == 1)
+        # alpha was closed: `-` opens it again, on the tab it was on (the overview passed through
+        # on the way to beta is no view of its own)
+        await pilot.press("minus")
+        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen) and app.screen.queue.name == "alpha")
+        alpha = app.screen
+        assert alpha.state == "delayed"
+        from textual.widgets import Tab, Tabs
+
+        await wait_for(pilot, lambda: len(alpha.query(Tab)) == 6, what="every state's tab")
+        assert [t.id for t in alpha.query(Tab)][:3] == ["state-waiting", "state-delayed", "state-active"]
+        assert alpha.query_one(Tabs).active == "state-delayed"
+        # and `-` again: back to beta, which is still open underneath (same screen, popped back to)
+        await pilot.press("minus")
+        await wait_for(pilot, lambda: app.screen is beta)
+        # a job view, then `-` back to the list and `-` again to the job
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, JobScreen))
+        job_id = app.screen.job_id
+        await pilot.press("minus")
+        await wait_for(pilot, lambda: app.screen is beta)
+        await pilot.press("minus")
+        await wait_for(pilot, lambda: isinstance(app.screen, JobScreen) and app.screen.job_id == job_id)
+        # esc always backs out one level: job -> beta -> overview
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is beta)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen))
+        # help lists `-` where it works
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        assert "previous_view" in {k.id for k in app.screen.keys()}
+
+
+async def test_double_escape_with_the_filter_open(redis_url, prefix, sync_redis):
+    """With the filter open, the first esc closes (and clears) it and stays; the next backs out."""
+    for name in ("alpha", "beta"):
+        write_fixed_queue(sync_redis, prefix, name, failed=3, completed=0, waiting=0, delayed=0)
+    app = app_for(redis_url, prefix)
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.screen.query_one(DataTable)
+        screen = await open_queue(pilot, app, "alpha", 2)
+        jobs = screen.query_one("#job-table", DataTable)
+        for _ in range(4):
+            await pilot.press("tab")
+        await wait_for(pilot, lambda: screen.state == "failed" and jobs.row_count == 3)
+        await pilot.press("slash")
+        await pilot.press("z", "z", "z")
+        await wait_for(pilot, lambda: jobs.row_count == 0, what="the filter hides every row")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: jobs.row_count == 3, what="filter cleared")
+        assert app.screen is screen and not screen.query_one("#filter").has_class("-shown")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen), what="backed out")
+        # the overview: esc closes its filter, and a second esc leaves the overview where it is
+        await pilot.press("slash")
+        await pilot.press("b", "e")
+        await wait_for(pilot, lambda: table.row_count == 1)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: table.row_count == 2)
+        await pilot.press("escape")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, OverviewScreen)
+
+
+async def test_user_keymap_rebinds_keys_footer_and_help(redis_url, prefix, sync_redis):
+    """[keys] dead_letters = "F": `F` opens the failures view and `f` no longer does; the footer
+    and `?` show F; a binding the user did not touch keeps its key."""
+    from console import keymap
+    from console.screens.dead_letters import DeadLetterScreen
+    from textual.widgets import Footer
+
+    write_fixed_queue(sync_redis, prefix, "emails", failed=2, completed=0, waiting=0, delayed=0)
+    app = app_for(redis_url, prefix, keys={"dead_letters": "F", "previous_view": ["-", "backspace"]})
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            table = app.screen.query_one(DataTable)
+            await wait_for(pilot, lambda: table.row_count == 1)
+            await pilot.press("f")
+            await pilot.pause(0.3)
+            assert isinstance(app.screen, OverviewScreen)
+            footer = "\n".join(_screen_lines(app)[-2:])
+            assert "F Failures" in footer and "f Failures" not in footer
+            await pilot.press("question_mark")
+            await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+            shown = {k.id: k.keys for k in app.screen.keys()}
+            assert shown["dead_letters"] == "F" and shown["quit"] == "q"
+            assert "F" in "\n".join(_screen_lines(app))
+            await pilot.press("escape")
+            await pilot.press("F")
+            await wait_for(pilot, lambda: isinstance(app.screen, DeadLetterScreen), what="F opens failures")
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen))
+            await pilot.press("backspace")  # the second key of previous_view
+            await wait_for(pilot, lambda: isinstance(app.screen, DeadLetterScreen), what="backspace = previous view")
+    finally:
+        keymap.use({})  # the module's active table is the process's: back to the defaults
+
+
+async def test_command_palette_offers_the_binding_table_here_and_now(redis_url, prefix, sync_redis):
+    """ctrl+p: every action of the binding table that works on this screen now, with its key (none
+    of Textual's generic commands); in a read-only session none that changes a queue."""
+    from console.screens.dead_letters import DeadLetterScreen
+
+    write_fixed_queue(sync_redis, prefix, "emails", failed=2, completed=0, waiting=1, delayed=0)
+
+    def titles(app) -> dict[str, str]:
+        return {c.title: c.help for c in app.get_system_commands(app.screen)}
+
+    app = app_for(redis_url, prefix)
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.screen.query_one(DataTable)
+        await wait_for(pilot, lambda: table.row_count == 1)
+        here = titles(app)
+        assert here["Failures"] == "key f" and here["Pause all"] == "key P" and here["Help"] == "key ?"
+        assert ":pause all" in here and "Retry" not in here  # retry is a key of the job lists
+        assert not {"Quit the application", "Keys", "Screenshot", "Theme"} & set(here)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
+        jobs = app.screen.query_one("#job-table", DataTable)
+        await wait_for(pilot, lambda: jobs.row_count == 1)
+        assert {"Retry", "Purge", "Pause/resume", "Next page"} <= set(titles(app))
+        assert "Cancel job" not in titles(app)  # BullMQ cannot cancel: not offered
+        # the palette itself: type, enter runs the action on the screen underneath
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.3)
+        await pilot.press(*"Failures")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DeadLetterScreen), what="the palette opened failures")
+
+    app = app_for(redis_url, prefix, read_only=True)
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.screen.query_one(DataTable)
+        await wait_for(pilot, lambda: table.row_count == 1)
+        here = titles(app)
+        assert "Failures" in here and not {"Pause all", "Resume all", ":pause all", ":resume all", ":ro"} & set(here)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
+        assert not {"Retry", "Purge", "Promote (run now)", "Pause/resume"} & set(titles(app))
+        assert "Next state" in titles(app)

@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from backends.blob import ROW_LIMIT, to_blob, to_int, to_key, to_ms, to_str
-from backends.bullmq import discovery, versions
+from backends.bullmq import discovery, flows, versions
 from backends.bullmq.declaration import DECLARATION
 from backends.bullmq.read_scripts import HashFieldsReader, QueueCounter
 from backends.bullmq.gauges import read_gauges
@@ -24,8 +24,10 @@ from backends.bullmq.keys import QueueKeys
 from backends.bullmq.writer import BullMQWriter
 from backends.contract import (
     CANONICAL_STATES,
+    FLOW_CHILDREN_CAP,
     Capabilities,
     Discovery,
+    Flow,
     JobDetail,
     JobSummary,
     History,
@@ -119,6 +121,7 @@ class BullMQReader(ComposedReader):
         retry=True,
         purge=True,
         promote=True,
+        flows=True,
         namespace_label="prefix",
     )
 
@@ -179,7 +182,7 @@ class BullMQReader(ComposedReader):
     def queue_capabilities(self, queue: QueueRef) -> Capabilities:
         """From the last discovery; every mutation reads the evidence again before it runs."""
         if queue.backend == "bull":
-            return self.capabilities.model_copy(update={"states": CANONICAL_STATES[:5]}).read_only(
+            return self.capabilities.model_copy(update={"states": CANONICAL_STATES[:5], "flows": False}).read_only(
                 "legacy Bull queues are read-only in queue-console")
         if queue.key in self._acl_denied:
             return self.capabilities.read_only(self._acl_denied[queue.key])
@@ -594,6 +597,10 @@ class BullMQReader(ComposedReader):
             max_attempts=max_attempts,
             extra=extra,
         )
+
+    async def flow(self, queue: QueueRef, job_id: str, cap: int = FLOW_CHILDREN_CAP) -> Flow | None:
+        async with redis_errors(self.url):
+            return await flows.read_flow(self.client, queue, job_id, cap, _canonical)
 
     async def _list_state(self, k: QueueKeys, job_id: str) -> str:
         """LPOS is O(N): bounded with MAXLEN so that a huge wait list never blocks the server."""

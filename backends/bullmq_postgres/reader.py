@@ -29,8 +29,12 @@ from backends.bullmq_postgres.layout import (
 from backends.bullmq_postgres.writer import BullMQPgWriter
 from backends.contract import (
     CANONICAL_STATES,
+    DEPENDENCY_KINDS,
+    FLOW_CHILDREN_CAP,
     Capabilities,
     Discovery,
+    Flow,
+    FlowJob,
     JobDetail,
     JobSummary,
     History,
@@ -62,6 +66,25 @@ SUMMARY_COLUMNS = ("id, name, state::text AS state, priority, delay_ms, attempts
                    "processed_at_ms, finished_at_ms, failed_reason, seq, process_at_ms")
 
 
+#: job_dependency.status -> BullMQ's name for it (getDependenciesCount)
+DEP_KIND = {"pending": "unprocessed", "failed": "failed", "ignored": "ignored", "processed": "processed"}
+FLOW_PARENT_SQL = """
+SELECT j.parent_queue, j.parent_id, p.state::text AS parent_state, p.priority AS parent_priority,
+       (SELECT count(*) FROM job_dependency d WHERE d.parent_queue = j.parent_queue
+          AND d.parent_id = j.parent_id AND d.status = 'pending')::int AS parent_pending
+FROM job j LEFT JOIN job p ON p.queue = j.parent_queue AND p.id = j.parent_id
+WHERE j.queue = $1 AND j.id = $2"""
+#: at most $3 children per status (pending first), each from the (parent, status) index
+FLOW_CHILDREN_SQL = """
+SELECT d.child_queue, d.child_id, d.status::text AS status, c.state::text AS state, c.priority
+FROM unnest(ARRAY['pending', 'failed', 'ignored', 'processed']::dep_status[]) WITH ORDINALITY AS s(status, rank)
+CROSS JOIN LATERAL (SELECT child_queue, child_id, status FROM job_dependency
+                    WHERE parent_queue = $1 AND parent_id = $2 AND status = s.status
+                    ORDER BY child_id LIMIT $3) d
+LEFT JOIN job c ON c.queue = d.child_queue AND c.id = d.child_id
+ORDER BY s.rank, d.child_id"""
+
+
 def _native(row) -> str:
     state = row["state"]
     if state == "waiting" and (row["priority"] or 0) > 0:
@@ -88,7 +111,7 @@ class BullMQPgReader(ComposedReader):
 
     backend = BACKEND
     capabilities = Capabilities(states=STATES, job_logs=True, throughput=True, latency=True, retry=True, purge=True,
-                                promote=True, pause=True, namespace_label="schema")
+                                promote=True, pause=True, flows=True, namespace_label="schema")
 
     def __init__(self, pool, url: ConnectionUrl, schema: str | None = None) -> None:
         self.pool = pool
@@ -266,6 +289,39 @@ class BullMQPgReader(ComposedReader):
                          stacktrace=[s for s in stack if s is not None],
                          logs=LogLines(lines=lines, total=log_total), attempts_started=row["attempts_started"],
                          max_attempts=row["max_attempts"], extra=extra)
+
+    # ------------------------------------------------------------------ flows
+    async def flow(self, queue: QueueRef, job_id: str, cap: int = FLOW_CHILDREN_CAP) -> Flow | None:
+        """From ``job_dependency`` (one row per parent/child link, ``status`` pending / failed /
+        ignored / processed): the counts by BullMQ's own ``get_dependency_counts``, at most ``cap``
+        children (pending first, each status read by the ``(parent_queue, parent_id, status)``
+        index), and the child's ``parent_queue``/``parent_id``."""
+        async def read(conn):
+            me = await conn.fetchrow(FLOW_PARENT_SQL, queue.name, str(job_id))
+            if me is None:
+                return None
+            deps = await conn.fetchrow(command("get_dependency_counts"), queue.name, str(job_id))
+            kids = await conn.fetch(FLOW_CHILDREN_SQL, queue.name, str(job_id), cap) if any(deps.values()) else []
+            return me, deps, kids
+
+        got = await self._in_schema(queue.namespace, read)
+        if got is None:
+            return None
+        me, deps, kids = got
+
+        def node(name, ident, state, priority, dependency=None) -> FlowJob:
+            native = _native({"state": state, "priority": priority}) if state else None
+            return FlowJob(namespace=queue.namespace, queue=name, id=ident, native_state=native,
+                           state=CANONICAL.get(native, native) if native else None, dependency=dependency)
+
+        parent = None
+        if me["parent_id"] is not None:
+            parent = node(me["parent_queue"], me["parent_id"], me["parent_state"], me["parent_priority"])
+        children = [node(r["child_queue"], r["child_id"], r["state"], r["priority"], DEP_KIND[r["status"]])
+                    for r in kids][:cap]
+        counts = {kind: int(deps[kind]) for kind in DEPENDENCY_KINDS}
+        return Flow(parent=parent, parent_pending=me["parent_pending"] if parent else None, children=children,
+                    counts=counts, cap=cap)
 
     # ------------------------------------------------------------------ gauges
     async def gauges(self, queues: list[QueueRef]) -> list[QueueGauges]:

@@ -99,7 +99,9 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
         yield ErrorBanner(id="banner", classes="banner")
         yield Static(id="queue-title")
         yield ThroughputChart(id="chart")
-        yield Tabs(id="states")
+        # the tab of the state opened on is there from the start, so that it is the one Tabs
+        # activates (``-`` reopens a queue at the tab it was on); the others are put around it
+        yield Tabs(Tab(Text(self.state.replace("_", " ")), id=f"state-{self.state}"), id="states")
         yield Input(placeholder="filter this page by id, name or error (esc to clear)", id="filter")
         with Horizontal(id="body"):
             with Vertical(id="jobs"):
@@ -204,7 +206,8 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
             if existing:
                 existing.first(Tab).label = Text(one_line(label, 40))
             else:
-                tabs.add_tab(Tab(Text(one_line(label, 40)), id=tab_id))
+                later = [f"state-{s}" for s in states[states.index(state) + 1:] if tabs.query(f"#state-{s}")]
+                tabs.add_tab(Tab(Text(one_line(label, 40)), id=tab_id), before=later[0] if later else None)
         if tabs.active != f"state-{self.state}" and self.state in states:
             tabs.active = f"state-{self.state}"
 

@@ -45,9 +45,11 @@ async function main() {
       name: 'parent', queueName: name, data: { p: 1 },
       children: [{ name: 'child', queueName: name, data: { c: 1 } }, { name: 'child', queueName: name, data: { c: 2 } }],
     });
+    const dependencies = await tree.job.getDependenciesCount();  // before close: the job uses the flow's backend
     await flow.close();
     const failed = (await queue.getJobs(['failed'])).map(j => j.id);
     console.log(JSON.stringify({ counts: await queue.getJobCounts(), failed, parent: tree.job.id,
+                                 dependencies,
                                  children: tree.children.map(c => c.job.id) }));
   } else if (mode === 'work') {
     const seen = [];
