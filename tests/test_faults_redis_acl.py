@@ -118,7 +118,7 @@ async def test_tui_does_not_offer_what_the_acl_user_may_not_do(server):
     from console.app import QueueConsoleApp
     from console.config import Settings
     from console.screens.queue import QueueScreen
-    from tests.test_tui import SIZE, _plain, wait_for
+    from tests.tui_harness import SIZE, plain, wait_for
 
     for user, offered in (("auditor", False), (None, True)):
         url = _url(server, user) if user else server.url
@@ -128,7 +128,7 @@ async def test_tui_does_not_offer_what_the_acl_user_may_not_do(server):
             await pilot.press("enter")
             await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen), what="queue view")
             title = app.screen.query_one("#queue-title")
-            await wait_for(pilot, lambda: "orders" in _plain(title.content), what="title")
-            assert ("read-only: ACL: user 'auditor' cannot run" in _plain(title.content)) is not offered
+            await wait_for(pilot, lambda: "orders" in plain(title.content), what="title")
+            assert ("read-only: ACL: user 'auditor' cannot run" in plain(title.content)) is not offered
             for action in ("retry", "purge", "toggle_pause"):
                 assert bool(app.screen.check_action(action, ())) is offered, action

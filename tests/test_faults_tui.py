@@ -25,7 +25,7 @@ from tests.private_redis import PrivateRedis
 
 #: this suite's own ports (other fault suites use other ranges)
 FAULT_PORTS = range(6431, 6440)
-from tests.test_tui import SIZE, _plain, wait_for
+from tests.tui_harness import SIZE, plain, wait_for
 
 PREFIX = "bull"
 
@@ -40,7 +40,7 @@ def server():
 
 
 def _bar(app) -> str:
-    return _plain(app.screen.query_one("#connections").content)
+    return plain(app.screen.query_one("#connections").content)
 
 
 def _banner_shown(app) -> bool:

@@ -170,7 +170,7 @@ async def test_tui_shows_every_queue_with_the_bad_ones_marked(redis_url, sync_re
     from console.app import QueueConsoleApp
     from console.config import Settings
     from console.screens.queue import QueueScreen
-    from tests.test_tui import SIZE, _plain, rows, wait_for
+    from tests.tui_harness import SIZE, plain, rows, wait_for
 
     bad = prefix.encode() + b":" + BAD_NAME
     sync_redis.hset(bad + b":meta", mapping={"version": "bullmq:5.0.0"})
@@ -186,7 +186,7 @@ async def test_tui_shows_every_queue_with_the_bad_ones_marked(redis_url, sync_re
         shown = {r[0]: r for r in rows(table)}
         assert set(shown) == {"Qbad\\xff\\xfename", "fake", "messy"}
         assert shown["fake"][2] == "MALFORMED" and f"{prefix}:fake:wait is not a list" in " ".join(shown["fake"])
-        assert "1 malformed" in _plain(app.screen.query_one("#connections").content)
+        assert "1 malformed" in plain(app.screen.query_one("#connections").content)
         # the messy queue opens; its unreadable jobs are rows marked MALFORMED, and the page says how many
         table.move_cursor(row=[r[0] for r in rows(table)].index("messy"))
         await pilot.press("enter")
@@ -195,4 +195,4 @@ async def test_tui_shows_every_queue_with_the_bad_ones_marked(redis_url, sync_re
         jobs = app.screen.query_one("#job-table", DataTable)
         await wait_for(pilot, lambda: app.screen.state == "failed" and jobs.row_count == 15, what="failed page")
         assert sum(1 for r in rows(jobs) if r[1] == "MALFORMED") == 4
-        assert "4 could not be read" in _plain(app.screen.query_one("#page-info").content)
+        assert "4 could not be read" in plain(app.screen.query_one("#page-info").content)

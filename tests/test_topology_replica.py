@@ -121,7 +121,7 @@ async def test_tui_connection_bar_shows_standby_and_lag(pair):
     from console.app import QueueConsoleApp
     from console.config import Settings
     from console.widgets.status_bar import ConnectionBar
-    from tests.test_tui import wait_for
+    from tests.tui_harness import wait_for
 
     primary, standby = pair
     schema = h.new_schema("v12")

@@ -7,36 +7,14 @@ import time
 import redis
 from textual.widgets import DataTable
 
-from console.app import QueueConsoleApp
-from console.config import Settings
 from console.screens.help import HelpScreen
 from console.screens.overview import OverviewScreen
 from console.screens.queue import QueueScreen
 from console.widgets.job_detail import JobDetailView
 from tests.fixed_data import write_fixed_queue
 from tests.servers import EmbeddedRedis
-
-SIZE = (160, 45)
-
-
-async def wait_for(pilot, cond, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if cond():
-                return
-        except Exception:
-            pass
-        await pilot.pause(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def rows(table: DataTable) -> list[list[str]]:
-    return [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
-
-
-def app_for(url: str, prefix: str, **extra) -> QueueConsoleApp:
-    return QueueConsoleApp(Settings(urls=[url], prefixes=[prefix], refresh=0.5, **extra))
+from tests.tui_harness import SIZE, app_for, open_failed, rows, wait_for
+from tests.tui_harness import plain as _plain
 
 
 async def test_overview_counts_open_queue_and_detail(redis_url, prefix, sync_redis):
@@ -82,27 +60,11 @@ async def test_overview_counts_open_queue_and_detail(redis_url, prefix, sync_red
         await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen), what="back to overview")
 
 
-def _plain(renderable) -> str:
-    from rich.console import Console
-
-    console = Console(width=200, record=True, color_system=None)
-    console.print(renderable)
-    return console.export_text()
-
-
 async def test_paging_next_and_previous(redis_url, prefix, sync_redis):
     write_fixed_queue(sync_redis, prefix, "big", failed=120, completed=0, waiting=0, delayed=0)
     app = app_for(redis_url, prefix)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1, what="queue row")
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
-        screen = app.screen
-        screen.query_one("#job-table").focus()
-        for _ in range(4):
-            await pilot.press("tab")
-        jobs = screen.query_one("#job-table", DataTable)
-        await wait_for(pilot, lambda: screen.state == "failed" and jobs.row_count == 50, what="first page")
+        screen, jobs = await open_failed(pilot, app, 50, focus_jobs=True)
         first = [r[0] for r in rows(jobs)]
         assert first == [str(i) for i in range(120, 70, -1)]
         await pilot.press("n")
@@ -150,12 +112,7 @@ async def test_hostile_job_is_shown_inert(redis_url, prefix, sync_redis):
     sync_redis.zadd(f"{base}:failed", {"1": 1790000000100})
     app = app_for(redis_url, prefix)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
-        screen = app.screen
-        for _ in range(4):
-            await pilot.press("tab")
+        screen, _ = await open_failed(pilot, app, 1)
         detail = screen.query_one(JobDetailView)
         await wait_for(pilot, lambda: "error (latest)" in _plain(detail.content), what="detail")
         text = _plain(detail.content)
@@ -206,14 +163,7 @@ async def test_mark_retry_and_purge_with_confirmation(redis_url, prefix, sync_re
     write_fixed_queue(sync_redis, prefix, "dlq", failed=5, completed=0, waiting=0, delayed=0)
     app = app_for(redis_url, prefix, store_prefix=f"{prefix}:console")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
-        screen = app.screen
-        for _ in range(4):
-            await pilot.press("tab")
-        jobs = screen.query_one("#job-table", DataTable)
-        await wait_for(pilot, lambda: screen.state == "failed" and jobs.row_count == 5)
+        screen, jobs = await open_failed(pilot, app, 5)
         screen.query_one("#job-table").focus()
         await pilot.press("space", "space")  # marks the first two rows (ids 5 and 4)
         assert screen.marks == {"5", "4"}
@@ -240,13 +190,7 @@ async def test_read_only_hides_and_refuses_mutating_keys(redis_url, prefix, sync
     write_fixed_queue(sync_redis, prefix, "ro", failed=2, completed=0, waiting=0, delayed=0)
     app = app_for(redis_url, prefix, read_only=True)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
-        screen = app.screen
-        for _ in range(4):
-            await pilot.press("tab")
-        await wait_for(pilot, lambda: screen.state == "failed" and screen.query_one("#job-table", DataTable).row_count == 2)
+        screen, _ = await open_failed(pilot, app, 2)
         for action in ("retry", "purge", "toggle_pause"):
             assert screen.check_action(action, ()) is False
         await pilot.press("R", "D", "P")
@@ -292,14 +236,7 @@ async def test_range_mark_marks_every_row_between(redis_url, prefix, sync_redis)
     write_fixed_queue(sync_redis, prefix, "rng", failed=8, completed=0, waiting=0, delayed=0)
     app = app_for(redis_url, prefix)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
-        screen = app.screen
-        for _ in range(4):
-            await pilot.press("tab")
-        jobs = screen.query_one("#job-table", DataTable)
-        await wait_for(pilot, lambda: screen.state == "failed" and jobs.row_count == 8)
+        screen, jobs = await open_failed(pilot, app, 8)
         screen.query_one("#job-table").focus()
         await pilot.press("j", "space")  # mark row 1 (id 7), cursor moves to row 2
         await pilot.press("j", "j", "V")  # range from row 1 to row 4
@@ -312,15 +249,7 @@ async def test_quick_next_presses_never_label_a_page_over_other_rows(redis_url, 
     write_fixed_queue(sync_redis, prefix, "many", failed=400, completed=0, waiting=0, delayed=0)
     app = app_for(redis_url, prefix)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1, what="queue row")
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
-        screen = app.screen
-        screen.query_one("#job-table").focus()
-        for _ in range(4):
-            await pilot.press("tab")
-        jobs = screen.query_one("#job-table", DataTable)
-        await wait_for(pilot, lambda: screen.state == "failed" and jobs.row_count == 50, what="first page")
+        screen, jobs = await open_failed(pilot, app, 50, focus_jobs=True)
         for _ in range(5):  # five presses before the next page has come back from the server
             screen.action_next_page()
         await wait_for(pilot, lambda: rows(jobs) and rows(jobs)[0][0] != "400", what="a later page")
@@ -349,14 +278,7 @@ async def test_second_keypress_never_cancels_a_running_retry_and_x_cancels_it_ho
                                  "failure_classes": [{"pattern": "timeout after", "class": "fatal"}]})
     waiting = lambda: sync_redis.llen(f"{prefix}:slow:wait")  # noqa: E731
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
-        screen = app.screen
-        for _ in range(4):
-            await pilot.press("tab")
-        jobs = screen.query_one("#job-table", DataTable)
-        await wait_for(pilot, lambda: screen.state == "failed" and jobs.row_count == 8)
+        screen, jobs = await open_failed(pilot, app, 8)
         jobs.focus()
         await pilot.press(*["space"] * 8)
         assert len(screen.marks) == 8
@@ -478,13 +400,7 @@ async def test_read_only_badge_and_no_mutating_key_anywhere(redis_url, prefix, s
         listed = {k.id for k in app.screen.keys()}
         assert not listed & {"pause_all", "resume_all"} and "open_queue" in listed
         await pilot.press("escape")
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
-        screen = app.screen
-        for _ in range(4):
-            await pilot.press("tab")
-        jobs = screen.query_one("#job-table", DataTable)
-        await wait_for(pilot, lambda: screen.state == "failed" and jobs.row_count == 2)
+        screen, jobs = await open_failed(pilot, app, 2)
         await pilot.press("space")
         await wait_for(pilot, lambda: "1 marked" in _plain(screen.query_one("#page-info").content))
         info = _plain(screen.query_one("#page-info").content)
@@ -545,13 +461,7 @@ async def test_80x24_keeps_names_job_columns_and_help_on_screen(redis_url, prefi
         assert any(line.startswith(" emails-transactional-eu") for line in _screen_lines(app))
         assert any("failed" in line for line in _screen_lines(app))  # the last columns are reachable
 
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
-        screen = app.screen
-        jobs = screen.query_one("#job-table", DataTable)
-        for _ in range(4):
-            await pilot.press("tab")
-        await wait_for(pilot, lambda: screen.state == "failed" and jobs.row_count == 12)
+        screen, jobs = await open_failed(pilot, app, 12)
         await pilot.pause(0.3)
         assert not screen.query_one("#chart").display and not screen.query_one("#detail").display
         assert jobs.region.height >= 12
@@ -666,14 +576,7 @@ async def test_retry_confirmation_toggles_reset_attempts(redis_url, prefix, sync
     write_fixed_queue(sync_redis, prefix, "rs", failed=2, completed=0, waiting=0, delayed=0)
     app = app_for(redis_url, prefix, store_prefix=f"{prefix}:console")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
-        screen = app.screen
-        for _ in range(4):
-            await pilot.press("tab")
-        jobs = screen.query_one("#job-table", DataTable)
-        await wait_for(pilot, lambda: screen.state == "failed" and jobs.row_count == 2)
+        screen, jobs = await open_failed(pilot, app, 2)
         job_id = screen._shown_ids[0]
         before = {k.decode(): v.decode() for k, v in sync_redis.hgetall(f"{prefix}:rs:{job_id}").items()}
         assert int(before.get("atm", before.get("attemptsMade", "0"))) > 0
@@ -712,12 +615,7 @@ async def test_times_local_with_offset_or_utc(redis_url, prefix, sync_redis, mon
         for utc, offset in ((False, "+05:30"), (True, "+00:00")):
             app = app_for(redis_url, prefix, utc=utc)
             async with app.run_test(size=SIZE) as pilot:
-                await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
-                await pilot.press("enter")
-                await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
-                screen = app.screen
-                for _ in range(4):
-                    await pilot.press("tab")
+                screen, _ = await open_failed(pilot, app, 1)
                 detail = screen.query_one(JobDetailView)
                 await wait_for(pilot, lambda: screen.state == "failed" and "finished" in _plain(detail.content))
                 text = _plain(detail.content)
