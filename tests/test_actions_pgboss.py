@@ -773,7 +773,7 @@ const require = createRequire(path.join(here, 'x.js'))
 const pkg = require(path.join(here, 'node_modules', lib, 'package.json'))
 const mod = await import(path.join(here, 'node_modules', lib, pkg.main || 'index.js'))
 const PgBoss = mod.PgBoss || mod.default || mod
-const cfg = require(path.join(here, '..', 'conn.js')).pgConnection(url)
+const cfg = require(path.join(here, '..', 'pg_conn.js')).pgConnection(url)
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 const boss = new PgBoss({ ...cfg, schema, supervise: false, schedule: false, max: 3 })
 boss.on('error', err => console.error('pg-boss error', err))

@@ -24,7 +24,7 @@ const mod = await import(path.join(here, 'node_modules', lib, pkg.main || 'index
 const PgBoss = mod.PgBoss || mod.default || mod
 const v10 = pkg.version.startsWith('10.')
 
-const { pgConnection: connection } = require('../interop/conn.js')
+const { pgConnection: connection } = require('../interop/pg_conn.js')
 
 const boss = new PgBoss({ ...connection(url), schema, supervise: false, schedule: false, max: 4, migrate: true })
 boss.on('error', err => console.error('pg-boss error', err.message))

@@ -28,7 +28,19 @@ const hardTimer = setTimeout(() => {
   process.exit(3);
 }, 30000);
 
-const { redisConnection: connectionFromUrl } = require('./conn');
+function connectionFromUrl(raw) {
+  const u = new URL(raw);
+  const conn = {
+    host: u.hostname || '127.0.0.1',
+    port: u.port ? Number(u.port) : 6379,
+    db: u.pathname && u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0,
+    maxRetriesPerRequest: null,
+  };
+  if (u.username) conn.username = decodeURIComponent(u.username);
+  if (u.password) conn.password = decodeURIComponent(u.password);
+  if (u.protocol === 'rediss:') conn.tls = {};
+  return conn;
+}
 
 const sleep = ms => new Promise(r => setTimeout(r, ms));
 const connection = connectionFromUrl(redisUrl);

@@ -32,7 +32,18 @@ function lib(name) {
   return libs[name];
 }
 
-const { redisConnection: connectionFromUrl } = require('./conn');
+function connectionFromUrl(raw) {
+  const u = new URL(raw);
+  const conn = {
+    host: u.hostname || '127.0.0.1',
+    port: u.port ? Number(u.port) : 6379,
+    db: u.pathname && u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0,
+    maxRetriesPerRequest: null,
+  };
+  if (u.username) conn.username = decodeURIComponent(u.username);
+  if (u.password) conn.password = decodeURIComponent(u.password);
+  return conn;
+}
 
 const sleep = ms => new Promise(r => setTimeout(r, ms));
 const queues = new Map();

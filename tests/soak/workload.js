@@ -14,7 +14,8 @@ const { Queue, Worker } = require(path.join(__dirname, '..', 'interop', 'node_mo
 
 const [redisUrl, rateArg, queuesArg, secondsArg] = process.argv.slice(2);
 const rate = Number(rateArg || 1000), nQueues = Number(queuesArg || 20), seconds = Number(secondsArg || 3600);
-const connection = require(path.join(__dirname, '..', 'interop', 'conn.js')).redisConnection(redisUrl);
+const u = new URL(redisUrl);
+const connection = { host: u.hostname, port: Number(u.port || 6379), maxRetriesPerRequest: null };
 const names = Array.from({ length: nQueues }, (_, i) => `soak${String(i).padStart(2, '0')}`);
 const queues = names.map((n) => new Queue(n, { connection }));
 const workers = names.map((n) => new Worker(n, async (job) => {

@@ -16,7 +16,7 @@ const pkg = require(path.join(here, 'node_modules', lib, 'package.json'))
 const mod = await import(path.join(here, 'node_modules', lib, pkg.main || 'index.js'))
 const PgBoss = mod.PgBoss || mod.default || mod
 
-const { pgConnection: connection } = require('../conn.js')
+const { pgConnection: connection } = require('../pg_conn.js')
 
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 const boss = new PgBoss({ ...connection(url), schema, supervise: false, schedule: false, max: 3 })

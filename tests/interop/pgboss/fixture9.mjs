@@ -26,7 +26,7 @@ const require = createRequire(import.meta.url)
 const pkg = require(path.join(here, 'node_modules', lib, 'package.json'))
 const PgBoss = require(path.join(here, 'node_modules', lib))
 
-const { pgConnection: connection } = require('../conn.js')
+const { pgConnection: connection } = require('../pg_conn.js')
 
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 process.on('warning', () => {}) // the "archive < 60 s disables cron" warning is expected

@@ -30,7 +30,7 @@ const PgBoss = mod.PgBoss || mod.default || mod
 
 const hard = setTimeout(() => { console.error('hold_pause: hard timeout'); process.exit(3) }, (seconds + 150) * 1000)
 
-const { pgConnection: connection } = require('../conn.js')
+const { pgConnection: connection } = require('../pg_conn.js')
 
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 const say = doc => process.stdout.write(JSON.stringify({ lib, version: pkg.version, ...doc }) + '\n')

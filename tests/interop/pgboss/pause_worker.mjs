@@ -22,7 +22,7 @@ const PgBoss = mod.PgBoss || mod.default || mod
 
 const hard = setTimeout(() => { console.error('pause_worker: hard timeout'); process.exit(3) }, 40000)
 
-const { pgConnection: connection } = require('../conn.js')
+const { pgConnection: connection } = require('../pg_conn.js')
 
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 const queues = queueArg.split(',')
