@@ -13,7 +13,7 @@ from console.screens.queue import QueueScreen
 from console.widgets.job_detail import JobDetailView
 from tests.fixed_data import write_fixed_queue
 from tests.servers import EmbeddedRedis
-from tests.tui_harness import SIZE, app_for, open_failed, rows, wait_for
+from tests.tui_harness import SIZE, app_for, open_failed, rows, to_state, wait_for
 from tests.tui_harness import plain as _plain
 
 
@@ -40,8 +40,7 @@ async def test_overview_counts_open_queue_and_detail(redis_url, prefix, sync_red
         # waiting, oldest first: ids 1 then 2 (LPUSHed, so 1 is at the tail)
         assert [r[0] for r in rows(jobs)] == ["1", "2"]
 
-        for _ in range(4):  # waiting -> delayed -> active -> completed -> failed
-            await pilot.press("tab")
+        await to_state(pilot, screen, "failed")  # waiting -> delayed -> active -> completed -> failed
         await wait_for(pilot, lambda: screen.state == "failed" and jobs.row_count == 4, what="failed rows")
         assert [r[0] for r in rows(jobs)] == ["10", "9", "8", "7"]  # newest first
         detail = screen.query_one(JobDetailView)
@@ -263,10 +262,11 @@ async def test_quick_next_presses_never_label_a_page_over_other_rows(redis_url, 
 
 async def test_second_keypress_never_cancels_a_running_retry_and_x_cancels_it_honestly(
         redis_url, prefix, sync_redis, monkeypatch):
-    """A paced retry (policy rate 1 per 5 s, so that it outlasts the keypresses on a loaded machine) runs: R, D and P pressed again, on the progress screen and on
-    the queue view after hiding it, neither cancel it nor start another one. x cancels it after the
-    batch in flight; the audit record says "N of 5, cancelled" (3 of the 8 refused by the policy)
-    with N the jobs really retried."""
+    """A paced retry (policy rate 1 per 10 s: its 5 jobs take 40 s, far longer than the keypresses
+    even on a loaded machine) runs: R, D and P pressed again, on the progress screen and on the queue
+    view after hiding it, neither cancel it nor start another one (each says a retry is running).
+    The run goes on after the keypresses; x cancels it after the batch in flight; the audit record
+    says "N of 5, cancelled" (3 of the 8 refused by the policy) with N the jobs really retried."""
     import json
 
     from console.screens.confirm import ConfirmScreen
@@ -274,9 +274,13 @@ async def test_second_keypress_never_cancels_a_running_retry_and_x_cancels_it_ho
 
     monkeypatch.setenv("QUEUE_CONSOLE_STORE_PREFIX", f"{prefix}:console")
     write_fixed_queue(sync_redis, prefix, "slow", failed=8, completed=0, waiting=0, delayed=0)
-    app = app_for(redis_url, prefix, store_prefix=f"{prefix}:console", policy={"fairness": {"rate": 0.2},
+    app = app_for(redis_url, prefix, store_prefix=f"{prefix}:console", policy={"fairness": {"rate": 0.1},
                                  "failure_classes": [{"pattern": "timeout after", "class": "fatal"}]})
     waiting = lambda: sync_redis.llen(f"{prefix}:slow:wait")  # noqa: E731
+    notices: list[str] = []  # every notification, kept (the toasts expire)
+    shown = app.notify
+    app.notify = lambda message, *a, **k: (notices.append(str(message)), shown(message, *a, **k))[1]
+    running = lambda: sum("retry is running" in n for n in notices)  # noqa: E731
     async with app.run_test(size=SIZE) as pilot:
         screen, jobs = await open_failed(pilot, app, 8)
         jobs.focus()
@@ -295,12 +299,13 @@ async def test_second_keypress_never_cancels_a_running_retry_and_x_cancels_it_ho
         await pilot.press("escape")  # hide: the run goes on
         await wait_for(pilot, lambda: app.screen is screen, what="back on the queue view")
         await pilot.press("R")
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: running() == 1, what="R: a retry is running")
         assert app.screen is screen, "a second R opened another confirmation"
         await pilot.press("D", "P")
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: running() == 3, what="D and P: a retry is running")
         assert app.screen is screen
-        await wait_for(pilot, lambda: waiting() >= 2, timeout=30, what="the paced run to go on after the keypresses")
+        after_keys = waiting()
+        await wait_for(pilot, lambda: waiting() > after_keys, timeout=60, what="the paced run to go on after the keypresses")
         assert not sync_redis.xlen(f"{prefix}:console:audit"), "the run ended early"
         await pilot.press("x")
         await wait_for(pilot, lambda: sync_redis.xlen(f"{prefix}:console:audit") == 1, timeout=30,

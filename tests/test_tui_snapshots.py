@@ -22,6 +22,7 @@ from console.screens.help import HelpScreen
 from console.screens.queue import QueueScreen
 from tests.fixed_data import write_fixed_queue
 from tests.servers import SocketRedis
+from tests.tui_harness import to_state
 
 SIZE = (150, 40)
 
@@ -65,9 +66,8 @@ async def _queue_failed_ready(app, pilot):
     await _wait(pilot, lambda: app.screen.query_one(DataTable).row_count == 3)
     await pilot.press("enter")
     await _wait(pilot, lambda: isinstance(app.screen, QueueScreen))
-    for _ in range(4):
-        await pilot.press("tab")
     screen = app.screen
+    await to_state(pilot, screen, "failed")
     await _wait(pilot, lambda: screen.state == "failed"
                 and screen.query_one("#job-table", DataTable).row_count == 12
                 and "error (latest)" in str(screen.query_one("#job-detail").content.renderables[1])

@@ -43,6 +43,20 @@ def plain(renderable) -> str:
     return console.export_text()
 
 
+async def to_state(pilot, screen, state: str) -> None:
+    """Tab through a queue view's state tabs to ``state``, one press at a time, each once the one
+    before has switched the state: a tab pressed before the queue's status has brought its tabs (on
+    a loaded machine, seconds after the view opens) finds only the first tab and is lost."""
+    await wait_for(pilot, lambda: screen.query(f"#state-{state}"), what=f"the {state} tab")
+    for _ in range(12):
+        if screen.state == state:
+            return
+        before = screen.state
+        await pilot.press("tab")
+        await wait_for(pilot, lambda: screen.state != before, what=f"tab to leave {before}")
+    raise AssertionError(f"tab never reached {state}")
+
+
 async def open_failed(pilot, app, count: int, queues: int = 1, focus_jobs: bool = False):
     """From the overview (``queues`` rows): open the queue under the cursor, tab to its failed jobs
     and wait until ``count`` rows show. Returns the queue screen and its job table."""
@@ -55,7 +69,6 @@ async def open_failed(pilot, app, count: int, queues: int = 1, focus_jobs: bool 
     jobs = screen.query_one("#job-table", DataTable)
     if focus_jobs:
         jobs.focus()
-    for _ in range(4):  # waiting -> delayed -> active -> completed -> failed
-        await pilot.press("tab")
+    await to_state(pilot, screen, "failed")  # waiting -> delayed -> active -> completed -> failed
     await wait_for(pilot, lambda: screen.state == "failed" and jobs.row_count == count, what=f"{count} failed rows")
     return screen, jobs
