@@ -15,27 +15,23 @@ from backends.errors import PermissionDenied
 from backends.registry import ConnectOptions, open_readers
 from console import cli
 from tests.fixed_data import write_fixed_queue
-from tests.private_redis import PrivateRedis
-
-#: this suite's own ports (other fault suites use other ranges)
-FAULT_PORTS = range(6431, 6440)
+from tests.private_redis import FAULT_PORTS, PrivateRedis, running
 
 PREFIX = "bull"
 
 
 @pytest.fixture(scope="module")
 def server():
-    srv = PrivateRedis(ports=FAULT_PORTS)
-    with srv.client() as c:
-        write_fixed_queue(c, PREFIX, "orders", failed=3, completed=0, waiting=0, delayed=0)
-        # may read everything, write nothing (and may not ask ACL DRYRUN: Redis cannot say beforehand)
-        c.execute_command("ACL", "SETUSER", "viewer", "on", ">viewer-pw", "~*", "&*", "-@all", "+@read",
-                          "+@connection", "+time", "+scan", "+type", "+info")
-        # the same, plus ACL DRYRUN: Redis can tell the console beforehand
-        c.execute_command("ACL", "SETUSER", "auditor", "on", ">auditor-pw", "~*", "&*", "-@all", "+@read",
-                          "+@connection", "+time", "+scan", "+type", "+info", "+acl|dryrun")
-    yield srv
-    srv.close()
+    with running(FAULT_PORTS) as srv:
+        with srv.client() as c:
+            write_fixed_queue(c, PREFIX, "orders", failed=3, completed=0, waiting=0, delayed=0)
+            # may read everything, write nothing (and may not ask ACL DRYRUN: Redis cannot say beforehand)
+            c.execute_command("ACL", "SETUSER", "viewer", "on", ">viewer-pw", "~*", "&*", "-@all", "+@read",
+                              "+@connection", "+time", "+scan", "+type", "+info")
+            # the same, plus ACL DRYRUN: Redis can tell the console beforehand
+            c.execute_command("ACL", "SETUSER", "auditor", "on", ">auditor-pw", "~*", "&*", "-@all", "+@read",
+                              "+@connection", "+time", "+scan", "+type", "+info", "+acl|dryrun")
+        yield srv
 
 
 async def _run_cli(capsys, *argv: str) -> tuple[int, str, str]:

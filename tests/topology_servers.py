@@ -18,9 +18,32 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.private_redis import free_port
+
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PG_PORTS = range(15481, 15490)
 REDIS_PORTS = range(6481, 6500)
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch, tmp_path):
+    """The topology tests' CLI runs read no config or environment of the machine's (autouse in each
+    module that imports it)."""
+    for name in ("QUEUE_CONSOLE_URL", "QUEUE_CONSOLE_READ_ONLY", "QUEUE_CONSOLE_CONTEXT", "XDG_CONFIG_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "empty.toml").write_text("")
+    monkeypatch.setenv("QUEUE_CONSOLE_CONFIG", str(tmp_path / "empty.toml"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    """The CLI in process: (exit code, stdout, stderr)."""
+    from console.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(list(argv))
+    captured = capsys.readouterr()
+    return (info.value.code or 0), captured.out, captured.err
 
 
 def need(binary: str) -> str:
@@ -31,18 +54,6 @@ def need(binary: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
-
-
-def free_port(ports: range) -> int:
-    for port in ports:
-        with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                continue
-    raise RuntimeError(f"no free port in {ports}")
 
 
 def wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:
