@@ -15,7 +15,7 @@ import pytest
 
 from backends.pgboss.layout import quote_ident
 from tests import pgboss_helpers as h
-from tests.topology_servers import isolated_env, run  # noqa: F401 (isolated_env: autouse)
+from tests.cli_harness import isolated_env, run  # noqa: F401 (isolated_env: autouse)
 from tests.topology_servers import PrivatePostgres
 
 

@@ -15,7 +15,7 @@ import redis
 
 from tests import pgboss_helpers as h
 from tests.fixed_data import write_fixed_queue
-from tests.topology_servers import isolated_env, run  # noqa: F401 (isolated_env: autouse)
+from tests.cli_harness import isolated_env, run  # noqa: F401 (isolated_env: autouse)
 from tests.topology_servers import Certificates, PrivatePostgres, TlsRedis
 
 

@@ -25,27 +25,6 @@ PG_PORTS = range(15481, 15490)
 REDIS_PORTS = range(6481, 6500)
 
 
-@pytest.fixture(autouse=True)
-def isolated_env(monkeypatch, tmp_path):
-    """The topology tests' CLI runs read no config or environment of the machine's (autouse in each
-    module that imports it)."""
-    for name in ("QUEUE_CONSOLE_URL", "QUEUE_CONSOLE_READ_ONLY", "QUEUE_CONSOLE_CONTEXT", "XDG_CONFIG_HOME"):
-        monkeypatch.delenv(name, raising=False)
-    (tmp_path / "empty.toml").write_text("")
-    monkeypatch.setenv("QUEUE_CONSOLE_CONFIG", str(tmp_path / "empty.toml"))
-    monkeypatch.setenv("HOME", str(tmp_path))
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    """The CLI in process: (exit code, stdout, stderr)."""
-    from console.cli import main
-
-    with pytest.raises(SystemExit) as info:
-        main(list(argv))
-    captured = capsys.readouterr()
-    return (info.value.code or 0), captured.out, captured.err
-
-
 def need(binary: str) -> str:
     path = shutil.which(binary) or (str(PG_BIN / binary) if (PG_BIN / binary).exists() else None)
     if path is None:
