@@ -1,6 +1,9 @@
 """What the in-process CLI tests share: no developer config or environment leaks into a test
-(``isolated_env``, autouse in each module that imports it), and ``run`` for one command line."""
+(``isolated_env``, autouse in each module that imports it), and ``run`` / ``run_async`` for one
+command line."""
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 
@@ -27,3 +30,19 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
         main(list(argv))
     captured = capsys.readouterr()
     return (info.value.code or 0), captured.out, captured.err
+
+
+async def run_async(capsys, *argv: str) -> tuple[int, str, str]:
+    """The real CLI entry point (its own asyncio.run) on a thread beside the test's event loop."""
+    from console import cli
+
+    def run_cli() -> int:
+        try:
+            cli.main(list(argv))
+        except SystemExit as exc:
+            return exc.code
+        return 0
+
+    code = await asyncio.to_thread(run_cli)
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -7,13 +7,12 @@ key and the CLI refuses before any preview.
 """
 from __future__ import annotations
 
-import asyncio
 
 import pytest
 
 from backends.errors import PermissionDenied
 from backends.registry import ConnectOptions, open_readers
-from console import cli
+from tests.cli_harness import run_async as _run_cli
 from tests.fixed_data import write_fixed_queue
 from tests.private_redis import FAULT_PORTS, PrivateRedis, running
 
@@ -32,19 +31,6 @@ def server():
             c.execute_command("ACL", "SETUSER", "auditor", "on", ">auditor-pw", "~*", "&*", "-@all", "+@read",
                               "+@connection", "+time", "+scan", "+type", "+info", "+acl|dryrun")
         yield srv
-
-
-async def _run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    def run() -> int:
-        try:
-            cli.main(list(argv))
-        except SystemExit as exc:
-            return exc.code
-        return 0
-
-    code = await asyncio.to_thread(run)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _url(server: PrivateRedis, user: str) -> str:

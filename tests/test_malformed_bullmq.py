@@ -7,7 +7,6 @@ keys written as a broken producer (or a hand edit) would leave them.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
@@ -15,8 +14,8 @@ import pytest
 from backends.contract import json_record
 from backends.errors import Malformed
 from backends.registry import ConnectOptions, open_readers
-from console import cli
 from console.safe_text import clean, one_line
+from tests.cli_harness import run_async as _run_cli
 
 BAD_NAME = b"Qbad\xff\xfename"
 
@@ -34,20 +33,6 @@ def _job(sync_redis, key: bytes | str, **extra) -> None:
               "failedReason": "boom"}
     fields.update(extra)
     sync_redis.hset(key, mapping=fields)
-
-
-async def _run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    """The real CLI entry point (its own asyncio.run), on a thread beside this test's loop."""
-    def run() -> int:
-        try:
-            cli.main(list(argv))
-        except SystemExit as exc:
-            return exc.code
-        return 0
-
-    code = await asyncio.to_thread(run)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _messy_failed_set(sync_redis, prefix: str) -> dict[str, str]:
