@@ -31,12 +31,13 @@ def test_an_acl_user_without_info_still_connects_to_a_standalone_server(capsys, 
     import json
 
     from tests.fixed_data import write_fixed_queue
-    from tests.private_redis import running
+    from tests.private_redis import PrivateRedis
 
     (tmp_path / "empty.toml").write_text("")
     monkeypatch.setenv("QUEUE_CONSOLE_CONFIG", str(tmp_path / "empty.toml"))
     monkeypatch.delenv("QUEUE_CONSOLE_URL", raising=False)
-    with running(range(6496, 6500)) as server:
+    server = PrivateRedis(ports=range(6496, 6500))
+    try:
         with server.client() as c:
             write_fixed_queue(c, "qcnoinfo", "orders", failed=2, completed=0, waiting=0, delayed=0)
             c.execute_command("ACL", "SETUSER", "noinfo", "on", ">noinfo-pw", "~*", "&*", "-@all", "+@read",
@@ -48,3 +49,5 @@ def test_an_acl_user_without_info_still_connects_to_a_standalone_server(capsys, 
         assert (info.value.code or 0) == 0, captured.err
         [rec] = json.loads(captured.out)["queues"]
         assert rec["counts"]["failed"] == 2
+    finally:
+        server.close()
