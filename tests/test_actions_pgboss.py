@@ -773,11 +773,7 @@ const require = createRequire(path.join(here, 'x.js'))
 const pkg = require(path.join(here, 'node_modules', lib, 'package.json'))
 const mod = await import(path.join(here, 'node_modules', lib, pkg.main || 'index.js'))
 const PgBoss = mod.PgBoss || mod.default || mod
-const u = new URL(url.replace(/@\//, '@localhost/'))
-const cfg = { database: decodeURIComponent(u.pathname.slice(1)) || 'postgres', user: decodeURIComponent(u.username) || 'postgres' }
-if (u.password) cfg.password = decodeURIComponent(u.password)
-cfg.host = u.searchParams.get('host') || u.hostname
-if (u.port) cfg.port = Number(u.port)
+const cfg = require(path.join(here, '..', 'pg_conn.js')).pgConnection(url)
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 const boss = new PgBoss({ ...cfg, schema, supervise: false, schedule: false, max: 3 })
 boss.on('error', err => console.error('pg-boss error', err))

@@ -11,17 +11,9 @@ import redis
 from bullmq import Queue
 
 from backends.registry import ConnectOptions, open_readers
-from tests.servers import EmbeddedRedis
 
 NATIVE_TYPES = ("active", "completed", "delayed", "failed", "prioritized", "waiting", "waiting-children", "paused")
 PREFIX = "cnt"
-
-
-@pytest.fixture(scope="module")
-def private_redis():
-    server = EmbeddedRedis()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -14,31 +14,11 @@ import pytest
 from bullmq import Queue, Worker
 
 from backends.urls import redact
-from console.cli import main
+from tests.cli_harness import isolated_env, run  # noqa: F401 (isolated_env: autouse)
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "qc-test-secret-7f3a"
 NATIVE_TYPES = ("active", "completed", "delayed", "failed", "prioritized", "waiting", "waiting-children", "paused")
-
-
-@pytest.fixture(autouse=True)
-def isolated_env(monkeypatch, tmp_path):
-    """No developer config or environment leaks into a test."""
-    for name in ("QUEUE_CONSOLE_URL", "QUEUE_CONSOLE_REFRESH", "QUEUE_CONSOLE_READ_ONLY", "QUEUE_CONSOLE_THEME",
-                 "QUEUE_CONSOLE_CONTEXT", "QUEUE_CONSOLE_UTC", "XDG_CONFIG_HOME"):
-        monkeypatch.delenv(name, raising=False)
-    cfg = tmp_path / "empty.toml"
-    cfg.write_text("")
-    monkeypatch.setenv("QUEUE_CONSOLE_CONFIG", str(cfg))
-    monkeypatch.setenv("HOME", str(tmp_path))
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(argv))
-    captured = capsys.readouterr()
-    code = info.value.code
-    return (0 if code is None else code), captured.out, captured.err
 
 
 def assert_one_line_error(err: str, *words: str) -> None:

@@ -8,14 +8,6 @@ import pytest
 import redis
 
 from console.cli import main
-from tests.servers import EmbeddedRedis
-
-
-@pytest.fixture(scope="module")
-def private_redis():
-    server = EmbeddedRedis()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

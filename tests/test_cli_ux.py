@@ -22,30 +22,12 @@ import redis
 
 from backends.registry import backend_names
 from console import formatting as fmt
-from console.cli import build_parser, main
+from console.cli import build_parser
+from tests.cli_harness import isolated_env, run  # noqa: F401 (isolated_env: autouse)
 from tests.fixed_data import T0, write_fixed_queue
 from tests.private_redis import PrivateRedis
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV_NAMES = ("QUEUE_CONSOLE_URL", "QUEUE_CONSOLE_REFRESH", "QUEUE_CONSOLE_READ_ONLY", "QUEUE_CONSOLE_THEME",
-             "QUEUE_CONSOLE_CONTEXT", "QUEUE_CONSOLE_UTC", "QUEUE_CONSOLE_POLICY", "XDG_CONFIG_HOME")
-
-
-@pytest.fixture(autouse=True)
-def isolated_env(monkeypatch, tmp_path):
-    for name in ENV_NAMES:
-        monkeypatch.delenv(name, raising=False)
-    cfg = tmp_path / "empty.toml"
-    cfg.write_text("")
-    monkeypatch.setenv("QUEUE_CONSOLE_CONFIG", str(cfg))
-    monkeypatch.setenv("HOME", str(tmp_path))
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(argv))
-    captured = capsys.readouterr()
-    return (info.value.code or 0), captured.out, captured.err
 
 
 def cli_command(*argv: str) -> list[str]:

@@ -14,19 +14,11 @@ import redis
 from backends.bullmq import discovery
 from backends.registry import ConnectOptions, open_readers
 from console.cli import main
-from tests.servers import EmbeddedRedis
 
 FILL = """
 for i = 1, tonumber(ARGV[1]) do redis.call('SET', 'filler:' .. i, '1') end
 return 1
 """
-
-
-@pytest.fixture(scope="module")
-def private_redis():
-    server = EmbeddedRedis()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -96,7 +96,10 @@ def test_the_incident_from_the_keyboard(pane):
     shown = pane.wait_for("y: go ahead", timeout=60)
     assert "retry" in shown and "t: reset attempts [off]" in shown
     pane.keys("y")
-    pane.wait_for("retry: ", timeout=90)  # the report: "<queue>: retry: N of N; 1 batch"
+    # the report ("<queue>: retry: N of N; 1 batch"), once the progress screen ("retry: 0 of N" over
+    # "x: cancel (after the current batch) ...") is gone: an esc sent while it is up only hides it
+    pane.wait_for(lambda s: "x: cancel" not in s and "retry: " in s and "batch" in s, timeout=90,
+                  what="the retry's report, the progress screen closed")
 
     # pause everything, read the plan, resume
     pane.keys("Escape", "Escape")  # one level each: the group's jobs, then the failures view

@@ -17,7 +17,7 @@ from console.screens.overview import OverviewScreen
 from tests import pgboss_helpers as h
 from tests.pg_servers import EmbeddedPostgres
 from tests.test_faults_tui import _banner_shown, _bar, _has_data, _open
-from tests.test_tui import SIZE, wait_for
+from tests.tui_harness import SIZE, wait_for
 
 SCHEMA = "pgboss"
 

@@ -7,48 +7,30 @@ key and the CLI refuses before any preview.
 """
 from __future__ import annotations
 
-import asyncio
 
 import pytest
 
 from backends.errors import PermissionDenied
 from backends.registry import ConnectOptions, open_readers
-from console import cli
+from tests.cli_harness import run_async as _run_cli
 from tests.fixed_data import write_fixed_queue
-from tests.private_redis import PrivateRedis
-
-#: this suite's own ports (other fault suites use other ranges)
-FAULT_PORTS = range(6431, 6440)
+from tests.private_redis import FAULT_PORTS, PrivateRedis, running
 
 PREFIX = "bull"
 
 
 @pytest.fixture(scope="module")
 def server():
-    srv = PrivateRedis(ports=FAULT_PORTS)
-    with srv.client() as c:
-        write_fixed_queue(c, PREFIX, "orders", failed=3, completed=0, waiting=0, delayed=0)
-        # may read everything, write nothing (and may not ask ACL DRYRUN: Redis cannot say beforehand)
-        c.execute_command("ACL", "SETUSER", "viewer", "on", ">viewer-pw", "~*", "&*", "-@all", "+@read",
-                          "+@connection", "+time", "+scan", "+type", "+info")
-        # the same, plus ACL DRYRUN: Redis can tell the console beforehand
-        c.execute_command("ACL", "SETUSER", "auditor", "on", ">auditor-pw", "~*", "&*", "-@all", "+@read",
-                          "+@connection", "+time", "+scan", "+type", "+info", "+acl|dryrun")
-    yield srv
-    srv.close()
-
-
-async def _run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    def run() -> int:
-        try:
-            cli.main(list(argv))
-        except SystemExit as exc:
-            return exc.code
-        return 0
-
-    code = await asyncio.to_thread(run)
-    out, err = capsys.readouterr()
-    return code, out, err
+    with running(FAULT_PORTS) as srv:
+        with srv.client() as c:
+            write_fixed_queue(c, PREFIX, "orders", failed=3, completed=0, waiting=0, delayed=0)
+            # may read everything, write nothing (and may not ask ACL DRYRUN: Redis cannot say beforehand)
+            c.execute_command("ACL", "SETUSER", "viewer", "on", ">viewer-pw", "~*", "&*", "-@all", "+@read",
+                              "+@connection", "+time", "+scan", "+type", "+info")
+            # the same, plus ACL DRYRUN: Redis can tell the console beforehand
+            c.execute_command("ACL", "SETUSER", "auditor", "on", ">auditor-pw", "~*", "&*", "-@all", "+@read",
+                              "+@connection", "+time", "+scan", "+type", "+info", "+acl|dryrun")
+        yield srv
 
 
 def _url(server: PrivateRedis, user: str) -> str:
@@ -118,7 +100,7 @@ async def test_tui_does_not_offer_what_the_acl_user_may_not_do(server):
     from console.app import QueueConsoleApp
     from console.config import Settings
     from console.screens.queue import QueueScreen
-    from tests.test_tui import SIZE, _plain, wait_for
+    from tests.tui_harness import SIZE, plain, wait_for
 
     for user, offered in (("auditor", False), (None, True)):
         url = _url(server, user) if user else server.url
@@ -128,7 +110,7 @@ async def test_tui_does_not_offer_what_the_acl_user_may_not_do(server):
             await pilot.press("enter")
             await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen), what="queue view")
             title = app.screen.query_one("#queue-title")
-            await wait_for(pilot, lambda: "orders" in _plain(title.content), what="title")
-            assert ("read-only: ACL: user 'auditor' cannot run" in _plain(title.content)) is not offered
+            await wait_for(pilot, lambda: "orders" in plain(title.content), what="title")
+            assert ("read-only: ACL: user 'auditor' cannot run" in plain(title.content)) is not offered
             for action in ("retry", "purge", "toggle_pause"):
                 assert bool(app.screen.check_action(action, ())) is offered, action

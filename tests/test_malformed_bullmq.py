@@ -7,7 +7,6 @@ keys written as a broken producer (or a hand edit) would leave them.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
@@ -15,8 +14,8 @@ import pytest
 from backends.contract import json_record
 from backends.errors import Malformed
 from backends.registry import ConnectOptions, open_readers
-from console import cli
 from console.safe_text import clean, one_line
+from tests.cli_harness import run_async as _run_cli
 
 BAD_NAME = b"Qbad\xff\xfename"
 
@@ -34,20 +33,6 @@ def _job(sync_redis, key: bytes | str, **extra) -> None:
               "failedReason": "boom"}
     fields.update(extra)
     sync_redis.hset(key, mapping=fields)
-
-
-async def _run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    """The real CLI entry point (its own asyncio.run), on a thread beside this test's loop."""
-    def run() -> int:
-        try:
-            cli.main(list(argv))
-        except SystemExit as exc:
-            return exc.code
-        return 0
-
-    code = await asyncio.to_thread(run)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _messy_failed_set(sync_redis, prefix: str) -> dict[str, str]:
@@ -170,7 +155,7 @@ async def test_tui_shows_every_queue_with_the_bad_ones_marked(redis_url, sync_re
     from console.app import QueueConsoleApp
     from console.config import Settings
     from console.screens.queue import QueueScreen
-    from tests.test_tui import SIZE, _plain, rows, wait_for
+    from tests.tui_harness import SIZE, plain, rows, wait_for
 
     bad = prefix.encode() + b":" + BAD_NAME
     sync_redis.hset(bad + b":meta", mapping={"version": "bullmq:5.0.0"})
@@ -186,7 +171,7 @@ async def test_tui_shows_every_queue_with_the_bad_ones_marked(redis_url, sync_re
         shown = {r[0]: r for r in rows(table)}
         assert set(shown) == {"Qbad\\xff\\xfename", "fake", "messy"}
         assert shown["fake"][2] == "MALFORMED" and f"{prefix}:fake:wait is not a list" in " ".join(shown["fake"])
-        assert "1 malformed" in _plain(app.screen.query_one("#connections").content)
+        assert "1 malformed" in plain(app.screen.query_one("#connections").content)
         # the messy queue opens; its unreadable jobs are rows marked MALFORMED, and the page says how many
         table.move_cursor(row=[r[0] for r in rows(table)].index("messy"))
         await pilot.press("enter")
@@ -195,4 +180,4 @@ async def test_tui_shows_every_queue_with_the_bad_ones_marked(redis_url, sync_re
         jobs = app.screen.query_one("#job-table", DataTable)
         await wait_for(pilot, lambda: app.screen.state == "failed" and jobs.row_count == 15, what="failed page")
         assert sum(1 for r in rows(jobs) if r[1] == "MALFORMED") == 4
-        assert "4 could not be read" in _plain(app.screen.query_one("#page-info").content)
+        assert "4 could not be read" in plain(app.screen.query_one("#page-info").content)

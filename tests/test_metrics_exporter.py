@@ -22,7 +22,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -41,7 +40,7 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 from backends.urls import redact
 from console.config import Settings
 from console.metrics_exporter import build_metrics, label_text, serve
-from tests.private_redis import PrivateRedis
+from tests.private_redis import PrivateRedis, free_port, running
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "docs" / "prometheus-rules.yml"
@@ -68,20 +67,6 @@ def require_tool(name: str) -> str:
     pytest.skip(reason)
 
 
-def free_port(ports: range) -> int:
-    for port in ports:
-        with socket.socket() as s:
-            # as the servers themselves bind (SO_REUSEADDR): a port whose last connections are in
-            # TIME_WAIT is free for them, a port with a listener is not
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1}")
-
-
 def wait_until(what: str, predicate, timeout_s: float = 30.0, every: float = 0.1):
     deadline = time.monotonic() + timeout_s
     while True:
@@ -94,14 +79,9 @@ def wait_until(what: str, predicate, timeout_s: float = 30.0, every: float = 0.1
 
 
 # ---------------------------------------------------------------- private servers, the exporter
-@contextlib.contextmanager
-def private_redis(*args: str, password: str | None = None) -> Iterator[PrivateRedis]:
+def private_redis(*args: str, password: str | None = None) -> contextlib.AbstractContextManager[PrivateRedis]:
     """A redis-server of this test's own (tests/private_redis.py) on a port of ours; gone afterwards."""
-    server = PrivateRedis(ports=REDIS_PORTS, args=args, password=password)
-    try:
-        yield server
-    finally:
-        server.close()
+    return running(REDIS_PORTS, args, password)
 
 
 @contextlib.contextmanager

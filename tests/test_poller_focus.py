@@ -13,8 +13,7 @@ from backends.registry import ConnectOptions
 from console.app import QueueConsoleApp
 from console.config import Settings
 from console.poller import Poller
-
-SIZE = (160, 45)
+from tests.tui_harness import SIZE
 
 
 def _queue(r, prefix: str, name: str, waiting: int) -> None:

@@ -13,14 +13,6 @@ from backends.contract import QueueRef, Throughput
 from backends.registry import ConnectOptions
 from console import poller as poller_mod
 from console.poller import Poller, RateHistory
-from tests.servers import EmbeddedRedis
-
-
-@pytest.fixture(scope="module")
-def private_redis():
-    server = EmbeddedRedis()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -324,23 +324,19 @@ async def test_tui_lists_the_queue_and_opens_a_failed_job(world):
 
     from console.app import QueueConsoleApp
     from console.config import Settings
+    from console.screens.queue import QueueScreen
+    from tests.tui_harness import SIZE, to_state, wait_for
 
     w = world
     await produce(w, n=2)
     app = QueueConsoleApp(Settings(urls=[w.url], backend="bullmq-postgres", schema=w.schema, refresh=0.5))
-    async with app.run_test(size=(160, 45)) as pilot:
+    async with app.run_test(size=SIZE) as pilot:
         table = app.screen.query_one(DataTable)
-        end = time.monotonic() + 20
-        while table.row_count < 1 and time.monotonic() < end:
-            await pilot.pause(0.1)
+        await wait_for(pilot, lambda: table.row_count >= 1, what="the queue row")
         assert [str(c) for c in table.get_row_at(0)[:2]] == [w.name, "bullmq-postgres"]
         await pilot.press("enter")
-        end = time.monotonic() + 20
-        while type(app.screen).__name__ != "QueueScreen" and time.monotonic() < end:
-            await pilot.pause(0.1)
-        for _ in range(4):  # waiting -> delayed -> active -> completed -> failed
-            await pilot.press("tab")
-            await pilot.pause(0.3)
+        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen), what="queue screen")
+        await to_state(pilot, app.screen, "failed")  # waiting -> delayed -> active -> completed -> failed
         end = time.monotonic() + 20
         text = ""
         while "boom 1" not in text and time.monotonic() < end:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from backends.errors import BadUrl
 from backends.urls import parse, redact
 from console import cli
-from tests.private_redis import PrivateRedis
+from tests.private_redis import PrivateRedis, running
 
 PORTS = range(6421, 6429)  # this suite's private range (6429 stays unused)
 UNREACHABLE = 6429  # nothing listens there
@@ -147,15 +147,13 @@ def _error_of(raw: str) -> str:
 @pytest.fixture(scope="module")
 def server():
     global PORT
-    srv = PrivateRedis(ports=PORTS)
-    srv.admin = srv.client()
-    PORT = srv.port
     from tests.fixed_data import write_fixed_queue
 
-    write_fixed_queue(srv.admin, "bull", "mail", failed=4, completed=2, waiting=2, delayed=1)
-    yield srv
-    srv.admin.close()
-    srv.stop()
+    with running(PORTS) as srv, srv.client() as admin:
+        srv.admin = admin
+        PORT = srv.port
+        write_fixed_queue(srv.admin, "bull", "mail", failed=4, completed=2, waiting=2, delayed=1)
+        yield srv
 
 
 def run_cli(argv: list[str], capsys, env: dict[str, str] | None = None) -> tuple[int, str]:

@@ -14,18 +14,9 @@ import time
 import pytest
 
 from backends.pgboss.layout import quote_ident
-from console.cli import main
 from tests import pgboss_helpers as h
+from tests.cli_harness import isolated_env, run  # noqa: F401 (isolated_env: autouse)
 from tests.topology_servers import PrivatePostgres
-
-
-@pytest.fixture(autouse=True)
-def isolated_env(monkeypatch, tmp_path):
-    for name in ("QUEUE_CONSOLE_URL", "QUEUE_CONSOLE_READ_ONLY", "QUEUE_CONSOLE_CONTEXT", "XDG_CONFIG_HOME"):
-        monkeypatch.delenv(name, raising=False)
-    (tmp_path / "empty.toml").write_text("")
-    monkeypatch.setenv("QUEUE_CONSOLE_CONFIG", str(tmp_path / "empty.toml"))
-    monkeypatch.setenv("HOME", str(tmp_path))
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +30,6 @@ def pair():
     yield primary, standby
     standby.close()
     primary.close()
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(argv))
-    captured = capsys.readouterr()
-    return (info.value.code or 0), captured.out, captured.err
 
 
 async def _states(url: str, schema: str) -> list[str]:
@@ -121,7 +105,7 @@ async def test_tui_connection_bar_shows_standby_and_lag(pair):
     from console.app import QueueConsoleApp
     from console.config import Settings
     from console.widgets.status_bar import ConnectionBar
-    from tests.test_tui import wait_for
+    from tests.tui_harness import wait_for
 
     primary, standby = pair
     schema = h.new_schema("v12")

@@ -79,7 +79,7 @@ async def test_tui_follows_a_failover(sentinels):
     from console.app import QueueConsoleApp
     from console.config import Settings
     from console.widgets.status_bar import ConnectionBar
-    from tests.test_tui import wait_for
+    from tests.tui_harness import wait_for
 
     write_fixed_queue(sentinels.master(), PREFIX, "emails", failed=5, completed=1, waiting=1, delayed=0)
     app = QueueConsoleApp(Settings(urls=[sentinels.url], prefixes=[PREFIX], refresh=0.3))

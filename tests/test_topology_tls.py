@@ -13,19 +13,10 @@ from urllib.parse import urlencode
 import pytest
 import redis
 
-from console.cli import main
 from tests import pgboss_helpers as h
 from tests.fixed_data import write_fixed_queue
+from tests.cli_harness import isolated_env, run  # noqa: F401 (isolated_env: autouse)
 from tests.topology_servers import Certificates, PrivatePostgres, TlsRedis
-
-
-@pytest.fixture(autouse=True)
-def isolated_env(monkeypatch, tmp_path):
-    for name in ("QUEUE_CONSOLE_URL", "QUEUE_CONSOLE_READ_ONLY", "QUEUE_CONSOLE_CONTEXT", "XDG_CONFIG_HOME"):
-        monkeypatch.delenv(name, raising=False)
-    (tmp_path / "empty.toml").write_text("")
-    monkeypatch.setenv("QUEUE_CONSOLE_CONFIG", str(tmp_path / "empty.toml"))
-    monkeypatch.setenv("HOME", str(tmp_path))
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +24,6 @@ def certs():
     c = Certificates()
     yield c
     c.close()
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(argv))
-    captured = capsys.readouterr()
-    return (info.value.code or 0), captured.out, captured.err
 
 
 def one_line(err: str, *words: str) -> str:

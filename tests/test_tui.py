@@ -7,36 +7,14 @@ import time
 import redis
 from textual.widgets import DataTable
 
-from console.app import QueueConsoleApp
-from console.config import Settings
 from console.screens.help import HelpScreen
 from console.screens.overview import OverviewScreen
 from console.screens.queue import QueueScreen
 from console.widgets.job_detail import JobDetailView
 from tests.fixed_data import write_fixed_queue
 from tests.servers import EmbeddedRedis
-
-SIZE = (160, 45)
-
-
-async def wait_for(pilot, cond, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if cond():
-                return
-        except Exception:
-            pass
-        await pilot.pause(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def rows(table: DataTable) -> list[list[str]]:
-    return [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
-
-
-def app_for(url: str, prefix: str, **extra) -> QueueConsoleApp:
-    return QueueConsoleApp(Settings(urls=[url], prefixes=[prefix], refresh=0.5, **extra))
+from tests.tui_harness import SIZE, app_for, open_failed, rows, to_state, wait_for
+from tests.tui_harness import plain as _plain
 
 
 async def open_queue(pilot, app, name: str, queues: int) -> QueueScreen:
@@ -72,8 +50,7 @@ async def test_overview_counts_open_queue_and_detail(redis_url, prefix, sync_red
         # waiting, oldest first: ids 1 then 2 (LPUSHed, so 1 is at the tail)
         assert [r[0] for r in rows(jobs)] == ["1", "2"]
 
-        for _ in range(4):  # waiting -> delayed -> active -> completed -> failed
-            await pilot.press("tab")
+        await to_state(pilot, screen, "failed")  # waiting -> delayed -> active -> completed -> failed
         await wait_for(pilot, lambda: screen.state == "failed" and jobs.row_count == 4, what="failed rows")
         assert [r[0] for r in rows(jobs)] == ["10", "9", "8", "7"]  # newest first
         detail = screen.query_one(JobDetailView)
@@ -92,27 +69,11 @@ async def test_overview_counts_open_queue_and_detail(redis_url, prefix, sync_red
         await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen), what="back to overview")
 
 
-def _plain(renderable) -> str:
-    from rich.console import Console
-
-    console = Console(width=200, record=True, color_system=None)
-    console.print(renderable)
-    return console.export_text()
-
-
 async def test_paging_next_and_previous(redis_url, prefix, sync_redis):
     write_fixed_queue(sync_redis, prefix, "big", failed=120, completed=0, waiting=0, delayed=0)
     app = app_for(redis_url, prefix)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1, what="queue row")
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
-        screen = app.screen
-        screen.query_one("#job-table").focus()
-        for _ in range(4):
-            await pilot.press("tab")
-        jobs = screen.query_one("#job-table", DataTable)
-        await wait_for(pilot, lambda: screen.state == "failed" and jobs.row_count == 50, what="first page")
+        screen, jobs = await open_failed(pilot, app, 50, focus_jobs=True)
         first = [r[0] for r in rows(jobs)]
         assert first == [str(i) for i in range(120, 70, -1)]
         await pilot.press("n")
@@ -160,12 +121,7 @@ async def test_hostile_job_is_shown_inert(redis_url, prefix, sync_redis):
     sync_redis.zadd(f"{base}:failed", {"1": 1790000000100})
     app = app_for(redis_url, prefix)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
-        screen = app.screen
-        for _ in range(4):
-            await pilot.press("tab")
+        screen, _ = await open_failed(pilot, app, 1)
         detail = screen.query_one(JobDetailView)
         await wait_for(pilot, lambda: "error (latest)" in _plain(detail.content), what="detail")
         text = _plain(detail.content)
@@ -216,14 +172,7 @@ async def test_mark_retry_and_purge_with_confirmation(redis_url, prefix, sync_re
     write_fixed_queue(sync_redis, prefix, "dlq", failed=5, completed=0, waiting=0, delayed=0)
     app = app_for(redis_url, prefix, store_prefix=f"{prefix}:console")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
-        screen = app.screen
-        for _ in range(4):
-            await pilot.press("tab")
-        jobs = screen.query_one("#job-table", DataTable)
-        await wait_for(pilot, lambda: screen.state == "failed" and jobs.row_count == 5)
+        screen, jobs = await open_failed(pilot, app, 5)
         screen.query_one("#job-table").focus()
         await pilot.press("space", "space")  # marks the first two rows (ids 5 and 4)
         assert screen.marks == {"5", "4"}
@@ -250,13 +199,7 @@ async def test_read_only_hides_and_refuses_mutating_keys(redis_url, prefix, sync
     write_fixed_queue(sync_redis, prefix, "ro", failed=2, completed=0, waiting=0, delayed=0)
     app = app_for(redis_url, prefix, read_only=True)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
-        screen = app.screen
-        for _ in range(4):
-            await pilot.press("tab")
-        await wait_for(pilot, lambda: screen.state == "failed" and screen.query_one("#job-table", DataTable).row_count == 2)
+        screen, _ = await open_failed(pilot, app, 2)
         for action in ("retry", "purge", "toggle_pause"):
             assert screen.check_action(action, ()) is False
         await pilot.press("R", "D", "P")
@@ -302,14 +245,7 @@ async def test_range_mark_marks_every_row_between(redis_url, prefix, sync_redis)
     write_fixed_queue(sync_redis, prefix, "rng", failed=8, completed=0, waiting=0, delayed=0)
     app = app_for(redis_url, prefix)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
-        screen = app.screen
-        for _ in range(4):
-            await pilot.press("tab")
-        jobs = screen.query_one("#job-table", DataTable)
-        await wait_for(pilot, lambda: screen.state == "failed" and jobs.row_count == 8)
+        screen, jobs = await open_failed(pilot, app, 8)
         screen.query_one("#job-table").focus()
         await pilot.press("j", "space")  # mark row 1 (id 7), cursor moves to row 2
         await pilot.press("j", "j", "V")  # range from row 1 to row 4
@@ -322,15 +258,7 @@ async def test_quick_next_presses_never_label_a_page_over_other_rows(redis_url, 
     write_fixed_queue(sync_redis, prefix, "many", failed=400, completed=0, waiting=0, delayed=0)
     app = app_for(redis_url, prefix)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1, what="queue row")
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
-        screen = app.screen
-        screen.query_one("#job-table").focus()
-        for _ in range(4):
-            await pilot.press("tab")
-        jobs = screen.query_one("#job-table", DataTable)
-        await wait_for(pilot, lambda: screen.state == "failed" and jobs.row_count == 50, what="first page")
+        screen, jobs = await open_failed(pilot, app, 50, focus_jobs=True)
         for _ in range(5):  # five presses before the next page has come back from the server
             screen.action_next_page()
         await wait_for(pilot, lambda: rows(jobs) and rows(jobs)[0][0] != "400", what="a later page")
@@ -344,10 +272,11 @@ async def test_quick_next_presses_never_label_a_page_over_other_rows(redis_url, 
 
 async def test_second_keypress_never_cancels_a_running_retry_and_x_cancels_it_honestly(
         redis_url, prefix, sync_redis, monkeypatch):
-    """A paced retry (policy rate 1 per 5 s, so that it outlasts the keypresses on a loaded machine) runs: R, D and P pressed again, on the progress screen and on
-    the queue view after hiding it, neither cancel it nor start another one. x cancels it after the
-    batch in flight; the audit record says "N of 5, cancelled" (3 of the 8 refused by the policy)
-    with N the jobs really retried."""
+    """A paced retry (policy rate 1 per 10 s: its 5 jobs take 40 s, far longer than the keypresses
+    even on a loaded machine) runs: R, D and P pressed again, on the progress screen and on the queue
+    view after hiding it, neither cancel it nor start another one (each says a retry is running).
+    The run goes on after the keypresses; x cancels it after the batch in flight; the audit record
+    says "N of 5, cancelled" (3 of the 8 refused by the policy) with N the jobs really retried."""
     import json
 
     from console.screens.confirm import ConfirmScreen
@@ -355,18 +284,15 @@ async def test_second_keypress_never_cancels_a_running_retry_and_x_cancels_it_ho
 
     monkeypatch.setenv("QUEUE_CONSOLE_STORE_PREFIX", f"{prefix}:console")
     write_fixed_queue(sync_redis, prefix, "slow", failed=8, completed=0, waiting=0, delayed=0)
-    app = app_for(redis_url, prefix, store_prefix=f"{prefix}:console", policy={"fairness": {"rate": 0.2},
+    app = app_for(redis_url, prefix, store_prefix=f"{prefix}:console", policy={"fairness": {"rate": 0.1},
                                  "failure_classes": [{"pattern": "timeout after", "class": "fatal"}]})
     waiting = lambda: sync_redis.llen(f"{prefix}:slow:wait")  # noqa: E731
+    notices: list[str] = []  # every notification, kept (the toasts expire)
+    shown = app.notify
+    app.notify = lambda message, *a, **k: (notices.append(str(message)), shown(message, *a, **k))[1]
+    running = lambda: sum("retry is running" in n for n in notices)  # noqa: E731
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
-        screen = app.screen
-        for _ in range(4):
-            await pilot.press("tab")
-        jobs = screen.query_one("#job-table", DataTable)
-        await wait_for(pilot, lambda: screen.state == "failed" and jobs.row_count == 8)
+        screen, jobs = await open_failed(pilot, app, 8)
         jobs.focus()
         await pilot.press(*["space"] * 8)
         assert len(screen.marks) == 8
@@ -383,12 +309,13 @@ async def test_second_keypress_never_cancels_a_running_retry_and_x_cancels_it_ho
         await pilot.press("escape")  # hide: the run goes on
         await wait_for(pilot, lambda: app.screen is screen, what="back on the queue view")
         await pilot.press("R")
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: running() == 1, what="R: a retry is running")
         assert app.screen is screen, "a second R opened another confirmation"
         await pilot.press("D", "P")
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: running() == 3, what="D and P: a retry is running")
         assert app.screen is screen
-        await wait_for(pilot, lambda: waiting() >= 2, timeout=30, what="the paced run to go on after the keypresses")
+        after_keys = waiting()
+        await wait_for(pilot, lambda: waiting() > after_keys, timeout=60, what="the paced run to go on after the keypresses")
         assert not sync_redis.xlen(f"{prefix}:console:audit"), "the run ended early"
         await pilot.press("x")
         await wait_for(pilot, lambda: sync_redis.xlen(f"{prefix}:console:audit") == 1, timeout=30,
@@ -488,13 +415,7 @@ async def test_read_only_badge_and_no_mutating_key_anywhere(redis_url, prefix, s
         listed = {k.id for k in app.screen.keys()}
         assert not listed & {"pause_all", "resume_all"} and "open_queue" in listed
         await pilot.press("escape")
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
-        screen = app.screen
-        for _ in range(4):
-            await pilot.press("tab")
-        jobs = screen.query_one("#job-table", DataTable)
-        await wait_for(pilot, lambda: screen.state == "failed" and jobs.row_count == 2)
+        screen, jobs = await open_failed(pilot, app, 2)
         await pilot.press("space")
         await wait_for(pilot, lambda: "1 marked" in _plain(screen.query_one("#page-info").content))
         info = _plain(screen.query_one("#page-info").content)
@@ -555,13 +476,7 @@ async def test_80x24_keeps_names_job_columns_and_help_on_screen(redis_url, prefi
         assert any(line.startswith(" emails-transactional-eu") for line in _screen_lines(app))
         assert any("failed" in line for line in _screen_lines(app))  # the last columns are reachable
 
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
-        screen = app.screen
-        jobs = screen.query_one("#job-table", DataTable)
-        for _ in range(4):
-            await pilot.press("tab")
-        await wait_for(pilot, lambda: screen.state == "failed" and jobs.row_count == 12)
+        screen, jobs = await open_failed(pilot, app, 12)
         await pilot.pause(0.3)
         assert not screen.query_one("#chart").display and not screen.query_one("#detail").display
         assert jobs.region.height >= 12
@@ -676,14 +591,7 @@ async def test_retry_confirmation_toggles_reset_attempts(redis_url, prefix, sync
     write_fixed_queue(sync_redis, prefix, "rs", failed=2, completed=0, waiting=0, delayed=0)
     app = app_for(redis_url, prefix, store_prefix=f"{prefix}:console")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
-        screen = app.screen
-        for _ in range(4):
-            await pilot.press("tab")
-        jobs = screen.query_one("#job-table", DataTable)
-        await wait_for(pilot, lambda: screen.state == "failed" and jobs.row_count == 2)
+        screen, jobs = await open_failed(pilot, app, 2)
         job_id = screen._shown_ids[0]
         before = {k.decode(): v.decode() for k, v in sync_redis.hgetall(f"{prefix}:rs:{job_id}").items()}
         assert int(before.get("atm", before.get("attemptsMade", "0"))) > 0
@@ -722,12 +630,7 @@ async def test_times_local_with_offset_or_utc(redis_url, prefix, sync_redis, mon
         for utc, offset in ((False, "+05:30"), (True, "+00:00")):
             app = app_for(redis_url, prefix, utc=utc)
             async with app.run_test(size=SIZE) as pilot:
-                await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1)
-                await pilot.press("enter")
-                await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
-                screen = app.screen
-                for _ in range(4):
-                    await pilot.press("tab")
+                screen, _ = await open_failed(pilot, app, 1)
                 detail = screen.query_one(JobDetailView)
                 await wait_for(pilot, lambda: screen.state == "failed" and "finished" in _plain(detail.content))
                 text = _plain(detail.content)

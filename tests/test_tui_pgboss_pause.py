@@ -15,7 +15,7 @@ from console.config import Settings
 from console.screens.confirm import ConfirmScreen
 from console.screens.queue import QueueScreen
 from tests import pgboss_helpers as h
-from tests.test_tui import SIZE, wait_for
+from tests.tui_harness import SIZE, wait_for
 
 
 async def _pause_in_tui(url: str, schema: str, store: str) -> str:

@@ -1,7 +1,9 @@
 """SVG snapshots of the screens at a fixed terminal size, on fixed data.
 
-The console shows its connection URL, so these tests start a Redis of their own on a fixed unix
-socket path (tests.servers.SocketRedis) whatever QC_TEST_REDIS_URL says. Clocks do not appear:
+The console shows its connection URL, so these tests start a Redis of their own on a unix socket of
+the run's own behind a URL that is the same in every run (tests.servers.SocketRedis), whatever
+QC_TEST_REDIS_URL says. Each test waits for every part of the screen it shows to be filled (rows,
+the latency column, the detail pane, the footer's keys) before the screenshot, never on time alone. Clocks do not appear:
 the data has fixed timestamps and the refresh interval is longer than the test, so no throughput
 sample is taken. Update with ``pytest tests/test_tui_snapshots.py --snapshot-update`` after
 looking at the report.
@@ -16,9 +18,11 @@ from textual.widgets import DataTable
 
 from console.app import QueueConsoleApp
 from console.config import Settings
+from console.screens.help import HelpScreen
 from console.screens.queue import QueueScreen
 from tests.fixed_data import write_fixed_queue
 from tests.servers import SocketRedis
+from tests.tui_harness import to_state
 
 SIZE = (150, 40)
 
@@ -26,7 +30,7 @@ SIZE = (150, 40)
 @pytest.fixture(scope="module")
 def snapshot_redis():
     server = SocketRedis()
-    client = redis.Redis(unix_socket_path=SocketRedis.PATH)
+    client = redis.Redis(unix_socket_path=server.path)
     write_fixed_queue(client, "snap", "emails", failed=12, completed=8, waiting=5, delayed=3)
     write_fixed_queue(client, "snap", "payments", failed=0, completed=2, waiting=4, delayed=0, paused=True)
     write_fixed_queue(client, "snap", "thumbnails", failed=2, completed=30, waiting=0, delayed=0)
@@ -52,44 +56,6 @@ async def _wait(pilot, cond, timeout=15.0):
     raise AssertionError("snapshot precondition not reached")
 
 
-def test_overview_snapshot(snap_compare, snapshot_redis):
-    app = make_app(snapshot_redis)
-
-    async def ready(pilot):
-        await _wait(pilot, lambda: app.screen.query_one(DataTable).row_count == 3
-                    and "ms" in str(app.screen.query_one(DataTable).get_row_at(0)[-1]))
-
-    assert snap_compare(app, terminal_size=SIZE, run_before=ready)
-
-
-def test_queue_failed_tab_snapshot(snap_compare, snapshot_redis):
-    app = make_app(snapshot_redis)
-
-    async def ready(pilot):
-        await _wait(pilot, lambda: app.screen.query_one(DataTable).row_count == 3)
-        await pilot.press("enter")
-        await _wait(pilot, lambda: isinstance(app.screen, QueueScreen))
-        for _ in range(4):
-            await pilot.press("tab")
-        screen = app.screen
-        await _wait(pilot, lambda: screen.state == "failed"
-                    and screen.query_one("#job-table", DataTable).row_count == 12
-                    and "error (latest)" in str(screen.query_one("#job-detail").content.renderables[1])
-                    and "no worker connected" in str(screen.query_one("#queue-title").content))
-
-    assert snap_compare(app, terminal_size=SIZE, run_before=ready)
-
-
-def test_help_snapshot(snap_compare, snapshot_redis):
-    app = make_app(snapshot_redis)
-
-    async def ready(pilot):
-        await _wait(pilot, lambda: app.screen.query_one(DataTable).row_count == 3)
-        await pilot.press("question_mark")
-
-    assert snap_compare(app, terminal_size=SIZE, run_before=ready)
-
-
 async def _overview_ready(app, pilot):
     await _wait(pilot, lambda: app.screen.query_one(DataTable).row_count == 3
                 and "ms" in str(app.screen.query_one(DataTable).get_row_at(0)[-1]))
@@ -100,14 +66,42 @@ async def _queue_failed_ready(app, pilot):
     await _wait(pilot, lambda: app.screen.query_one(DataTable).row_count == 3)
     await pilot.press("enter")
     await _wait(pilot, lambda: isinstance(app.screen, QueueScreen))
-    for _ in range(4):
-        await pilot.press("tab")
     screen = app.screen
+    await to_state(pilot, screen, "failed")
     await _wait(pilot, lambda: screen.state == "failed"
                 and screen.query_one("#job-table", DataTable).row_count == 12
                 and "error (latest)" in str(screen.query_one("#job-detail").content.renderables[1])
                 and "no worker connected" in str(screen.query_one("#queue-title").content))
     await _wait(pilot, lambda: any(k.action == "help" for k in screen.query("FooterKey")))
+
+
+def test_overview_snapshot(snap_compare, snapshot_redis):
+    app = make_app(snapshot_redis)
+
+    async def ready(pilot):
+        await _overview_ready(app, pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=ready)
+
+
+def test_queue_failed_tab_snapshot(snap_compare, snapshot_redis):
+    app = make_app(snapshot_redis)
+
+    async def ready(pilot):
+        await _queue_failed_ready(app, pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=ready)
+
+
+def test_help_snapshot(snap_compare, snapshot_redis):
+    app = make_app(snapshot_redis)
+
+    async def ready(pilot):
+        await _overview_ready(app, pilot)  # the overview under the help, as complete as its own snapshot
+        await pilot.press("question_mark")
+        await _wait(pilot, lambda: isinstance(app.screen, HelpScreen) and app.screen.query_one("#help-box").children)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=ready)
 
 
 @pytest.mark.parametrize("size,theme", [((80, 24), "queue-console"), ((200, 60), "queue-console-light")],

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.private_redis import free_port
+
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PG_PORTS = range(15481, 15490)
 REDIS_PORTS = range(6481, 6500)
@@ -31,18 +33,6 @@ def need(binary: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
-
-
-def free_port(ports: range) -> int:
-    for port in ports:
-        with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                continue
-    raise RuntimeError(f"no free port in {ports}")
 
 
 def wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:

@@ -166,7 +166,8 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
         except Exception:
             return  # a server that refuses CLIENT LIST: unknown, and the title says nothing
         self.gauges = next((g for g in gauges if g.queue.key == self.queue.key), None)
-        self._render_title()
+        if self.is_attached and self.query("#queue-title"):  # the view may be closing meanwhile
+            self._render_title()
 
     def frozen_changed(self, frozen: bool) -> None:
         self.query_one(ConnectionBar).show(self.snapshots, frozen)
@@ -214,7 +215,9 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
     def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
         if event.tab is None or event.tab.id is None:
             return
-        state = event.tab.id.removeprefix("state-")
+        self._switch_state(event.tab.id.removeprefix("state-"))
+
+    def _switch_state(self, state: str) -> None:
         if state != self.state:
             self.state = state
             self.query_one(ConnectionBar).show(self.snapshots, getattr(self.app, "frozen", False))
@@ -372,10 +375,23 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
         self.app.pop_screen()
 
     def action_next_state(self) -> None:
-        self.query_one(Tabs).action_next_tab()
+        self._step_state(+1)
 
     def action_prev_state(self) -> None:
-        self.query_one(Tabs).action_previous_tab()
+        self._step_state(-1)
+
+    def _step_state(self, step: int) -> None:
+        """tab / shift+tab: the state switches at once, and the tab follows. (Moving the tab and
+        switching on its TabActivated message lost the key when a status refresh came in between:
+        _render_tabs put the tab back on the old state.)"""
+        states = self._states()
+        if self.state not in states:
+            return
+        state = states[(states.index(self.state) + step) % len(states)]
+        self._switch_state(state)
+        tabs = self.query_one(Tabs)
+        if tabs.query(f"#state-{state}"):
+            tabs.active = f"state-{state}"
 
     def refilter(self) -> None:
         self._render_jobs()

@@ -24,14 +24,7 @@ const mod = await import(path.join(here, 'node_modules', lib, pkg.main || 'index
 const PgBoss = mod.PgBoss || mod.default || mod
 const v10 = pkg.version.startsWith('10.')
 
-function connection (raw) {
-  const u = new URL(raw.replace(/@\//, '@localhost/'))
-  const cfg = { database: decodeURIComponent(u.pathname.slice(1)) || 'postgres', user: decodeURIComponent(u.username) || 'postgres' }
-  if (u.password) cfg.password = decodeURIComponent(u.password)
-  cfg.host = u.searchParams.get('host') || u.hostname
-  if (u.port) cfg.port = Number(u.port)
-  return cfg
-}
+const { pgConnection: connection } = require('../interop/pg_conn.js')
 
 const boss = new PgBoss({ ...connection(url), schema, supervise: false, schedule: false, max: 4, migrate: true })
 boss.on('error', err => console.error('pg-boss error', err.message))

@@ -16,15 +16,7 @@ const pkg = require(path.join(here, 'node_modules', lib, 'package.json'))
 const mod = await import(path.join(here, 'node_modules', lib, pkg.main || 'index.js'))
 const PgBoss = mod.PgBoss || mod.default || mod
 
-function connection (raw) {
-  // a unix-socket URL (postgresql://user@/db?host=/dir, as pgserver gives) has no host for URL()
-  const u = new URL(raw.replace(/@\//, '@localhost/'))
-  const cfg = { database: decodeURIComponent(u.pathname.slice(1)) || 'postgres', user: decodeURIComponent(u.username) || 'postgres' }
-  if (u.password) cfg.password = decodeURIComponent(u.password)
-  cfg.host = u.searchParams.get('host') || u.hostname
-  if (u.port) cfg.port = Number(u.port)
-  return cfg
-}
+const { pgConnection: connection } = require('../pg_conn.js')
 
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 const boss = new PgBoss({ ...connection(url), schema, supervise: false, schedule: false, max: 3 })

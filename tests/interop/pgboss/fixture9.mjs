@@ -26,15 +26,7 @@ const require = createRequire(import.meta.url)
 const pkg = require(path.join(here, 'node_modules', lib, 'package.json'))
 const PgBoss = require(path.join(here, 'node_modules', lib))
 
-function connection (raw) {
-  // a unix-socket URL (postgresql://user@/db?host=/dir, as pgserver gives) has no host for URL()
-  const u = new URL(raw.replace(/@\//, '@localhost/'))
-  const cfg = { database: decodeURIComponent(u.pathname.slice(1)) || 'postgres', user: decodeURIComponent(u.username) || 'postgres' }
-  if (u.password) cfg.password = decodeURIComponent(u.password)
-  cfg.host = u.searchParams.get('host') || u.hostname
-  if (u.port) cfg.port = Number(u.port)
-  return cfg
-}
+const { pgConnection: connection } = require('../pg_conn.js')
 
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 process.on('warning', () => {}) // the "archive < 60 s disables cron" warning is expected

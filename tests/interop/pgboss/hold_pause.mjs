@@ -30,14 +30,7 @@ const PgBoss = mod.PgBoss || mod.default || mod
 
 const hard = setTimeout(() => { console.error('hold_pause: hard timeout'); process.exit(3) }, (seconds + 150) * 1000)
 
-function connection (raw) {
-  const u = new URL(raw.replace(/@\//, '@localhost/'))
-  const cfg = { database: decodeURIComponent(u.pathname.slice(1)) || 'postgres', user: decodeURIComponent(u.username) || 'postgres' }
-  if (u.password) cfg.password = decodeURIComponent(u.password)
-  cfg.host = u.searchParams.get('host') || u.hostname
-  if (u.port) cfg.port = Number(u.port)
-  return cfg
-}
+const { pgConnection: connection } = require('../pg_conn.js')
 
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 const say = doc => process.stdout.write(JSON.stringify({ lib, version: pkg.version, ...doc }) + '\n')
