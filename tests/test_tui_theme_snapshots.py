@@ -51,12 +51,12 @@ def write_points(client: redis.Redis, base: str, prev_ts: int) -> None:
 @pytest.fixture(scope="module")
 def charts_redis():
     server = SocketRedis()
-    client = redis.Redis(unix_socket_path=SocketRedis.PATH)
+    client = redis.Redis(unix_socket_path=server.path)
     # two queues: the cursor row takes the cursor's colours, the other shows the theme's
     write_fixed_queue(client, "snap", "charts", failed=3, completed=5, waiting=2, delayed=0)
     write_fixed_queue(client, "snap", "reports", failed=1, completed=9, waiting=0, delayed=0)
     client.close()
-    yield server.url
+    yield server
     server.stop()
 
 
@@ -64,12 +64,12 @@ def charts_redis():
 def charts_url(charts_redis):
     """The metrics written again for each test, relative to the clock then (a module's tests take
     longer than the 15 s margin before a minute turns)."""
-    client = redis.Redis(unix_socket_path=SocketRedis.PATH)
+    client = redis.Redis(unix_socket_path=charts_redis.path)
     try:
         write_metrics(client, "snap", ("charts", "reports"))
     finally:
         client.close()
-    return charts_redis
+    return charts_redis.url
 
 
 def _sparks_drawn(app) -> bool:
