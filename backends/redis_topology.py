@@ -47,13 +47,14 @@ def parse_sentinel(bare: str, shown: str) -> SentinelSpec:
     if not hostlist:
         raise BadUrl(f"no sentinel host in {shown}")
     sentinels = []
-    for item in hostlist.split(","):
+    for n, item in enumerate(hostlist.split(","), 1):
         host, colon, port = item.strip().rpartition(":")
         if not colon:
             host, port = item.strip(), "26379"
         host = host.strip("[]")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise BadUrl(f"bad sentinel address {item!r} in {shown} (expected host:port)")
+            # the address itself is not quoted: a port that is not a number may be a password
+            raise BadUrl(f"bad sentinel address (number {n}) in {shown} (expected host:port)")
         sentinels.append((host, int(port)))
     parts = [unquote(p) for p in path.split("/") if p]
     if not parts:

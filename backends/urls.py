@@ -64,13 +64,18 @@ def _hide_query_secret(rest: str) -> str:
 
 def _hide_bad_port(rest: str) -> str:
     """Without an ``@``, ``host:secret`` may be a password typed where a port goes: a port that
-    is not a number is not repeated."""
+    is not a number is not repeated, nor anything after it (each host of a ``h1:p1,h2:p2`` list
+    is checked; from the first colon after a host, so ``:00:`` and ``host:1:x`` hide it too)."""
     cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
     authority, tail = rest[:cut], rest[cut:]
-    host_end = authority.find("]") + 1 if authority.startswith("[") else 0
-    host, colon, port = authority[host_end:].rpartition(":") if ":" in authority[host_end:] else ("", "", "")
-    if colon and port and not port.isdigit():
-        return authority[:host_end] + host + ":***"  # the path could be the rest of it: not shown either
+    shown: list[str] = []
+    for one in authority.split(","):
+        host_end = one.find("]") + 1 if one.startswith("[") else 0
+        host, colon, port = one[host_end:].partition(":")
+        if colon and not port.isdigit():
+            # the path could be the rest of it: not shown either
+            return ",".join([*shown, one[:host_end] + host + ":***"])
+        shown.append(one)
     return rest
 
 

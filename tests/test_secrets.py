@@ -74,6 +74,9 @@ def leaked(secret_forms: list[str], shown: str, vocabulary: str) -> list[str]:
     ("redis://h/0?password=ab@SECRET", "SECRET"),
     ("redis://:x?password=SECRET@host/0", "SECRET"),
     ("SECRET@host:6379", "SECRET"),
+    ("redis://:SECRET:", "SECRET"),  # the property test's "redis://:00:": was "no host in redis://:00:"
+    ("redis://h:6379:SECRET/0", "SECRET"),
+    ("redis+sentinel://a:26379,b:SECRET/master", "SECRET"),
 ])
 def test_issue_urls_never_show_the_password(raw, secret):
     assert secret not in redact(raw)
