@@ -307,7 +307,16 @@ class Poller:
 
     # -- the loop ---------------------------------------------------------------------------
     async def run(self) -> None:
+        """Poll until cancelled; a cancel (quitting, a context switch) closes the readers whatever
+        the loop was doing, so no connection is left open, and no transaction idle, behind it."""
         self._loop = asyncio.get_running_loop()
+        try:
+            await self._poll_forever()
+        except asyncio.CancelledError:
+            await self._close_readers()
+            raise
+
+    async def _poll_forever(self) -> None:
         backoff = 1.0
         while True:
             started = time.perf_counter()
@@ -319,9 +328,6 @@ class Poller:
                     await self._refresh()
                 self.snapshot.error = None
                 self.snapshot.connected = True
-            except asyncio.CancelledError:
-                await self._close_readers()
-                raise
             except Exception as exc:  # the loop must survive anything a server does
                 self.snapshot.error = str(exc) if isinstance(exc, BackendError) else f"{type(exc).__name__}: {exc}"
                 self.snapshot.connected = False

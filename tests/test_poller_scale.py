@@ -88,9 +88,14 @@ async def test_poller_shows_rows_before_discovery_ends_and_finds_every_queue(pri
                    and len(snaps[-1].statuses) == len(names)):
             assert time.monotonic() < deadline, "discovery never completed"
             await asyncio.sleep(0.02)
+        # reader lookup while the poller runs (a cancel closes its readers)
+        ref = snaps[-1].statuses[0].queue
+        assert p.reader_for(ref) is p.readers[0]
+        assert p.reader_for(ref.model_copy(update={"name": "nosuch"})) is None
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+    assert p.readers == []  # the cancel closed them
     first = snaps[0]
     assert first.error is None, first.error
     assert first.discoveries[0].complete is False  # the first rows came before discovery ended
@@ -98,6 +103,3 @@ async def test_poller_shows_rows_before_discovery_ends_and_finds_every_queue(pri
     assert growing == sorted(growing) and growing[0] < len(names)
     last = snaps[-1]
     assert sorted(s.queue.name for s in last.statuses) == names
-    ref = last.statuses[0].queue
-    assert p.reader_for(ref) is p.readers[0]
-    assert p.reader_for(ref.model_copy(update={"name": "nosuch"})) is None
