@@ -22,6 +22,7 @@ from console.screens.confirm import TOGGLE, ConfirmScreen, confirm_title, previe
 from console.screens.progress import MutationHost
 from console.poller import Snapshot
 from console.safe_text import one_line
+from console.widgets.fast_table import FastTable
 from console.widgets.job_detail import JobDetailView
 from console.widgets.footer import KeyFooter
 from console.widgets.status_bar import ConnectionBar, ErrorBanner
@@ -103,7 +104,7 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
         yield Input(placeholder="filter this page by id, name or error (esc to clear)", id="filter")
         with Horizontal(id="body"):
             with Vertical(id="jobs"):
-                yield DataTable(id="job-table", cursor_type="row", zebra_stripes=True)
+                yield FastTable(id="job-table", cursor_type="row", zebra_stripes=True)
                 yield Static(id="page-info")
             with VerticalScroll(id="detail"):
                 yield JobDetailView(id="job-detail")
