@@ -37,6 +37,10 @@ PAGE_REFRESH_EVERY = {"completed": 10, "cancelled": 10, "failed": 3}
 #: workers are read every N refreshes (one CLIENT LIST per read on Redis)
 WORKERS_EVERY = 5
 
+#: seconds the cursor rests on a job before the detail pane reads it: holding j through a page
+#: reads the job it stops on, not every job it passes (each move cancels the read before it)
+DETAIL_SETTLE_S = 0.12
+
 
 def workers_text(gauges, status) -> Text:
     """``  2 workers``; ``  ⚠ 5 waiting, no worker connected`` (unless paused); empty when the
@@ -328,6 +332,7 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
         self.run_worker(partial(self._fetch_detail, job_id), exclusive=True, group="detail")
 
     async def _fetch_detail(self, job_id: str) -> None:
+        await asyncio.sleep(DETAIL_SETTLE_S)  # cancelled here when the cursor moves on
         try:
             detail: JobDetail | None = await self.app.backend_call(
                 self.queue, lambda r: r.job(self.queue, job_id), f"reading job {job_id}"
