@@ -101,3 +101,30 @@ async def test_fast_table_redraws_a_changed_cell_and_keeps_the_others():
         # the cells that are not (a str, a tab, two lines, the cropped ones) only
         assert len(fast._drawn) > 5 * len(fast._cell_render_cache)
         assert "999" in "".join(s.text for s in after[3])
+
+
+async def test_rows_a_screen_away_are_drawn_before_a_page_down_asks():
+    app = One(FastTable)
+    async with app.run_test(size=(200, 30)) as pilot:
+        fast = app.query_one(FastTable)
+        for i, row in enumerate(_rows() * 3):  # 240 rows
+            fast.add_row(*row, key=f"more{i}")
+        fast.focus()
+        fast.move_cursor(row=40)
+        fast.scroll_to(y=40, animate=False)
+        await pilot.pause(1.0)  # the timer draws the screens above and below
+        drawn: list[int] = []
+        draw = fast._draw
+
+        def counted(*args):
+            drawn.append(args[0])
+            return draw(*args)
+
+        fast._draw = counted
+        fast.action_page_down()
+        await pilot.pause()
+        top, page = int(fast.scroll_y), fast.scrollable_content_region.height - fast.header_height
+        assert top > 40
+        on_screen = {r for r in drawn if top <= r < top + page}
+        assert on_screen <= {40, fast.cursor_row}, sorted(on_screen)  # the two cursor rows, no others
+        assert f"queue-{top % 60:03d}" in "".join(s.text for line in _lines(fast) for s in line)

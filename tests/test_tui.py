@@ -39,6 +39,20 @@ def app_for(url: str, prefix: str, **extra) -> QueueConsoleApp:
     return QueueConsoleApp(Settings(urls=[url], prefixes=[prefix], refresh=0.5, **extra))
 
 
+async def open_failed(pilot, app, rows: int) -> tuple[QueueScreen, DataTable]:
+    """From the overview's one queue to its failed tab, until its first page holds ``rows`` jobs."""
+    await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1, what="queue row")
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
+    screen = app.screen
+    screen.query_one("#job-table").focus()
+    for _ in range(4):  # waiting -> delayed -> active -> completed -> failed
+        await pilot.press("tab")
+    jobs = screen.query_one("#job-table", DataTable)
+    await wait_for(pilot, lambda: screen.state == "failed" and jobs.row_count == rows, what="first page")
+    return screen, jobs
+
+
 async def test_overview_counts_open_queue_and_detail(redis_url, prefix, sync_redis):
     write_fixed_queue(sync_redis, prefix, "emails", failed=4, completed=3, waiting=2, delayed=1)
     write_fixed_queue(sync_redis, prefix, "other", failed=0, completed=1, waiting=0, delayed=0, paused=True)
@@ -94,15 +108,7 @@ async def test_paging_next_and_previous(redis_url, prefix, sync_redis):
     write_fixed_queue(sync_redis, prefix, "big", failed=120, completed=0, waiting=0, delayed=0)
     app = app_for(redis_url, prefix)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1, what="queue row")
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
-        screen = app.screen
-        screen.query_one("#job-table").focus()
-        for _ in range(4):
-            await pilot.press("tab")
-        jobs = screen.query_one("#job-table", DataTable)
-        await wait_for(pilot, lambda: screen.state == "failed" and jobs.row_count == 50, what="first page")
+        screen, jobs = await open_failed(pilot, app, 50)
         first = [r[0] for r in rows(jobs)]
         assert first == [str(i) for i in range(120, 70, -1)]
         await pilot.press("n")
@@ -312,15 +318,7 @@ async def test_quick_next_presses_never_label_a_page_over_other_rows(redis_url, 
     write_fixed_queue(sync_redis, prefix, "many", failed=400, completed=0, waiting=0, delayed=0)
     app = app_for(redis_url, prefix)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1, what="queue row")
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
-        screen = app.screen
-        screen.query_one("#job-table").focus()
-        for _ in range(4):
-            await pilot.press("tab")
-        jobs = screen.query_one("#job-table", DataTable)
-        await wait_for(pilot, lambda: screen.state == "failed" and jobs.row_count == 50, what="first page")
+        screen, jobs = await open_failed(pilot, app, 50)
         for _ in range(5):  # five presses before the next page has come back from the server
             screen.action_next_page()
         await wait_for(pilot, lambda: rows(jobs) and rows(jobs)[0][0] != "400", what="a later page")

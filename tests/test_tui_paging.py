@@ -6,11 +6,9 @@ import asyncio
 import re
 
 from textual import events
-from textual.widgets import DataTable
 
-from console.screens.queue import QueueScreen
 from tests.fixed_data import write_fixed_queue
-from tests.test_tui import SIZE, app_for, wait_for
+from tests.test_tui import SIZE, app_for, open_failed, wait_for
 
 LABEL = re.compile(r"page (\d+): jobs (\d+)–(\d+) of 400")
 
@@ -19,15 +17,7 @@ async def test_quick_n_presses_never_draw_a_label_over_another_pages_rows(redis_
     write_fixed_queue(sync_redis, prefix, "many", failed=400, completed=0, waiting=0, delayed=0)
     app = app_for(redis_url, prefix)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 1, what="queue row")
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
-        screen = app.screen
-        jobs = screen.query_one("#job-table", DataTable)
-        jobs.focus()
-        for _ in range(4):
-            await pilot.press("tab")
-        await wait_for(pilot, lambda: screen.state == "failed" and jobs.row_count == 50, what="first page")
+        screen, jobs = await open_failed(pilot, app, 50)
 
         frames: list[tuple[str, str | None, int]] = []  # (label, first id, rows) of every frame drawn
         display = app._display
