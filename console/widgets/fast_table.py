@@ -5,13 +5,15 @@ Textual's DataTable keys every cached cell and line on one table-wide counter th
 (``Styled(Padding(cell))`` -> ``render_lines``: wrap, justify, crop, pad). At 1,000 queues a tick
 that changes a few counts therefore redrew every cell on screen, and a page down drew ~650 new
 cells the slow way (docs/performance.md, the TUI section). ``FastTable`` keeps the DataTable's API
-and look, and changes two things:
+and look, and changes three things:
 
 - a cell's drawn lines are cached under the cell's own value (the object stored by ``add_row`` /
   ``update_cell``), its row index, width and styles: an update elsewhere leaves them valid;
 - a one-line ``Text`` cell that fits its column is drawn directly (justify, pad, styles applied
   with the same Rich calls the DataTable's path makes, without wrapping machinery); anything else
-  (wrapping rows, a cell wider than its column, tabs, other renderables) takes Textual's own path.
+  (wrapping rows, a cell wider than its column, tabs, other renderables) takes Textual's own path;
+- after a scroll, the screens below and above are drawn ahead in small timer steps, so that a
+  page down only puts cached cells together.
 
 tests/test_fast_table.py checks, line by line, that it draws exactly what DataTable draws.
 """
@@ -33,9 +35,10 @@ CELL_CACHE = 6_000
 _NEWLINE = Text("\n")
 
 
-#: lines drawn ahead per timer step (about a millisecond each): a key pressed meanwhile waits for
-#: one step at most
-AHEAD_STEP = 4
+#: lines drawn ahead per timer step (about a millisecond each; a key pressed meanwhile waits for one
+#: step at most), and the step's interval: the screen below is ready ~50 ms after a page down
+AHEAD_STEP = 6
+AHEAD_EVERY_S = 0.01
 
 
 class FastTable(DataTable):
@@ -50,8 +53,8 @@ class FastTable(DataTable):
 
     def draw_ahead(self) -> None:
         """Draw, into the cell cache, the rows of the screen below and the screen above the one
-        shown, a few lines per timer step after the frame: a page down then finds its cells drawn
-        and only puts lines together (tables of one-line rows, no fixed rows: ours)."""
+        shown, a few lines per timer step after the frame (the screen below first): a page down
+        then finds its cells drawn (tables of one-line rows and no fixed rows: ours)."""
         if self._ahead is not None:
             self._ahead.stop()
             self._ahead = None
@@ -73,7 +76,7 @@ class FastTable(DataTable):
                 self._ahead = None
 
         if todo:
-            self._ahead = self.set_interval(0.02, step)
+            self._ahead = self.set_interval(AHEAD_EVERY_S, step)
 
     def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
                      cursor: bool = False, hover: bool = False):
