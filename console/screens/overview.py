@@ -14,6 +14,7 @@ from console.screens.navigation import FilterBox, TableNavigation
 from console.screens.progress import MutationHost
 from console.poller import Snapshot
 from console.safe_text import one_line
+from console.widgets.fast_table import FastTable
 from console.widgets.footer import KeyFooter
 from console.widgets.signal_colors import rich_styles
 from console.widgets.status_bar import ConnectionBar, ErrorBanner
@@ -58,7 +59,7 @@ class OverviewScreen(MutationHost, TableNavigation, FilterBox, Screen):
         yield Input(placeholder="filter queues by name (esc to clear)", id="filter")
         yield Static(id="empty")
         # the queue name stays on screen when the counts scroll right (80 columns)
-        table = DataTable(id="queues", cursor_type="row", zebra_stripes=True, fixed_columns=1)
+        table = FastTable(id="queues", cursor_type="row", zebra_stripes=True, fixed_columns=1)
         yield table
         yield KeyFooter()
 
@@ -67,7 +68,9 @@ class OverviewScreen(MutationHost, TableNavigation, FilterBox, Screen):
         self.query_one("#empty").add_class("-shown")
         table = self.query_one(DataTable)
         table.focus()
-        self.watch(table, "scroll_y", lambda _old, _new: self._scrolled(), init=False)
+        # after the frame that shows the scroll: telling the pollers brings a refresh forward on
+        # the backend thread, whose reply parsing would share the GIL with drawing that frame
+        self.watch(table, "scroll_y", lambda _old, _new: self.call_after_refresh(self._scrolled), init=False)
         for poller in getattr(self.app, "pollers", []):
             if poller.focus is None:
                 poller.set_focus(frozenset())  # nothing on screen yet: no latency of every queue first

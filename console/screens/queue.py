@@ -22,6 +22,7 @@ from console.screens.confirm import TOGGLE, ConfirmScreen, confirm_title, previe
 from console.screens.progress import MutationHost
 from console.poller import Snapshot
 from console.safe_text import one_line
+from console.widgets.fast_table import FastTable
 from console.widgets.job_detail import JobDetailView
 from console.widgets.footer import KeyFooter
 from console.widgets.status_bar import ConnectionBar, ErrorBanner
@@ -35,6 +36,10 @@ PAGE_REFRESH_EVERY = {"completed": 10, "cancelled": 10, "failed": 3}
 
 #: workers are read every N refreshes (one CLIENT LIST per read on Redis)
 WORKERS_EVERY = 5
+
+#: seconds the cursor rests on a job before the detail pane reads it: holding j through a page
+#: reads the job it stops on, not every job it passes (each move cancels the read before it)
+DETAIL_SETTLE_S = 0.12
 
 
 def workers_text(gauges, status) -> Text:
@@ -105,7 +110,7 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
         yield Input(placeholder="filter this page by id, name or error (esc to clear)", id="filter")
         with Horizontal(id="body"):
             with Vertical(id="jobs"):
-                yield DataTable(id="job-table", cursor_type="row", zebra_stripes=True)
+                yield FastTable(id="job-table", cursor_type="row", zebra_stripes=True)
                 yield Static(id="page-info")
             with VerticalScroll(id="detail"):
                 yield JobDetailView(id="job-detail")
@@ -333,6 +338,7 @@ class QueueScreen(MutationHost, TableNavigation, FilterBox, Screen):
         self.run_worker(partial(self._fetch_detail, job_id), exclusive=True, group="detail")
 
     async def _fetch_detail(self, job_id: str) -> None:
+        await asyncio.sleep(DETAIL_SETTLE_S)  # cancelled here when the cursor moves on
         try:
             detail: JobDetail | None = await self.app.backend_call(
                 self.queue, lambda r: r.job(self.queue, job_id), f"reading job {job_id}"

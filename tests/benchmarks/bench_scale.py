@@ -393,6 +393,20 @@ def run_tui(args) -> tuple[dict, dict]:
     return result, meta
 
 
+#: the keys tests/benchmarks/tui_probe.py times: (its result, what it is, budget in ms)
+KEYS = [
+    ("jk_ms", "`j`/`k` on the overview", 50),
+    ("pagedown_ms", "page down on the overview", 150),
+    ("first_page_ms", "`tab` into 1,000,000 failed jobs: their first page", 50),
+    ("next_page_ms", "`n`: the next page of 1,000,000 failed jobs", 150),
+    ("deep_page_ms", "`n` 900,000 jobs deep in the same state", 50),
+    ("job_jk_ms", "`j` in the job table (the detail pane follows)", 50),
+]
+#: the last rewrite before tests/benchmarks/tui_probe.py timed key to frame (pilot.press + pause,
+#: which waited for the whole process to go idle): j/k 86 ms, page down 467 ms, n 234 ms
+BEFORE = {"jk_ms": "86 ms (to idle)", "pagedown_ms": "467 ms (to idle)", "next_page_ms": "234 ms (to idle)"}
+
+
 def _tui_misses(res: dict) -> list[str]:
     misses = []
     if res["first_rows_s"] >= 1:
@@ -403,12 +417,9 @@ def _tui_misses(res: dict) -> list[str]:
         misses.append(f"idle CPU ({res['idle_cpu_pct']:.1f}%)")
     if res["rss_end_mib"] >= 100:
         misses.append(f"RSS ({res['rss_end_mib']:.0f} MiB)")
-    if res["jk_ms"]["median"] >= 50:
-        misses.append(f"j/k ({res['jk_ms']['median']:.0f} ms median)")
-    if res["pagedown_ms"]["median"] >= 150:
-        misses.append(f"page down ({res['pagedown_ms']['median']:.0f} ms median)")
-    if res["next_page_ms"]["median"] >= 150:
-        misses.append(f"next server page ({res['next_page_ms']['median']:.0f} ms median)")
+    for name, what, budget in KEYS:
+        if res[name]["median"] >= budget:
+            misses.append(f"{what} ({res[name]['median']:.0f} ms median)")
     return misses
 
 
@@ -435,17 +446,26 @@ def tui_block(res: dict, meta: dict, args) -> list[str]:
         f"{res['rss_end_mib']:.0f} MiB | flat < 100 MB |",
         f"| Redis commands/s while idle (commands inside scripts counted) | 6,065 | "
         f"{res['redis_commands_per_s']:,.0f} | bounded by what is on screen |",
-        f"| key to frame: `j`/`k` on the overview (median / max of 20) | — | {res['jk_ms']['median']:.0f} / "
-        f"{res['jk_ms']['max']:.0f} ms | < 50 ms |",
-        f"| key to frame: page down on the overview (median / max of 20) | — | {res['pagedown_ms']['median']:.0f} / "
-        f"{res['pagedown_ms']['max']:.0f} ms | < 150 ms |",
-        f"| key to frame: `n`, the next server page of 1,000,000 failed jobs (median / max of 10) | — | "
-        f"{res['next_page_ms']['median']:.0f} / {res['next_page_ms']['max']:.0f} ms | < 150 ms |",
+        *(f"| key to frame: {what} (median / max of {res[name]['n']}) | {before} | {res[name]['median']:.0f} / "
+          f"{res[name]['max']:.0f} ms ({res[name]['median'] / budget:.2f}× the budget; UI thread CPU "
+          f"{res[name]['cpu_median']:.0f} ms) | < {budget} ms |" for name, what, budget in KEYS
+          for before in [BEFORE.get(name, "—")]),
         "",
         "How: the overview's rows on screen and a page either side are read every tick, the other queues "
         "every 15th tick (console/poller.py FULL_EVERY), latency only for the rows on screen; a launch "
         "lists the last complete scan kept in Redis and takes its Gello verdict (no detection SCAN). "
         "Launch times exclude the imports (the probe imports the app before its clock starts).",
+        "",
+        "Keys: each goes into the driver's queue as a terminal's would, and its time ends at the first frame "
+        "that shows its change (tests/benchmarks/tui_probe.py FrameClock: the compositor update, turned into "
+        "the terminal bytes a real driver writes); UI thread CPU is that thread's CPU time over the same span. "
+        "The earlier figures timed `pilot.press` + `pilot.pause()`, which waits until the whole process, backend "
+        "thread included, is idle (up to 1 s a key). Drawing: tables are console/widgets/fast_table.py "
+        "(a cell drawn once per value; Textual's DataTable redrew every cell on screen after any update), "
+        "the overview tells the pollers about rows scrolled into view after the frame that shows them, the "
+        "chart is built again only when its data, size or theme changes, the job detail is read after the "
+        "cursor rests 0.12 s. The machine has 2 cores shared with other jobs: the wall times carry the load "
+        "average above; the CPU column does not.",
         "",
         "Not met in this run: " + (", ".join(_tui_misses(res)) or "none") + ".", "",
         TUI_END,
