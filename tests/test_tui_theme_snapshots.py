@@ -88,6 +88,12 @@ def test_sparklines_and_chart_in_two_themes(snap_compare, charts_url, theme, vie
             await pilot.press("enter")
             await _wait(pilot, lambda: isinstance(app.screen, QueueScreen)
                         and "library metrics" in app.screen.query_one("#chart").title_text)
+            screen = app.screen
+            # the rest of the view complete too: its two waiting jobs, the first one's detail (read
+            # once the cursor rests), and the worker gauge in the title
+            await _wait(pilot, lambda: screen.query_one("#job-table", DataTable).row_count == 2
+                        and str(screen.query_one("#job-detail").content.renderables[0]).startswith("job ")
+                        and "no worker connected" in str(screen.query_one("#queue-title").content))
         await _wait(pilot, lambda: any(k.action == "help" for k in app.screen.query("FooterKey")))
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
