@@ -145,7 +145,8 @@ async def _dlq_list(args, session: Session) -> int:
 GROUP_ROW_CAP = 1_000_000
 
 
-async def _scan(session: Session, queues: list[QueueRef], query: str, row_cap: int | None = None):
+async def _scan(session: Session, queues: list[QueueRef], query: str, row_cap: int | None = None,
+                light: bool = False):
     from console.dlq_scan import scan_failed
     from console.filters import FilterError, parse_filter
 
@@ -154,7 +155,7 @@ async def _scan(session: Session, queues: list[QueueRef], query: str, row_cap: i
     except FilterError as exc:
         raise ActionUsageError(str(exc)) from None
     targets = [(q, session.reader_for(q)) for q in queues]
-    result = await scan_failed(targets, flt, timeout=session.options.op_timeout,
+    result = await scan_failed(targets, flt, timeout=session.options.op_timeout, light=light,
                                **({"row_cap": row_cap} if row_cap else {}))
     for err in result.errors:
         print(f"warning: {err}", file=sys.stderr)
@@ -168,7 +169,8 @@ async def _scan(session: Session, queues: list[QueueRef], query: str, row_cap: i
 
 async def _dlq_list_filtered(args, session: Session, queues: list[QueueRef]) -> int:
     """``--filter`` and/or ``--group``: read failed jobs in bounded, capped batches (dlq_scan)."""
-    result = await _scan(session, queues, args.filter or "", GROUP_ROW_CAP if args.group else None)
+    # grouping needs only id, time and reason per job: read those (FailedRow), not full rows
+    result = await _scan(session, queues, args.filter or "", GROUP_ROW_CAP if args.group else None, light=args.group)
     if args.group:
         groups = group_jobs(result.items)
         if args.json:
