@@ -105,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="counts of every queue")
     _connection_flags(status)
+    status.add_argument("queues", nargs="*", metavar="QUEUE",
+                        help="only these queues (name or backend:name), looked up directly: no scan of the keyspace")
     status.add_argument("--json", action="store_true")
     status.add_argument("--rescan", action="store_true",
                         help="walk the keyspace for BullMQ queues now instead of listing those of the last "
@@ -255,6 +257,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "status" and not args.rescan:
         session.options.discovery_cache = True  # said on output when used
     named = getattr(args, "queue", None) if args.command in NAMED_QUEUE_VERBS else None
+    if args.command == "status" and args.queues:
+        named = args.queues
     await session.open(named=named)
     try:
         if args.command == "status":
@@ -291,7 +295,7 @@ def _print_json_rows(data: dict[str, list]) -> None:
 
 
 async def _status(session: Session, args: argparse.Namespace) -> int:
-    statuses = await session.statuses()
+    statuses = await session.statuses([session.find(spec) for spec in args.queues] if args.queues else None)
     notes = []
     for conn in session.connections:
         for backend, disc in conn.discoveries.items():
