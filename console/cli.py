@@ -20,8 +20,7 @@ from backends.errors import BackendError, BadRequest, BadUrl
 from backends.declaration import URL_KINDS
 from backends.registry import backend_names, backend_options
 from console import formatting as fmt
-from console.actions import Refused
-from console.cli_actions import ActionUsageError
+from console.cli_parsers import ActionUsageError
 from console.config import ConfigError, Settings, check_file, config_path, load
 from console.connections import QueueNotFound, Session
 from console.safe_text import InertStream, blob_text, clean, one_line
@@ -127,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     job.add_argument("id", metavar="ID")
     job.add_argument("--json", action="store_true")
 
-    from console.cli_actions import add_parsers
+    from console.cli_parsers import add_parsers
 
     add_parsers(sub, _connection_flags)
     from console.metrics_exporter import add_parser as add_metrics_parser
@@ -236,8 +235,6 @@ def _main(argv: list[str] | None) -> None:
         raise SystemExit(code)
     except (BadUrl, BadRequest, ConfigError, UsageError, QueueNotFound, ActionUsageError) as exc:
         _fail(EXIT_USAGE, str(exc))
-    except Refused as exc:
-        _fail(EXIT_REFUSED, str(exc))
     except BackendError as exc:
         _fail(EXIT_BACKEND, str(exc))
     except KeyboardInterrupt:
@@ -245,6 +242,10 @@ def _main(argv: list[str] | None) -> None:
     except (SystemExit, BrokenPipeError):
         raise
     except Exception as exc:  # never a traceback on an operator's terminal
+        # console.actions is imported only by the verbs that act (Refused cannot come from elsewhere)
+        actions = sys.modules.get("console.actions")
+        if actions is not None and isinstance(exc, actions.Refused):
+            _fail(EXIT_REFUSED, str(exc))
         _fail(1, f"internal error: {type(exc).__name__}: {exc} (please report this)")
 
 
