@@ -14,10 +14,6 @@ MAX_IDS = 500
 #: table (docs/performance.md), batches of 500 spent a commit (~4 ms fsync) per 500 rows where
 #: pg-boss spends one per 1,000.
 MAX_BULK = 1000
-#: pg-boss bulk retry: an UPDATE writes a new version of each row and of its index entries, so a
-#: batch of 1,000 took ~21-28 ms (median) and, on a loaded machine, 4-34 of 100 over 50 ms; 500 per
-#: statement halves that, for one more commit per 500 rows (docs/performance.md)
-PG_RETRY_BULK = 500
 
 
 def bulk_count(count: int) -> int:

@@ -33,7 +33,7 @@ from backends.contract import BatchOutcome, ConsoleStore, JobOutcome, QueueRef, 
 from backends.errors import BackendError, Unsupported
 from backends.pg_console_store import DEFAULT_SCHEMA, PgConsoleStore, create_store
 from backends.pgboss.layout import Layout, quote_ident
-from backends.limits import MAX_IDS, PG_RETRY_BULK, bulk_count
+from backends.limits import MAX_IDS, bulk_count
 from backends.postgres import open_write_pool, pg_errors
 from backends.urls import ConnectionUrl
 
@@ -400,7 +400,7 @@ class PgBossWriter:
             run = runs[key] = _BulkRun(layout=layout, sql=self._bulk_sql(layout, action, native),
                                        parking=action == "retry" and await self._parked_queue(layout, queue.name))
         layout = run.layout
-        count = min(bulk_count(count), PG_RETRY_BULK) if action == "retry" else bulk_count(count)
+        count = bulk_count(count)
         pool = await self._wpool()
         try:
             async with pg_errors(self.url):
