@@ -143,8 +143,10 @@ def declared_options() -> dict[str, BackendOption]:
     return {opts[0].dest: opts[0] for opts in backend_options().values()}
 
 
-async def open_readers(raw_url: str, options: ConnectOptions) -> list[Reader]:
-    """Connect (within ``connect_timeout``) and return one reader per queue system to look at."""
+async def open_readers(raw_url: str, options: ConnectOptions, detect: bool = True) -> list[Reader]:
+    """Connect (within ``connect_timeout``) and return one reader per queue system to look at.
+    ``detect=False``: only the primary system's reader (or the forced one); ``detect_readers``
+    adds the others later (a console shows the primary system's queues without waiting for it)."""
     url = parse(raw_url)
     if options.backend and options.backend not in backend_names():
         raise BadUrl(f"unknown backend {options.backend!r} (known: {', '.join(backend_names())})")
@@ -159,10 +161,31 @@ async def open_readers(raw_url: str, options: ConnectOptions) -> list[Reader]:
     try:
         for decl in (d for d in here if d.detect is None):
             readers.append(await decl.open(url, options))
-        if readers:
-            for decl in (d for d in here if d.detect is not None):
-                if await decl.detect(readers[0], url, options):
-                    readers.append(await decl.open(url, options))
+    except BaseException:
+        for reader in readers:
+            await reader.close()
+        raise
+    if detect:
+        try:
+            readers += await detect_readers(readers, raw_url, options)
+        except BaseException:
+            for reader in readers:
+                await reader.close()
+            raise
+    return readers
+
+
+async def detect_readers(primary: list[Reader], raw_url: str, options: ConnectOptions) -> list[Reader]:
+    """The readers of every other system whose ``detect`` finds it next to the primary readers
+    ``primary`` (which stay open whatever happens here); none when a backend is forced."""
+    if options.backend or not primary:
+        return []
+    url = parse(raw_url)
+    readers: list[Reader] = []
+    try:
+        for decl in (d for d in declarations() if url.kind in d.url_kinds and d.detect is not None):
+            if await decl.detect(primary[0], url, options):
+                readers.append(await decl.open(url, options))
     except BaseException:
         for reader in readers:
             await reader.close()

@@ -20,8 +20,7 @@ from backends.errors import BackendError, BadRequest, BadUrl
 from backends.declaration import URL_KINDS
 from backends.registry import backend_names, backend_options
 from console import formatting as fmt
-from console.actions import Refused
-from console.cli_actions import ActionUsageError
+from console.cli_parsers import ActionUsageError
 from console.config import ConfigError, Settings, check_file, config_path, load
 from console.connections import QueueNotFound, Session
 from console.safe_text import InertStream, blob_text, clean, one_line
@@ -111,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="counts of every queue")
     _connection_flags(status)
+    status.add_argument("queues", nargs="*", metavar="QUEUE",
+                        help="only these queues (name or backend:name), looked up directly: no scan of the keyspace")
     status.add_argument("--json", action="store_true")
     status.add_argument("--rescan", action="store_true",
                         help="walk the keyspace for BullMQ queues now instead of listing those of the last "
@@ -131,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     job.add_argument("id", metavar="ID")
     job.add_argument("--json", action="store_true")
 
-    from console.cli_actions import add_parsers
+    from console.cli_parsers import add_parsers
 
     add_parsers(sub, _connection_flags)
     from console.metrics_exporter import add_parser as add_metrics_parser
@@ -239,8 +240,6 @@ def _main(argv: list[str] | None) -> None:
         raise SystemExit(code)
     except (BadUrl, BadRequest, ConfigError, UsageError, QueueNotFound, ActionUsageError) as exc:
         _fail(EXIT_USAGE, str(exc))
-    except Refused as exc:
-        _fail(EXIT_REFUSED, str(exc))
     except BackendError as exc:
         _fail(EXIT_BACKEND, str(exc))
     except KeyboardInterrupt:
@@ -248,6 +247,10 @@ def _main(argv: list[str] | None) -> None:
     except (SystemExit, BrokenPipeError):
         raise
     except Exception as exc:  # never a traceback on an operator's terminal
+        # console.actions is imported only by the verbs that act (Refused cannot come from elsewhere)
+        actions = sys.modules.get("console.actions")
+        if actions is not None and isinstance(exc, actions.Refused):
+            _fail(EXIT_REFUSED, str(exc))
         _fail(1, f"internal error: {type(exc).__name__}: {exc} (please report this)")
 
 
@@ -260,6 +263,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "status" and not args.rescan:
         session.options.discovery_cache = True  # said on output when used
     named = getattr(args, "queue", None) if args.command in NAMED_QUEUE_VERBS else None
+    if args.command == "status" and args.queues:
+        named = args.queues
     await session.open(named=named)
     try:
         if args.command == "status":
@@ -296,7 +301,7 @@ def _print_json_rows(data: dict[str, list]) -> None:
 
 
 async def _status(session: Session, args: argparse.Namespace) -> int:
-    statuses = await session.statuses()
+    statuses = await session.statuses([session.find(spec) for spec in args.queues] if args.queues else None)
     notes = []
     for conn in session.connections:
         for backend, disc in conn.discoveries.items():

@@ -52,10 +52,12 @@ class Session:
         self.options = connect_options(settings)
         self.connections: list[Connection] = []
 
-    async def open(self, raise_errors: bool = True, named: str | None = None) -> None:
-        """Connect to every URL concurrently and discover queues. With ``named`` (a QUEUE argument),
-        a connection whose reader can look that queue up directly does so instead of discovering
-        every queue (no SCAN of the keyspace); only when it is not found there does it discover."""
+    async def open(self, raise_errors: bool = True, named: str | list[str] | None = None) -> None:
+        """Connect to every URL concurrently and discover queues. With ``named`` (QUEUE arguments),
+        a connection whose reader can look every one of them up directly does so instead of
+        discovering every queue (no SCAN of the keyspace); only when one is not found there does it
+        discover."""
+        named = [named] if isinstance(named, str) else (named or None)
         for raw in self.settings.effective_urls():
             parse(raw)  # bad URLs are usage errors before anything connects
         results = await asyncio.gather(
@@ -70,7 +72,7 @@ class Session:
             else:
                 self.connections.append(result)
 
-    async def _open_one(self, raw: str, named: str | None = None) -> Connection:
+    async def _open_one(self, raw: str, named: list[str] | None = None) -> Connection:
         if named:
             conn = await self._open_named(raw, named)
             if conn is not None:
@@ -85,20 +87,21 @@ class Session:
             raise
         return conn
 
-    async def _open_named(self, raw: str, spec: str) -> Connection | None:
-        """The connection holding queue ``spec`` (``name`` or ``backend:name``) found by direct
-        lookup, or None (not found that way: the caller discovers). On Redis only the primary
-        reader (BullMQ) is opened: detecting other systems would itself scan the keyspace."""
+    async def _open_named(self, raw: str, specs: list[str]) -> Connection | None:
+        """The connection holding every queue of ``specs`` (``name`` or ``backend:name``) found by
+        direct lookup, or None (not all found that way: the caller discovers). On Redis only the
+        primary reader (BullMQ) is opened: detecting other systems would itself scan the keyspace."""
         if parse(raw).kind != "redis":
             return None
         options = self.options if self.options.backend else replace(self.options, backend=backend_names("redis")[0])
         readers = await open_readers(raw, options)
-        names = [spec] + ([spec.partition(":")[2]] if ":" in spec else [])
+        names = [n for spec in specs for n in [spec] + ([spec.partition(":")[2]] if ":" in spec else [])]
+        what = f"queue {specs[0]!r}" if len(specs) == 1 else f"{len(specs):,} named queues"
         try:
             found: dict[str, list[QueueRef]] = {}
             for reader in readers:
                 refs = await call_with_timeout(reader.lookup(names), self.options.op_timeout,
-                                               f"looking up queue {spec!r} at {redact(raw)}")
+                                               f"looking up {what} at {redact(raw)}")
                 if refs is None:
                     raise LookupError
                 found[reader.backend] = refs
@@ -108,7 +111,8 @@ class Session:
             for r in readers:
                 await r.close()
             raise
-        if not any(found.values()):
+        refs = [q for qs in found.values() for q in qs]
+        if not refs or not all(_named(spec, refs) for spec in specs):
             for r in readers:
                 await r.close()
             return None
@@ -116,7 +120,7 @@ class Session:
         for reader in readers:
             conn.discoveries[reader.backend] = Discovery(
                 queues=found[reader.backend], complete=False,
-                note=f"looked up {spec!r} directly; other queues were not discovered")
+                note=f"looked up {what if len(specs) > 1 else repr(specs[0])} directly; other queues were not discovered")
         return conn
 
     async def discover(self, conn: Connection) -> None:
@@ -155,11 +159,17 @@ class Session:
             raise QueueNotFound(f"queue name {spec!r} is ambiguous: {where}; qualify it as backend:name or pin --prefix/--url")
         return candidates[0]
 
-    async def statuses(self) -> list[QueueStatus]:
+    async def statuses(self, only: list[QueueRef] | None = None) -> list[QueueStatus]:
+        """Counts of every queue found (or of the queues ``only``), one call per reader."""
+        keys = {q.key for q in only} if only is not None else None
         out: list[QueueStatus] = []
         for conn in self.connections:
             for reader in conn.readers:
                 queues = conn.discoveries[reader.backend].queues
+                if keys is not None:
+                    queues = [q for q in queues if q.key in keys]
+                    if not queues:
+                        continue
                 out.extend(await call_with_timeout(reader.statuses(queues), self.options.op_timeout,
                                                    f"reading counts at {conn.url}"))
         return out
@@ -191,3 +201,9 @@ class Session:
                     await reader.close()
                 except Exception:
                     pass
+
+
+def _named(spec: str, refs: list[QueueRef]) -> bool:
+    """Whether QUEUE ``spec`` (``name`` or ``backend:name``) names one of ``refs``."""
+    backend, sep, name = spec.partition(":")
+    return any(q.name == spec or (sep and q.backend == backend and q.name == name) for q in refs)

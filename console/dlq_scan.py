@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
-from backends.contract import JobSummary, QueueRef, Reader, call_with_timeout
+from backends.contract import FailedRow, JobSummary, QueueRef, Reader, call_with_timeout
 from console.filters import Filter
 from console.requeue_planning import DEFAULT_CALL_TIMEOUT, parse_payload, payload_of
 
@@ -22,7 +22,7 @@ PAGE = 1000
 
 @dataclass
 class ScanResult:
-    items: list[tuple[QueueRef, JobSummary]] = field(default_factory=list)
+    items: list[tuple[QueueRef, JobSummary | FailedRow]] = field(default_factory=list)
     scanned: int = 0
     capped: list[str] = field(default_factory=list)  # queues where the cap stopped the scan
     #: failed jobs per queue as the server counted them (the first page's total), so that a capped
@@ -35,10 +35,13 @@ class ScanResult:
 async def scan_failed(targets: list[tuple[QueueRef, Reader]], flt: Filter, now_ms: int | None = None,
                       progress: Callable[[int, int], None] | None = None,
                       cancel: asyncio.Event | None = None, timeout: float = DEFAULT_CALL_TIMEOUT,
-                      row_cap: int = ROW_CAP) -> ScanResult:
+                      row_cap: int = ROW_CAP, light: bool = False) -> ScanResult:
     """``now_ms`` (for ``age:`` terms) defaults to the first server's clock, as the actions use.
-    ``row_cap``: failed jobs read per queue when no payload is needed."""
+    ``row_cap``: failed jobs read per queue when no payload is needed. ``light``: the items are
+    ``FailedRow``s (id, name, finish time, reason: what filtering and grouping need, read with
+    ``Reader.failed_rows``) instead of full rows; a filter on the payload reads full rows anyway."""
     out = ScanResult()
+    light = light and not flt.needs_payload
     if now_ms is None:
         now_ms = await _server_now(targets, timeout)
     cap = PAYLOAD_CAP if flt.needs_payload else row_cap
@@ -60,19 +63,27 @@ async def scan_failed(targets: list[tuple[QueueRef, Reader]], flt: Filter, now_m
                 if cancel is not None and cancel.is_set():
                     out.cancelled = True
                     return out
-                page = await call_with_timeout(reader.page(queue, "failed", cursor, PAGE), timeout,
-                                               f"reading failed jobs of {queue.qualified}")
-                if cursor is None and page.total is not None:
-                    out.totals[queue.qualified] = page.total
-                for job in page.jobs:
-                    seen += 1
-                    payload: Any = await payload_of(reader, queue, job.id, timeout) if flt.needs_payload else None
-                    if flt.matches(queue, job, now_ms, payload):
-                        out.items.append((queue, job))
-                out.scanned += len(page.jobs)
+                what = f"reading failed jobs of {queue.qualified}"
+                if light:
+                    jobs, cursor, total = await call_with_timeout(reader.failed_rows(queue, cursor, PAGE), timeout, what)
+                else:
+                    page = await call_with_timeout(reader.page(queue, "failed", cursor, PAGE), timeout, what)
+                    jobs, cursor, total = page.jobs, page.next_cursor, page.total
+                if seen == 0 and total is not None:
+                    out.totals[queue.qualified] = total
+                seen += len(jobs)
+                if flt.needs_payload:
+                    for job in jobs:
+                        payload = await payload_of(reader, queue, job.id, timeout)
+                        if flt.matches(queue, job, now_ms, payload):
+                            out.items.append((queue, job))
+                elif flt.checks_jobs:
+                    out.items.extend((queue, job) for job in jobs if flt.matches(queue, job, now_ms))
+                else:
+                    out.items.extend((queue, job) for job in jobs)
+                out.scanned += len(jobs)
                 if progress:
                     progress(out.scanned, len(out.items))
-                cursor = page.next_cursor
                 if cursor is None:
                     break
                 if seen >= cap:

@@ -14,7 +14,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from backends.contract import JobSummary, QueueRef
+from backends.contract import FailedRow, JobSummary, QueueRef
 from console.actions import parse_duration
 
 
@@ -38,10 +38,16 @@ class Filter:
     def needs_payload(self) -> bool:
         return bool(self.data)
 
+    @property
+    def checks_jobs(self) -> bool:
+        """Whether any term looks at the job itself (every job of a matching queue matches otherwise)."""
+        return bool(self.names or self.ids or self.errors or self.data or self.words
+                    or self.older_than_ms is not None or self.newer_than_ms is not None)
+
     def queue_matches(self, q: QueueRef) -> bool:
         return not self.queues or any(s in (q.name, q.qualified) for s in self.queues)
 
-    def matches(self, q: QueueRef, job: JobSummary, now_ms: int, payload: Any = None) -> bool:
+    def matches(self, q: QueueRef, job: JobSummary | FailedRow, now_ms: int, payload: Any = None) -> bool:
         if not self.queue_matches(q):
             return False
         if self.ids and job.id not in self.ids:
@@ -49,7 +55,7 @@ class Filter:
         name = (job.name or "").lower()
         if any(n not in name for n in self.names):
             return False
-        reason = (job.failed_reason.text if job.failed_reason else "").lower()
+        reason = job.reason_text.lower()
         if any(e not in reason for e in self.errors):
             return False
         age = now_ms - job.finished_ms if job.finished_ms is not None else None

@@ -18,7 +18,7 @@ from typing import Any, Awaitable, Callable, Coroutine, TypeVar
 from backends.contract import (Discovery, History, Latency, QueueGauges, QueueRef, QueueStatus, Reader, Throughput,
                                call_with_timeout)
 from backends.errors import BackendError
-from backends.registry import ConnectOptions, open_readers
+from backends.registry import ConnectOptions, detect_readers, open_readers
 from backends.urls import redact
 
 T = TypeVar("T")
@@ -349,13 +349,14 @@ class Poller:
             pass
 
     async def _connect(self) -> None:
-        # the Gello detection's verdict kept with the last complete scan (backends/bullmq/discovery.py)
-        # saves its time-boxed SCAN (a second on a 2M-key keyspace) before the first rows; it is
-        # made once per connection either way
-        self.readers = await open_readers(self.raw_url, replace(self.options, discovery_cache=True))
+        # the primary system's reader only: detecting the others (Gello: a time-boxed SCAN, a second
+        # on a 2M-key keyspace, unless the kept scan holds its verdict) runs in the background after
+        # the first rows, and their readers join the next discovery slice
+        options = replace(self.options, discovery_cache=True)
+        self.readers = await open_readers(self.raw_url, options, detect=False)
         # a first short slice, so that the first rows show at once; the rest goes on in the background
         complete = await self._discover_step(FIRST_DISCOVERY_S)
-        self._discovery_task = asyncio.get_running_loop().create_task(self._discover_in_background(complete))
+        self._discovery_task = asyncio.get_running_loop().create_task(self._discover_in_background(complete, options))
 
     async def _discover_step(self, budget_s: float) -> bool:
         """One slice of discovery on every reader; True when every reader has been through once."""
@@ -367,13 +368,28 @@ class Poller:
         self._set_discoveries(discoveries)
         return all(d.complete for d in discoveries)
 
-    async def _discover_in_background(self, complete: bool) -> None:
-        """Paced discovery beside the refreshes: slice after slice until a pass is complete, then
-        again after each of ``early_rediscovery_s`` and from then on every ``discover_every_s``.
-        The early passes catch queues created while the console started (an application, or the
-        demo, creating its queues then: issue 12 item 16, 8 of 9 demo queues until the 60 s pass).
-        A failure here is left to the refresh loop to report."""
+    async def _discover_in_background(self, complete: bool, options: ConnectOptions) -> None:
+        """Other systems' detection first, then paced discovery beside the refreshes: slice after
+        slice until a pass is complete, then again after each of ``early_rediscovery_s`` and from
+        then on every ``discover_every_s``. The early passes catch queues created while the console
+        started (an application, or the demo, creating its queues then: issue 12 item 16, 8 of 9
+        demo queues until the 60 s pass). A failure here is left to the refresh loop to report."""
         early = list(self.early_rediscovery_s)
+        try:
+            others = await detect_readers(self.readers, self.raw_url, options)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            others = []  # the primary system's queues stay on screen; a reconnect detects again
+        if others:
+            self.readers.extend(others)
+            try:
+                complete = await self._discover_step(FIRST_DISCOVERY_S)
+                self.refresh_now()  # their first queues, without waiting for the next tick
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                complete = False
         while True:
             if complete:
                 self._last_discovery = time.monotonic()

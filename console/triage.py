@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Union
 
-from backends.contract import JobSummary, QueueRef
+from backends.contract import FailedRow, JobSummary, QueueRef
 
 #: a hex word holds a digit and a letter a-f joined by hex characters: cheaper to look for first
 _HEX_HINT = re.compile(r"\d[0-9a-f]*[a-f]|[a-f][0-9a-f]*\d", re.I)
@@ -47,6 +48,10 @@ def signature(reason: str | None) -> str:
     return line[:MAX_SIGNATURE] or "(no error message)"
 
 
+#: a job as grouping reads it: a full row (JobSummary) or the few fields of a FailedRow
+FailedJob = Union[JobSummary, FailedRow]
+
+
 @dataclass
 class Group:
     signature: str
@@ -57,38 +62,40 @@ class Group:
     sample_id: str | None = None
     sample_queue: QueueRef | None = None
     sample_reason: str | None = None
-    #: the jobs of the group, as read (so a view lists them without folding every reason again)
-    members: list[tuple[QueueRef, JobSummary]] = field(default_factory=list)
+    #: the jobs of the group, as read, in the order read (so a view lists them without folding
+    #: every reason again)
+    members: list[tuple[QueueRef, FailedJob]] = field(default_factory=list)
 
-    def add(self, queue: QueueRef, job: JobSummary) -> None:
-        self.members.append((queue, job))
-        self.count += 1
-        self.queues.add(queue.qualified)
-        t = job.finished_ms
-        if t is not None:
-            if self.first_ms is None or t < self.first_ms:
-                self.first_ms = t
-            if self.last_ms is None or t > self.last_ms:
-                self.last_ms = t
-                self.sample_id, self.sample_queue = job.id, queue
-                self.sample_reason = job.failed_reason.text if job.failed_reason else None
-        if self.sample_id is None:
-            self.sample_id, self.sample_queue = job.id, queue
-            self.sample_reason = job.failed_reason.text if job.failed_reason else None
+    def _settle(self) -> None:
+        """Count, queues, first/last failure and the sample (the newest failure; the first member
+        when no member has a time) from ``members``."""
+        self.count = len(self.members)
+        self.queues = {q.qualified for q in {id(q): q for q, _ in self.members}.values()}
+        times = [j.finished_ms for _, j in self.members if j.finished_ms is not None]
+        self.first_ms, self.last_ms = (min(times), max(times)) if times else (None, None)
+        sample = self.members[0]
+        if times:
+            sample = next(m for m in self.members if m[1].finished_ms == self.last_ms)
+        self.sample_queue, job = sample
+        self.sample_id, self.sample_reason = job.id, job.reason_text or None
 
 
-def group_jobs(items: list[tuple[QueueRef, JobSummary]]) -> list[Group]:
+def group_jobs(items: list[tuple[QueueRef, FailedJob]]) -> list[Group]:
+    """Groups by signature, most jobs first. Each distinct raw reason is folded once (100,000
+    failures usually hold a few thousand distinct reasons), and members keep the order read."""
     groups: dict[str, Group] = {}
-    seen: dict[str | None, str] = {}  # reason -> signature: identical reasons are folded once
-    for queue, job in items:
-        reason = job.failed_reason.text if job.failed_reason else None
-        sig = seen.get(reason)
-        if sig is None:
-            sig = signature(reason)
-            if len(seen) < 100_000:
-                seen[reason] = sig
-        group = groups.get(sig)
+    group_of: dict[str, Group] = {}  # raw reason -> its group
+    for item in items:
+        reason = item[1].reason_text
+        group = group_of.get(reason)
         if group is None:
-            group = groups[sig] = Group(sig)
-        group.add(queue, job)
+            sig = signature(reason)
+            group = groups.get(sig)
+            if group is None:
+                group = groups[sig] = Group(sig)
+            if len(group_of) < 100_000:
+                group_of[reason] = group
+        group.members.append(item)
+    for group in groups.values():
+        group._settle()
     return sorted(groups.values(), key=lambda g: (-g.count, g.signature))

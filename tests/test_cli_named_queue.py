@@ -81,3 +81,20 @@ def test_an_unknown_queue_is_still_exit_2_naming_what_exists(capsys, private_red
     code, out, err = run(capsys, "jobs", "nosuch", "--url", private_redis.url)
     assert code == 2
     assert "no queue named 'nosuch'" in err and "mail" in err
+
+
+def test_status_of_named_queues_looks_them_up_without_a_scan(capsys, private_redis, sync):
+    _queue(sync, "bull", "mail", 3)
+    _queue(sync, "bull", "sms", 1)
+    flags = ["--url", private_redis.url]
+    sync.config_resetstat()
+    code, out, err = run(capsys, "status", "mail", "bullmq:sms", "--json", *flags)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert {q["queue"]: q["counts"]["failed"] for q in doc["queues"]} == {"mail": 3, "sms": 1}
+    assert any("looked up 2 named queues directly" in n for n in doc["notes"])
+    assert scans(sync) == 0
+    # a name the lookup cannot find: the connection is discovered, and the unknown name is exit 2
+    code, out, err = run(capsys, "status", "mail", "nosuch", *flags)
+    assert code == 2 and "no queue named 'nosuch'" in err
+    assert scans(sync) > 0

@@ -299,6 +299,29 @@ async def test_pages_show_every_job_once_across_cursors(world):
         assert total == len(truth[state])
 
 
+async def test_failed_rows_are_the_failed_pages_fields(world):
+    """``failed_rows`` (what grouping reads) walks the same windows as ``page(…, "failed")`` and holds
+    the same id, name, finish time and reason as its rows."""
+    truth = await world.truth()
+    full, cursor = [], None
+    while True:
+        page = await world.reader.page(world.ref, "failed", cursor, 2)
+        full += [(j.id, j.name, j.finished_ms, j.failed_reason.text if j.failed_reason else None) for j in page.jobs]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    light, cursor, totals = [], None, set()
+    while True:
+        rows, cursor, total = await world.reader.failed_rows(world.ref, cursor, 2)
+        assert len(rows) <= 2
+        light += [tuple(r) for r in rows]
+        totals.add(total)
+        if cursor is None:
+            break
+    assert light == full and sorted(r[0] for r in light) == sorted(truth["failed"])
+    assert totals == {len(truth["failed"])} and all("contract boom" in (r[3] or "") for r in light)
+
+
 async def test_detail_of_a_listed_job_and_of_a_missing_one(world):
     page = await world.reader.page(world.ref, "failed", None, 10)
     one = page.jobs[0]

@@ -30,6 +30,7 @@ HEADLESS = [
     "console.keymap",
     "console.actions",
     "console.cli_actions",
+    "console.cli_parsers",
     "console.requeue_planning",
     "console.filters",
     "console.dlq_scan",

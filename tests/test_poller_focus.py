@@ -188,3 +188,24 @@ async def test_scrolling_to_rows_the_last_tick_did_not_read_shows_their_age(redi
         await pilot.pause(0.3)
         last = [str(c) for c in table.get_row_at(table.row_count - 1)]
         assert last[0] == "r119 (30s ago)"
+
+
+async def test_other_systems_are_detected_after_the_first_rows(redis_url, prefix, sync_redis):
+    """The first snapshot with rows comes from the primary system's reader alone (BullMQ); Gello's
+    detection runs after it, and Gello's queues join the next discovery slice and refresh."""
+    _queue(sync_redis, prefix, "mail", 2)
+    sync_redis.rpush(f"{prefix}g:queue:sms:pending", '{"id": "1"}')
+    snaps = []
+    p = Poller(redis_url, ConnectOptions(prefixes=[prefix], gello_prefixes=[f"{prefix}g"]), interval=0.05,
+               on_snapshot=snaps.append)
+    task = asyncio.create_task(p.run())
+    try:
+        await _until(lambda: snaps and snaps[-1].statuses, "the first rows")
+        first = next(s for s in snaps if s.statuses)
+        assert [(s.queue.backend, s.queue.name) for s in first.statuses] == [("bullmq", "mail")]
+        await _until(lambda: any(s.queue.backend == "gello" for s in snaps[-1].statuses), "Gello's queues")
+        assert {(s.queue.backend, s.queue.name) for s in snaps[-1].statuses} == {("bullmq", "mail"), ("gello", "sms")}
+        assert [r.backend for r in p.readers] == ["bullmq", "gello"]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -16,7 +16,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static
 
-from backends.contract import JobSummary, QueueRef
+from backends.contract import QueueRef
 from console import formatting as fmt
 from console.actions import Selection
 from console.app import bindings_for
@@ -28,7 +28,7 @@ from console.screens.progress import MutationHost
 from console.poller import Snapshot
 from console.safe_text import one_line
 from console.screens.confirm import TOGGLE, ConfirmScreen, confirm_title, preview_text
-from console.triage import Group, group_jobs
+from console.triage import FailedJob, Group, group_jobs
 from console.widgets.job_detail import JobDetailView
 from console.widgets.footer import KeyFooter
 from console.widgets.status_bar import ConnectionBar, ErrorBanner
@@ -54,7 +54,7 @@ class DeadLetterScreen(MutationHost, TableNavigation, Screen):
         self._shown_sigs: list[str] = []  # signature of each group row on screen
         self.result: ScanResult | None = None
         self.groups: list[Group] = []
-        self.group_items: list[tuple[QueueRef, JobSummary]] = []
+        self.group_items: list[tuple[QueueRef, FailedJob]] = []
         self.marks: set[tuple[tuple, str]] = set()  # (queue key, job id)
         self.scanning = False
         self.error: str | None = None
@@ -119,7 +119,7 @@ class DeadLetterScreen(MutationHost, TableNavigation, Screen):
             self.app.call_from_thread(self._show_progress, scanned, matched)
 
         try:
-            result = await self.app.on_backend(scan_failed(targets, flt, None, progress))
+            result = await self.app.on_backend(scan_failed(targets, flt, None, progress, light=True))
         except Exception as exc:
             self.error, self.scanning = str(exc), False
             self._render_info()
@@ -195,7 +195,7 @@ class DeadLetterScreen(MutationHost, TableNavigation, Screen):
             jobs.add_row(Text(one_line(q.qualified, 30)),
                          Text(("● " if marked else "") + one_line(j.id, 30), style="bold magenta" if marked else ""),
                          Text(fmt.clock(j.finished_ms, self.app.settings.utc)[5:19], style="dim"),
-                         Text(one_line(j.failed_reason.text if j.failed_reason else "", 80), style="red"), key=str(i))
+                         Text(one_line(j.reason_text, 80), style="red"), key=str(i))
         if self.group_items:
             jobs.move_cursor(row=min(max(row, 0), len(self.group_items[:2000]) - 1))
 
@@ -245,7 +245,7 @@ class DeadLetterScreen(MutationHost, TableNavigation, Screen):
             return False
         return True
 
-    def _current(self) -> tuple[QueueRef, JobSummary] | None:
+    def _current(self) -> tuple[QueueRef, FailedJob] | None:
         jobs = self.query_one("#group-jobs", DataTable)
         if self.group_items and 0 <= jobs.cursor_row < len(self.group_items):
             return self.group_items[jobs.cursor_row]
@@ -294,7 +294,7 @@ class DeadLetterScreen(MutationHost, TableNavigation, Screen):
             # an app worker, not exclusive: neither a second keypress nor leaving the view cancels it
             self.app.run_worker(self._act_flow(run, action, chosen), group="mutate")
 
-    async def _act_flow(self, run, action: str, chosen: list[tuple[QueueRef, JobSummary]]) -> None:
+    async def _act_flow(self, run, action: str, chosen: list[tuple[QueueRef, FailedJob]]) -> None:
         try:
             results = await self._act_steps(run, action, chosen)
         finally:
@@ -308,7 +308,7 @@ class DeadLetterScreen(MutationHost, TableNavigation, Screen):
             self.marks.clear()
             self.rescan()
 
-    async def _act_steps(self, run, action: str, chosen: list[tuple[QueueRef, JobSummary]]):
+    async def _act_steps(self, run, action: str, chosen: list[tuple[QueueRef, FailedJob]]):
         acts = self.app.actions()
         by_queue: dict[tuple, tuple[QueueRef, list[str]]] = {}
         for q, j in chosen:
