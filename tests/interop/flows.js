@@ -21,22 +21,13 @@ if (!redisUrl || !prefix || !base || !['v6', 'v5'].includes(lib)) {
   process.stderr.write('usage: node flows.js <redis-url> <key-prefix> <queue-name-base> <v6|v5>\n');
   process.exit(64);
 }
-const pkgName = lib === 'v5' ? 'bullmq5' : 'bullmq';
-const { Queue, Worker, Job, FlowProducer } = require(pkgName);
-const pkgVersion = require(`${pkgName}/package.json`).version;
+const { connectionFromUrl, bullmqOf, hardTimeout } = require('./node_common');
+const { bullmq, version: pkgVersion, pkgName } = bullmqOf(lib);
+const { Queue, Worker, Job, FlowProducer } = bullmq;
 
-const hardTimer = setTimeout(() => {
-  process.stderr.write('flows: hard timeout after 60 s\n');
-  process.exit(3);
-}, 60000);
+const hardTimer = hardTimeout(60000, 'flows');
 
-const u = new URL(redisUrl);
-const connection = {
-  host: u.hostname || '127.0.0.1',
-  port: u.port ? Number(u.port) : 6379,
-  db: u.pathname && u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0,
-  maxRetriesPerRequest: null,
-};
+const connection = connectionFromUrl(redisUrl);
 const names = { parents: `${base}-parents`, kids: `${base}-kids` };
 const HOUR = 3600000;
 const sleep = ms => new Promise(r => setTimeout(r, ms));

@@ -20,7 +20,7 @@ function connectionFromUrl(raw) {
 
 function bullmqOf(lib) {
   const pkgName = lib === 'v5' ? 'bullmq5' : 'bullmq';
-  return { bullmq: require(pkgName), version: require(`${pkgName}/package.json`).version };
+  return { bullmq: require(pkgName), version: require(`${pkgName}/package.json`).version, pkgName };
 }
 
 function hardTimeout(ms, who) {
