@@ -68,11 +68,15 @@ def test_a_queue_created_just_after_the_first_discovery_shows_without_the_60s_pa
 
 @pytest.mark.timeout(120)
 def test_the_demo_first_frame_lists_every_queue():
-    """The first snapshot with queues (the first frame) lists all nine demo queues: five BullMQ,
-    four Gello. Each started workload has made its queues before the console connects."""
+    """The first snapshot with queues (the first frame) lists the five BullMQ demo queues; the four
+    Gello ones follow as soon as the background detection of other systems has run (it no longer
+    delays the first rows: issue 10), long before any rediscovery (an hour away here, and the early
+    passes off). Each started workload has made its queues before the console connects."""
     from console.connections import connect_options
     from console.demo import demo_settings, running_redis_demo
 
+    bullmq = {"emails", "thumbnails", "reports", "webhooks", "payments"}
+    gello = {"orders", "notifications", "invoices", "exports"}
     with running_redis_demo() as url:
         snaps = Snapshots()
         thread = BackendThread()
@@ -81,7 +85,8 @@ def test_the_demo_first_frame_lists_every_queue():
         thread.submit(poller.run())
         try:
             first = snaps.wait_for(lambda s: bool(s.statuses), 60)
+            every = snaps.wait_for(lambda s: names(s) == bullmq | gello, 30)
         finally:
             thread.stop()
-    assert names(first) == {"emails", "thumbnails", "reports", "webhooks", "payments",
-                            "orders", "notifications", "invoices", "exports"}, names(first)
+    assert bullmq <= names(first) <= bullmq | gello, names(first)
+    assert names(every) == bullmq | gello
