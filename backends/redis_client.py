@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from typing import AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -92,22 +92,30 @@ def pack_command(*args: str | bytes | int) -> bytes:
     return b"".join(parts)
 
 
-async def send_packed(client: aioredis.Redis, packed: bytes, replies: int) -> list:
+async def send_packed(client: aioredis.Redis, packed: bytes, replies: int,
+                      each: Callable[[int, Any], None] | None = None) -> list:
     """Send commands packed in advance (pack_command) in one write and read ``replies`` replies:
     a pipeline without redis-py packing every argument again on every call. An error reply comes
     back in its place as a ResponseError instance (the stream stays in step); anything else (a
     timeout, a dropped connection, a cancellation) drops the connection, whose replies would be
-    out of step. The client's socket timeout bounds every read."""
+    out of step. The client's socket timeout bounds every read. ``each(i, reply)``, if given, is
+    called with every reply that is not an error as soon as it is read: the caller's work on the
+    first replies overlaps the server's on the next ones (the server answers a long pipeline in
+    pieces)."""
     pool = client.connection_pool
     conn = await pool.get_connection()
     try:
         await conn.send_packed_command(packed, check_health=False)
         out: list = []
-        for _ in range(replies):
+        for i in range(replies):
             try:
-                out.append(await conn.read_response())
+                reply = await conn.read_response()
             except rexc.ResponseError as exc:
                 out.append(exc)
+                continue
+            out.append(reply)
+            if each is not None:
+                each(i, reply)
         return out
     except BaseException:
         await conn.disconnect()

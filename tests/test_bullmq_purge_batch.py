@@ -1,13 +1,14 @@
-"""Bulk purge batches: bounded per call (PURGE_BATCH), and the end found without a ZCOUNT."""
+"""Bulk purge batches: bounded per call (MAX_BULK, the limit of BullMQ's own clean calls), and the end
+found without a ZCOUNT."""
 from __future__ import annotations
 
-from backends.bullmq.writer import PURGE_BATCH
 from backends.contract import QueueRef
+from backends.limits import MAX_BULK
 from backends.registry import ConnectOptions, open_readers
 
 
 async def test_purge_batches_are_capped_and_end_exactly(redis_url, prefix, sync_redis):
-    n = PURGE_BATCH + 37
+    n = MAX_BULK + 37
     base = f"{prefix}:pg"
     sync_redis.hset(f"{base}:meta", mapping={"opts.maxLenEvents": 10000})
     pipe = sync_redis.pipeline(transaction=False)
@@ -20,9 +21,9 @@ async def test_purge_batches_are_capped_and_end_exactly(redis_url, prefix, sync_
     [reader] = await open_readers(redis_url, ConnectOptions(prefixes=[prefix]))
     try:
         ref = QueueRef(connection=reader.url.redacted, backend="bullmq", namespace=prefix, name="pg")
-        first = await reader.purge_batch(ref, "failed", 10 ** 9, 1000)
-        assert (first.done, first.more) == (PURGE_BATCH, True)
-        second = await reader.purge_batch(ref, "failed", 10 ** 9, 1000)
+        first = await reader.purge_batch(ref, "failed", 10 ** 9, MAX_BULK + 500)  # clamped to MAX_BULK
+        assert (first.done, first.more) == (MAX_BULK, True)
+        second = await reader.purge_batch(ref, "failed", 10 ** 9, MAX_BULK)
         assert (second.done, second.more) == (37, False)
         assert sync_redis.zrange(f"{base}:failed", 0, -1) == [b"late"]
         assert not sync_redis.exists(f"{base}:1", f"{base}:{n}")

@@ -11,7 +11,9 @@ for microseconds however big the queue is.
 One call counts up to QUEUES_PER_CALL queues (each call still well under a millisecond of server
 time); the calls for every queue go in one pipeline of EVALSHA (one round trip), and 1,000 queues
 come back as ~60 replies instead of 12,000: parsing replies one by one in Python (redis-py, with an
-asyncio timeout per reply) was most of a refresh's time.
+asyncio timeout per reply) was most of a refresh's time. Each reply is turned into its queues'
+records as soon as it is read (``QueueCounter.count``'s ``each``), while the server still runs the
+calls after it, so that the client's work overlaps the server's instead of following it.
 
 A connection that may not run scripts (an ACL user limited to ``+@read``, say) gets the same
 numbers from plain pipelined LLEN/LINDEX/ZCARD/HMGET/EXISTS instead.
@@ -24,6 +26,7 @@ queue and row of the call is read exactly. Any other error (NOPERM, ...) fails t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import redis.asyncio as aioredis
 from redis import exceptions as rexc
@@ -37,46 +40,57 @@ COUNT_KEYS = ("wait", "paused", "active", "prioritized", "delayed", "completed",
 META_FIELDS = ("paused", "version", "concurrency", "max", "duration")
 
 COUNT_SCRIPT = """
+local pcall, sub = redis.pcall, string.sub
 local fatal
 -- a WRONGTYPE reply marks the key (index i of the queue's 11) and reads as false; anything else is fatal
-local function call(bad, i, ...)
-  local r = redis.pcall(...)
-  if type(r) == 'table' and r.err then
-    if string.sub(r.err, 1, 9) == 'WRONGTYPE' then bad[#bad + 1] = i
-    elseif not fatal then fatal = r.err end
-    return false
-  end
+local function bad_reply(r, bad, i)
+  if sub(r.err, 1, 9) == 'WRONGTYPE' then bad[#bad + 1] = i
+  elseif not fatal then fatal = r.err end
+  return false
+end
+local function call(bad, i, cmd, key)
+  local r = pcall(cmd, key)
+  if type(r) == 'table' and r.err then return bad_reply(r, bad, i) end
   return r
 end
-local function jobs_in_list(bad, k, i)
-  local n = call(bad, i, 'LLEN', KEYS[k + i])
+local function jobs_in_list(bad, key, i)
+  local n = call(bad, i, 'LLEN', key)
   if n and n > 0 then
-    local tail = call(bad, i, 'LINDEX', KEYS[k + i], -1)
-    if tail and string.sub(tail, 1, 2) == '0:' then n = n - 1 end
+    local tail = pcall('LINDEX', key, -1)
+    if type(tail) == 'table' and tail.err then return bad_reply(tail, bad, i) end
+    if tail and sub(tail, 1, 2) == '0:' then n = n - 1 end
   end
   return n
 end
 local out = {}
 for q = 0, #KEYS / 11 - 1 do
-  local k, o, bad, v = q * 11, q * 16, {}, {}
-  local meta = call(bad, 9, 'HMGET', KEYS[k + 9], 'paused', 'version', 'concurrency', 'max', 'duration')
-  v[1] = jobs_in_list(bad, k, 1)
-  v[2] = jobs_in_list(bad, k, 2)
-  v[3] = call(bad, 3, 'LLEN', KEYS[k + 3])
-  for z = 4, 8 do v[z] = call(bad, z, 'ZCARD', KEYS[k + z]) end
-  v[9] = call(bad, 10, 'EXISTS', KEYS[k + 10])
-  v[15] = call(bad, 11, 'GET', KEYS[k + 11])
-  v[16] = call(bad, 11, 'PTTL', KEYS[k + 11])
+  local k, o, bad = q * 11, q * 16, {}
+  local meta = pcall('HMGET', KEYS[k + 9], 'paused', 'version', 'concurrency', 'max', 'duration')
+  if meta.err then meta = bad_reply(meta, bad, 9) end
+  local v1 = jobs_in_list(bad, KEYS[k + 1], 1)
+  local v2 = jobs_in_list(bad, KEYS[k + 2], 2)
+  local v3 = call(bad, 3, 'LLEN', KEYS[k + 3])
+  local v4 = call(bad, 4, 'ZCARD', KEYS[k + 4])
+  local v5 = call(bad, 5, 'ZCARD', KEYS[k + 5])
+  local v6 = call(bad, 6, 'ZCARD', KEYS[k + 6])
+  local v7 = call(bad, 7, 'ZCARD', KEYS[k + 7])
+  local v8 = call(bad, 8, 'ZCARD', KEYS[k + 8])
+  local v9 = call(bad, 10, 'EXISTS', KEYS[k + 10])
+  local limiter = call(bad, 11, 'GET', KEYS[k + 11])
+  -- no limiter key: PTTL would answer -2
+  local pttl = -2
+  if limiter then pttl = call(bad, 11, 'PTTL', KEYS[k + 11]) end
   if fatal then return redis.error_reply(fatal) end
   if #bad > 0 then
     out[o + 1] = -1
     out[o + 2] = bad
     for j = 3, 16 do out[o + j] = 0 end
   else
-    for j = 1, 9 do out[o + j] = v[j] end
+    out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = v1, v2, v3, v4, v5
+    out[o + 6], out[o + 7], out[o + 8], out[o + 9] = v6, v7, v8, v9
     for m = 1, 5 do out[o + 9 + m] = meta[m] end
-    out[o + 15] = v[15]
-    out[o + 16] = v[16]
+    out[o + 15] = limiter
+    out[o + 16] = pttl
   end
 end
 return out
@@ -135,56 +149,73 @@ class QueueCounter:
     def __init__(self, client: aioredis.Redis, by_slot: bool = False) -> None:
         self._client = client
         self._sha: str | None = None
-        self._pack_cache: tuple[tuple, bytes, int, list[int]] | None = None
+        self._pack_cache: tuple[tuple, bytes, int, list[int], list[int]] | None = None
         self.scripts_allowed = True
         #: a Redis Cluster node: one call counts queues of one hash slot only (calls_by_slot)
         self.by_slot = by_slot
 
-    async def count(self, queues: list[QueueKeys]) -> tuple[int, list[RawCounts]]:
-        """The server clock (ms) and every queue's counts, in one pipelined round trip."""
+    async def count(self, queues: list[QueueKeys],
+                    each: Callable[[int, int, RawCounts], None] | None = None) -> tuple[int, list[RawCounts]]:
+        """The server clock (ms) and every queue's counts, in one pipelined round trip.
+        ``each(now_ms, index, counts)``, if given, is called for every queue (``index`` into
+        ``queues``) as soon as its call's reply is read, while the server still runs the calls after
+        it; after a retry (the server lost the script) it is called again for every queue."""
         if self.scripts_allowed:
             try:
-                return await self._by_script(queues)
+                return await self._by_script(queues, each)
             except rexc.NoPermissionError:
                 self.scripts_allowed = False  # e.g. an ACL user without @scripting: plain reads
-        return await self._by_commands(queues)
+        now_ms, counted = await self._by_commands(queues)
+        if each is not None:
+            for i, raw in enumerate(counted):
+                each(now_ms, i, raw)
+        return now_ms, counted
 
-    async def _by_script(self, queues: list[QueueKeys]) -> tuple[int, list[RawCounts]]:
+    async def _by_script(self, queues: list[QueueKeys],
+                         each: Callable[[int, int, RawCounts], None] | None) -> tuple[int, list[RawCounts]]:
         for attempt in (1, 2):
             if self._sha is None:
                 self._sha = await self._client.script_load(COUNT_SCRIPT)
-            packed, calls, order = self._packed(queues)
-            replies = await send_packed(self._client, packed, 1 + calls)
+            packed, calls, order, starts = self._packed(queues)
+            out: list = [None] * len(queues)
+            clock = [0]
+
+            def counted(i: int, reply) -> None:
+                # reply 0 is TIME; reply i is call i-1: its queues are order[starts[i-1]:]
+                if i == 0:
+                    clock[0] = _ms(reply)
+                    return
+                at = starts[i - 1]
+                for j in range(0, len(reply), WIDTH):
+                    index = order[at + j // WIDTH]
+                    out[index] = raw = _raw(reply[j:j + WIDTH])
+                    if each is not None:
+                        each(clock[0], index, raw)
+
+            replies = await send_packed(self._client, packed, 1 + calls, counted)
             if attempt == 1 and any(isinstance(r, rexc.NoScriptError) for r in replies):
                 self._sha = None  # the server lost its script cache (restart, SCRIPT FLUSH): load it again
                 continue
             for r in replies:
                 if isinstance(r, Exception):
                     raise r
-            flat = [value for r in replies[1:] for value in r]
-            counted = [_raw(flat[i:i + WIDTH]) for i in range(0, len(flat), WIDTH)]
-            if self.by_slot:  # calls grouped by slot: back to the callers' order
-                out = counted[:]
-                for position, index in enumerate(order):
-                    out[index] = counted[position]
-                return _ms(replies[0]), out
-            return _ms(replies[0]), counted
+            return clock[0], out
         raise AssertionError("unreachable")
 
-    def _packed(self, queues: list[QueueKeys]) -> tuple[bytes, int, list[int]]:
+    def _packed(self, queues: list[QueueKeys]) -> tuple[bytes, int, list[int], list[int]]:
         """TIME and the EVALSHA calls for these queues, packed once and kept while the poller asks
-        for the same queues again (packing 10,000 key names was a third of a refresh); and the
-        queues' indexes in the order the calls count them."""
+        for the same queues again (packing 10,000 key names was a third of a refresh); the
+        queues' indexes in the order the calls count them, and where each call's queues start in it."""
         cache_key = (self._sha, tuple(queues))
         if self._pack_cache is None or self._pack_cache[0] != cache_key:
-            parts, calls, order = [pack_command("TIME")], 0, []
+            parts, order, starts = [pack_command("TIME")], [], []
             for call in calls_by_slot(queues) if self.by_slot else _chunks(range(len(queues))):
                 keys = [key for i in call for key in _key_args(queues[i])]
                 parts.append(pack_command("EVALSHA", self._sha or "", len(keys), *keys))
-                calls += 1
+                starts.append(len(order))
                 order += call
-            self._pack_cache = (cache_key, b"".join(parts), calls, order)
-        return self._pack_cache[1], self._pack_cache[2], self._pack_cache[3]
+            self._pack_cache = (cache_key, b"".join(parts), len(starts), order, starts)
+        return self._pack_cache[1], self._pack_cache[2], self._pack_cache[3], self._pack_cache[4]
 
     async def _by_commands(self, queues: list[QueueKeys]) -> tuple[int, list[RawCounts]]:
         pipe = self._client.pipeline(transaction=False)
