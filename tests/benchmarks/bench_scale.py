@@ -1,8 +1,9 @@
-"""The production-scale benchmark suite: queue-console against BullMQ's own calls, in one run.
+"""The production-scale BullMQ benchmarks: queue-console against BullMQ's own calls, in one run (the
+BullMQ part of the whole suite, ``python -m tests.benchmarks``).
 
     python -m tests.benchmarks.bench_scale [--port 6441] [--queues 1000] [--big 1000000] [--out docs/performance.md]
 
-The one command for the whole suite: after the scale section it runs tests/benchmarks/bench_bullmq.py
+After the scale section it runs tests/benchmarks/bench_bullmq.py
 (the detailed reader sections, memory, bulk retry) on a second private server (``--port`` + 1),
 which keeps this section in the document (``--no-detail`` skips it).
 
