@@ -75,7 +75,18 @@ class LockJobs:
         self.conn = await asyncpg.connect(self.url, timeout=10)
         self.tx = self.conn.transaction()
         await self.tx.start()
-        await self.conn.execute(f'LOCK TABLE "{SCHEMA}".job IN ACCESS EXCLUSIVE MODE')
+        # the lock waits for every transaction that touched the table: bounded, so that a console
+        # session left idle in a transaction fails here, named, instead of hanging the test
+        await self.conn.execute("SET LOCAL lock_timeout = '30s'")
+        try:
+            await self.conn.execute(f'LOCK TABLE "{SCHEMA}".job IN ACCESS EXCLUSIVE MODE')
+        except asyncpg.LockNotAvailableError:
+            async with h.admin(self.url) as admin:
+                holders = await admin.fetch(
+                    "SELECT application_name, state, now() - xact_start AS in_xact, wait_event, left(query, 200) AS query "
+                    "FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname = current_database()")
+            await self.heal()
+            raise AssertionError(f"LOCK TABLE waited 30 s; the sessions: {[dict(r) for r in holders]}") from None
 
     async def heal(self) -> None:
         if self.tx is not None:
