@@ -25,8 +25,7 @@ queue and row of the call is read exactly. Any other error (NOPERM, ...) fails t
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import redis.asyncio as aioredis
 from redis import exceptions as rexc
@@ -101,9 +100,10 @@ QUEUES_PER_CALL = 16
 WIDTH = 16
 
 
-@dataclass(frozen=True)
-class RawCounts:
-    """One queue as stored: list lengths without pre-v5 markers, zset sizes, meta fields."""
+class RawCounts(NamedTuple):
+    """One queue as stored: list lengths without pre-v5 markers, zset sizes, meta fields. A tuple
+    (its first 8 items are the counts): a frozen dataclass's ``__init__`` was a tenth of a
+    1,000-queue refresh."""
 
     wait: int
     paused_list: int
@@ -130,12 +130,12 @@ def _malformed(indexes) -> RawCounts:
 
 def _raw(reply: list) -> RawCounts:
     """One queue's WIDTH values (a Lua false, i.e. a missing meta field, arrives as None); the
-    marker ``-1, {key indexes}`` for a queue with keys of the wrong type."""
+    marker ``-1, {key indexes}`` for a queue with keys of the wrong type. The first 9 and the last
+    are integer replies (LLEN, ZCARD, EXISTS, PTTL, or the fallback's ints): no conversion."""
     if reply[0] == -1:
         return _malformed(int(i) - 1 for i in reply[1])
-    n = [int(x) for x in reply[:9]]
-    return RawCounts(*n[:8], meta_paused_key=bool(n[8]), meta=tuple(reply[9:14]), limiter_count=reply[14],
-                     limiter_pttl=int(reply[15]))
+    return RawCounts(reply[0], reply[1], reply[2], reply[3], reply[4], reply[5], reply[6], reply[7],
+                     reply[8] == 1, tuple(reply[9:14]), reply[14], reply[15])
 
 
 def _key_args(k: QueueKeys) -> list[str]:
