@@ -62,6 +62,8 @@ async def test_one_script_call_per_queue_and_numbers_equal_getJobCounts(private_
         # one EVALSHA for up to QUEUES_PER_CALL queues; no per-key commands sent from the client
         assert stats["cmdstat_evalsha"]["calls"] == 1
         assert "cmdstat_hmget" not in stats or stats["cmdstat_hmget"]["calls"] == len(refs)  # inside the script
+        # Bull's meta-paused flag is read for the Bull queue only (BullMQ writes no such key)
+        assert stats["cmdstat_exists"]["calls"] == sum(q.backend == "bull" for q in refs) == 1
         # markers are still there: counting never writes (BullMQ's own getJobCounts below RPOPs them)
         assert sync.lindex(f"{PREFIX}:legacy:wait", -1) == b"0:1700000000123"
         for st in statuses:

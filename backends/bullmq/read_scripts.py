@@ -61,6 +61,8 @@ local function jobs_in_list(bad, key, i)
   end
   return n
 end
+-- ARGV[1]: one letter per queue, 'm' for a BullMQ queue (no meta-paused key to read: only Bull writes one)
+local kinds = ARGV[1] or ''
 local out = {}
 for q = 0, #KEYS / 11 - 1 do
   local k, o, bad = q * 11, q * 16, {}
@@ -74,7 +76,8 @@ for q = 0, #KEYS / 11 - 1 do
   local v6 = call(bad, 6, 'ZCARD', KEYS[k + 6])
   local v7 = call(bad, 7, 'ZCARD', KEYS[k + 7])
   local v8 = call(bad, 8, 'ZCARD', KEYS[k + 8])
-  local v9 = call(bad, 10, 'EXISTS', KEYS[k + 10])
+  local v9 = 0
+  if sub(kinds, q + 1, q + 1) ~= 'm' then v9 = call(bad, 10, 'EXISTS', KEYS[k + 10]) end
   local limiter = call(bad, 11, 'GET', KEYS[k + 11])
   -- no limiter key: PTTL would answer -2
   local pttl = -2
@@ -155,14 +158,17 @@ class QueueCounter:
         self.by_slot = by_slot
 
     async def count(self, queues: list[QueueKeys],
-                    each: Callable[[int, int, RawCounts], None] | None = None) -> tuple[int, list[RawCounts]]:
+                    each: Callable[[int, int, RawCounts], None] | None = None,
+                    bullmq: list[bool] | None = None) -> tuple[int, list[RawCounts]]:
         """The server clock (ms) and every queue's counts, in one pipelined round trip.
         ``each(now_ms, index, counts)``, if given, is called for every queue (``index`` into
         ``queues``) as soon as its call's reply is read, while the server still runs the calls after
-        it; after a retry (the server lost the script) it is called again for every queue."""
+        it; after a retry (the server lost the script) it is called again for every queue.
+        ``bullmq[i]`` True: queue i is a BullMQ queue, whose ``meta-paused`` key (Bull's pause flag)
+        is not read by the script (``meta_paused_key`` False): one Redis call fewer per queue."""
         if self.scripts_allowed:
             try:
-                return await self._by_script(queues, each)
+                return await self._by_script(queues, each, bullmq)
             except rexc.NoPermissionError:
                 self.scripts_allowed = False  # e.g. an ACL user without @scripting: plain reads
         now_ms, counted = await self._by_commands(queues)
@@ -171,12 +177,12 @@ class QueueCounter:
                 each(now_ms, i, raw)
         return now_ms, counted
 
-    async def _by_script(self, queues: list[QueueKeys],
-                         each: Callable[[int, int, RawCounts], None] | None) -> tuple[int, list[RawCounts]]:
+    async def _by_script(self, queues: list[QueueKeys], each: Callable[[int, int, RawCounts], None] | None,
+                         bullmq: list[bool] | None) -> tuple[int, list[RawCounts]]:
         for attempt in (1, 2):
             if self._sha is None:
                 self._sha = await self._client.script_load(COUNT_SCRIPT)
-            packed, calls, order, starts = self._packed(queues)
+            packed, calls, order, starts = self._packed(queues, bullmq)
             out: list = [None] * len(queues)
             clock = [0]
 
@@ -202,16 +208,17 @@ class QueueCounter:
             return clock[0], out
         raise AssertionError("unreachable")
 
-    def _packed(self, queues: list[QueueKeys]) -> tuple[bytes, int, list[int], list[int]]:
+    def _packed(self, queues: list[QueueKeys], bullmq: list[bool] | None = None) -> tuple[bytes, int, list[int], list[int]]:
         """TIME and the EVALSHA calls for these queues, packed once and kept while the poller asks
         for the same queues again (packing 10,000 key names was a third of a refresh); the
         queues' indexes in the order the calls count them, and where each call's queues start in it."""
-        cache_key = (self._sha, tuple(queues))
+        cache_key = (self._sha, tuple(queues), None if bullmq is None else tuple(bullmq))
         if self._pack_cache is None or self._pack_cache[0] != cache_key:
             parts, order, starts = [pack_command("TIME")], [], []
             for call in calls_by_slot(queues) if self.by_slot else _chunks(range(len(queues))):
                 keys = [key for i in call for key in _key_args(queues[i])]
-                parts.append(pack_command("EVALSHA", self._sha or "", len(keys), *keys))
+                kinds = "".join("m" if bullmq is not None and bullmq[i] else "b" for i in call)
+                parts.append(pack_command("EVALSHA", self._sha or "", len(keys), *keys, kinds))
                 starts.append(len(order))
                 order += call
             self._pack_cache = (cache_key, b"".join(parts), len(starts), order, starts)

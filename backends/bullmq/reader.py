@@ -162,7 +162,7 @@ class BullMQReader(ComposedReader):
         #: per queue, as read at the last discovery: which generation writes it (versions.py)
         self._generations: dict[tuple, versions.Generation] = {}
         #: statuses(): the last queue list, its QueueKeys and QueueRef.key tuples (Reader._keys_of)
-        self._keys_cache: tuple[list[QueueRef], list[QueueKeys], list[tuple]] | None = None
+        self._keys_cache: tuple[list[QueueRef], list[QueueKeys], list[tuple], list[bool]] | None = None
         self._tp = _ThroughputState()
         self._counter = QueueCounter(client, by_slot=cluster_node is not None)
         self._row_reader = HashFieldsReader(client)
@@ -368,7 +368,7 @@ class BullMQReader(ComposedReader):
         if not queues:
             return []
         out: list = [None] * len(queues)
-        keys, queue_keys = self._keys_of(queues)
+        keys, queue_keys, bullmq = self._keys_of(queues)
         status, generations = self._status, self._generations
 
         def counted(now_ms: int, i: int, raw: RawCounts) -> None:
@@ -377,15 +377,17 @@ class BullMQReader(ComposedReader):
         async with redis_errors(self.url):
             # each queue's record is built as its call's reply comes in, while Redis runs the next
             # calls: built after the last reply, the records were a third of a 1,000-queue refresh
-            await self._counter.count(keys, counted)
+            await self._counter.count(keys, counted, bullmq)
         return out
 
-    def _keys_of(self, queues: list[QueueRef]) -> tuple[list[QueueKeys], list[tuple]]:
-        """Each queue's QueueKeys and ``QueueRef.key``, kept while the poller asks for the same
-        queues again (the list compares its items by identity first, so the same refs cost ~µs)."""
+    def _keys_of(self, queues: list[QueueRef]) -> tuple[list[QueueKeys], list[tuple], list[bool]]:
+        """Each queue's QueueKeys, ``QueueRef.key`` and whether it is a BullMQ (not Bull) queue,
+        kept while the poller asks for the same queues again (the list compares its items by
+        identity first, so the same refs cost microseconds)."""
         if self._keys_cache is None or self._keys_cache[0] != queues:
-            self._keys_cache = (list(queues), [QueueKeys(q.namespace, q.name) for q in queues], [q.key for q in queues])
-        return self._keys_cache[1], self._keys_cache[2]
+            self._keys_cache = (list(queues), [QueueKeys(q.namespace, q.name) for q in queues],
+                                [q.key for q in queues], [q.backend == "bullmq" for q in queues])
+        return self._keys_cache[1], self._keys_cache[2], self._keys_cache[3]
 
     def _status(self, q: QueueRef, raw: RawCounts, now_ms: int, queue_key: tuple | None = None,
                 generations: dict | None = None) -> QueueStatus:
