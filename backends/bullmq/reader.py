@@ -161,7 +161,7 @@ class BullMQReader(ComposedReader):
         self._acl_denied: dict[tuple, str] = {}
         #: per queue, as read at the last discovery: which generation writes it (versions.py)
         self._generations: dict[tuple, versions.Generation] = {}
-        #: statuses(): the last queue list, its QueueKeys and QueueRef.key tuples (Reader._keys_of)
+        #: statuses(): the last queue list, its QueueKeys, QueueRef.key tuples and BullMQ flags (_keys_of)
         self._keys_cache: tuple[list[QueueRef], list[QueueKeys], list[tuple], list[bool]] | None = None
         self._tp = _ThroughputState()
         self._counter = QueueCounter(client, by_slot=cluster_node is not None)
@@ -369,10 +369,10 @@ class BullMQReader(ComposedReader):
             return []
         out: list = [None] * len(queues)
         keys, queue_keys, bullmq = self._keys_of(queues)
-        status, generations = self._status, self._generations
+        status = self._status
 
         def counted(now_ms: int, i: int, raw: RawCounts) -> None:
-            out[i] = status(queues[i], raw, now_ms, queue_keys[i], generations)
+            out[i] = status(queues[i], raw, now_ms, queue_keys[i])
 
         async with redis_errors(self.url):
             # each queue's record is built as its call's reply comes in, while Redis runs the next
@@ -389,8 +389,7 @@ class BullMQReader(ComposedReader):
                                 [q.key for q in queues], [q.backend == "bullmq" for q in queues])
         return self._keys_cache[1], self._keys_cache[2], self._keys_cache[3]
 
-    def _status(self, q: QueueRef, raw: RawCounts, now_ms: int, queue_key: tuple | None = None,
-                generations: dict | None = None) -> QueueStatus:
+    def _status(self, q: QueueRef, raw: RawCounts, now_ms: int, queue_key: tuple | None = None) -> QueueStatus:
         """One queue's status from its counts as stored (QueueCounter). The values are the count
         script's integer replies (or the fallback's), so the record is built without validation."""
         if raw.wrong_types:
@@ -418,8 +417,7 @@ class BullMQReader(ComposedReader):
             gen, facts = _meta_facts(version, concurrency, rate_max, rate_duration, paused_list)
             info = dict(facts)
             # the same evidence as versions.read_evidence, so capabilities follow every refresh
-            (self._generations if generations is None else generations)[
-                q.key if queue_key is None else queue_key] = gen
+            self._generations[q.key if queue_key is None else queue_key] = gen
             # a limiter with no time left (or none: PTTL -2) holds nothing back, whatever its count
             ttl = rate_limit_ttl(rate_max, raw.limiter_count, raw.limiter_pttl) if raw.limiter_pttl > 0 else 0
             if ttl > 0:
