@@ -62,6 +62,8 @@ async def test_one_script_call_per_queue_and_numbers_equal_getJobCounts(private_
         # one EVALSHA for up to QUEUES_PER_CALL queues; no per-key commands sent from the client
         assert stats["cmdstat_evalsha"]["calls"] == 1
         assert "cmdstat_hmget" not in stats or stats["cmdstat_hmget"]["calls"] == len(refs)  # inside the script
+        # Bull's meta-paused flag is read for the Bull queue only (BullMQ writes no such key)
+        assert stats["cmdstat_exists"]["calls"] == sum(q.backend == "bull" for q in refs) == 1
         # markers are still there: counting never writes (BullMQ's own getJobCounts below RPOPs them)
         assert sync.lindex(f"{PREFIX}:legacy:wait", -1) == b"0:1700000000123"
         for st in statuses:
@@ -78,6 +80,36 @@ async def test_one_script_call_per_queue_and_numbers_equal_getJobCounts(private_
         assert by_name["plain"].info == {"version": "bullmq:6.7.0", "global concurrency": "4",
                                          "rate limit": "10 per 1000 ms"}
         assert by_name["bullq"].paused is True and by_name["bullq"].counts["waiting"] == 2
+    finally:
+        await reader.close()
+
+
+async def test_records_built_without_validation_equal_validated_ones_and_follow_every_refresh(private_redis, sync):
+    """statuses() builds its records without pydantic validation and keeps per-queue constants (keys,
+    meta facts, the generation) between calls: the records must still be what validation gives, and
+    a change between two refreshes of the same queue list must show in the next one."""
+    from backends.contract import QueueStatus
+
+    _layout(sync)
+    reader = await _reader(private_redis.url)
+    try:
+        refs = (await reader.discover()).queues
+        for st in await reader.statuses(refs):
+            assert QueueStatus.model_validate(st.model_dump()) == st
+            assert all(type(v) is int for v in st.native.values())
+            assert all(type(v) is int for k, v in st.counts.items() if k != "cancelled")
+            assert type(st.paused) is bool and type(st.server_time_ms) is int
+        plain = next(q for q in refs if q.name == "plain")
+        assert reader._generations[plain.key].scripts == "v6"
+        sync.hset(f"{PREFIX}:plain:meta", mapping={"version": "bullmq:5.1.0", "concurrency": 2})
+        sync.lpush(f"{PREFIX}:plain:wait", "8")
+        by_name = {s.queue.name: s for s in await reader.statuses(refs)}  # the same list object again
+        assert by_name["plain"].native["waiting"] == 4
+        assert by_name["plain"].info["version"] == "bullmq:5.1.0" and by_name["plain"].info["global concurrency"] == "2"
+        assert reader._generations[plain.key].scripts == "v5"
+        flipped = list(reversed(refs))
+        assert [(s.queue.name, s.native) for s in await reader.statuses(flipped)] == \
+               [(q.name, by_name[q.name].native) for q in flipped]
     finally:
         await reader.close()
 

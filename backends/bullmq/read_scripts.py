@@ -25,8 +25,7 @@ queue and row of the call is read exactly. Any other error (NOPERM, ...) fails t
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import redis.asyncio as aioredis
 from redis import exceptions as rexc
@@ -62,6 +61,8 @@ local function jobs_in_list(bad, key, i)
   end
   return n
 end
+-- ARGV[1]: one letter per queue, 'm' for a BullMQ queue (no meta-paused key to read: only Bull writes one)
+local kinds = ARGV[1] or ''
 local out = {}
 for q = 0, #KEYS / 11 - 1 do
   local k, o, bad = q * 11, q * 16, {}
@@ -75,7 +76,8 @@ for q = 0, #KEYS / 11 - 1 do
   local v6 = call(bad, 6, 'ZCARD', KEYS[k + 6])
   local v7 = call(bad, 7, 'ZCARD', KEYS[k + 7])
   local v8 = call(bad, 8, 'ZCARD', KEYS[k + 8])
-  local v9 = call(bad, 10, 'EXISTS', KEYS[k + 10])
+  local v9 = 0
+  if sub(kinds, q + 1, q + 1) ~= 'm' then v9 = call(bad, 10, 'EXISTS', KEYS[k + 10]) end
   local limiter = call(bad, 11, 'GET', KEYS[k + 11])
   -- no limiter key: PTTL would answer -2
   local pttl = -2
@@ -101,9 +103,10 @@ QUEUES_PER_CALL = 16
 WIDTH = 16
 
 
-@dataclass(frozen=True)
-class RawCounts:
-    """One queue as stored: list lengths without pre-v5 markers, zset sizes, meta fields."""
+class RawCounts(NamedTuple):
+    """One queue as stored: list lengths without pre-v5 markers, zset sizes, meta fields. A tuple
+    (its first 8 items are the counts): a frozen dataclass's ``__init__`` was a tenth of a
+    1,000-queue refresh."""
 
     wait: int
     paused_list: int
@@ -130,12 +133,12 @@ def _malformed(indexes) -> RawCounts:
 
 def _raw(reply: list) -> RawCounts:
     """One queue's WIDTH values (a Lua false, i.e. a missing meta field, arrives as None); the
-    marker ``-1, {key indexes}`` for a queue with keys of the wrong type."""
+    marker ``-1, {key indexes}`` for a queue with keys of the wrong type. The first 9 and the last
+    are integer replies (LLEN, ZCARD, EXISTS, PTTL, or the fallback's ints): no conversion."""
     if reply[0] == -1:
         return _malformed(int(i) - 1 for i in reply[1])
-    n = [int(x) for x in reply[:9]]
-    return RawCounts(*n[:8], meta_paused_key=bool(n[8]), meta=tuple(reply[9:14]), limiter_count=reply[14],
-                     limiter_pttl=int(reply[15]))
+    return RawCounts(reply[0], reply[1], reply[2], reply[3], reply[4], reply[5], reply[6], reply[7],
+                     reply[8] == 1, tuple(reply[9:14]), reply[14], reply[15])
 
 
 def _key_args(k: QueueKeys) -> list[str]:
@@ -155,14 +158,17 @@ class QueueCounter:
         self.by_slot = by_slot
 
     async def count(self, queues: list[QueueKeys],
-                    each: Callable[[int, int, RawCounts], None] | None = None) -> tuple[int, list[RawCounts]]:
+                    each: Callable[[int, int, RawCounts], None] | None = None,
+                    bullmq: list[bool] | None = None) -> tuple[int, list[RawCounts]]:
         """The server clock (ms) and every queue's counts, in one pipelined round trip.
         ``each(now_ms, index, counts)``, if given, is called for every queue (``index`` into
         ``queues``) as soon as its call's reply is read, while the server still runs the calls after
-        it; after a retry (the server lost the script) it is called again for every queue."""
+        it; after a retry (the server lost the script) it is called again for every queue.
+        ``bullmq[i]`` True: queue i is a BullMQ queue, whose ``meta-paused`` key (Bull's pause flag)
+        is not read by the script (``meta_paused_key`` False): one Redis call fewer per queue."""
         if self.scripts_allowed:
             try:
-                return await self._by_script(queues, each)
+                return await self._by_script(queues, each, bullmq)
             except rexc.NoPermissionError:
                 self.scripts_allowed = False  # e.g. an ACL user without @scripting: plain reads
         now_ms, counted = await self._by_commands(queues)
@@ -171,12 +177,12 @@ class QueueCounter:
                 each(now_ms, i, raw)
         return now_ms, counted
 
-    async def _by_script(self, queues: list[QueueKeys],
-                         each: Callable[[int, int, RawCounts], None] | None) -> tuple[int, list[RawCounts]]:
+    async def _by_script(self, queues: list[QueueKeys], each: Callable[[int, int, RawCounts], None] | None,
+                         bullmq: list[bool] | None) -> tuple[int, list[RawCounts]]:
         for attempt in (1, 2):
             if self._sha is None:
                 self._sha = await self._client.script_load(COUNT_SCRIPT)
-            packed, calls, order, starts = self._packed(queues)
+            packed, calls, order, starts = self._packed(queues, bullmq)
             out: list = [None] * len(queues)
             clock = [0]
 
@@ -202,16 +208,17 @@ class QueueCounter:
             return clock[0], out
         raise AssertionError("unreachable")
 
-    def _packed(self, queues: list[QueueKeys]) -> tuple[bytes, int, list[int], list[int]]:
+    def _packed(self, queues: list[QueueKeys], bullmq: list[bool] | None = None) -> tuple[bytes, int, list[int], list[int]]:
         """TIME and the EVALSHA calls for these queues, packed once and kept while the poller asks
         for the same queues again (packing 10,000 key names was a third of a refresh); the
         queues' indexes in the order the calls count them, and where each call's queues start in it."""
-        cache_key = (self._sha, tuple(queues))
+        cache_key = (self._sha, tuple(queues), None if bullmq is None else tuple(bullmq))
         if self._pack_cache is None or self._pack_cache[0] != cache_key:
             parts, order, starts = [pack_command("TIME")], [], []
             for call in calls_by_slot(queues) if self.by_slot else _chunks(range(len(queues))):
                 keys = [key for i in call for key in _key_args(queues[i])]
-                parts.append(pack_command("EVALSHA", self._sha or "", len(keys), *keys))
+                kinds = "".join("m" if bullmq is not None and bullmq[i] else "b" for i in call)
+                parts.append(pack_command("EVALSHA", self._sha or "", len(keys), *keys, kinds))
                 starts.append(len(order))
                 order += call
             self._pack_cache = (cache_key, b"".join(parts), len(starts), order, starts)

@@ -74,7 +74,7 @@ async def counts(r, url: str, turns: int) -> list[Tally]:
     keys = [QueueKeys(q.namespace, q.name) for q in refs]
 
     async def serial(_refs):
-        now, raws = await reader._counter.count(keys)
+        now, raws = await reader._counter.count(keys, bullmq=[True] * len(keys))
         return [reader._status(q, raw, now) for q, raw in zip(refs, raws)]
 
     sides = {"node": Tally("BullMQ for Node", "`Promise.all` of 1,000 `getJobCounts()`"),
