@@ -486,9 +486,13 @@ class Poller:
                 for g in await call_with_timeout(reader.gauges(disc.queues), self.options.op_timeout,
                                                  f"reading waiting age and workers at {self.url}"):
                     self.snapshot.gauges[g.queue.key] = g
-        from backends.postgres_topology import standby_state
+        if any(getattr(getattr(r, "url", None), "kind", None) == "postgres" for r in self.readers):
+            # imported here: it imports asyncpg (~1.4 MiB), which a console on Redis alone never needs
+            from backends.postgres_topology import standby_state
 
-        self.snapshot.standby = await standby_state(self.readers, self.options.op_timeout)
+            self.snapshot.standby = await standby_state(self.readers, self.options.op_timeout)
+        else:
+            self.snapshot.standby = None
         self._tick += 1
         listed = {q.key for disc in self.snapshot.discoveries for q in disc.queues}
         if full:  # queues no discovery lists any more go, with their histories

@@ -416,6 +416,10 @@ KEYS = [
 BEFORE = {"jk_ms": "86 ms (to idle)", "pagedown_ms": "467 ms (to idle)", "next_page_ms": "234 ms (to idle)"}
 
 
+#: the TUI's RSS budget, 100 MB, in the MiB that VmRSS is read in (the check compared with 100 MiB)
+RSS_BUDGET_MIB = 100e6 / 2**20
+
+
 def _tui_misses(res: dict) -> list[str]:
     misses = []
     if res["first_rows_s"] >= 1:
@@ -424,7 +428,7 @@ def _tui_misses(res: dict) -> list[str]:
         misses.append(f"first rows with the kept scan ({res['kept_first_rows_s']:.2f} s)")
     if res["idle_cpu_pct"] >= 5:
         misses.append(f"idle CPU ({res['idle_cpu_pct']:.1f}%)")
-    if res["rss_end_mib"] >= 100:
+    if res["rss_end_mib"] >= RSS_BUDGET_MIB:
         misses.append(f"RSS ({res['rss_end_mib']:.0f} MiB)")
     for name, what, budget in KEYS:
         if res[name]["median"] >= budget:
