@@ -8,18 +8,21 @@ import asyncio
 import pytest
 
 ENV_NAMES = ("QUEUE_CONSOLE_URL", "QUEUE_CONSOLE_REFRESH", "QUEUE_CONSOLE_READ_ONLY", "QUEUE_CONSOLE_THEME",
-             "QUEUE_CONSOLE_CONTEXT", "QUEUE_CONSOLE_UTC", "QUEUE_CONSOLE_POLICY", "XDG_CONFIG_HOME")
+             "QUEUE_CONSOLE_CONTEXT", "QUEUE_CONSOLE_UTC", "QUEUE_CONSOLE_POLICY", "QUEUE_CONSOLE_STORE_PREFIX",
+             "XDG_CONFIG_HOME")
 
 
 @pytest.fixture(autouse=True)
 def isolated_env(monkeypatch, tmp_path):
-    """No developer config or environment leaks into a test."""
+    """No developer config or environment leaks into a test; returns the (empty) config file the
+    test may write."""
     for name in ENV_NAMES:
         monkeypatch.delenv(name, raising=False)
     cfg = tmp_path / "empty.toml"
     cfg.write_text("")
     monkeypatch.setenv("QUEUE_CONSOLE_CONFIG", str(cfg))
     monkeypatch.setenv("HOME", str(tmp_path))
+    return cfg
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

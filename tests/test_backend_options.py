@@ -18,20 +18,11 @@ from backends.registry import ConnectOptions, backend_options, declarations, dec
 from console.cli import _flags, build_parser, main
 from console.config import ConfigError, Context, Settings, check_file, load
 from console.connections import connect_options
+from tests.cli_harness import isolated_env  # noqa: F401 (autouse: no developer config or environment)
 
 #: what ConnectOptions may hold as fields: nothing of any one backend
 GENERIC = {"backend", "connect_timeout", "op_timeout", "discovery_budget_s", "store_prefix", "store_schema",
            "client_name", "read_only", "discovery_cache", "write_url", "extra"}
-
-
-@pytest.fixture(autouse=True)
-def isolated_config(monkeypatch, tmp_path):
-    for name in ("QUEUE_CONSOLE_URL", "QUEUE_CONSOLE_CONTEXT", "XDG_CONFIG_HOME"):
-        monkeypatch.delenv(name, raising=False)
-    cfg = tmp_path / "qc.toml"
-    cfg.write_text("")
-    monkeypatch.setenv("QUEUE_CONSOLE_CONFIG", str(cfg))
-    return cfg
 
 
 def _settings(*argv: str) -> Settings:
@@ -69,8 +60,8 @@ def test_shared_flags_are_declared_by_each_backend_that_reads_them():
     assert declared_options()["prefixes"].repeatable and declared_options()["gello_prefixes"].repeatable
 
 
-def test_builtin_options_keep_their_flags_keys_and_precedence(isolated_config):
-    isolated_config.write_text('prefixes = ["file"]\nschema = "file_s"\ngello_prefixes = "gfile"\n'
+def test_builtin_options_keep_their_flags_keys_and_precedence(isolated_env):
+    isolated_env.write_text('prefixes = ["file"]\nschema = "file_s"\ngello_prefixes = "gfile"\n'
                                '[contexts.c]\nprefixes = ["ctx"]\ngello_schema = "gctx"\n'
                                '[contexts.empty]\nprefixes = []\n')
     s = _settings()
@@ -110,7 +101,7 @@ def test_a_builtin_option_of_the_wrong_type_names_file_key_and_value(tmp_path):
         check_file(path)
 
 
-def test_gello_prefix_flag_and_context_key_find_gello_on_redis(capsys, isolated_config, redis_url, prefix):
+def test_gello_prefix_flag_and_context_key_find_gello_on_redis(capsys, isolated_env, redis_url, prefix):
     """``--gello-prefix`` (and the context key ``gello_prefixes``) reach Gello's detection and reader
     without ``--backend gello``: a queue made by the reference producer is listed next to BullMQ's."""
     import redis.asyncio as aioredis
@@ -135,7 +126,7 @@ def test_gello_prefix_flag_and_context_key_find_gello_on_redis(capsys, isolated_
 
     assert gello_queues() == []  # default Gello prefix "gello": not this test's
     assert gello_queues("--gello-prefix", f"{prefix}g") == ["mail"]
-    isolated_config.write_text(f'[contexts.t]\ngello_prefixes = ["{prefix}g"]\n')
+    isolated_env.write_text(f'[contexts.t]\ngello_prefixes = ["{prefix}g"]\n')
     assert gello_queues("--context", "t") == ["mail"]
     assert gello_queues("--context", "t", "--gello-prefix", f"{prefix}other") == []  # the flag wins
 
@@ -199,9 +190,9 @@ def plugin(tmp_path):
     _forget()
 
 
-def test_typed_options_are_converted_on_the_command_line_and_checked_in_the_config(plugin, isolated_config, capsys):
+def test_typed_options_are_converted_on_the_command_line_and_checked_in_the_config(plugin, isolated_env, capsys):
     plugin()
-    isolated_config.write_text("typedq_batch = 5\ntypedq_ratio = 2\ntypedq_fast = true\ntypedq_ports = 7000\n"
+    isolated_env.write_text("typedq_batch = 5\ntypedq_ratio = 2\ntypedq_fast = true\ntypedq_ports = 7000\n"
                                "[contexts.c]\ntypedq_ratio = 0.5\ntypedq_fast = false\ntypedq_ports = [1, 2]\n")
     s = _settings()
     assert (s.typedq_batch, s.typedq_ratio, s.typedq_fast, s.typedq_ports) == (5, 2.0, True, [7000])
@@ -232,10 +223,10 @@ def test_typed_options_are_converted_on_the_command_line_and_checked_in_the_conf
             ("typedq_fast = 1", "typedq_fast", "1", "true or false"),
             ('typedq_ports = [1, "2"]', "typedq_ports", "[1, '2']", "a list of integers"),
             ('[contexts.c]\ntypedq_fast = "yes"', "contexts.c.typedq_fast", "'yes'", "true or false")):
-        isolated_config.write_text(text + "\n")
+        isolated_env.write_text(text + "\n")
         with pytest.raises(ConfigError) as bad:
-            check_file(isolated_config)
-        assert f"config file {isolated_config}: key '{key}': bad value {value}: expected {kind}" == str(bad.value)
+            check_file(isolated_env)
+        assert f"config file {isolated_env}: key '{key}': bad value {value}: expected {kind}" == str(bad.value)
         with pytest.raises(SystemExit) as info:  # and every command refuses it, exit 2
             main(["config", "check"])
         assert info.value.code == 2 and f"key '{key}'" in capsys.readouterr().err

@@ -8,16 +8,11 @@ import pytest
 import redis
 
 from console.cli import main
+from tests.cli_harness import isolated_env  # noqa: F401 (autouse: no developer config or environment)
 
 
 @pytest.fixture
-def sync(private_redis, monkeypatch, tmp_path):
-    for name in ("QUEUE_CONSOLE_URL", "QUEUE_CONSOLE_CONTEXT"):
-        monkeypatch.delenv(name, raising=False)
-    cfg = tmp_path / "empty.toml"
-    cfg.write_text("")
-    monkeypatch.setenv("QUEUE_CONSOLE_CONFIG", str(cfg))
-    monkeypatch.setenv("HOME", str(tmp_path))
+def sync(private_redis):
     r = redis.Redis.from_url(private_redis.url)
     r.flushall()  # the test's own server
     yield r

@@ -14,6 +14,7 @@ import redis
 from backends.bullmq import discovery
 from backends.registry import ConnectOptions, open_readers
 from console.cli import main
+from tests.cli_harness import isolated_env  # noqa: F401 (autouse: no developer config or environment)
 
 FILL = """
 for i = 1, tonumber(ARGV[1]) do redis.call('SET', 'filler:' .. i, '1') end
@@ -22,13 +23,7 @@ return 1
 
 
 @pytest.fixture
-def sync(private_redis, monkeypatch, tmp_path):
-    for name in ("QUEUE_CONSOLE_URL", "QUEUE_CONSOLE_CONTEXT", "QUEUE_CONSOLE_STORE_PREFIX"):
-        monkeypatch.delenv(name, raising=False)
-    cfg = tmp_path / "empty.toml"
-    cfg.write_text("")
-    monkeypatch.setenv("QUEUE_CONSOLE_CONFIG", str(cfg))
-    monkeypatch.setenv("HOME", str(tmp_path))
+def sync(private_redis):
     r = redis.Redis.from_url(private_redis.url)
     r.flushall()  # the test's own server
     yield r

@@ -17,6 +17,7 @@ from backends.registry import ConnectOptions, open_readers
 from console.actions import Actions, Selection
 from console.cli import main
 from tests.private_redis import PrivateRedis, ReplyDropper
+from tests.cli_harness import isolated_env  # noqa: F401 (autouse: no developer config or environment)
 from tests.test_actions_bullmq import World, assert_conserved, job_states
 
 
@@ -37,16 +38,6 @@ async def pworld(private):
     w = World(private.url, f"qcr{uuid.uuid4().hex[:6]}")
     yield w
     await w.close()
-
-
-@pytest.fixture(autouse=True)
-def isolated_env(monkeypatch, tmp_path):
-    for name in ("QUEUE_CONSOLE_URL", "QUEUE_CONSOLE_READ_ONLY", "QUEUE_CONSOLE_CONTEXT"):
-        monkeypatch.delenv(name, raising=False)
-    cfg = tmp_path / "empty.toml"
-    cfg.write_text("")
-    monkeypatch.setenv("QUEUE_CONSOLE_CONFIG", str(cfg))
-    monkeypatch.setenv("HOME", str(tmp_path))
 
 
 def cli(capsys, *args) -> tuple[int, str, str]:

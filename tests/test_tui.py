@@ -209,21 +209,28 @@ async def test_read_only_hides_and_refuses_mutating_keys(redis_url, prefix, sync
         assert not sync_redis.hexists(f"{prefix}:ro:meta", "paused")
 
 
+async def _open_two_groups(pilot, app):
+    """From the overview's two queues (mail, sms) to the failures view with its two error groups."""
+    from console.screens.dead_letters import DeadLetterScreen
+
+    await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 2)
+    await pilot.press("f")
+    await wait_for(pilot, lambda: isinstance(app.screen, DeadLetterScreen))
+    screen = app.screen
+    groups = screen.query_one("#groups", DataTable)
+    await wait_for(pilot, lambda: groups.row_count == 2, what="two error groups")
+    return screen, groups
+
+
 async def test_failures_view_groups_filters_marks_all_and_retries(redis_url, prefix, sync_redis, monkeypatch):
     from console.screens.confirm import ConfirmScreen
-    from console.screens.dead_letters import DeadLetterScreen
 
     monkeypatch.setenv("QUEUE_CONSOLE_STORE_PREFIX", f"{prefix}:console")
     write_fixed_queue(sync_redis, prefix, "mail", failed=6, completed=0, waiting=0, delayed=0)
     write_fixed_queue(sync_redis, prefix, "sms", failed=3, completed=0, waiting=0, delayed=0)
     app = app_for(redis_url, prefix, store_prefix=f"{prefix}:console")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 2)
-        await pilot.press("f")
-        await wait_for(pilot, lambda: isinstance(app.screen, DeadLetterScreen))
-        screen = app.screen
-        groups = screen.query_one("#groups", DataTable)
-        await wait_for(pilot, lambda: groups.row_count == 2, what="two error groups")
+        screen, groups = await _open_two_groups(pilot, app)
         by_sig = {r[2]: r for r in rows(groups)}
         # 9 failures: i%3==0 -> "timeout after 5000ms" (mail: 2, sms: 1), others SMTP (mail: 4, sms: 2)
         assert by_sig["SMTP <n> mailbox unavailable for user <n>"][0] == "6"
@@ -649,18 +656,12 @@ async def test_times_local_with_offset_or_utc(redis_url, prefix, sync_redis, mon
 
 async def test_failures_view_keeps_the_group_after_a_retry_and_counts_per_queue(redis_url, prefix, sync_redis):
     from console.screens.confirm import ConfirmScreen
-    from console.screens.dead_letters import DeadLetterScreen
 
     write_fixed_queue(sync_redis, prefix, "mail", failed=6, completed=0, waiting=0, delayed=0)
     write_fixed_queue(sync_redis, prefix, "sms", failed=3, completed=0, waiting=0, delayed=0)
     app = app_for(redis_url, prefix, store_prefix=f"{prefix}:console")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 2)
-        await pilot.press("f")
-        await wait_for(pilot, lambda: isinstance(app.screen, DeadLetterScreen))
-        screen = app.screen
-        groups = screen.query_one("#groups", DataTable)
-        await wait_for(pilot, lambda: groups.row_count == 2, what="two error groups")
+        screen, groups = await _open_two_groups(pilot, app)
         by_sig = {r[2]: r for r in rows(groups)}
         assert by_sig["SMTP <n> mailbox unavailable for user <n>"][1] == "mail 4 · sms 2"
         assert by_sig["timeout after <n>ms"][1] == "mail 2 · sms 1"
